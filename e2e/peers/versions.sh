@@ -1,0 +1,8 @@
+# Versions of the peer servers the e2e suite builds (sourced by the build scripts).
+# A version change gives a new cache folder, so old builds are never reused by mistake.
+KUBE_VERSION=v1.33.13
+ETCD_DEB_VERSION=3.4.23
+JAEGER_VERSION=v1.76.0
+ZIPKIN_VERSION=3.5.1
+OTELCOL_VERSION=0.165.0
+HELM_VERSION=v3.19.0

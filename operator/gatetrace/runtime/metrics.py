@@ -1,0 +1,215 @@
+"""Minimal in-process metrics: counters, gauges and histograms with labels.
+
+Kept dependency-free on purpose; :func:`render_prometheus` writes the
+Prometheus text exposition format (0.0.4) that the gateway's ``/metrics``
+serves. Updates are plain dict operations, cheap enough for the hot path.
+"""
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+__all__ = [
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Labels",
+    "Registry",
+    "Sample",
+    "render_prometheus",
+]
+
+Labels = tuple[str, ...]
+DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    suffix: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+class _Metric:
+    kind = "untyped"
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help
+        self.labelnames = tuple(labelnames)
+
+    def _pairs(self, labels: Labels) -> tuple[tuple[str, str], ...]:
+        return tuple(zip(self.labelnames, labels, strict=True))
+
+    def samples(self) -> Iterator[Sample]:
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    kind = "counter"
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help, labelnames)
+        self._values: dict[Labels, float] = {}
+
+    def inc(self, labels: Labels = (), amount: float = 1) -> None:
+        values = self._values
+        values[labels] = values.get(labels, 0) + amount
+
+    def value(self, labels: Labels = ()) -> float:
+        return self._values.get(labels, 0)
+
+    def total(self) -> float:
+        return sum(self._values.values())
+
+    def items(self) -> Iterator[tuple[Labels, float]]:
+        return iter(list(self._values.items()))
+
+    def samples(self) -> Iterator[Sample]:
+        for labels, value in list(self._values.items()):
+            yield Sample("_total", self._pairs(labels), value)
+
+
+class Gauge(_Metric):
+    kind = "gauge"
+
+    def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
+        super().__init__(name, help, labelnames)
+        self._values: dict[Labels, float] = {}
+        self._functions: dict[Labels, Callable[[], float]] = {}
+
+    def set(self, value: float, labels: Labels = ()) -> None:
+        self._values[labels] = value
+
+    def inc(self, labels: Labels = (), amount: float = 1) -> None:
+        self._values[labels] = self._values.get(labels, 0) + amount
+
+    def set_function(self, function: Callable[[], float], labels: Labels = ()) -> None:
+        """Read the value from ``function`` at collection time (queue depth, ...)."""
+        self._functions[labels] = function
+
+    def value(self, labels: Labels = ()) -> float:
+        function = self._functions.get(labels)
+        return function() if function is not None else self._values.get(labels, 0)
+
+    def samples(self) -> Iterator[Sample]:
+        for labels, value in list(self._values.items()):
+            yield Sample("", self._pairs(labels), value)
+        for labels, function in list(self._functions.items()):
+            yield Sample("", self._pairs(labels), function())
+
+
+class Histogram(_Metric):
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> None:
+        super().__init__(name, help, labelnames)
+        self.buckets = tuple(sorted(buckets))
+        self._counts: dict[Labels, list[int]] = {}
+        self._sums: dict[Labels, float] = {}
+
+    def observe(self, value: float, labels: Labels = ()) -> None:
+        counts = self._counts.get(labels)
+        if counts is None:
+            counts = self._counts[labels] = [0] * (len(self.buckets) + 1)
+        index = 0
+        for bound in self.buckets:
+            if value <= bound:
+                break
+            index += 1
+        counts[index] += 1
+        self._sums[labels] = self._sums.get(labels, 0.0) + value
+
+    def count(self, labels: Labels = ()) -> int:
+        return sum(self._counts.get(labels, ()))
+
+    def samples(self) -> Iterator[Sample]:
+        for labels, counts in list(self._counts.items()):
+            pairs = self._pairs(labels)
+            cumulative = 0
+            for bound, count in zip((*self.buckets, math.inf), counts, strict=True):
+                cumulative += count
+                le = "+Inf" if math.isinf(bound) else repr(bound)
+                yield Sample("_bucket", (*pairs, ("le", le)), cumulative)
+            yield Sample("_sum", pairs, self._sums.get(labels, 0.0))
+            yield Sample("_count", pairs, cumulative)
+
+
+_M = TypeVar("_M", bound=_Metric)
+
+
+@dataclass
+class Registry:
+    """A named set of metrics; components own one and the gateway renders them all."""
+
+    metrics: dict[str, _Metric] = field(default_factory=dict)
+
+    def _get(self, cls: type[_M], name: str, help: str, labelnames: Sequence[str]) -> _M:
+        existing = self.metrics.get(name)
+        if existing is not None:
+            if not isinstance(existing, cls) or existing.labelnames != tuple(labelnames):
+                raise ValueError(f"metric {name!r} already registered with another type/labels")
+            return existing
+        metric = cls(name, help, labelnames)
+        self.metrics[name] = metric
+        return metric
+
+    def counter(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Counter:
+        return self._get(Counter, name, help, labelnames)
+
+    def gauge(self, name: str, help: str, labelnames: Sequence[str] = ()) -> Gauge:
+        return self._get(Gauge, name, help, labelnames)
+
+    def histogram(
+        self,
+        name: str,
+        help: str,
+        labelnames: Sequence[str] = (),
+        buckets: Sequence[float] = DEFAULT_BUCKETS,
+    ) -> Histogram:
+        metric = self._get(Histogram, name, help, labelnames)
+        if metric.buckets != tuple(sorted(buckets)) and not metric._counts:
+            metric.buckets = tuple(sorted(buckets))
+        return metric
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _format_value(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if math.isnan(value):
+        return "NaN"
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def render_prometheus(registries: Iterable[Registry]) -> str:
+    """The text exposition format of every metric; a name seen twice is rendered once."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for registry in registries:
+        for name, metric in list(registry.metrics.items()):
+            if name in seen:
+                continue
+            seen.add(name)
+            help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
+            lines.append(f"# HELP {name} {help_text}")
+            lines.append(f"# TYPE {name} {metric.kind}")
+            for sample in metric.samples():
+                if sample.labels:
+                    body = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels)
+                    lines.append(f"{name}{sample.suffix}{{{body}}} {_format_value(sample.value)}")
+                else:
+                    lines.append(f"{name}{sample.suffix} {_format_value(sample.value)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Propagation formats, one module per wire format (see :mod:`.base`)."""

@@ -1,0 +1,1 @@
+"""Reporters: the batching engine, encoders and transports for each backend."""

@@ -1,0 +1,1 @@
+"""Samplers: small objects with one ``should_sample`` method (see :mod:`.base`)."""

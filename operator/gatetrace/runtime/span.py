@@ -1,0 +1,338 @@
+"""Spans: the unit of work a trace is made of.
+
+A :class:`Span` is mutable while it runs and frozen by :meth:`Span.finish`.
+Spans that are not recording (sampled out, no priority upgrade possible) keep
+only their :class:`~gatetrace.runtime.spancontext.SpanContext` (so the trace
+still propagates) and make every setter a cheap no-op.
+
+Error/latency priority: a span whose sampler answered ``RECORD_ONLY``
+records everything but is not exported yet. The spans of that local trace
+share a :class:`PendingGroup`; when the group's local root finishes, the
+whole group is exported if any of its spans was :meth:`Span.upgrade`-d
+within the budget, and discarded otherwise.
+"""
+
+import enum
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+from gatetrace.runtime import spancontext as _sc
+
+__all__ = [
+    "LogRecord",
+    "PendingGroup",
+    "Reference",
+    "ReferenceType",
+    "Resource",
+    "Span",
+    "SpanKind",
+    "SpanLimits",
+    "Status",
+    "StatusCode",
+    "TagValue",
+    "UpgradeBudget",
+]
+
+TagValue = str | bool | int | float
+"""The tag (attribute) value types every reporter can encode."""
+
+
+class SpanKind(enum.Enum):
+    INTERNAL = "internal"
+    SERVER = "server"
+    CLIENT = "client"
+    PRODUCER = "producer"
+    CONSUMER = "consumer"
+
+
+class ReferenceType(enum.Enum):
+    CHILD_OF = "child_of"
+    FOLLOWS_FROM = "follows_from"
+
+
+class Reference(NamedTuple):
+    """A causal link to another span (OpenTracing/Jaeger references)."""
+
+    type: ReferenceType
+    context: _sc.SpanContext
+
+
+class StatusCode(enum.Enum):
+    UNSET = "unset"
+    OK = "ok"
+    ERROR = "error"
+
+
+class Status(NamedTuple):
+    code: StatusCode = StatusCode.UNSET
+    description: str = ""
+
+
+class LogRecord(NamedTuple):
+    """A timestamped event on a span (Jaeger log, Zipkin annotation, OTLP event)."""
+
+    timestamp_ns: int
+    fields: Mapping[str, TagValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """Who emits the spans: the service name and process-wide tags."""
+
+    service_name: str
+    tags: tuple[tuple[str, TagValue], ...] = ()
+    """Process tags (``hostname``, ``ip``, ``gatetrace.version``...), in order."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLimits:
+    """Bounds on what one span may hold; every cut is counted by the tracer's metrics."""
+
+    max_tags: int = 128
+    """Tags beyond this count are dropped (OpenTelemetry's attribute count limit)."""
+    max_tag_value_length: int = 4096
+    """String tag values and log field values longer than this are truncated."""
+    max_logs: int = 128
+    """Log records beyond this count are dropped."""
+    max_log_fields: int = 32
+    """Fields of one log record beyond this count are dropped."""
+    max_pending_spans: int = 512
+    """Spans buffered per local trace while its priority decision is pending."""
+
+
+class LimitCounter(Protocol):
+    """Where a span reports what its limits cut (``tags``, ``value``, ``logs``, ``log_fields``)."""
+
+    def limit_hit(self, what: str, amount: int = 1) -> None: ...
+
+
+class UpgradeBudget(Protocol):
+    """Grants priority upgrades (errors, slow requests) within a per-second budget."""
+
+    def try_acquire(self) -> bool: ...
+
+
+class PendingGroup:
+    """The spans of one local trace while its sampling decision is still open."""
+
+    __slots__ = ("budget", "decided", "on_export", "sampled", "spans", "upgrade_reason")
+
+    def __init__(self, budget: UpgradeBudget | None, on_export: Callable[["Span"], None]) -> None:
+        self.budget = budget
+        self.on_export = on_export
+        self.spans: list[Span] = []
+        self.sampled = False
+        self.decided = False
+        self.upgrade_reason = ""
+
+
+class Span:
+    """A unit of work. Create spans with :meth:`gatetrace.runtime.tracer.Tracer.start_span`."""
+
+    __slots__ = (
+        "_end_hook",
+        "_group",
+        "_limits",
+        "_metrics",
+        "_mono_start",
+        "context",
+        "end_ns",
+        "is_local_root",
+        "kind",
+        "logs",
+        "name",
+        "parent_id",
+        "recording",
+        "references",
+        "resource",
+        "sampled",
+        "start_ns",
+        "status",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        context: _sc.SpanContext,
+        name: str,
+        *,
+        kind: SpanKind,
+        parent_id: int | None,
+        resource: Resource,
+        references: Sequence[Reference],
+        sampled: bool,
+        recording: bool,
+        start_ns: int,
+        limits: SpanLimits,
+        metrics: LimitCounter,
+        end_hook: Callable[["Span"], None] | None,
+        group: PendingGroup | None = None,
+        is_local_root: bool = False,
+    ) -> None:
+        self.context = context
+        self.name = name
+        self.kind = kind
+        self.parent_id = parent_id
+        self.resource = resource
+        self.references: tuple[Reference, ...] = tuple(references)
+        self.sampled = sampled
+        self.recording = recording
+        self.start_ns = start_ns
+        self._mono_start = time.perf_counter_ns()
+        self.end_ns: int | None = None
+        self.tags: dict[str, TagValue] = {}
+        self.logs: list[LogRecord] = []
+        self.status = Status()
+        self._limits = limits
+        self._metrics = metrics
+        self._end_hook = end_hook
+        self._group = group
+        self.is_local_root = is_local_root
+
+    # -- reading ---------------------------------------------------------
+
+    @property
+    def trace_id(self) -> int:
+        return self.context.trace_id
+
+    @property
+    def span_id(self) -> int:
+        return self.context.span_id
+
+    @property
+    def duration_ns(self) -> int | None:
+        return None if self.end_ns is None else self.end_ns - self.start_ns
+
+    @property
+    def is_finished(self) -> bool:
+        return self.end_ns is not None
+
+    @property
+    def is_error(self) -> bool:
+        return self.status.code is StatusCode.ERROR
+
+    @property
+    def pending(self) -> bool:
+        """Recording, not sampled yet: a priority upgrade may still export it."""
+        return self._group is not None and not self._group.sampled
+
+    def __repr__(self) -> str:
+        return (
+            f"<Span {self.name!r} trace={self.context.trace_id_hex} "
+            f"span={self.context.span_id_hex} sampled={self.sampled}>"
+        )
+
+    # -- writing ---------------------------------------------------------
+
+    def set_tag(self, key: str, value: TagValue) -> None:
+        """Set one tag; no-op when not recording or finished; limits are counted."""
+        if not self.recording or self.end_ns is not None:
+            return
+        tags = self.tags
+        if key not in tags and len(tags) >= self._limits.max_tags:
+            self._metrics.limit_hit("tags")
+            return
+        if type(value) is str and len(value) > self._limits.max_tag_value_length:
+            value = value[: self._limits.max_tag_value_length]
+            self._metrics.limit_hit("value")
+        tags[key] = value
+
+    def set_tags(self, tags: Mapping[str, TagValue]) -> None:
+        for key, value in tags.items():
+            self.set_tag(key, value)
+
+    def set_operation_name(self, name: str) -> None:
+        if self.end_ns is None:
+            self.name = name
+
+    def log(self, fields: Mapping[str, TagValue], timestamp_ns: int | None = None) -> None:
+        """Record a timestamped event (``{"event": "retry", "attempt": 2}``)."""
+        if not self.recording or self.end_ns is not None:
+            return
+        limits = self._limits
+        if len(self.logs) >= limits.max_logs:
+            self._metrics.limit_hit("logs")
+            return
+        kept: dict[str, TagValue] = {}
+        for key, value in fields.items():
+            if len(kept) >= limits.max_log_fields:
+                self._metrics.limit_hit("log_fields")
+                break
+            if type(value) is str and len(value) > limits.max_tag_value_length:
+                value = value[: limits.max_tag_value_length]
+                self._metrics.limit_hit("value")
+            kept[key] = value
+        self.logs.append(LogRecord(timestamp_ns or time.time_ns(), kept))
+
+    def set_status(self, code: StatusCode, description: str = "") -> None:
+        if self.end_ns is None:
+            self.status = Status(code, description)
+            if code is StatusCode.ERROR:
+                self.set_tag("error", True)
+
+    def record_exception(self, exc: BaseException) -> None:
+        """Mark the span failed and log the exception (type and message)."""
+        self.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
+        self.set_tag("error.type", type(exc).__qualname__)
+        self.log({"event": "error", "error.kind": type(exc).__qualname__, "message": str(exc)})
+
+    def set_baggage_item(self, key: str, value: str) -> None:
+        """Add baggage to this span's context; children started afterwards inherit it."""
+        self.context = self.context._replace(baggage=self.context.baggage.with_entry(key, value))
+
+    def upgrade(self, reason: str) -> bool:
+        """Ask that this pending trace be exported (error/latency priority).
+
+        Returns True when the trace is (now or already) sampled. The budget is
+        charged once per trace.
+        """
+        group = self._group
+        if group is None:
+            return self.sampled
+        if group.sampled:
+            self.sampled = True
+            return True
+        if group.decided or (group.budget is not None and not group.budget.try_acquire()):
+            return False
+        group.sampled = True
+        group.upgrade_reason = reason
+        self.sampled = True
+        self.set_tag("sampling.priority.reason", reason)
+        return True
+
+    def finish(self, end_ns: int | None = None) -> None:
+        """End the span (idempotent) and hand it to the tracer's finished-span hook."""
+        if self.end_ns is not None:
+            return
+        if end_ns is None:
+            end_ns = self.start_ns + max(time.perf_counter_ns() - self._mono_start, 0)
+        self.end_ns = end_ns
+        group = self._group
+        if group is not None:
+            self._finish_pending(group)
+        elif self.sampled and self._end_hook is not None:
+            self._end_hook(self)
+
+    def _finish_pending(self, group: PendingGroup) -> None:
+        if group.decided:
+            if group.sampled:
+                self.sampled = True
+                group.on_export(self)
+            return
+        if not self.is_local_root:
+            if len(group.spans) < self._limits.max_pending_spans:
+                group.spans.append(self)
+            else:
+                self._metrics.limit_hit("pending_spans")
+            return
+        group.decided = True
+        buffered, group.spans = group.spans, []
+        if not group.sampled:
+            return
+        for span in buffered:
+            span.sampled = True
+            group.on_export(span)
+        self.sampled = True
+        group.on_export(self)

@@ -1,0 +1,240 @@
+"""The tracer: starts spans, asks the sampler, hands finished spans on.
+
+A :class:`Tracer` is cheap and immutable after construction: the gateway
+builds a new one for each tracing config and swaps the reference, so a
+request keeps the tracer (sampler, hook) it started with.
+"""
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Final, Protocol
+
+from gatetrace.runtime import context as _context
+from gatetrace.runtime import ids, metrics
+from gatetrace.runtime import span as _span
+from gatetrace.runtime import spancontext as _sc
+from gatetrace.runtime.sampling import base as _sampling
+
+__all__ = ["CURRENT", "SpanProcessor", "Tracer", "TracerMetrics"]
+
+
+class SpanProcessor(Protocol):
+    """Receives every exported (sampled) span once it finished. Must not block."""
+
+    def on_end(self, span: _span.Span) -> None: ...
+
+
+class _Current:
+    """Marker: take the parent from the active span in the context."""
+
+
+CURRENT: Final = _Current()
+
+Parent = _span.Span | _sc.SpanContext | None | _Current
+
+
+class TracerMetrics:
+    """The tracer's counters, registered in ``registry`` under ``gatetrace_spans_*``."""
+
+    def __init__(self, registry: metrics.Registry | None = None) -> None:
+        self.registry = registry if registry is not None else metrics.Registry()
+        r = self.registry
+        self.started = r.counter("gatetrace_spans_started", "Spans started", ["recording"])
+        self.sampled = r.counter("gatetrace_spans_sampled", "Spans exported (sampled)", [])
+        self.finished = r.counter("gatetrace_spans_finished", "Spans finished", ["outcome"])
+        self.limits = r.counter(
+            "gatetrace_span_limits_hit", "Tags, values, logs cut by span limits", ["what"]
+        )
+        self.decisions = r.counter(
+            "gatetrace_sampler_decisions",
+            "Root sampling decisions by sampler, reason and decision",
+            ["sampler", "reason", "decision"],
+        )
+        self.processor_errors = r.counter(
+            "gatetrace_span_processor_errors", "Exceptions raised by a span processor", []
+        )
+        self._recording = ("true",)
+        self._not_recording = ("false",)
+
+    def limit_hit(self, what: str, amount: int = 1) -> None:
+        self.limits.inc((what,), amount)
+
+
+class _AlwaysSample:
+    def should_sample(self, params: _sampling.SamplingParams) -> _sampling.SamplingResult:
+        return _sampling.SamplingResult(_sampling.Decision.SAMPLE, "const", True, "always")
+
+    def describe(self) -> str:
+        return "const(true)"
+
+
+_DECISION_NAMES = {d: d.name.lower() for d in _sampling.Decision}
+
+
+class Tracer:
+    """Creates spans for one :class:`~gatetrace.runtime.span.Resource`."""
+
+    __slots__ = ("_hook", "limits", "metrics", "processor", "resource", "sampler")
+
+    def __init__(
+        self,
+        resource: _span.Resource,
+        *,
+        sampler: _sampling.Sampler | None = None,
+        processor: SpanProcessor | None = None,
+        limits: _span.SpanLimits | None = None,
+        tracer_metrics: TracerMetrics | None = None,
+    ) -> None:
+        self.resource = resource
+        self.sampler: _sampling.Sampler = sampler if sampler is not None else _AlwaysSample()
+        self.processor = processor
+        self.limits = limits if limits is not None else _span.SpanLimits()
+        self.metrics = tracer_metrics if tracer_metrics is not None else TracerMetrics()
+        self._hook = self._export
+
+    def _export(self, span: _span.Span) -> None:
+        """The finished-span hook: never lets a processor's exception reach the request."""
+        self.metrics.sampled.inc()
+        processor = self.processor
+        if processor is None:
+            return
+        try:
+            processor.on_end(span)
+        except Exception:
+            self.metrics.processor_errors.inc()
+
+    def start_span(
+        self,
+        name: str,
+        *,
+        kind: _span.SpanKind = _span.SpanKind.INTERNAL,
+        parent: Parent = CURRENT,
+        references: Sequence[_span.Reference] = (),
+        tags: Mapping[str, _span.TagValue] | None = None,
+        start_ns: int | None = None,
+        request: _sampling.RequestInfo | None = None,
+        sampler: _sampling.Sampler | None = None,
+    ) -> _span.Span:
+        """Start a span. ``parent``: a local span, a (remote) SpanContext, None for a
+        new trace, or the active span (default). ``sampler`` overrides the tracer's
+        sampler for this root decision (e.g. a route's namespace override)."""
+        if isinstance(parent, _Current):
+            parent = _context.current_span()
+        span_id = ids.new_span_id()
+        if start_ns is None:
+            start_ns = time.time_ns()
+        m = self.metrics
+        if isinstance(parent, _span.Span):
+            pctx = parent.context
+            span = _span.Span(
+                _sc.SpanContext(
+                    pctx.trace_id,
+                    span_id,
+                    pctx.sampled,
+                    pctx.debug,
+                    pctx.random,
+                    False,
+                    pctx.trace_state,
+                    pctx.baggage,
+                ),
+                name,
+                kind=kind,
+                parent_id=pctx.span_id,
+                resource=self.resource,
+                references=references,
+                sampled=parent.sampled,
+                recording=parent.recording,
+                start_ns=start_ns,
+                limits=self.limits,
+                metrics=m,
+                end_hook=self._hook,
+                group=parent._group,
+            )
+        else:
+            span = self._start_root(
+                name, kind, parent, span_id, references, start_ns, request, sampler
+            )
+        m.started.inc(m._recording if span.recording else m._not_recording)
+        if tags and span.recording:
+            span.set_tags(tags)
+        return span
+
+    def _start_root(
+        self,
+        name: str,
+        kind: _span.SpanKind,
+        parent: _sc.SpanContext | None,
+        span_id: int,
+        references: Sequence[_span.Reference],
+        start_ns: int,
+        request: _sampling.RequestInfo | None,
+        sampler: _sampling.Sampler | None,
+    ) -> _span.Span:
+        if parent is not None and parent.is_valid:
+            trace_id, parent_id = parent.trace_id, parent.span_id
+        else:
+            parent = None
+            trace_id, parent_id = ids.new_trace_id(), None
+        chosen = sampler if sampler is not None else self.sampler
+        params = _sampling.SamplingParams(trace_id, name, kind, parent, request)
+        try:
+            result = chosen.should_sample(params)
+        except Exception:  # a sampler bug must not break the request: fall back to drop
+            result = _sampling.SamplingResult(_sampling.Decision.DROP, "error", 0, "sampler_error")
+        decision = result.decision
+        self.metrics.decisions.inc((result.sampler_type, result.reason, _DECISION_NAMES[decision]))
+        sampled = decision is _sampling.Decision.SAMPLE
+        recording = decision is not _sampling.Decision.DROP
+        group = None
+        if decision is _sampling.Decision.RECORD_ONLY:
+            group = _span.PendingGroup(result.budget, self._hook)
+        if parent is not None:
+            ctx = _sc.SpanContext(
+                trace_id,
+                span_id,
+                sampled,
+                parent.debug,
+                parent.random,
+                False,
+                parent.trace_state,
+                parent.baggage,
+            )
+        else:
+            ctx = _sc.SpanContext(trace_id, span_id, sampled, False, True)
+        span = _span.Span(
+            ctx,
+            name,
+            kind=kind,
+            parent_id=parent_id,
+            resource=self.resource,
+            references=references,
+            sampled=sampled,
+            recording=recording,
+            start_ns=start_ns,
+            limits=self.limits,
+            metrics=self.metrics,
+            end_hook=self._hook,
+            group=group,
+            is_local_root=True,
+        )
+        if recording:
+            span.tags["sampler.type"] = result.sampler_type
+            span.tags["sampler.param"] = result.sampler_param
+            if parent is not None and parent.debug_id:
+                span.tags["jaeger-debug-id"] = parent.debug_id
+        return span
+
+    @contextlib.contextmanager
+    def start_as_current(
+        self,
+        name: str,
+        *,
+        kind: _span.SpanKind = _span.SpanKind.INTERNAL,
+        parent: Parent = CURRENT,
+        tags: Mapping[str, _span.TagValue] | None = None,
+    ) -> Iterator[_span.Span]:
+        """Start a span, make it active for the block, finish it on exit."""
+        span = self.start_span(name, kind=kind, parent=parent, tags=tags)
+        with _context.use_span(span, finish_on_exit=True):
+            yield span
