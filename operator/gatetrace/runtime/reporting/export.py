@@ -1,0 +1,53 @@
+"""The exporter interface the batching engine drives.
+
+Reporters are an encoder plus a transport wrapped in an :class:`Exporter`;
+the one batching engine (:mod:`.engine`) owns queueing, batching, timeouts,
+retries and drop accounting for all of them. Exporters return an
+:class:`ExportOutcome` instead of raising (as OpenTelemetry's exporters do).
+"""
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gatetrace.runtime import span as _span
+
+__all__ = ["ExportOutcome", "ExportResult", "Exporter"]
+
+
+class ExportResult(enum.Enum):
+    SUCCESS = "success"
+    RETRYABLE = "retryable"
+    """Connection errors, timeouts, 429, 502/503/504: the engine retries with backoff."""
+    FAILURE = "failure"
+    """Anything else (e.g. 400): dropped and counted, never retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportOutcome:
+    result: ExportResult
+    reason: str = ""
+    """Short machine-friendly cause: ``connection_refused``, ``http_503``, ``timeout``..."""
+    retry_after: float | None = None
+    """Seconds the backend asked us to wait (HTTP Retry-After), if any."""
+    dropped: Mapping[str, int] = field(default_factory=dict)
+    """Spans of this batch the exporter dropped itself, by reason (``too_large``,
+    ``rejected`` for OTLP partial success...); not retried."""
+
+    @classmethod
+    def success(cls, dropped: Mapping[str, int] | None = None) -> "ExportOutcome":
+        return cls(ExportResult.SUCCESS, dropped=dict(dropped or {}))
+
+
+class Exporter(Protocol):
+    name: str
+    """The reporter type (``zipkin``, ``otlpHttp``, ``jaegerAgent``...) used in metric labels."""
+
+    async def export(self, spans: Sequence[_span.Span], timeout: float) -> ExportOutcome:
+        """Send one batch within ``timeout`` seconds. Never raises."""
+        ...
+
+    async def close(self) -> None:
+        """Release sockets/sessions. Called once, after the last export."""
+        ...
