@@ -1,0 +1,98 @@
+"""The gateway's live tracing state, swapped atomically by the admin API.
+
+A request reads :attr:`TracingHolder.current` once, at its start, and uses
+that :class:`ActiveTracing` (tracer, propagator, baggage rules, samplers)
+until it ends: a config swap never mixes two configs within one request.
+"""
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gatetrace.runtime import span as _span
+from gatetrace.runtime import tracer as _tracer
+from gatetrace.runtime.propagation import base as _propagation
+from gatetrace.runtime.sampling import base as _sampling
+
+__all__ = ["ActiveTracing", "BaggageFilter", "Closable", "PrioritySettings", "TracingHolder"]
+
+
+class Closable(Protocol):
+    """A reporter pipeline the swap flushes and closes after the new one is live."""
+
+    async def shutdown(self, timeout: float) -> None: ...
+
+
+class BaggageFilter(Protocol):
+    """Applies the config's baggage rules (allow/deny, limits, tag promotion)."""
+
+    def apply(self, baggage: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PrioritySettings:
+    """Error/latency priority: when a RECORD_ONLY trace is upgraded at finish."""
+
+    errors: bool = False
+    """Upgrade on 5xx responses and upstream failures."""
+    slower_than_ns: int | None = None
+    """Upgrade when the server span took longer than this."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveTracing:
+    """Everything the proxy needs for one tracing config, built in one piece."""
+
+    revision: int
+    version: str
+    tracer: _tracer.Tracer
+    propagator: _propagation.Propagator
+    baggage: BaggageFilter
+    priority: PrioritySettings = PrioritySettings()
+    namespace_samplers: Mapping[str, _sampling.Sampler] = field(default_factory=dict)
+    """Sampler for traffic routed to services in a namespace (allowed overrides, clamped)."""
+    header_tags: tuple[tuple[str, str], ...] = ()
+    """(request header, tag) pairs copied onto the server span."""
+    baggage_tag_keys: frozenset[str] = frozenset()
+    """Baggage keys promoted to span tags."""
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The effective config document as applied (unredacted; redact before showing)."""
+    sources: Sequence[Mapping[str, Any]] = ()
+    reporters: Sequence[Closable] = ()
+    applied_at: float = field(default_factory=time.time)
+
+    def sampler_for(self, namespace: str | None) -> _sampling.Sampler | None:
+        """The override sampler for a route's upstream namespace, or None for the default."""
+        if namespace is None:
+            return None
+        return self.namespace_samplers.get(namespace)
+
+
+class TracingHolder:
+    """Holds the current :class:`ActiveTracing`; ``None`` until a config is loaded."""
+
+    __slots__ = ("_current", "_lock")
+
+    def __init__(self, initial: ActiveTracing | None = None) -> None:
+        self._current = initial
+        self._lock = asyncio.Lock()
+
+    @property
+    def current(self) -> ActiveTracing | None:
+        return self._current
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held by whoever validates and swaps, so revision checks and swaps are atomic."""
+        return self._lock
+
+    def swap(self, new: ActiveTracing) -> ActiveTracing | None:
+        """Install ``new`` (one reference assignment) and return the old state to close."""
+        old, self._current = self._current, new
+        return old
+
+
+def span_is_error(span: _span.Span) -> bool:
+    return span.status.code is _span.StatusCode.ERROR
