@@ -1,0 +1,226 @@
+"""Smoke tests proving each real peer server works as the e2e scenarios need it."""
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from peers import procs, servers
+
+pytestmark = pytest.mark.e2e
+
+T = TypeVar("T")
+
+CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.e2e.gatetrace.dev}
+spec:
+  group: e2e.gatetrace.dev
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {status: {}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              required: [size]
+              properties:
+                size: {type: integer, minimum: 1}
+"""
+
+POD = """
+apiVersion: v1
+kind: Pod
+metadata: {name: gw-0, namespace: default, labels: {app.kubernetes.io/name: api-gateway}}
+spec:
+  containers: [{name: gateway, image: gatetrace/gateway:e2e}]
+"""
+
+
+def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Polls `probe` until it returns something other than None (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing after {timeout}s from {probe}")
+        time.sleep(0.2)
+
+
+def otlp_json(trace_id: str, span_id: str, name: str) -> dict[str, Any]:
+    """One server span as an OTLP/JSON ExportTraceServiceRequest (hex ids, per spec)."""
+    start = time.time_ns() - 5_000_000
+    return {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "e2e-smoke"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "scope": {"name": "gatetrace-e2e"},
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": span_id,
+                                "name": name,
+                                "kind": 2,
+                                "startTimeUnixNano": str(start),
+                                "endTimeUnixNano": str(start + 3_000_000),
+                                "attributes": [
+                                    {"key": "http.method", "value": {"stringValue": "GET"}}
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_kube_crd_custom_object_and_pod_status(kube: servers.ControlPlane) -> None:
+    kube.kubectl_run("apply", "-f", "-", input=CRD)
+    kube.kubectl_run(
+        "wait", "--for=condition=Established", "crd/widgets.e2e.gatetrace.dev", "--timeout=60s"
+    )
+    widget = (
+        "apiVersion: e2e.gatetrace.dev/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: %d}\n"
+    )
+    kube.kubectl_run("apply", "-n", "default", "-f", "-", input=widget % 3)
+    got = json.loads(kube.kubectl_run("get", "wd", "w1", "-n", "default", "-o", "json").stdout)
+    assert got["spec"] == {"size": 3}
+    rejected = kube.kubectl_run("apply", "-f", "-", input=widget % 0, check=False)
+    assert rejected.returncode != 0
+    assert "spec.size" in rejected.stderr
+
+    kube.kubectl_run("apply", "-f", "-", input=POD)
+    status = {
+        "status": {
+            "phase": "Running",
+            "podIP": "127.0.0.2",
+            "podIPs": [{"ip": "127.0.0.2"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+        }
+    }
+    kube.kubectl_run(
+        "patch", "pod", "gw-0", "--subresource=status", "--type=merge", "-p", json.dumps(status)
+    )
+    pod = kube.get_json("/api/v1/namespaces/default/pods/gw-0")
+    assert isinstance(pod, dict)
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["podIP"] == "127.0.0.2"
+    assert {"type": "Ready", "status": "True"}.items() <= pod["status"]["conditions"][0].items()
+    running = kube.kubectl_run(
+        "get", "pods", "-n", "default", "--field-selector=status.phase=Running", "-o", "name"
+    )
+    assert running.stdout.split() == ["pod/gw-0"]
+
+
+def test_kube_rbac_and_service_account_tokens(kube: servers.ControlPlane) -> None:
+    denied = kube.kubectl_run("auth", "can-i", "list", "pods", "--as=nobody", check=False)
+    assert (denied.returncode, denied.stdout.strip()) == (1, "no")
+    kube.kubectl_run("create", "serviceaccount", "e2e-probe", "-n", "default")
+    token = kube.kubectl_run("create", "token", "e2e-probe", "-n", "default").stdout.strip()
+    as_sa = [
+        "--kubeconfig=/dev/null",
+        f"--server={kube.server}",
+        f"--certificate-authority={kube.pki.ca.cert}",
+        f"--token={token}",
+    ]
+    whoami = json.loads(kube.kubectl_run(*as_sa, "auth", "whoami", "-o", "json").stdout)
+    assert whoami["status"]["userInfo"]["username"] == "system:serviceaccount:default:e2e-probe"
+    forbidden = kube.kubectl_run(*as_sa, "get", "secrets", "-n", "default", check=False)
+    assert forbidden.returncode != 0
+    assert "forbidden" in forbidden.stderr.lower()
+
+
+def test_jaeger_stores_an_otlp_json_span(jaeger: servers.Jaeger) -> None:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    body = otlp_json(trace_id, span_id, "jaeger-smoke")
+    assert procs.post_json(f"{jaeger.otlp_http_url}/v1/traces", body) == 200
+    trace = eventually(lambda: jaeger.get_trace(trace_id))
+    [data] = trace["data"]
+    [span] = data["spans"]
+    assert (span["traceID"], span["spanID"], span["operationName"]) == (
+        trace_id,
+        span_id,
+        "jaeger-smoke",
+    )
+    assert data["processes"][span["processID"]]["serviceName"] == "e2e-smoke"
+
+
+def test_zipkin_stores_a_v2_json_span(zipkin: servers.Zipkin) -> None:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    span = {
+        "traceId": trace_id,
+        "id": span_id,
+        "name": "zipkin-smoke",
+        "kind": "SERVER",
+        "timestamp": time.time_ns() // 1000,
+        "duration": 3000,
+        "localEndpoint": {"serviceName": "e2e-smoke"},
+        "tags": {"http.method": "GET"},
+    }
+    assert procs.post_json(zipkin.spans_url, [span]) == 202
+    [got] = eventually(lambda: zipkin.get_trace(trace_id))
+    assert (got["traceId"], got["id"], got["name"]) == (trace_id, span_id, "zipkin-smoke")
+    assert got["localEndpoint"]["serviceName"] == "e2e-smoke"
+
+
+def test_otelcol_writes_received_spans_to_its_file(otelcol: servers.OtelCollector) -> None:
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    body = otlp_json(trace_id, span_id, "otelcol-smoke")
+    assert procs.post_json(f"{otelcol.otlp_http_url}/v1/traces", body) == 200
+
+    def find() -> dict[str, Any] | None:
+        return next((s for s in otelcol.spans() if s["traceId"] == trace_id), None)
+
+    span = eventually(find)
+    assert (span["spanId"], span["name"]) == (span_id, "otelcol-smoke")
+
+
+def test_helm_runs(helm: Path) -> None:
+    out = subprocess.run(
+        [str(helm), "version", "--short"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert out.stdout.startswith(servers.versions()["HELM_VERSION"])
+
+
+def test_a_stopped_peer_leaves_no_process_and_restarts_on_its_ports(
+    jaeger: servers.Jaeger, tmp_path: Path
+) -> None:
+    with servers.Jaeger(tmp_path) as second:
+        pid = second.process.pid
+        assert pid is not None
+        ports = (second.query_port, second.otlp_port, second.agent_port)
+        second.restart()
+        assert second.running
+        assert second.process.pid != pid
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        pid = second.process.pid
+        assert pid is not None
+        assert (second.query_port, second.otlp_port, second.agent_port) == ports
+        assert second.get_trace(secrets.token_hex(16)) is None
+    assert second.process.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
