@@ -1,0 +1,130 @@
+"""Baggage rules: which incoming baggage entries a gateway keeps and forwards.
+
+Baggage arriving from a client is untrusted: a caller may send thousands of
+entries or megabytes of text hoping the gateway copies them into every
+upstream request. :class:`BaggageRules` (the gateway's ``state.BaggageFilter``)
+keeps only allowed, non-denied keys and cuts the result to ``max_entries``
+entries and ``max_bytes`` bytes in the W3C ``baggage`` serialisation, in the
+order the entries arrived. Every dropped entry is counted by reason in
+``gatetrace_baggage_dropped{reason}``.
+"""
+
+from collections.abc import Iterable
+from typing import Final
+
+from gatetrace.runtime import baggage as _baggage
+from gatetrace.runtime import metrics
+
+__all__ = ["ALLOW_ALL", "BaggageRules"]
+
+ALLOW_ALL: Final = "*"
+"""An ``allow`` member that allows every key that is not denied."""
+
+_DENIED = ("denied",)
+_NOT_ALLOWED = ("not_allowed",)
+_MAX_ENTRIES = ("max_entries",)
+_MAX_BYTES = ("max_bytes",)
+
+
+def _wire_size(key: str, entry: _baggage.BaggageEntry) -> int:
+    """Bytes of ``key=value[;metadata]`` (UTF-8; percent-encoding may add more on the wire)."""
+    size = len(key.encode()) + 1 + len(entry.value.encode())
+    if entry.metadata:
+        size += 1 + len(entry.metadata.encode())
+    return size
+
+
+class BaggageRules:
+    """Filters baggage: allow/deny by exact key, then entry and byte limits.
+
+    ``allow`` empty (or containing ``"*"``) allows every key not in ``deny``.
+    Entries are considered in order; one that would exceed ``max_bytes`` (counting
+    the ``,`` separators) is dropped and later, smaller ones may still fit.
+    """
+
+    __slots__ = ("_allow", "_allow_all", "_deny", "_dropped", "max_bytes", "max_entries")
+
+    def __init__(
+        self,
+        *,
+        allow: Iterable[str] = (),
+        deny: Iterable[str] = (),
+        max_entries: int = 64,
+        max_bytes: int = 8192,
+        registry: metrics.Registry | None = None,
+    ) -> None:
+        if max_entries < 0:
+            raise ValueError(f"max_entries must be >= 0, got {max_entries}")
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
+        allowed = frozenset(allow)
+        self._allow_all = not allowed or ALLOW_ALL in allowed
+        self._allow = allowed - {ALLOW_ALL}
+        self._deny = frozenset(deny)
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        registry = registry if registry is not None else metrics.Registry()
+        self._dropped = registry.counter(
+            "gatetrace_baggage_dropped", "Baggage entries dropped by the gateway", ["reason"]
+        )
+
+    @property
+    def allow(self) -> frozenset[str]:
+        """The explicitly allowed keys (empty when every key is allowed)."""
+        return frozenset() if self._allow_all else self._allow
+
+    @property
+    def deny(self) -> frozenset[str]:
+        return self._deny
+
+    def allows(self, key: str) -> bool:
+        """Whether the key passes the allow/deny lists (limits aside)."""
+        if key in self._deny:
+            return False
+        return self._allow_all or key in self._allow
+
+    def apply(self, baggage: _baggage.Baggage) -> _baggage.Baggage:
+        """The entries of ``baggage`` that pass the rules, in their original order."""
+        if not baggage:
+            return baggage
+        kept: dict[str, _baggage.BaggageEntry] = {}
+        used = 0
+        changed = False
+        dropped = self._dropped
+        max_entries, max_bytes = self.max_entries, self.max_bytes
+        deny, allow, allow_all = self._deny, self._allow, self._allow_all
+        for key, entry in baggage.entries():
+            if key in deny:
+                dropped.inc(_DENIED)
+                changed = True
+                continue
+            if not allow_all and key not in allow:
+                dropped.inc(_NOT_ALLOWED)
+                changed = True
+                continue
+            if len(kept) >= max_entries:
+                dropped.inc(_MAX_ENTRIES)
+                changed = True
+                continue
+            size = _wire_size(key, entry) + (1 if kept else 0)
+            if used + size > max_bytes:
+                dropped.inc(_MAX_BYTES)
+                changed = True
+                continue
+            used += size
+            kept[key] = entry
+        if not changed:
+            return baggage
+        return _baggage.Baggage(kept) if kept else _baggage.EMPTY_BAGGAGE
+
+    def dropped(self, reason: str) -> float:
+        """How many entries were dropped for ``reason`` (denied, not_allowed, max_entries,
+        max_bytes)."""
+        return self._dropped.value((reason,))
+
+    def __repr__(self) -> str:
+        allow = "*" if self._allow_all else sorted(self._allow)
+        return (
+            f"BaggageRules(allow={allow}, deny={sorted(self._deny)}, "
+            f"max_entries={self.max_entries}, max_bytes={self.max_bytes})"
+        )
