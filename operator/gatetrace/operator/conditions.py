@@ -1,0 +1,205 @@
+"""TracingPolicy status: conditions, per-pod entries, clamps, and the events
+that their transitions deserve. Pure functions of the reconciler's state."""
+
+import datetime
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from gatetrace.operator import plan as _plan
+
+if TYPE_CHECKING:
+    from gatetrace.operator import core as _core
+
+__all__ = ["Event", "policy_status", "without_times"]
+
+Event = tuple[str, str, str]
+"""(type Normal|Warning, reason, message)."""
+
+_MAX_PODS_IN_STATUS = 100
+_MAX_NAMES_IN_MESSAGE = 5
+
+
+def _rfc3339(ts: float) -> str:
+    moment = datetime.datetime.fromtimestamp(ts, tz=datetime.UTC).replace(microsecond=0)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _names(items: Iterable[str]) -> str:
+    items = sorted(items)
+    shown = ", ".join(items[:_MAX_NAMES_IN_MESSAGE])
+    more = len(items) - _MAX_NAMES_IN_MESSAGE
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _condition(
+    type_: str, true: bool, reason: str, message: str, generation: int
+) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "status": "True" if true else "False",
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+    }
+
+
+def policy_status(
+    record: "_core.PolicyRecord",
+    plans: Mapping[str, _plan.PodPlan],
+    pod_states: Mapping[str, "_core.PodState"],
+    *,
+    previous: Mapping[str, Any],
+    now: float,
+) -> tuple[dict[str, Any], list[Event]]:
+    """The status to write for one policy and the events its changes deserve."""
+    ref, generation = record.ref, record.generation
+    conditions: list[dict[str, Any]]
+    events: list[Event] = []
+    if not record.valid:
+        detail = "; ".join(f"{loc}: {msg}" for loc, msg in record.errors[:10])
+        conditions = [_condition("Accepted", False, "Invalid", detail, generation)]
+        status: dict[str, Any] = {
+            "observedGeneration": generation,
+            "targetPods": 0,
+            "appliedPods": 0,
+            "pods": [],
+            "clamps": [],
+        }
+        events.append(("Warning", "Invalid", detail))
+        return _finish(status, conditions, previous, now, events)
+
+    targets = [p for p in plans.values() if ref in p.sources]
+    pods: list[dict[str, Any]] = []
+    applied = 0
+    failed: dict[str, str] = {}
+    revisions: set[int] = set()
+    for plan in sorted(targets, key=lambda p: p.pod.key):
+        state = pod_states.get(plan.pod.key)
+        if state is None:
+            continue
+        if state.state == "Applied":
+            applied += 1
+            revisions.add(state.revision)
+        elif state.state == "Failed":
+            failed[plan.pod.key] = state.message
+        if len(pods) < _MAX_PODS_IN_STATUS:
+            pods.append(
+                {
+                    "name": plan.pod.name,
+                    "namespace": plan.pod.namespace,
+                    "revision": state.revision,
+                    "version": state.version,
+                    "state": state.state,
+                    "message": state.message[:4000],
+                }
+            )
+    total = len(targets)
+    winners: dict[str, set[str]] = {}
+    for plan in plans.values():
+        for loser, winner in plan.conflicts:
+            if loser == ref:
+                winners.setdefault(winner.key, set()).add(plan.pod.key)
+    clamps: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str, str, str]] = set()
+    for plan in sorted(plans.values(), key=lambda p: p.pod.key):
+        for clamp in plan.clamps:
+            if clamp.policy != ref:
+                continue
+            gateway = f"{plan.pod.namespace}/{plan.pod.gateway}"
+            key = (gateway, clamp.path, clamp.action, clamp.requested, clamp.applied)
+            if key in seen:
+                continue
+            seen.add(key)
+            clamps.append(
+                {
+                    "gateway": gateway,
+                    "path": clamp.path,
+                    "action": clamp.action,
+                    "requested": clamp.requested,
+                    "applied": clamp.applied,
+                }
+            )
+
+    conditions = [_condition("Accepted", True, "Valid", "the spec is valid", generation)]
+    if total and applied == total:
+        at = ", ".join(str(r) for r in sorted(revisions))
+        word = "revision" if len(revisions) == 1 else "revisions"
+        message = f"{applied}/{total} pods at {word} {at}"
+        conditions.append(_condition("Applied", True, "Applied", message, generation))
+    elif not total:
+        message = "no gateway pod runs this policy (none selected, or another policy wins)"
+        conditions.append(_condition("Applied", False, "NoTargets", message, generation))
+    else:
+        reason = "PushFailed" if failed else "Pending"
+        message = f"{applied}/{total} pods applied"
+        conditions.append(_condition("Applied", False, reason, message, generation))
+    if winners:
+        parts = [f"{winner} wins for {_names(pods_)}" for winner, pods_ in sorted(winners.items())]
+        message = "; ".join(parts) + " (older policy at the same precedence level)"
+        conditions.append(_condition("Conflicted", True, "OlderPolicyWins", message, generation))
+    else:
+        conditions.append(_condition("Conflicted", False, "NoConflict", "", generation))
+    if failed:
+        message = "; ".join(f"{pod}: {why}" for pod, why in sorted(failed.items())[:10])
+        conditions.append(_condition("Degraded", True, "PodsFailing", message, generation))
+    else:
+        conditions.append(_condition("Degraded", False, "Healthy", "", generation))
+    status = {
+        "observedGeneration": generation,
+        "targetPods": total,
+        "appliedPods": applied,
+        "pods": pods,
+        "clamps": clamps,
+    }
+    return _finish(status, conditions, previous, now, events, clamps=clamps)
+
+
+def _finish(
+    status: dict[str, Any],
+    conditions: list[dict[str, Any]],
+    previous: Mapping[str, Any],
+    now: float,
+    events: list[Event],
+    *,
+    clamps: list[dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], list[Event]]:
+    before = {c.get("type"): c for c in previous.get("conditions") or () if isinstance(c, dict)}
+    for condition in conditions:
+        old = before.get(condition["type"])
+        same = old is not None and old.get("status") == condition["status"]
+        stamp = old.get("lastTransitionTime") if same and old is not None else None
+        condition["lastTransitionTime"] = stamp or _rfc3339(now)
+        changed = (
+            old is None
+            or old.get("status") != condition["status"]
+            or old.get("message") != condition["message"]
+        )
+        if not changed or condition["status"] != "True":
+            continue
+        kind = condition["type"]
+        if kind == "Applied":
+            events.append(("Normal", "Applied", condition["message"]))
+        elif kind == "Degraded":
+            events.append(("Warning", "PushFailed", condition["message"]))
+        elif kind == "Conflicted":
+            events.append(("Warning", "Conflicted", condition["message"]))
+    if clamps and clamps != list(previous.get("clamps") or ()):
+        message = "; ".join(
+            f"{c['gateway']}: {c['path']} {c['action']}"
+            + (f" {c['requested']} -> {c['applied']}" if c["action"] == "clamped" else "")
+            for c in clamps[:10]
+        )
+        events.append(("Warning", "Clamped", message))
+    status["conditions"] = conditions
+    return status, events
+
+
+def without_times(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status without transition times, to tell whether anything really changed."""
+    copy = dict(status)
+    copy["conditions"] = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.get("conditions") or ()
+        if isinstance(c, dict)
+    ]
+    return copy

@@ -1,0 +1,377 @@
+"""The reconcile loop shared by the kopf operator and the standalone mode.
+
+State goes in through :meth:`Reconciler.upsert_policy`, :meth:`~Reconciler.upsert_pod`
+and friends; :meth:`Reconciler.converge` computes every pod's effective
+config, assigns revisions, stores each gateway's config (the ConfigMap, before
+any push, so a restarting pod finds the newest), pushes what differs and
+publishes per-policy status and events. Where those go is a :class:`Sink`:
+the Kubernetes API or files.
+
+Revisions are per gateway and only grow: a new revision is taken when the
+set of configs of a gateway's pods changes, or when a pod is found running a
+revision at least as high as ours with other content (someone PUT by hand, or
+a previous operator got further than its ConfigMap). So a takeover never
+pushes a stale revision over a newer one.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gatetrace.operator import conditions as _conditions
+from gatetrace.operator import delivery as _delivery
+from gatetrace.operator import metrics as _metrics
+from gatetrace.operator import plan as _plan
+from gatetrace.operator import pods as _pods
+
+__all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink"]
+
+log = logging.getLogger("gatetrace.operator")
+
+GatewayKey = tuple[str, str]
+"""(namespace, gateway name)."""
+
+
+class Sink(Protocol):
+    """Where the reconciler's results go."""
+
+    async def load_revision(self, gateway: GatewayKey) -> tuple[int, str] | None:
+        """The (revision, version) last stored for the gateway, if any."""
+        ...
+
+    async def store_config(
+        self,
+        gateway: GatewayKey,
+        revision: int,
+        version: str,
+        config: Mapping[str, Any],
+        *,
+        combined: str,
+    ) -> None:
+        """Keep the gateway's config (its ConfigMap). ``combined`` hashes the configs of
+        all its pods, and comes back from :meth:`load_revision` as the version."""
+        ...
+
+    async def publish_status(self, ref: _plan.PolicyRef, status: Mapping[str, Any]) -> None: ...
+
+    async def emit_event(
+        self, ref: _plan.PolicyRef, type_: str, reason: str, message: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyRecord:
+    """A TracingPolicy as the reconciler sees it."""
+
+    ref: _plan.PolicyRef
+    generation: int
+    created: str
+    """creationTimestamp (RFC 3339), the conflict tie-breaker."""
+    body: Mapping[str, Any]
+    """The whole object (apiVersion, kind, metadata, spec)."""
+    errors: tuple[tuple[str, str], ...] = ()
+    """Validation errors (field path, message); such a policy is left out of every plan."""
+    status: Mapping[str, Any] = field(default_factory=dict)
+    """The status the object carries now (so unchanged status is not rewritten)."""
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+
+@dataclass(slots=True)
+class PodState:
+    revision: int = 0
+    version: str = ""
+    state: str = "Pending"
+    message: str = "not pushed yet"
+    running_revision: int | None = None
+    running_version: str = ""
+
+
+Planner = Callable[[Sequence[PolicyRecord], Sequence[_pods.GatewayPod]], dict[str, _plan.PodPlan]]
+
+
+def _digest(parts: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+class Reconciler:
+    """Owns the desired state; one :meth:`converge` at a time."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        pusher: _delivery.Pusher,
+        planner: Planner,
+        *,
+        metrics: _metrics.OperatorMetrics | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sink = sink
+        self.pusher = pusher
+        self.planner = planner
+        self.metrics = metrics or _metrics.OperatorMetrics()
+        self.clock = clock
+        self.policies: dict[_plan.PolicyRef, PolicyRecord] = {}
+        self.pods: dict[str, _pods.GatewayPod] = {}
+        self.pod_states: dict[str, PodState] = {}
+        self.plans: dict[str, _plan.PodPlan] = {}
+        self._revisions: dict[GatewayKey, tuple[int, str]] = {}
+        self._published: dict[_plan.PolicyRef, dict[str, Any]] = {}
+        self._last_status: dict[_plan.PolicyRef, Mapping[str, Any]] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._last_drift_check = float("-inf")
+
+    # -- inputs ------------------------------------------------------------
+
+    def upsert_policy(self, record: PolicyRecord) -> None:
+        self.policies[record.ref] = record
+        self._wake.set()
+
+    def delete_policy(self, ref: _plan.PolicyRef) -> None:
+        self.policies.pop(ref, None)
+        self._published.pop(ref, None)
+        self._last_status.pop(ref, None)
+        self._wake.set()
+
+    def upsert_pod(self, pod: _pods.GatewayPod) -> None:
+        old = self.pods.get(pod.key)
+        self.pods[pod.key] = pod
+        if old is not None and (old.uid != pod.uid or old.ip != pod.ip):
+            self.pod_states.pop(pod.key, None)  # a new incarnation runs nothing we pushed
+        self._wake.set()
+
+    def delete_pod(self, key: str) -> None:
+        self.pods.pop(key, None)
+        self.pod_states.pop(key, None)
+        self.pusher.forget(key)
+        self._wake.set()
+
+    def request(self) -> None:
+        """Ask the run loop for a converge pass soon."""
+        self._wake.set()
+
+    # -- the loop ----------------------------------------------------------
+
+    async def run(
+        self, stop: asyncio.Event, *, drift_interval: float, retry_interval: float
+    ) -> None:
+        """Converge on every change, re-check drift periodically, retry failures."""
+        next_drift = time.monotonic() + drift_interval
+        while not stop.is_set():
+            timeout = max(0.0, next_drift - time.monotonic())
+            if self._has_failures():
+                timeout = min(timeout, retry_interval)
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=timeout, return_when="FIRST_COMPLETED")
+            for task in (waiter, stopper):
+                task.cancel()
+            if stop.is_set():
+                return
+            if time.monotonic() >= next_drift:
+                next_drift = time.monotonic() + drift_interval
+                await self.check_drift()
+            try:
+                await self.converge()
+            except Exception:  # a bug in one pass must not stop the operator
+                log.exception("converge failed")
+                self.metrics.reconciles.inc(("error",))
+
+    def _has_failures(self) -> bool:
+        return any(s.state != "Applied" for k, s in self.pod_states.items() if k in self.pods)
+
+    async def converge(self) -> None:
+        async with self._lock:
+            self._wake.clear()
+            for _ in range(3):  # a 409 (pod ahead of us) needs one more pass with a higher revision
+                if not await self._converge_once():
+                    break
+            self.metrics.reconciles.inc(("ok",))
+            self._update_pod_gauges()
+
+    async def _converge_once(self) -> bool:
+        valid = [p for p in self.policies.values() if p.valid]
+        pods = sorted(self.pods.values(), key=lambda p: p.key)
+        self.plans = plans = self.planner(valid, pods)
+        by_gateway: dict[GatewayKey, list[_plan.PodPlan]] = {}
+        for plan in plans.values():
+            if plan.error:
+                self._push_needed(plan, 0)
+                continue
+            by_gateway.setdefault(plan.pod.gateway_key, []).append(plan)
+        requests: list[_delivery.PushRequest] = []
+        for gateway, gateway_plans in sorted(by_gateway.items()):
+            revision = await self._revision_for(gateway, gateway_plans)
+            representative = _representative(gateway_plans)
+            await self.sink.store_config(
+                gateway,
+                revision,
+                representative.version,
+                representative.config,
+                combined=self._revisions[gateway][1],
+            )
+            for plan in gateway_plans:
+                requests.extend(self._push_needed(plan, revision))
+        retry = False
+        if requests:
+            results = await self.pusher.push_all(requests)
+            retry = self._record(results)
+        await self._publish_statuses()
+        return retry
+
+    async def _revision_for(self, gateway: GatewayKey, plans: Sequence[_plan.PodPlan]) -> int:
+        combined = _digest(sorted({p.version for p in plans}))
+        current = self._revisions.get(gateway)
+        if current is None:
+            current = await self.sink.load_revision(gateway) or (0, "")
+        revision, stored = current
+        floor = 0
+        for plan in plans:
+            state = self.pod_states.get(plan.pod.key)
+            if (
+                state
+                and state.running_revision is not None
+                and state.running_version != plan.version
+            ):
+                floor = max(floor, state.running_revision)
+        if stored != combined or floor >= revision or revision == 0:
+            revision = max(revision, floor) + 1
+        self._revisions[gateway] = (revision, combined)
+        return revision
+
+    def _push_needed(self, plan: _plan.PodPlan, revision: int) -> list[_delivery.PushRequest]:
+        pod = plan.pod
+        state = self.pod_states.setdefault(pod.key, PodState())
+        if state.revision != revision or state.version != plan.version:
+            state.revision, state.version = revision, plan.version
+            state.state, state.message = "Pending", f"revision {revision} not pushed yet"
+        if plan.error:
+            state.state, state.message = "Failed", plan.error[:1000]
+            return []
+        url = pod.admin_url
+        if not pod.deliverable or url is None:
+            state.state, state.message = "Pending", "waiting for the pod to be Ready with an IP"
+            return []
+        if state.state == "Applied":
+            return []
+        return [_delivery.PushRequest(pod.key, url, revision, plan.version, plan.config)]
+
+    def _record(self, results: Sequence[_delivery.PushResult]) -> bool:
+        again = False
+        for result in results:
+            self.metrics.pushes.inc((result.outcome.value,))
+            self.metrics.push_seconds.observe(result.seconds)
+            state = self.pod_states.get(result.target)
+            if state is None or state.revision != result.revision:
+                continue
+            if result.applied:
+                state.state, state.message = "Applied", ""
+                state.running_revision, state.running_version = result.revision, result.version
+            elif result.outcome is _delivery.PushOutcome.STALE:
+                state.state, state.message = "Pending", result.message
+                if result.running_revision is not None:
+                    state.running_revision = result.running_revision
+                    state.running_version = "?"  # unknown content: take a higher revision
+                    again = True
+            elif result.outcome is _delivery.PushOutcome.SUPERSEDED:
+                continue
+            else:
+                state.state = "Failed"
+                state.message = f"{result.outcome.value}: {result.message}"[:1000]
+        return again
+
+    async def check_drift_if_due(self, interval: float) -> bool:
+        """:meth:`check_drift` unless one ran less than ``interval`` seconds ago."""
+        now = time.monotonic()
+        if now - self._last_drift_check < interval * 0.9:
+            return False
+        self._last_drift_check = now
+        await self.check_drift()
+        return True
+
+    async def check_drift(self) -> None:
+        """Ask every applied pod what it runs; a difference makes it pending again."""
+        checks = [
+            (key, pod, state)
+            for key, state in self.pod_states.items()
+            if (pod := self.pods.get(key)) is not None and pod.deliverable and pod.admin_url
+        ]
+
+        async def one(key: str, pod: _pods.GatewayPod, state: PodState) -> None:
+            assert pod.admin_url is not None
+            running = await self.pusher.client.get_running(pod.admin_url, self.pusher.retry.timeout)
+            if running is None:
+                if state.state == "Applied":
+                    state.state, state.message = "Pending", "admin API unreachable on drift check"
+                return
+            if running.revision != state.revision or running.version != state.version:
+                self.metrics.drift.inc()
+                state.running_revision, state.running_version = running.revision, running.version
+                state.state = "Pending"
+                state.message = (
+                    f"drift: runs revision {running.revision}, expected {state.revision}"
+                )
+                self._wake.set()
+
+        await asyncio.gather(*(one(*c) for c in checks))
+
+    # -- status ------------------------------------------------------------
+
+    async def _publish_statuses(self) -> None:
+        now = self.clock()
+        for ref, record in sorted(self.policies.items()):
+            previous_status = self._last_status.get(ref, record.status)
+            status, events = _conditions.policy_status(
+                record, self.plans, self.pod_states, previous=previous_status, now=now
+            )
+            comparable = _conditions.without_times(status)
+            if self._published.get(ref) == comparable:
+                continue
+            previous = self._published.get(ref)
+            self._published[ref] = comparable
+            self._last_status[ref] = status
+            if previous is None and _conditions.without_times(dict(record.status)) == comparable:
+                continue  # the object already says this (operator restart)
+            try:
+                await self.sink.publish_status(ref, status)
+            except Exception as e:  # the next pass retries
+                log.warning("status of %s not written: %s", ref, e)
+                self._published.pop(ref, None)
+                continue
+            for type_, reason, message in events:
+                try:
+                    await self.sink.emit_event(ref, type_, reason, message)
+                except Exception as e:
+                    log.warning("event for %s not written: %s", ref, e)
+
+    def _update_pod_gauges(self) -> None:
+        counts = Counter(s.state for k, s in self.pod_states.items() if k in self.pods)
+        for state in ("Applied", "Pending", "Failed"):
+            self.metrics.pods.set(counts.get(state, 0), (state,))
+
+
+def _representative(plans: Sequence[_plan.PodPlan]) -> _plan.PodPlan:
+    """The config most of the gateway's pods get (ties: the first pod by name)."""
+    versions = Counter(p.version for p in plans)
+    best = max(versions.values())
+    return min((p for p in plans if versions[p.version] == best), key=lambda p: p.pod.key)
+
+
+def config_document(
+    revision: int, version: str, config: Mapping[str, Any], combined: str = ""
+) -> str:
+    """The ConfigMap payload the gateway's tracing file watcher reads."""
+    return json.dumps(
+        {"revision": revision, "version": version, "config": config, "combined": combined},
+        sort_keys=True,
+        separators=(",", ":"),
+    )

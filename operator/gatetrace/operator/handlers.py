@@ -1,0 +1,231 @@
+"""The kopf handlers: TracingPolicies, gateway pods and referenced Secrets feed
+the :class:`~gatetrace.operator.core.Reconciler`.
+
+Handlers are registered on a registry of their own (:func:`build_registry`),
+so the operator can be started (and tested) without import-time globals. At
+start-up the current policies and pods are listed once before the first
+converge, so a restarted operator never pushes a config computed from half
+the cluster. Failed pods make the policy handler raise ``TemporaryError``
+so kopf retries it with its backoff; the drift timer re-checks every pod.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+from kubernetes import client as k8s
+
+from gatetrace.operator import core as _core
+from gatetrace.operator import delivery as _delivery
+from gatetrace.operator import kube as _kube
+from gatetrace.operator import plan as _plan
+from gatetrace.operator import planner as _planner
+from gatetrace.operator import pods as _pods
+from gatetrace.operator import records as _records
+from gatetrace.operator import settings as _settings
+
+__all__ = ["FINALIZER", "OperatorState", "build_registry"]
+
+log = logging.getLogger("gatetrace.operator")
+
+FINALIZER = "gatetrace.dev/finalizer"
+
+
+class OperatorState:
+    """What the handlers share: the API client, the reconciler, secret usage."""
+
+    def __init__(self, settings: _settings.OperatorSettings, api: k8s.ApiClient) -> None:
+        self.settings = settings
+        self.api = api
+        self.sink = _kube.KubeSink(api)
+        namespace, _, name = settings.admin_token_secret.partition("/")
+        self._token_ref = (namespace, name)
+        self._token = ""
+        client = _delivery.AdminClient(self.token)
+        pusher = _delivery.Pusher(
+            client,
+            concurrency=settings.push_concurrency,
+            retry=_delivery.RetryPolicy(
+                attempts=settings.push_attempts, timeout=settings.push_timeout
+            ),
+        )
+        self.reconciler = _core.Reconciler(
+            self.sink, pusher, _planner.IndexPlanner(settings.root_namespace)
+        )
+        self.secret_users: dict[tuple[str, str], set[_plan.PolicyRef]] = {}
+        self.bodies: dict[_plan.PolicyRef, dict[str, Any]] = {}
+
+    def token(self) -> str:
+        return self._token
+
+    def refresh_token(self) -> None:
+        try:
+            self._token = _kube.read_admin_token(
+                self.api, *self._token_ref, key=self.settings.admin_token_key
+            )
+        except Exception as e:  # pushes then fail with Unauthorized, which status shows
+            log.error("admin token Secret %s unreadable: %s", "/".join(self._token_ref), e)
+
+    async def ingest_policy(self, body: dict[str, Any]) -> _plan.PolicyRef:
+        resolved, secrets, errors = await _kube.resolve_secrets(self.api, body)
+        record = _records.record_from_object(resolved)
+        if errors:
+            record = _core.PolicyRecord(
+                record.ref,
+                record.generation,
+                record.created,
+                record.body,
+                record.errors + tuple(errors),
+                record.status,
+            )
+        for users in self.secret_users.values():
+            users.discard(record.ref)
+        for secret in secrets:
+            self.secret_users.setdefault((record.ref.namespace, secret), set()).add(record.ref)
+        uid = str((body.get("metadata") or {}).get("uid") or "")
+        self.sink.uids[record.ref] = uid
+        self.bodies[record.ref] = dict(body)
+        self.reconciler.upsert_policy(record)
+        return record.ref
+
+    def failing(self, ref: _plan.PolicyRef) -> list[str]:
+        failing = []
+        for key, plan in self.reconciler.plans.items():
+            state = self.reconciler.pod_states.get(key)
+            if ref in plan.sources and state is not None and state.state == "Failed":
+                failing.append(f"{key}: {state.message}")
+        return failing
+
+    async def prefill(self) -> None:
+        """List policies and gateway pods once, before the first converge."""
+        custom = k8s.CustomObjectsApi(self.api)
+        core = k8s.CoreV1Api(self.api)
+        namespaces = self.settings.namespaces or (None,)
+        for namespace in namespaces:
+            listing: Any
+            if namespace is None:
+                listing = await asyncio.to_thread(
+                    custom.list_cluster_custom_object, _kube.GROUP, _kube.VERSION, _kube.PLURAL
+                )
+                pods = await asyncio.to_thread(
+                    core.list_pod_for_all_namespaces, label_selector=_pods.GATEWAY_LABEL
+                )
+            else:
+                listing = await asyncio.to_thread(
+                    custom.list_namespaced_custom_object,
+                    _kube.GROUP,
+                    _kube.VERSION,
+                    namespace,
+                    _kube.PLURAL,
+                )
+                pods = await asyncio.to_thread(
+                    core.list_namespaced_pod, namespace, label_selector=_pods.GATEWAY_LABEL
+                )
+            for item in listing.get("items", []):
+                if not (item.get("metadata") or {}).get("deletionTimestamp"):
+                    await self.ingest_policy(item)
+            for pod_obj in pods.items:
+                pod = _pods.pod_from_object(self.api.sanitize_for_serialization(pod_obj))  # type: ignore[no-untyped-call]
+                if pod is not None:
+                    self.reconciler.upsert_pod(pod)
+
+
+def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
+    """Every handler of the operator, bound to ``state``."""
+    registry = kopf.OperatorRegistry()
+    settings = state.settings
+    policy_resource = (_kube.GROUP, _kube.VERSION, _kube.PLURAL)
+
+    @kopf.on.startup(registry=registry)
+    async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = FINALIZER
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+            prefix="gatetrace.dev"
+        )
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix="gatetrace.dev", key="last-handled-configuration"
+        )
+        settings.posting.enabled = False  # we write our own, meaningful Events
+        settings.watching.server_timeout = 300
+        state.refresh_token()
+        await state.prefill()
+
+    @kopf.on.resume(*policy_resource, registry=registry)
+    @kopf.on.create(*policy_resource, registry=registry)
+    @kopf.on.update(*policy_resource, registry=registry)
+    async def policy_changed(body: kopf.Body, **_: Any) -> str:
+        ref = await state.ingest_policy(dict(body))
+        await state.reconciler.converge()
+        failing = state.failing(ref)
+        if failing:
+            raise kopf.TemporaryError(
+                "not applied on: " + "; ".join(failing[:5]), delay=settings.retry_interval
+            )
+        return "applied"
+
+    @kopf.on.delete(*policy_resource, registry=registry)
+    async def policy_deleted(body: kopf.Body, **_: Any) -> None:
+        meta = body.get("metadata") or {}
+        ref = _plan.PolicyRef(str(meta.get("namespace")), str(meta.get("name")))
+        state.reconciler.delete_policy(ref)
+        state.bodies.pop(ref, None)
+        # pods move to the remaining policies (ConfigMaps first, then pushes)
+        # before the finalizer goes; unreachable pods catch up from the ConfigMap.
+        await state.reconciler.converge()
+
+    @kopf.on.event("", "v1", "pods", labels={_pods.GATEWAY_LABEL: kopf.PRESENT}, registry=registry)
+    async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        obj = event.get("object") or {}
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        if event.get("type") == "DELETED":
+            state.reconciler.delete_pod(key)
+        else:
+            pod = _pods.pod_from_object(obj)
+            if pod is None:
+                state.reconciler.delete_pod(key)
+            elif state.reconciler.pods.get(key) == pod:
+                return
+            else:
+                state.reconciler.upsert_pod(pod)
+        await state.reconciler.converge()
+
+    # A timer on pods would make kopf put a finalizer on every gateway pod; the
+    # policies carry ours anyway, and the check below runs at most once per interval.
+    @kopf.timer(
+        *policy_resource,
+        interval=settings.drift_interval,
+        initial_delay=settings.drift_interval,
+        registry=registry,
+    )
+    async def drift(**_: Any) -> None:
+        if await state.reconciler.check_drift_if_due(settings.drift_interval):
+            await state.reconciler.converge()
+
+    @kopf.on.event("", "v1", "secrets", registry=registry)
+    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
+        meta = (event.get("object") or {}).get("metadata") or {}
+        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+        if (namespace, name) == state._token_ref:
+            state.refresh_token()
+            state.reconciler.request()
+            return
+        users = state.secret_users.get((namespace, name))
+        if not users:
+            return
+        for ref in list(users):
+            body = state.bodies.get(ref)
+            if body is not None:
+                await state.ingest_policy(body)
+        await state.reconciler.converge()
+
+    @kopf.on.probe(id="policies", registry=registry)
+    def policies_probe(**_: Any) -> int:
+        return len(state.reconciler.policies)
+
+    @kopf.on.probe(id="pods", registry=registry)
+    def pods_probe(**_: Any) -> int:
+        return len(state.reconciler.pods)
+
+    return registry

@@ -1,0 +1,196 @@
+"""The Kubernetes side of the operator: ConfigMaps, policy status, Events,
+Secrets for OTLP headers, and listing what exists at start-up.
+
+The official client is synchronous; every call runs in a worker thread so
+the operator's event loop never blocks on the API server.
+"""
+
+import asyncio
+import base64
+import copy
+import datetime
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client as k8s
+from kubernetes.client import exceptions as k8s_exceptions
+
+from gatetrace.operator import core as _core
+from gatetrace.operator import plan as _plan
+from gatetrace.operator import pods as _pods
+
+__all__ = [
+    "GROUP",
+    "PLURAL",
+    "VERSION",
+    "KubeSink",
+    "configmap_payload",
+    "read_admin_token",
+    "resolve_secrets",
+]
+
+log = logging.getLogger("gatetrace.operator.kube")
+
+GROUP, VERSION, PLURAL, KIND = "gatetrace.dev", "v1alpha1", "tracingpolicies", "TracingPolicy"
+CONFIG_KEY = "tracing.json"
+REVISION_ANNOTATION = "gatetrace.dev/revision"
+COMBINED_ANNOTATION = "gatetrace.dev/combined"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "gatetrace-operator"}
+
+
+def configmap_payload(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as stored in the ConfigMap: headers resolved from Secrets are
+    left out (a ConfigMap is no place for credentials); the push carries them."""
+    stored = copy.deepcopy(dict(config))
+    for reporter in stored.get("reporters") or ():
+        if isinstance(reporter, dict) and reporter.get("headersFrom"):
+            reporter["headers"] = {}
+    return stored
+
+
+class KubeSink:
+    """ConfigMaps per gateway, status subresource patches and core/v1 Events."""
+
+    def __init__(self, api: k8s.ApiClient, *, component: str = "gatetrace-operator") -> None:
+        self.core = k8s.CoreV1Api(api)
+        self.custom = k8s.CustomObjectsApi(api)
+        self.component = component
+        self._written: dict[_core.GatewayKey, str] = {}
+        self.uids: dict[_plan.PolicyRef, str] = {}
+
+    async def load_revision(self, gateway: _core.GatewayKey) -> tuple[int, str] | None:
+        namespace, name = gateway
+        try:
+            cm = await asyncio.to_thread(
+                self.core.read_namespaced_config_map, _pods.configmap_name(name), namespace
+            )
+        except k8s_exceptions.ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        annotations = (cm.metadata.annotations if cm.metadata else None) or {}
+        try:
+            revision = int(annotations.get(REVISION_ANNOTATION, "0"))
+        except ValueError:
+            revision = 0
+        return revision, str(annotations.get(COMBINED_ANNOTATION, ""))
+
+    async def store_config(
+        self,
+        gateway: _core.GatewayKey,
+        revision: int,
+        version: str,
+        config: Mapping[str, Any],
+        *,
+        combined: str,
+    ) -> None:
+        namespace, name = gateway
+        payload = _core.config_document(revision, version, configmap_payload(config), combined)
+        if self._written.get(gateway) == payload:
+            return
+        body: Any = {
+            "metadata": {
+                "name": _pods.configmap_name(name),
+                "namespace": namespace,
+                "labels": {**MANAGED_BY, _pods.GATEWAY_LABEL: name},
+                "annotations": {
+                    REVISION_ANNOTATION: str(revision),
+                    COMBINED_ANNOTATION: combined,
+                },
+            },
+            "data": {CONFIG_KEY: payload},
+        }
+        cm_name = _pods.configmap_name(name)
+        try:
+            await asyncio.to_thread(self.core.patch_namespaced_config_map, cm_name, namespace, body)
+        except k8s_exceptions.ApiException as e:
+            if e.status != 404:
+                raise
+            await asyncio.to_thread(self.core.create_namespaced_config_map, namespace, body)
+        self._written[gateway] = payload
+
+    async def publish_status(self, ref: _plan.PolicyRef, status: Mapping[str, Any]) -> None:
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                ref.namespace,
+                PLURAL,
+                ref.name,
+                {"status": dict(status)},
+            )
+        except k8s_exceptions.ApiException as e:
+            if e.status == 404:  # deleted meanwhile
+                return
+            raise
+
+    async def emit_event(self, ref: _plan.PolicyRef, type_: str, reason: str, message: str) -> None:
+        now = datetime.datetime.now(tz=datetime.UTC)
+        body: Any = {
+            "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "uid": self.uids.get(ref, ""),
+            },
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": self.component},
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+            "reportingComponent": self.component,
+        }
+        try:
+            await asyncio.to_thread(self.core.create_namespaced_event, ref.namespace, body)
+        except k8s_exceptions.ApiException as e:
+            log.warning("event %s for %s not created: %s", reason, ref, e.reason)
+
+
+async def resolve_secrets(
+    api: k8s.ApiClient, obj: Mapping[str, Any]
+) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
+    """Copy of the policy with ``headersFrom`` Secrets merged into the reporters'
+    headers; the names of the Secrets read; errors (field path, message)."""
+    core = k8s.CoreV1Api(api)
+    body = copy.deepcopy(dict(obj))
+    namespace = str((body.get("metadata") or {}).get("namespace") or "default")
+    names: list[str] = []
+    errors: list[tuple[str, str]] = []
+    reporters = (body.get("spec") or {}).get("reporters") or []
+    for index, reporter in enumerate(reporters):
+        if not isinstance(reporter, dict):
+            continue
+        ref = reporter.get("headersFrom")
+        if not isinstance(ref, dict) or not ref.get("secretName"):
+            continue
+        secret_name = str(ref["secretName"])
+        names.append(secret_name)
+        where = f"spec.reporters[{index}].headersFrom.secretName"
+        try:
+            secret = await asyncio.to_thread(core.read_namespaced_secret, secret_name, namespace)
+        except k8s_exceptions.ApiException as e:
+            errors.append((where, f"Secret {namespace}/{secret_name}: {e.reason} ({e.status})"))
+            continue
+        headers = dict(reporter.get("headers") or {})
+        for key, value in (secret.data or {}).items():
+            try:
+                headers[key.lower()] = base64.b64decode(value).decode("utf-8")
+            except (ValueError, UnicodeDecodeError):
+                errors.append((where, f"Secret key {key!r} is not UTF-8 text"))
+        reporter["headers"] = headers
+    return body, names, errors
+
+
+def read_admin_token(api: k8s.ApiClient, namespace: str, name: str, key: str = "token") -> str:
+    """The gateways' admin bearer token from its Secret."""
+    secret = k8s.CoreV1Api(api).read_namespaced_secret(name, namespace)
+    raw = (secret.data or {}).get(key)
+    if raw is None:
+        raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+    return base64.b64decode(raw).decode("utf-8").strip()
