@@ -13,7 +13,15 @@ from typing import NamedTuple, Protocol
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
 
-__all__ = ["Decision", "RequestInfo", "Sampler", "SamplingParams", "SamplingResult"]
+__all__ = [
+    "SAMPLER_ERROR",
+    "Decision",
+    "RequestInfo",
+    "Sampler",
+    "SamplingParams",
+    "SamplingResult",
+    "decide",
+]
 
 
 class Decision(enum.IntEnum):
@@ -69,3 +77,19 @@ class Sampler(Protocol):
     def describe(self) -> str:
         """A short human description, e.g. ``probabilistic(rate=0.1)``."""
         ...
+
+
+SAMPLER_ERROR = SamplingResult(Decision.DROP, "error", 0, "sampler_error")
+"""What a sampler that raised is taken to have answered: drop (counted by reason)."""
+
+
+def decide(sampler: Sampler, params: SamplingParams) -> SamplingResult:
+    """Ask ``sampler``; a bug in it (an exception) becomes :data:`SAMPLER_ERROR`.
+
+    Composite samplers call their parts through this, so a faulty part never
+    raises out of the composite.
+    """
+    try:
+        return sampler.should_sample(params)
+    except Exception:
+        return SAMPLER_ERROR
