@@ -13,7 +13,10 @@ from gatetrace.runtime import baggage as _baggage
 from gatetrace.runtime import spancontext as _sc
 
 __all__ = [
+    "DEFAULT_BAGGAGE_LIMITS",
     "EMPTY",
+    "IGNORE_FAILURES",
+    "BaggageLimits",
     "DictGetter",
     "DictSetter",
     "Extracted",
@@ -22,6 +25,7 @@ __all__ = [
     "MultiDictGetter",
     "Propagator",
     "Setter",
+    "adopt",
 ]
 
 
@@ -77,15 +81,57 @@ class Extracted(NamedTuple):
     baggage: _baggage.Baggage = _baggage.EMPTY_BAGGAGE
     format: str = ""
     """The name of the format that supplied ``context``."""
+    sampled: bool | None = None
+    """An upstream decision that arrived *without* ids (``b3: 0``, a lone ``X-B3-Sampled``,
+    ``jaeger-debug-id``); None when there was none. A sampler may honour it."""
+    debug: bool = False
+    """Forced sampling requested without ids (``b3: d``, ``jaeger-debug-id``)."""
 
 
 EMPTY = Extracted()
+
+
+def adopt(found: Extracted, context: _sc.SpanContext, fmt: str) -> Extracted:
+    """``found`` with ``context`` from format ``fmt``, unless a valid context is already there.
+
+    A context without ids (a ``jaeger-debug-id`` container) yields to a later valid
+    one, which inherits its debug request and debug id.
+    """
+    previous = found.context
+    if previous is not None:
+        if previous.trace_id:
+            return found
+        context = context._replace(debug=True, debug_id=previous.debug_id)
+    return Extracted(context, found.baggage, fmt, found.sampled, found.debug)
+
+
+class BaggageLimits(NamedTuple):
+    """How much baggage a format reads or writes; W3C asks for at least 64 members
+    and 8192 bytes, and never a partial member. Members past a limit are dropped
+    whole and counted (reason ``limit``)."""
+
+    max_entries: int = 64
+    max_bytes: int = 8192
+
+
+DEFAULT_BAGGAGE_LIMITS = BaggageLimits()
 
 
 class FailureCounter(Protocol):
     """Counts rejected headers: ``failed(format, reason)``, e.g. ``("tracecontext", "version")``."""
 
     def failed(self, fmt: str, reason: str) -> None: ...
+
+
+class _IgnoreFailures:
+    __slots__ = ()
+
+    def failed(self, fmt: str, reason: str) -> None:
+        pass
+
+
+IGNORE_FAILURES: FailureCounter = _IgnoreFailures()
+"""A counter that counts nothing, for callers that do not want metrics."""
 
 
 class Propagator(Protocol):

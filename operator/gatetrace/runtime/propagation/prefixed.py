@@ -1,0 +1,78 @@
+"""Baggage carried one header per key (``uberctx-{key}``, ``X-Baggage-{key}``).
+
+Shared by :mod:`.jaeger` and :mod:`.xtrace`. Header names are case-insensitive,
+so keys are read in lowercase; values use the :mod:`.percent` encoding (which
+URL-decoding peers read back). The :class:`~.base.BaggageLimits` apply, with a
+member's size counted as in a W3C ``baggage`` header (``key=value`` plus a comma).
+"""
+
+from typing import Any
+
+from gatetrace.runtime import baggage as _baggage
+from gatetrace.runtime.propagation import base as _base
+from gatetrace.runtime.propagation import percent as _percent
+
+__all__ = ["extract", "inject"]
+
+_OWS = " \t"
+
+
+def extract(
+    carrier: Any,
+    getter: _base.Getter,
+    found: _base.Extracted,
+    prefix: str,
+    limits: _base.BaggageLimits,
+    failures: _base.FailureCounter,
+    fmt: str,
+) -> _base.Extracted:
+    """``found`` with the baggage of every ``{prefix}{key}`` header merged in."""
+    entries: dict[str, _baggage.BaggageEntry] = {}
+    used = 0
+    start = len(prefix)
+    max_entries, max_bytes = limits
+    for name in getter.keys(carrier):
+        lowered = name.lower()
+        if not lowered.startswith(prefix) or lowered[start:] in entries:
+            continue
+        key = lowered[start:]
+        raw = getter.get(carrier, name)
+        value = raw[0].strip(_OWS) if len(raw) == 1 else None
+        if value is None or not _percent.is_token(key) or len(value) > max_bytes:
+            failures.failed(fmt, "baggage")
+            continue
+        size = len(key) + len(value) + (2 if entries else 1)
+        if len(entries) >= max_entries or used + size > max_bytes:
+            failures.failed(fmt, "limit")
+            continue
+        used += size
+        entries[key] = _baggage.BaggageEntry(_percent.decode(value))
+    if not entries:
+        return found
+    return found._replace(baggage=found.baggage.merged(_baggage.Baggage(entries)))
+
+
+def inject(
+    baggage: _baggage.Baggage,
+    carrier: Any,
+    setter: _base.Setter,
+    prefix: str,
+    limits: _base.BaggageLimits,
+    failures: _base.FailureCounter,
+    fmt: str,
+) -> None:
+    """Write one ``{prefix}{key}`` header per entry that is valid and within the limits."""
+    max_entries, max_bytes = limits
+    used = count = 0
+    for key, entry in baggage.entries():
+        value = _percent.encode(entry.value)
+        if value is None or not _percent.is_token(key):
+            failures.failed(fmt, "inject_member")
+            continue
+        size = len(key) + len(value) + (2 if count else 1)
+        if count >= max_entries or used + size > max_bytes:
+            failures.failed(fmt, "limit")
+            continue
+        used += size
+        count += 1
+        setter.set(carrier, prefix + key, value)
