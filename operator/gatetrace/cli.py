@@ -1,0 +1,104 @@
+"""The ``gatetrace`` command: one subcommand per registration in :data:`SUBCOMMANDS`.
+
+Each registration adds its arguments to an argparse sub-parser and returns
+the function that runs it (``args -> exit code``).  Other parts add their own
+(``gateway``, ``operator``, ``demo``) by adding an entry to the dict.
+Environment variables are read only here, at the edge.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from gatetrace.policy import cli as policy_cli
+
+Runner = Callable[[argparse.Namespace], int]
+Registration = Callable[[argparse.ArgumentParser], Runner]
+
+
+def _emit(result: tuple[int, str]) -> int:
+    code, text = result
+    (sys.stdout if code == 0 else sys.stderr).write(text)
+    return code
+
+
+def _register_crds(parser: argparse.ArgumentParser) -> Runner:
+    parser.description = "Print the TracingPolicy CustomResourceDefinition (YAML)."
+    return lambda _args: _emit(policy_cli.crds())
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    code, text = policy_cli.validate(args.files)
+    sys.stdout.write(text)
+    return code
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    try:
+        labels = policy_cli.parse_labels(args.pod_labels)
+    except ValueError as e:
+        sys.stderr.write(f"--pod-labels: {e}\n")
+        return 2
+    return _emit(
+        policy_cli.explain(
+            args.policies,
+            pod_namespace=args.pod_namespace,
+            pod_labels=labels,
+            route_namespace=args.route_namespace,
+            root_namespace=args.root_namespace,
+        )
+    )
+
+
+def _register_policy(parser: argparse.ArgumentParser) -> Runner:
+    parser.description = "Validate TracingPolicy files or explain an effective config."
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    validate = actions.add_parser("validate", help="validate TracingPolicy YAML files")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
+    validate.set_defaults(run=_run_validate)
+    explain = actions.add_parser("explain", help="show a gateway pod's effective config")
+    explain.add_argument("--policies", required=True, metavar="DIR", help="policy YAML directory")
+    explain.add_argument("--pod-namespace", required=True, metavar="NS")
+    explain.add_argument("--pod-labels", default="", metavar="K=V,...")
+    explain.add_argument("--route-namespace", metavar="N", help="also show sampling for N")
+    explain.add_argument(
+        "--root-namespace",
+        default=policy_cli.DEFAULT_ROOT_NAMESPACE,
+        metavar="NS",
+        help="the operator's root namespace (cluster defaults)",
+    )
+    explain.set_defaults(run=_run_explain)
+
+    def run(args: argparse.Namespace) -> int:
+        action: Runner = args.run
+        return action(args)
+
+    return run
+
+
+SUBCOMMANDS: dict[str, tuple[str, Registration]] = {
+    "crds": ("print the TracingPolicy CRD", _register_crds),
+    "policy": ("validate or explain TracingPolicies", _register_policy),
+}
+"""name -> (help, registration). Add subcommands here."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="gatetrace", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, register) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(runner=register(sub))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gatetrace`` console script."""
+    args = build_parser().parse_args(argv)
+    runner: Runner = args.runner
+    return runner(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

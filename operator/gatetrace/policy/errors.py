@@ -1,0 +1,126 @@
+"""The policy package's error tree.
+
+Every error that reaches a user names *where* (a dotted field path such as
+``spec.sampling.sampler.rate``, optionally prefixed by a file and document)
+and *what* was wrong.  Third-party errors (pydantic, YAML) are translated at
+the edge with ``raise ... from e``.
+"""
+
+import dataclasses
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+import pydantic
+
+# Discriminator values pydantic inserts into error locations of tagged unions;
+# users never wrote them, so they are dropped from the paths we report.
+_UNION_TAGS = frozenset(
+    {
+        "const",
+        "probabilistic",
+        "rateLimiting",
+        "adaptive",
+        "perOperation",
+        "jaegerAgent",
+        "jaegerCollector",
+        "zipkin",
+        "otlpHttp",
+        "memory",
+        "log",
+    }
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem at one place: ``loc`` is a dotted path, ``msg`` the problem."""
+
+    loc: str
+    msg: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The ``{loc, msg}`` shape the admin API returns in 422 bodies."""
+        return {"loc": self.loc, "msg": self.msg}
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.msg}" if self.loc else self.msg
+
+
+class PolicyError(Exception):
+    """Base of every error raised by :mod:`gatetrace.policy`."""
+
+
+class ValidationFailed(PolicyError):  # noqa: N818 -- the name other packages rely on
+    """A document or config did not validate; ``errors`` lists every problem found."""
+
+    def __init__(self, errors: Sequence[FieldError], *, subject: str = "") -> None:
+        self.errors: tuple[FieldError, ...] = tuple(errors)
+        self.subject = subject
+        head = f"{subject}: " if subject else ""
+        lines = "; ".join(str(e) for e in self.errors) or "invalid"
+        super().__init__(f"{head}{lines}")
+
+
+class MergeFailed(ValidationFailed):
+    """Policies that are each valid produced an invalid effective config together."""
+
+
+class LoadError(PolicyError):
+    """A policy file could not be read or parsed (YAML syntax, not a TracingPolicy)."""
+
+
+def format_loc(loc: Iterable[int | str]) -> str:
+    """Render a location tuple as ``a.b[2].c``; keys that are not identifiers get quoted."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.replace("_", "").replace("-", "").isalnum():
+            out += f".{part}" if out else part
+        else:
+            out += f'["{part}"]'
+    return out
+
+
+def _clean_loc(loc: tuple[int | str, ...], kind: str) -> tuple[int | str, ...]:
+    kept: list[int | str] = []
+    for i, part in enumerate(loc):
+        previous = loc[i - 1] if i else None
+        in_union = previous == "sampler" or (isinstance(previous, int) and i >= 2)
+        if isinstance(part, str) and part in _UNION_TAGS and in_union:
+            continue
+        kept.append(part)
+    if kind == "union_tag_invalid":
+        kept.append("type")
+    return tuple(kept)
+
+
+def _describe(error: Any) -> str:
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    if error["type"] not in {"missing", "extra_forbidden"} and isinstance(
+        value, str | int | float | bool
+    ):
+        msg = f"{msg} (got {value!r})"
+    return msg
+
+
+_Failure = TypeVar("_Failure", bound=ValidationFailed)
+
+
+def from_pydantic(
+    exc: pydantic.ValidationError,
+    *,
+    prefix: Sequence[int | str] = (),
+    subject: str = "",
+    cls: type[_Failure] = ValidationFailed,  # type: ignore[assignment]
+) -> _Failure:
+    """Translate a pydantic error into :class:`ValidationFailed` with readable paths."""
+    errors = [
+        FieldError(
+            loc=format_loc((*prefix, *_clean_loc(tuple(e["loc"]), e["type"]))),
+            msg=_describe(e),
+        )
+        for e in exc.errors()
+    ]
+    return cls(errors, subject=subject)

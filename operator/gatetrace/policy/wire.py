@@ -1,0 +1,105 @@
+"""Shared building blocks of the wire models: the base class and constrained types.
+
+Python attributes are snake_case; the wire (YAML, JSON, the CRD) uses the
+camelCase aliases, and both are accepted on input.  Models are frozen and
+forbid unknown fields, so a typo is an error that names the field.  Strict
+mode keeps YAML from smuggling ``"yes"`` into a boolean or ``1`` into a string.
+"""
+
+import re
+import urllib.parse
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import alias_generators
+
+_HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class WireModel(pydantic.BaseModel):
+    """Base of every TracingPolicy model: camelCase on the wire, frozen, strict, closed."""
+
+    model_config = pydantic.ConfigDict(
+        alias_generator=alias_generators.to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        extra="forbid",
+        strict=True,
+        use_attribute_docstrings=True,
+        regex_engine="python-re",
+    )
+
+
+def _check_http_url(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"}:
+        raise ValueError(f"endpoint must be an http:// or https:// URL, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"endpoint has no host: {value!r}")
+    try:
+        _ = parts.port
+    except ValueError as e:
+        raise ValueError(f"endpoint has a bad port: {value!r}") from e
+    return value
+
+
+def _check_http_token(value: str) -> str:
+    if not _HTTP_TOKEN.match(value):
+        raise ValueError(f"not a valid HTTP header name: {value!r}")
+    return value.lower()
+
+
+def _check_dns_label(value: str) -> str:
+    if not _DNS_LABEL.match(value):
+        raise ValueError(f"not a valid Kubernetes name (RFC 1123 label): {value!r}")
+    return value
+
+
+Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
+"""A probability in [0, 1]."""
+
+PerSecond = Annotated[float, pydantic.Field(gt=0.0, le=1_000_000.0)]
+"""A strictly positive number of traces per second."""
+
+HttpUrl = Annotated[
+    str,
+    pydantic.Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s/?#]+"),
+    pydantic.AfterValidator(_check_http_url),
+]
+"""An absolute http(s) URL with a host."""
+
+HeaderName = Annotated[
+    str,
+    pydantic.Field(min_length=1, max_length=256, pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"),
+    pydantic.AfterValidator(_check_http_token),
+]
+"""An HTTP header name (RFC 9110 token), normalised to lower case."""
+
+DnsLabel = Annotated[
+    str,
+    pydantic.Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+    pydantic.AfterValidator(_check_dns_label),
+]
+"""A Kubernetes namespace or Secret name."""
+
+ShortText = Annotated[str, pydantic.Field(min_length=1, max_length=256)]
+"""A non-empty string of at most 256 characters (keys, tag names, hosts)."""
+
+LongText = Annotated[str, pydantic.Field(max_length=4096)]
+"""A string of at most 4096 characters (tag and header values)."""
+
+
+def cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """``json_schema_extra`` carrying CEL rules (rule, message) into the CRD.
+
+    Each rule mirrors a pydantic validator of the same model, so the API
+    server rejects what ``gatetrace policy validate`` rejects.
+    """
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
+LIST_SET: dict[str, Any] = {"x-kubernetes-list-type": "set"}
+"""``json_schema_extra`` for a list of unique scalars (the API server rejects duplicates)."""
