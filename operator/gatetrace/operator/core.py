@@ -155,6 +155,10 @@ class Reconciler:
         self.pusher.forget(key)
         self._wake.set()
 
+    def last_status(self, ref: _plan.PolicyRef) -> Mapping[str, Any] | None:
+        """The status last computed for a policy."""
+        return self._last_status.get(ref)
+
     def request(self) -> None:
         """Ask the run loop for a converge pass soon."""
         self._wake.set()

@@ -1,0 +1,179 @@
+"""Running the operator: under kopf against a cluster, or standalone."""
+
+import asyncio
+import contextlib
+import json
+import logging
+import pathlib
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp.web
+import kopf
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from gatetrace.operator import core as _core
+from gatetrace.operator import delivery as _delivery
+from gatetrace.operator import handlers as _handlers
+from gatetrace.operator import metrics as _metrics
+from gatetrace.operator import planner as _planner
+from gatetrace.operator import settings as _settings
+from gatetrace.operator import standalone as _standalone
+from gatetrace.runtime import metrics as _runtime_metrics
+
+__all__ = ["run_kopf", "run_standalone"]
+
+log = logging.getLogger("gatetrace.operator")
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(listen: str | None, registry: _runtime_metrics.Registry) -> Any:
+    if not listen:
+        yield None
+        return
+
+    async def metrics(_request: aiohttp.web.Request) -> aiohttp.web.Response:
+        text = _runtime_metrics.render_prometheus([registry])
+        return aiohttp.web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = aiohttp.web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = _split_listen(listen)
+    site = aiohttp.web.TCPSite(runner, host, port)
+    await site.start()
+    try:
+        yield site
+    finally:
+        await runner.cleanup()
+
+
+async def run_kopf(
+    settings: _settings.OperatorSettings,
+    *,
+    kubeconfig: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """The kopf operator until ``stop`` (or SIGTERM/SIGINT, which kopf handles)."""
+    if kubeconfig:
+        k8s_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except k8s_config.ConfigException:
+            k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    api = k8s.ApiClient()
+    state = _handlers.OperatorState(settings, api)
+    registry = _handlers.build_registry(state)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    async with _metrics_server(settings.metrics_listen, state.reconciler.metrics.registry):
+        await kopf.operator(
+            registry=registry,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            standalone=settings.peering_name is None,
+            peering_name=settings.peering_name,
+            priority=settings.priority,
+            liveness_endpoint=settings.liveness_endpoint,
+            stop_flag=stop,
+        )
+
+
+async def run_standalone(
+    policy_dir: pathlib.Path,
+    gateways: Sequence[_standalone.GatewaySpec],
+    token: str,
+    *,
+    settings: _settings.OperatorSettings,
+    namespace: str = "default",
+    config_dir: pathlib.Path | None = None,
+    status_dir: pathlib.Path | None = None,
+    once: bool = False,
+    poll_interval: float = 1.0,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Standalone mode. With ``once``: one converge, a JSON summary on stdout,
+    exit code 0 only when every gateway applied its config."""
+    folder = _standalone.PolicyFolder(policy_dir, default_namespace=namespace)
+    sink = _standalone.FileSink(config_dir=config_dir, status_dir=status_dir)
+    client = _delivery.AdminClient(lambda: token)
+    pusher = _delivery.Pusher(
+        client,
+        concurrency=settings.push_concurrency,
+        retry=_delivery.RetryPolicy(attempts=settings.push_attempts, timeout=settings.push_timeout),
+    )
+    metrics = _metrics.OperatorMetrics()
+    reconciler = _core.Reconciler(
+        sink, pusher, _planner.IndexPlanner(settings.root_namespace), metrics=metrics
+    )
+    try:
+        if once:
+            for gateway in gateways:
+                reconciler.upsert_pod(gateway.pod())
+            _standalone.sync_folder(reconciler, folder)
+            await reconciler.converge()
+            summary = summarize(reconciler)
+            sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            return 0 if all(p["state"] == "Applied" for p in summary["pods"]) else 1
+        stop = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        async with _metrics_server(settings.metrics_listen, metrics.registry):
+            await _standalone.run_standalone(
+                reconciler,
+                folder,
+                gateways,
+                stop,
+                poll_interval=poll_interval,
+                drift_interval=settings.drift_interval,
+                retry_interval=settings.retry_interval,
+            )
+        return 0
+    finally:
+        await client.close()
+
+
+def summarize(reconciler: _core.Reconciler) -> dict[str, Any]:
+    """Pods with their revision/state and policies with their conditions."""
+    pods = []
+    for key, pod in sorted(reconciler.pods.items()):
+        state = reconciler.pod_states.get(key) or _core.PodState()
+        plan = reconciler.plans.get(key)
+        pods.append(
+            {
+                "pod": key,
+                "gateway": pod.gateway,
+                "revision": state.revision,
+                "version": state.version,
+                "state": state.state,
+                "message": state.message,
+                "sources": [str(s) for s in plan.sources] if plan else [],
+            }
+        )
+    policies = {}
+    for ref, record in sorted(reconciler.policies.items()):
+        status = reconciler.last_status(ref) or {}
+        policies[ref.key] = {
+            "valid": record.valid,
+            "errors": [f"{loc}: {msg}" for loc, msg in record.errors],
+            "conditions": {
+                c["type"]: f"{c['status']} ({c['reason']}) {c.get('message', '')}".strip()
+                for c in status.get("conditions") or ()
+            },
+        }
+    return {"pods": pods, "policies": policies}
