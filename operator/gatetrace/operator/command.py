@@ -1,0 +1,163 @@
+"""``gatetrace operator``: its arguments and how they become settings.
+
+The command-line edge of the operator: the only place here that reads the
+environment (``GATETRACE_ADMIN_TOKEN`` in standalone mode).
+"""
+
+import argparse
+import asyncio
+import os
+import pathlib
+import sys
+from collections.abc import Callable
+
+from gatetrace.operator import main as _main
+from gatetrace.operator import settings as _settings
+from gatetrace.operator import standalone as _standalone
+
+__all__ = ["register"]
+
+DEFAULTS = _settings.OperatorSettings()
+
+
+def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.description = (
+        "Watch TracingPolicies and gateway pods and push each pod its effective config "
+        "(kopf, in a cluster), or do the same from a folder of policy files (--standalone)."
+    )
+    add = parser.add_argument
+    add("--standalone", metavar="DIR", type=pathlib.Path, help="policy folder (no Kubernetes)")
+    add(
+        "--gateway",
+        action="append",
+        default=[],
+        metavar="NAME=URL[;k=v,...]",
+        help="standalone: a gateway admin URL (repeatable), optional extra pod labels",
+    )
+    add(
+        "--token-file",
+        type=pathlib.Path,
+        metavar="FILE",
+        help="standalone: admin bearer token file (default: $GATETRACE_ADMIN_TOKEN)",
+    )
+    add(
+        "--namespace",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="watch only these namespaces (repeatable; default all). Standalone: the "
+        "namespace of the gateways and of policies without one (first value)",
+    )
+    add(
+        "--root-namespace",
+        default=DEFAULTS.root_namespace,
+        metavar="NS",
+        help="namespace whose selector-less policy is the cluster default",
+    )
+    add(
+        "--admin-token-secret",
+        default=DEFAULTS.admin_token_secret,
+        metavar="NS/NAME",
+        help="Secret with the gateways' admin token (key 'token')",
+    )
+    add("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube)")
+    add("--peering", metavar="NAME", help="kopf peering name: run several replicas, one acts")
+    add("--priority", type=int, default=0, help="this replica's peering priority")
+    add("--drift-interval", type=float, default=DEFAULTS.drift_interval, metavar="SECONDS")
+    add("--retry-interval", type=float, default=DEFAULTS.retry_interval, metavar="SECONDS")
+    add("--push-timeout", type=float, default=DEFAULTS.push_timeout, metavar="SECONDS")
+    add("--push-attempts", type=int, default=DEFAULTS.push_attempts)
+    add("--push-concurrency", type=int, default=DEFAULTS.push_concurrency)
+    add(
+        "--liveness",
+        default=DEFAULTS.liveness_endpoint,
+        metavar="URL",
+        help="kopf liveness endpoint ('' to disable)",
+    )
+    add(
+        "--metrics-listen",
+        default=DEFAULTS.metrics_listen,
+        metavar="HOST:PORT",
+        help="where /metrics is served ('' to disable)",
+    )
+    add(
+        "--config-dir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="standalone: write each gateway's config there (like its ConfigMap)",
+    )
+    add(
+        "--status-dir",
+        type=pathlib.Path,
+        metavar="DIR",
+        help="standalone: write each policy's status there as JSON",
+    )
+    add(
+        "--once",
+        action="store_true",
+        help="standalone: converge once, print a JSON summary, exit 0 only if all applied",
+    )
+    return run
+
+
+def _settings_from(args: argparse.Namespace) -> _settings.OperatorSettings:
+    return _settings.OperatorSettings(
+        root_namespace=args.root_namespace,
+        namespaces=tuple(args.namespace) if not args.standalone else (),
+        admin_token_secret=args.admin_token_secret,
+        push_concurrency=args.push_concurrency,
+        push_timeout=args.push_timeout,
+        push_attempts=args.push_attempts,
+        drift_interval=args.drift_interval,
+        retry_interval=args.retry_interval,
+        peering_name=args.peering,
+        priority=args.priority,
+        liveness_endpoint=args.liveness or None,
+        metrics_listen=args.metrics_listen or None,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = _settings_from(args)
+    if args.standalone is None:
+        if args.gateway:
+            sys.stderr.write("--gateway needs --standalone DIR\n")
+            return 2
+        asyncio.run(_main.run_kopf(settings, kubeconfig=args.kubeconfig))
+        return 0
+    namespace = args.namespace[0] if args.namespace else "default"
+    try:
+        gateways = [_standalone.parse_gateway(g, namespace=namespace) for g in args.gateway]
+    except _standalone.StandaloneError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
+    if not gateways:
+        sys.stderr.write("--standalone needs at least one --gateway NAME=URL\n")
+        return 2
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8").strip()
+        except OSError as e:
+            sys.stderr.write(f"--token-file: {e}\n")
+            return 2
+    else:
+        token = os.environ.get("GATETRACE_ADMIN_TOKEN", "")
+    if not token:
+        sys.stderr.write("no admin token: give --token-file or set GATETRACE_ADMIN_TOKEN\n")
+        return 2
+    try:
+        return asyncio.run(
+            _main.run_standalone(
+                args.standalone,
+                gateways,
+                token,
+                settings=settings,
+                namespace=namespace,
+                config_dir=args.config_dir,
+                status_dir=args.status_dir,
+                once=args.once,
+            )
+        )
+    except _standalone.StandaloneError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
