@@ -1,0 +1,251 @@
+"""The gateway's own configuration file (``gatetrace gateway --config FILE``).
+
+YAML (or JSON) validated by pydantic into frozen models. Keys are camelCase
+on the wire (``trustedProxies``, ``stripPrefix``...) and snake_case in
+Python; both are accepted. Unknown keys are errors, and every error names
+the field path (``routes[1].upstream: ...``) so a typo is found at start-up
+rather than by a confused proxy. The ``tracing`` bootstrap document is kept
+as a plain mapping here: it is a TracingPolicy spec validated by the policy
+layer when it is applied.
+"""
+
+import pathlib
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Annotated, Any, Self
+
+import pydantic
+import yaml
+from pydantic import alias_generators
+
+__all__ = [
+    "DEFAULT_SENSITIVE_HEADERS",
+    "AdminConfig",
+    "ConfigError",
+    "GatewayConfig",
+    "RouteConfig",
+    "load_config",
+    "parse_config",
+    "split_host_port",
+]
+
+DEFAULT_SENSITIVE_HEADERS: frozenset[str] = frozenset(
+    {"authorization", "cookie", "set-cookie", "proxy-authorization"}
+)
+"""Headers never recorded on spans, whatever the configuration says."""
+
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PREFIX = re.compile(r"^/[!$&'()*+,;=:@%/0-9A-Za-z._~-]*$")
+
+
+class ConfigError(ValueError):
+    """The gateway config is unreadable or invalid; ``errors`` holds ``(field, message)``."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.errors = errors
+        lines = "\n".join(f"  {loc or '(top level)'}: {msg}" for loc, msg in errors)
+        super().__init__(f"invalid gateway config {source}:\n{lines}")
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    """``"0.0.0.0:8080"`` / ``"[::1]:8080"`` / ``"localhost:0"`` -> (host, port)."""
+    host, sep, port_text = value.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"expected HOST:PORT, got {value!r}")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ValueError(f"unbalanced brackets in {value!r}")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError(f"IPv6 addresses need brackets ([::1]:8080), got {value!r}")
+    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be 0-65535, got {port_text!r}")
+    if not host:
+        raise ValueError(f"empty host in {value!r}")
+    return host, int(port_text)
+
+
+def _check_listen(value: str) -> str:
+    split_host_port(value)
+    return value
+
+
+def _check_header(value: str) -> str:
+    if not _HEADER_NAME.match(value):
+        raise ValueError(f"not a valid HTTP header name: {value!r}")
+    return value
+
+
+def _check_upstream(value: str) -> str:
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in {"http", "https"}:
+        raise ValueError(f"upstream must be an http:// or https:// URL, got {value!r}")
+    if not parts.hostname:
+        raise ValueError(f"upstream has no host: {value!r}")
+    try:
+        _ = parts.port
+    except ValueError as e:
+        raise ValueError(f"upstream has a bad port: {value!r}") from e
+    if parts.query or parts.fragment:
+        raise ValueError(f"upstream may not have a query or fragment: {value!r}")
+    return value.rstrip("/")
+
+
+ListenAddress = Annotated[str, pydantic.AfterValidator(_check_listen)]
+HeaderName = Annotated[str, pydantic.Field(max_length=256), pydantic.AfterValidator(_check_header)]
+UpstreamUrl = Annotated[
+    str, pydantic.Field(max_length=2048), pydantic.AfterValidator(_check_upstream)
+]
+TimeoutMs = Annotated[int, pydantic.Field(gt=0, le=3_600_000)]
+
+
+class _Model(pydantic.BaseModel):
+    model_config = pydantic.ConfigDict(
+        alias_generator=alias_generators.to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+
+class AdminConfig(_Model):
+    """The admin/query API server (a separate port)."""
+
+    listen: ListenAddress = "127.0.0.1:9901"
+    """HOST:PORT the admin API binds. Default 127.0.0.1:9901."""
+    token_file: pathlib.Path | None = None
+    """File holding the bearer token the admin API requires (surrounding whitespace ignored)."""
+
+
+class RouteConfig(_Model):
+    """One route: requests whose path starts with ``prefix`` go to ``upstream``."""
+
+    name: Annotated[str, pydantic.Field(min_length=1, max_length=128, pattern=r"^[\w.\-]+$")]
+    """Route name: the ``route`` metric label and the ``gatetrace.route`` span tag."""
+    prefix: Annotated[str, pydantic.Field(max_length=1024)]
+    """Path prefix, matched on whole segments (``/api/users`` matches ``/api/users/7``,
+    not ``/api/usersx``); the longest matching prefix wins."""
+    upstream: Annotated[
+        str, pydantic.Field(max_length=2048), pydantic.AfterValidator(_check_upstream)
+    ]
+    """Base URL of the upstream (``http://users.shop.svc:8080``); the request path is appended."""
+    namespace: str | None = None
+    """Kubernetes namespace of the upstream service (selects namespace sampling overrides)."""
+    strip_prefix: bool = False
+    """Remove ``prefix`` from the path before it is appended to ``upstream``."""
+    connect_timeout_ms: TimeoutMs = 2_000
+    """Connecting to the upstream longer than this answers 504. Default 2000."""
+    timeout_ms: TimeoutMs = 30_000
+    """The upstream silent longer than this (before or between response chunks) answers 504
+    (or aborts a response already started). Default 30000."""
+
+    @pydantic.field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX.match(value):
+            raise ValueError(
+                f"prefix must be an absolute URL path starting with '/', got {value!r}"
+            )
+        return value.rstrip("/") or "/"
+
+    @pydantic.field_validator("namespace")
+    @classmethod
+    def _check_namespace(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) > 63 or not _DNS_LABEL.match(value)):
+            raise ValueError(f"not a valid Kubernetes namespace name: {value!r}")
+        return value
+
+
+class GatewayConfig(_Model):
+    """The whole gateway configuration file."""
+
+    service: Annotated[str, pydantic.Field(min_length=1, max_length=256)] = "api-gateway"
+    """``service.name`` of the gateway's spans."""
+    listen: ListenAddress = "0.0.0.0:8080"
+    """HOST:PORT the proxy binds. Default 0.0.0.0:8080."""
+    admin: AdminConfig = AdminConfig()
+    """The admin API server."""
+    trusted_proxies: list[pydantic.IPvAnyNetwork] = pydantic.Field(default_factory=list)
+    """CIDRs (or addresses) of proxies in front of the gateway whose X-Forwarded-For is
+    believed. Empty: the socket peer is the client."""
+    trace_id_header: HeaderName = "X-Trace-Id"
+    """Response header carrying the trace id, so users can find their trace."""
+    sensitive_headers: list[HeaderName] = pydantic.Field(default_factory=list)
+    """Headers never recorded on spans, in addition to Authorization, Cookie, Set-Cookie
+    and Proxy-Authorization."""
+    routes: list[RouteConfig] = pydantic.Field(default_factory=list)
+    """Routes; the longest matching prefix wins."""
+    tracing_file: pathlib.Path | None = None
+    """A tracing config file (the operator's ConfigMap), watched and applied on change."""
+    tracing: dict[str, Any] | None = None
+    """Bootstrap tracing config (TracingPolicy spec schema) used until another is applied."""
+
+    @pydantic.field_validator("sensitive_headers")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [v.lower() for v in value]
+
+    @pydantic.model_validator(mode="after")
+    def _unique_routes(self) -> Self:
+        names: set[str] = set()
+        prefixes: dict[str, str] = {}
+        for route in self.routes:
+            if route.name in names:
+                raise ValueError(f"routes: duplicate route name {route.name!r}")
+            names.add(route.name)
+            if route.prefix in prefixes:
+                raise ValueError(
+                    f"routes: {route.name!r} and {prefixes[route.prefix]!r} have the same "
+                    f"prefix {route.prefix!r}"
+                )
+            prefixes[route.prefix] = route.name
+        return self
+
+    @property
+    def recorded_header_blocklist(self) -> frozenset[str]:
+        """Lowercase names of headers never recorded on spans."""
+        return DEFAULT_SENSITIVE_HEADERS | frozenset(self.sensitive_headers)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def parse_config(document: Any, source: str = "<config>") -> GatewayConfig:
+    """Validate a parsed YAML/JSON document; raise :class:`ConfigError` naming each bad field."""
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(source, [("", f"expected a mapping, got {type(document).__name__}")])
+    try:
+        return GatewayConfig.model_validate(document)
+    except pydantic.ValidationError as e:
+        errors = [(_loc(err["loc"]), err["msg"]) for err in e.errors(include_url=False)]
+        raise ConfigError(source, errors) from e
+
+
+def load_config(path: str | pathlib.Path) -> GatewayConfig:
+    """Read and validate the gateway config file at ``path``."""
+    source = str(path)
+    try:
+        text = pathlib.Path(path).read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(source, [("", f"cannot read file: {e.strerror or e}")]) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(source, [("", f"not UTF-8 text: {e}")]) from e
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(source, [("", f"not valid YAML: {e}")]) from e
+    return parse_config(document, source)

@@ -1,0 +1,366 @@
+"""The tracing middleware: a SERVER span per request, a CLIENT span per upstream call.
+
+The middleware reads :attr:`TracingHolder.current` once; ``None`` means no
+tracing at all (the untraced fast path: one attribute read). Otherwise, with
+that one :class:`~gatetrace.gateway.state.ActiveTracing` for the whole request:
+
+1. extract the caller's context with the configured formats (a malformed
+   header is the propagator's problem: it never raises; even if it did, the
+   request would go on as a new trace), filter its baggage through the rules;
+2. start the SERVER span ``"{METHOD} {route prefix}"`` with the route's
+   namespace sampler if one is configured, else the tracer's (rules see the
+   request through :class:`~gatetrace.runtime.sampling.base.RequestInfo`);
+3. leave an :class:`~gatetrace.gateway.proxy.UpstreamObserver` for the proxy:
+   it strips every incoming trace header, starts the CLIENT span and injects
+   the configured formats into the upstream request;
+4. at the end, record the status, mark 5xx and upstream failures as errors
+   and, for a trace whose sampling decision is still pending, ask for the
+   error / latency priority upgrade before the server span finishes.
+
+Attributes follow the OpenTelemetry HTTP semantic conventions. Headers are
+never recorded except the configured ``header_tags``, and never the
+sensitive ones (Authorization, Cookie, Set-Cookie, Proxy-Authorization and
+the configured ``sensitiveHeaders``). Nothing here awaits a reporter.
+"""
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import multidict
+from aiohttp import web
+
+from gatetrace.gateway import clientip, proxy, routes, state
+from gatetrace.runtime import context as _context
+from gatetrace.runtime import metrics
+from gatetrace.runtime import span as _span
+from gatetrace.runtime.propagation import base as _propagation
+from gatetrace.runtime.sampling import base as _sampling
+
+__all__ = ["KNOWN_TRACE_HEADERS", "KNOWN_TRACE_PREFIXES", "TracingMiddleware"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+KNOWN_TRACE_HEADERS: Final = frozenset(
+    {
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "b3",
+        "uber-trace-id",
+        "jaeger-debug-id",
+        "jaeger-baggage",
+        "x-trace-id",
+        "x-span-id",
+        "x-parent-span-id",
+        "x-sampled",
+    }
+)
+"""Trace headers of every format we know, stripped from upstream requests whatever the
+configured formats: a stale one next to the gateway's fresh headers would fork the trace,
+and unfiltered baggage would bypass the baggage rules."""
+KNOWN_TRACE_PREFIXES: Final = ("x-b3-", "uberctx-", "x-baggage-")
+
+_KNOWN_METHODS: Final = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+_GETTER: Final = _propagation.MultiDictGetter()
+_SETTER: Final = _propagation.DictSetter()
+_SERVER: Final = _span.SpanKind.SERVER
+_CLIENT: Final = _span.SpanKind.CLIENT
+_ERROR: Final = _span.StatusCode.ERROR
+
+
+def _split_host(host: str) -> tuple[str, int | None]:
+    """``example.com:8080`` / ``[::1]:80`` / ``example.com`` -> (address, port)."""
+    if host.startswith("["):
+        end = host.find("]")
+        if end > 0:
+            port_text = host[end + 2 :] if host[end + 1 : end + 2] == ":" else ""
+            return host[1:end], int(port_text) if port_text.isdigit() else None
+        return host, None
+    name, sep, port_text = host.rpartition(":")
+    if sep and port_text.isdigit() and ":" not in name:
+        return name, int(port_text)
+    return host, None
+
+
+class _Fields:
+    """The headers stripped before injection, computed once per ActiveTracing."""
+
+    __slots__ = ("active", "exact", "prefixes")
+
+    def __init__(self, active: state.ActiveTracing) -> None:
+        exact = set(KNOWN_TRACE_HEADERS)
+        prefixes = list(KNOWN_TRACE_PREFIXES)
+        for name in active.propagator.fields:
+            lower = name.lower()
+            if lower.endswith("-"):
+                prefixes.append(lower)
+            else:
+                exact.add(lower)
+        self.active = active
+        self.exact = frozenset(exact)
+        self.prefixes = tuple(sorted(set(prefixes)))
+
+
+class _RequestTrace:
+    """The per-request :class:`~gatetrace.gateway.proxy.UpstreamObserver`."""
+
+    __slots__ = (
+        "active",
+        "client",
+        "failure",
+        "header_name",
+        "method",
+        "server",
+        "status",
+        "strip_exact",
+        "strip_prefixes",
+        "upstream_failed",
+    )
+
+    def __init__(
+        self,
+        active: state.ActiveTracing,
+        server: _span.Span,
+        method: str,
+        fields: _Fields,
+        header_name: str,
+    ) -> None:
+        self.active = active
+        self.method = method
+        self.server = server
+        self.client: _span.Span | None = None
+        self.strip_exact = fields.exact
+        self.strip_prefixes = fields.prefixes
+        self.header_name = header_name
+        self.failure = ""
+        self.upstream_failed = False
+        self.status = 0
+
+    def on_request(
+        self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
+    ) -> None:
+        method = self.method
+        client = self.active.tracer.start_span(method, kind=_CLIENT, parent=self.server)
+        self.client = client
+        if client.recording:
+            query = url.find("?")
+            tags = client.tags
+            tags["http.request.method"] = method
+            tags["url.full"] = url if query < 0 else url[:query]
+            tags["server.address"] = route.upstream_host
+            tags["server.port"] = route.upstream_port
+            tags["gatetrace.route"] = route.name
+            if route.namespace is not None:
+                tags["gatetrace.upstream.namespace"] = route.namespace
+        self.active.propagator.inject(client.context, headers, _SETTER)
+
+    def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
+        self.status = status
+        headers[self.header_name] = self.server.context.trace_id_hex
+        client = self.client
+        if client is not None and client.recording and not self.upstream_failed:
+            client.set_tag("http.response.status_code", status)
+            if status >= 400:  # client spans: 4xx and 5xx are errors (OTel HTTP semconv)
+                client.set_status(_ERROR)
+                client.set_tag("error.type", str(status))
+
+    def on_failure(self, error_type: str, exc: BaseException, *, upstream: bool) -> None:
+        if not upstream:
+            self.server.log({"event": "client_aborted", "message": str(exc)})
+            return
+        self.upstream_failed = True
+        self.failure = error_type
+        for span in (self.client, self.server):
+            if span is not None and span.recording:
+                span.set_status(_ERROR, f"upstream: {error_type}")
+                span.set_tag("error.type", error_type)
+                span.log({"event": "error", "error.kind": type(exc).__name__, "message": str(exc)})
+
+    def on_done(self) -> None:
+        client = self.client
+        if client is not None:
+            client.finish()
+
+
+class TracingMiddleware:
+    """The aiohttp middleware (``app.middlewares``) tracing every proxied request."""
+
+    __middleware_version__ = 1  # aiohttp: a new-style middleware, not a factory
+    __slots__ = ("_blocked", "_errors", "_fields", "_header_name", "holder", "resolver", "table")
+
+    def __init__(
+        self,
+        holder: state.TracingHolder,
+        table: routes.RouteTable,
+        resolver: clientip.ClientIpResolver,
+        *,
+        trace_id_header: str = "X-Trace-Id",
+        blocked_headers: frozenset[str] = frozenset(),
+        registry: metrics.Registry | None = None,
+    ) -> None:
+        self.holder = holder
+        self.table = table
+        self.resolver = resolver
+        self._header_name = trace_id_header
+        self._blocked = frozenset(h.lower() for h in blocked_headers)
+        self._fields: _Fields | None = None
+        registry = registry if registry is not None else metrics.Registry()
+        self._errors = registry.counter(
+            "gatetrace_gateway_tracing_errors",
+            "Tracing failures that left a request untraced (the request went on)",
+            ["stage"],
+        )
+
+    def _fields_for(self, active: state.ActiveTracing) -> _Fields:
+        fields = self._fields
+        if fields is None or fields.active is not active:
+            fields = self._fields = _Fields(active)
+        return fields
+
+    async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        active = self.holder.current
+        if active is None:
+            return await handler(request)
+        try:
+            trace = self._start(active, request)
+        except Exception:  # tracing must never break a request: go on untraced
+            self._errors.inc(("start",))
+            return await handler(request)
+        server = trace.server
+        mono_start = time.perf_counter_ns()
+        token = _context.attach(server)
+        request[proxy.OBSERVER] = trace
+        status = 0
+        try:
+            response = await handler(request)
+            status = response.status
+            if not response.prepared:
+                response.headers[self._header_name] = server.context.trace_id_hex
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            exc.headers[self._header_name] = server.context.trace_id_hex
+            raise
+        except BaseException as exc:
+            status = 500
+            if server.recording:
+                server.record_exception(exc)
+            raise
+        finally:
+            _context.detach(token)
+            self._finish(active, trace, status, mono_start)
+
+    def _start(self, active: state.ActiveTracing, request: web.Request) -> _RequestTrace:
+        headers = request.headers
+        raw_path = request.rel_url.raw_path
+        route = self.table.match(raw_path)
+        request[proxy.MATCHED_ROUTE] = route if route is not None else proxy.NoRoute()
+        try:
+            extracted = active.propagator.extract(headers, _GETTER, _propagation.EMPTY)
+        except Exception:  # propagators must not raise; if one does, treat as absent
+            self._errors.inc(("extract",))
+            extracted = _propagation.EMPTY
+        baggage = active.baggage.apply(extracted.baggage)
+        parent = extracted.context
+        if parent is not None and parent.baggage is not baggage:
+            parent = parent._replace(baggage=baggage)
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
+        name = method if route is None else method + route.span_name_suffix
+        info = _sampling.RequestInfo(
+            request.method, request.path, headers, route.name if route is not None else ""
+        )
+        sampler = active.sampler_for(route.namespace) if route is not None else None
+        server = active.tracer.start_span(
+            name, kind=_SERVER, parent=parent, request=info, sampler=sampler
+        )
+        if parent is None and baggage:
+            server.context = server.context._replace(baggage=baggage)
+        if server.recording:
+            self._server_tags(active, request, server, route, method)
+        return _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
+
+    def _server_tags(
+        self,
+        active: state.ActiveTracing,
+        request: web.Request,
+        server: _span.Span,
+        route: routes.Route | None,
+        method: str,
+    ) -> None:
+        headers = request.headers
+        tags = server.tags
+        tags["http.request.method"] = method
+        if method == "_OTHER":
+            tags["http.request.method_original"] = request.method
+        server.set_tag("url.path", request.rel_url.raw_path)
+        tags["url.scheme"] = request.scheme
+        version = request.version
+        tags["network.protocol.version"] = f"{version.major}.{version.minor}"
+        host = headers.get("Host")
+        if host:
+            address, port = _split_host(host)
+            tags["server.address"] = address
+            if port is not None:
+                tags["server.port"] = port
+        peer = request.remote
+        if peer:
+            tags["network.peer.address"] = peer
+            forwarded = headers.getall("X-Forwarded-For", ())
+            client = self.resolver.resolve(peer, forwarded) if forwarded else peer
+            if client:
+                tags["client.address"] = client
+        agent = headers.get("User-Agent")
+        if agent is not None:
+            server.set_tag("user_agent.original", agent)
+        if route is not None:
+            tags["http.route"] = route.prefix
+            tags["gatetrace.route"] = route.name
+            if route.namespace is not None:
+                tags["gatetrace.upstream.namespace"] = route.namespace
+        blocked = self._blocked
+        for header, tag in active.header_tags:
+            if header.lower() in blocked:
+                continue
+            value = headers.get(header)
+            if value is not None:
+                server.set_tag(tag, value)
+        keys = active.baggage_tag_keys
+        if keys:
+            bag = server.context.baggage
+            for key in keys:
+                value = bag.get(key)
+                if value is not None:
+                    server.set_tag(key, value)
+
+    def _finish(
+        self, active: state.ActiveTracing, trace: _RequestTrace, status: int, mono_start: int
+    ) -> None:
+        server = trace.server
+        try:
+            client = trace.client
+            if client is not None and not client.is_finished:
+                client.finish()
+            if server.recording:
+                server.set_tag("http.response.status_code", status)
+                if status >= 500 and not trace.upstream_failed:
+                    server.set_status(_ERROR)
+                    server.set_tag("error.type", str(status))
+            if server.pending:
+                priority = active.priority
+                is_error = trace.upstream_failed or status >= 500
+                if priority.errors and is_error:
+                    server.upgrade("error")
+                elif (
+                    priority.slower_than_ns is not None
+                    and time.perf_counter_ns() - mono_start > priority.slower_than_ns
+                ):
+                    server.upgrade("slow")
+        except Exception:
+            self._errors.inc(("finish",))
+        finally:
+            server.finish()

@@ -1,0 +1,100 @@
+"""Route matching: the longest path prefix wins, on whole path segments.
+
+A prefix ``/api/users`` matches ``/api/users``, ``/api/users/`` and
+``/api/users/7`` but not ``/api/usersx``; ``/`` matches everything. Matching
+is done on the raw (percent-encoded) path, so an encoded slash or letter
+never sneaks a request into another route. Lookup walks the path's segments
+through a dict: cost grows with path depth, not with the number of routes.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import aiohttp
+import yarl
+
+from gatetrace.gateway import config as _config
+
+__all__ = ["Route", "RouteTable"]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A configured route, with what the proxy precomputes for it."""
+
+    name: str
+    prefix: str
+    upstream: str
+    """Upstream base URL without a trailing slash (``http://users:8080`` or ``.../base``)."""
+    namespace: str | None
+    strip_prefix: bool
+    timeout: aiohttp.ClientTimeout
+    span_name_suffix: str
+    """`` /api/users``: appended to the method to name the server span (OTel HTTP semconv)."""
+    upstream_host: str
+    upstream_port: int
+    upstream_scheme: str
+
+    @classmethod
+    def from_config(cls, route: _config.RouteConfig) -> "Route":
+        url = yarl.URL(route.upstream)
+        if url.host is None or url.port is None:  # the config model checked it already
+            raise ValueError(f"routes: {route.name!r} upstream {route.upstream!r} has no host")
+        return cls(
+            name=route.name,
+            prefix=route.prefix,
+            upstream=route.upstream.rstrip("/"),
+            namespace=route.namespace,
+            strip_prefix=route.strip_prefix,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                connect=None,
+                sock_connect=route.connect_timeout_ms / 1000,
+                sock_read=route.timeout_ms / 1000,
+            ),
+            span_name_suffix=f" {route.prefix}",
+            upstream_host=url.host,
+            upstream_port=url.port,
+            upstream_scheme=url.scheme,
+        )
+
+    def upstream_url(self, raw_path: str, raw_query: str) -> str:
+        """The upstream URL (still percent-encoded) for a request's raw path and query."""
+        if self.strip_prefix and self.prefix != "/":
+            raw_path = raw_path[len(self.prefix) :]
+            if not raw_path.startswith("/"):
+                raw_path = "/" + raw_path
+        if raw_query:
+            return f"{self.upstream}{raw_path}?{raw_query}"
+        return self.upstream + raw_path
+
+
+class RouteTable:
+    """Longest-prefix lookup over a set of routes."""
+
+    __slots__ = ("_by_prefix", "_root", "routes")
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+        self._by_prefix = {r.prefix: r for r in self.routes if r.prefix != "/"}
+        self._root = next((r for r in self.routes if r.prefix == "/"), None)
+
+    @classmethod
+    def from_config(cls, routes: Iterable[_config.RouteConfig]) -> "RouteTable":
+        return cls(Route.from_config(r) for r in routes)
+
+    def match(self, raw_path: str) -> Route | None:
+        """The route with the longest prefix matching ``raw_path``, or None."""
+        by_prefix = self._by_prefix
+        route = by_prefix.get(raw_path)
+        if route is not None:
+            return route
+        path = raw_path
+        while True:
+            cut = path.rfind("/")
+            if cut <= 0:
+                return self._root
+            path = path[:cut]
+            route = by_prefix.get(path)
+            if route is not None:
+                return route
