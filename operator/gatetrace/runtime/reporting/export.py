@@ -34,10 +34,19 @@ class ExportOutcome:
     dropped: Mapping[str, int] = field(default_factory=dict)
     """Spans of this batch the exporter dropped itself, by reason (``too_large``,
     ``rejected`` for OTLP partial success...); not retried."""
+    truncated: Mapping[str, int] = field(default_factory=dict)
+    """Values the encoder had to cut or replace to make the batch encodable, by what
+    (``value_length``, ``invalid_utf8``, ``value_type``...); counted, never fatal."""
 
     @classmethod
-    def success(cls, dropped: Mapping[str, int] | None = None) -> "ExportOutcome":
-        return cls(ExportResult.SUCCESS, dropped=dict(dropped or {}))
+    def success(
+        cls,
+        dropped: Mapping[str, int] | None = None,
+        truncated: Mapping[str, int] | None = None,
+    ) -> "ExportOutcome":
+        return cls(
+            ExportResult.SUCCESS, dropped=dict(dropped or {}), truncated=dict(truncated or {})
+        )
 
 
 class Exporter(Protocol):

@@ -1,0 +1,293 @@
+"""Spans to an OTLP ``ExportTraceServiceRequest``, written as protobuf bytes by hand.
+
+Mapping (opentelemetry-proto ``trace/v1/trace.proto``):
+
+* one ``ResourceSpans`` per distinct :class:`~gatetrace.runtime.span.Resource`
+  (``service.name`` plus the resource tags), one ``ScopeSpans`` with scope
+  ``gatetrace`` and the package version;
+* span ids as big-endian bytes, ``trace_state`` in W3C form, ``kind`` from
+  :class:`~gatetrace.runtime.span.SpanKind`, start/end as fixed64 ns;
+* tags as typed attributes (string, bool, int64, double; ints outside int64
+  and other types become strings, counted as ``value_type``);
+* logs as events: the ``event`` field (when a string) is the event name, the
+  other fields its attributes; a log without one is named ``log``;
+* references other than the parent as links, with the OpenTracing shim's
+  ``opentracing.ref_type`` attribute (``follows_from`` / ``child_of``);
+* status code and message; ``flags`` carries the W3C trace flags (sampled,
+  random).
+
+Strings longer than ``max_value_length`` are cut (``value_length``) and
+strings that are not valid UTF-8 (lone surrogates) get U+FFFD replacements
+(``invalid_utf8``): the encoder never raises on span content.
+"""
+
+import importlib.metadata
+import struct
+from collections.abc import Mapping, Sequence
+
+from gatetrace.runtime import span as _span
+from gatetrace.runtime.reporting import protobuf_wire as pb
+
+__all__ = ["SCOPE_NAME", "SCOPE_VERSION", "OtlpEncoder"]
+
+SCOPE_NAME = "gatetrace"
+try:
+    SCOPE_VERSION = importlib.metadata.version("gatetrace")
+except importlib.metadata.PackageNotFoundError:  # running from a source tree
+    SCOPE_VERSION = "0.0.0"
+
+_KIND = {
+    _span.SpanKind.INTERNAL: b"\x30\x01",
+    _span.SpanKind.SERVER: b"\x30\x02",
+    _span.SpanKind.CLIENT: b"\x30\x03",
+    _span.SpanKind.PRODUCER: b"\x30\x04",
+    _span.SpanKind.CONSUMER: b"\x30\x05",
+}
+_STATUS_CODE = {
+    _span.StatusCode.UNSET: b"",
+    _span.StatusCode.OK: b"\x18\x01",
+    _span.StatusCode.ERROR: b"\x18\x02",
+}
+_REF_TYPE = {
+    _span.ReferenceType.FOLLOWS_FROM: "follows_from",
+    _span.ReferenceType.CHILD_OF: "child_of",
+}
+_TIMES = struct.Struct("<BQBQ")  # fields 7 and 8 (fixed64): start and end
+_EVENT_TIME = struct.Struct("<BQ")  # Event field 1 (fixed64)
+_DOUBLE = struct.Struct("<d")
+_FLAGS = struct.Struct("<I")
+_SPAN_FLAGS_KEY = pb.field_key(16, pb.FIXED32)
+_LINK_FLAGS_KEY = pb.field_key(6, pb.FIXED32)
+_INT64_MIN = -(1 << 63)
+_INT64_MAX = (1 << 63) - 1
+_CACHE_LIMIT = 8192
+_len_field = pb.len_field
+_varint = pb.varint
+
+
+class OtlpEncoder:
+    """Encodes batches of finished spans; keeps small caches, so reuse one per reporter."""
+
+    __slots__ = (
+        "_attr_bool",
+        "_attr_int",
+        "_attr_str",
+        "_keys",
+        "_resources",
+        "_scope",
+        "_truncated",
+        "max_value_length",
+    )
+
+    def __init__(
+        self,
+        *,
+        scope_name: str = SCOPE_NAME,
+        scope_version: str = SCOPE_VERSION,
+        max_value_length: int = 32768,
+    ) -> None:
+        self.max_value_length = max_value_length
+        self._truncated: dict[str, int] = {}
+        self._keys: dict[str, bytes] = {}
+        self._attr_str: dict[tuple[str, str], bytes] = {}
+        self._attr_int: dict[tuple[str, int], bytes] = {}
+        self._attr_bool: dict[tuple[str, bool], bytes] = {}
+        self._resources: dict[int, tuple[_span.Resource, bytes]] = {}
+        scope = _len_field(b"\x0a", self._utf8(scope_name)) + _len_field(
+            b"\x12", self._utf8(scope_version)
+        )
+        self._scope = _len_field(b"\x0a", scope)  # ScopeSpans.scope
+
+    # -- entry point ---------------------------------------------------------
+
+    def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
+        """The request body for ``spans`` and what had to be cut, by what."""
+        truncated: dict[str, int] = {}
+        self._truncated = truncated
+        groups: dict[int, tuple[bytes, list[bytes]]] = {}
+        encode_span = self._span
+        last_id = -1
+        current: list[bytes] = []
+        for span in spans:
+            rid = id(span.resource)
+            if rid != last_id:
+                group = groups.get(rid)
+                if group is None:
+                    group = groups[rid] = (self._resource(span.resource), [self._scope])
+                current = group[1]
+                last_id = rid
+            current.append(encode_span(span))
+        out = []
+        for resource, encoded in groups.values():
+            scope_spans = _len_field(b"\x12", b"".join(encoded))
+            out.append(_len_field(b"\x0a", resource + scope_spans))
+        return b"".join(out), truncated
+
+    # -- pieces ----------------------------------------------------------------
+
+    def _count(self, what: str) -> None:
+        self._truncated[what] = self._truncated.get(what, 0) + 1
+
+    def _utf8(self, text: str) -> bytes:
+        if len(text) > self.max_value_length:
+            text = text[: self.max_value_length]
+            self._count("value_length")
+        try:
+            return text.encode()
+        except UnicodeEncodeError:
+            self._count("invalid_utf8")
+            return text.encode("utf-8", "replace")
+
+    def _resource(self, resource: _span.Resource) -> bytes:
+        """ResourceSpans.resource, cached per Resource object."""
+        cached = self._resources.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        if len(self._resources) > 64:
+            self._resources.clear()
+        attrs = [_len_field(b"\x0a", self._kv("service.name", resource.service_name))]
+        for key, value in resource.tags:
+            if key != "service.name":
+                attrs.append(_len_field(b"\x0a", self._kv(key, value)))
+        body = _len_field(b"\x0a", b"".join(attrs))  # ResourceSpans.resource
+        self._resources[id(resource)] = (resource, body)
+        return body
+
+    def _key(self, key: str) -> bytes:
+        encoded = self._keys.get(key)
+        if encoded is None:
+            if len(self._keys) > _CACHE_LIMIT:
+                self._keys.clear()
+            encoded = self._keys[key] = _len_field(b"\x0a", self._utf8(key))
+        return encoded
+
+    def _any_value(self, value: object) -> bytes:
+        kind = type(value)
+        if kind is str:
+            return _len_field(b"\x0a", self._utf8(value))  # type: ignore[arg-type]
+        if kind is bool:
+            return b"\x10\x01" if value else b"\x10\x00"
+        if kind is int:
+            if _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+                return b"\x18" + _varint(value)  # type: ignore[arg-type]
+            self._count("value_type")
+            return _len_field(b"\x0a", str(value).encode())
+        if kind is float:
+            return b"\x21" + _DOUBLE.pack(value)
+        # subclasses (IntEnum, StrEnum...) are encoded as their base type
+        if isinstance(value, int):
+            return self._any_value(int(value))
+        if isinstance(value, float):
+            return self._any_value(float(value))
+        if isinstance(value, str):
+            return self._any_value(str.__str__(value))
+        self._count("value_type")
+        return _len_field(b"\x0a", self._utf8(repr(value)))
+
+    def _kv(self, key: str, value: object) -> bytes:
+        """A KeyValue message body (without its own field key and length)."""
+        return self._key(key) + _len_field(b"\x12", self._any_value(value))
+
+    def _span_attributes(self, tags: Mapping[str, object], parts: list[bytes]) -> None:
+        """Span.attributes (field 9), with whole fields cached for repeated key/values."""
+        str_cache, int_cache, bool_cache = self._attr_str, self._attr_int, self._attr_bool
+        for key, value in tags.items():
+            kind = type(value)
+            if kind is str:
+                cache_key: tuple[str, object] = (key, value)
+                encoded = str_cache.get(cache_key)  # type: ignore[arg-type]
+                if encoded is None:
+                    encoded = _len_field(b"\x4a", self._kv(key, value))
+                    if len(value) <= 256:  # type: ignore[arg-type]
+                        if len(str_cache) > _CACHE_LIMIT:
+                            str_cache.clear()
+                        str_cache[cache_key] = encoded  # type: ignore[index]
+            elif kind is int:
+                encoded = int_cache.get((key, value))  # type: ignore[arg-type]
+                if encoded is None:
+                    encoded = _len_field(b"\x4a", self._kv(key, value))
+                    if len(int_cache) > _CACHE_LIMIT:
+                        int_cache.clear()
+                    int_cache[(key, value)] = encoded  # type: ignore[index]
+            elif kind is bool:
+                encoded = bool_cache.get((key, value))  # type: ignore[arg-type]
+                if encoded is None:
+                    encoded = bool_cache[(key, value)] = _len_field(  # type: ignore[index]
+                        b"\x4a", self._kv(key, value)
+                    )
+            else:
+                encoded = _len_field(b"\x4a", self._kv(key, value))
+            parts.append(encoded)
+
+    def _attributes(self, tag: bytes, fields: Mapping[str, object], parts: list[bytes]) -> None:
+        for key, value in fields.items():
+            parts.append(_len_field(tag, self._kv(key, value)))
+
+    def _event(self, log: _span.LogRecord) -> bytes:
+        fields = log.fields
+        name = fields.get("event")
+        parts = [_EVENT_TIME.pack(0x09, log.timestamp_ns & 0xFFFFFFFFFFFFFFFF)]
+        if type(name) is str:
+            parts.append(_len_field(b"\x12", self._utf8(name)))
+            if len(fields) > 1:
+                self._attributes(b"\x1a", {k: v for k, v in fields.items() if k != "event"}, parts)
+        else:
+            parts.append(b"\x12\x03log")
+            self._attributes(b"\x1a", fields, parts)
+        return _len_field(b"\x5a", b"".join(parts))
+
+    def _link(self, reference: _span.Reference) -> bytes:
+        ctx = reference.context
+        parts = [
+            b"\x0a\x10" + (ctx.trace_id & ((1 << 128) - 1)).to_bytes(16, "big"),
+            b"\x12\x08" + (ctx.span_id & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"),
+        ]
+        if ctx.trace_state:
+            parts.append(_len_field(b"\x1a", self._trace_state(ctx.trace_state)))
+        parts.append(
+            _len_field(b"\x22", self._kv("opentracing.ref_type", _REF_TYPE[reference.type]))
+        )
+        flags = (1 if ctx.sampled else 0) | (2 if ctx.random else 0)
+        parts.append(_LINK_FLAGS_KEY + _FLAGS.pack(flags))
+        return _len_field(b"\x6a", b"".join(parts))
+
+    def _trace_state(self, trace_state: Sequence[tuple[str, str]]) -> bytes:
+        return self._utf8(",".join(f"{key}={value}" for key, value in trace_state))
+
+    def _span(self, span: _span.Span) -> bytes:
+        ctx = span.context
+        parts = [
+            b"\x0a\x10" + (ctx.trace_id & ((1 << 128) - 1)).to_bytes(16, "big"),
+            b"\x12\x08" + (ctx.span_id & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"),
+        ]
+        if ctx.trace_state:
+            parts.append(_len_field(b"\x1a", self._trace_state(ctx.trace_state)))
+        parent_id = span.parent_id
+        if parent_id:
+            parts.append(b"\x22\x08" + (parent_id & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"))
+        name = span.name
+        if name:
+            parts.append(_len_field(b"\x2a", self._utf8(name)))
+        parts.append(_KIND[span.kind])
+        start = span.start_ns & 0xFFFFFFFFFFFFFFFF
+        end = span.end_ns if span.end_ns is not None else span.start_ns
+        parts.append(_TIMES.pack(0x39, start, 0x41, max(end & 0xFFFFFFFFFFFFFFFF, start)))
+        if span.tags:
+            self._span_attributes(span.tags, parts)
+        for log in span.logs:
+            parts.append(self._event(log))
+        for reference in span.references:
+            if (
+                reference.type is _span.ReferenceType.FOLLOWS_FROM
+                or reference.context.span_id != parent_id
+            ):
+                parts.append(self._link(reference))
+        status = span.status
+        if status.code is not _span.StatusCode.UNSET or status.description:
+            body = _STATUS_CODE[status.code]
+            if status.description:
+                body = _len_field(b"\x12", self._utf8(status.description)) + body
+            parts.append(_len_field(b"\x7a", body))
+        flags = (1 if span.sampled else 0) | (2 if ctx.random else 0)
+        parts.append(_SPAN_FLAGS_KEY + _FLAGS.pack(flags))
+        return _len_field(b"\x12", b"".join(parts))  # ScopeSpans.spans

@@ -1,0 +1,258 @@
+"""The ``zipkin`` reporter: Zipkin v2 JSON, ``POST /api/v2/spans``.
+
+Mapping (zipkin-api ``zipkin2-api.yaml``, ``Span``):
+
+* ``traceId`` always 32 lowercase hex digits, ``id``/``parentId`` 16;
+* ``kind`` SERVER/CLIENT/PRODUCER/CONSUMER, absent for internal spans;
+* ``timestamp`` and ``duration`` in microseconds, ``duration`` at least 1;
+* ``localEndpoint``: the resource's service name, plus ``ipv4``/``ipv6`` and
+  ``port`` from the resource tags ``ip``/``host.ip`` and ``port``/``host.port``;
+* ``remoteEndpoint`` for client and producer spans, from the tags
+  ``peer.service``, ``network.peer.address``/``server.address`` and
+  ``server.port``/``network.peer.port``;
+* tags as strings (``true``/``false`` for bools); an error status sets the
+  ``error`` tag to its description;
+* each log becomes an annotation: its ``event`` field when that is the only
+  field, else the fields as compact JSON;
+* ``debug`` for debug-forced traces. ``shared`` is never set: gatetrace gives
+  every span its own id (no Zipkin-style client/server id sharing).
+
+Strings longer than ``max_value_length`` are cut (``value_length``), bodies
+with strings that are not valid UTF-8 get U+FFFD replacements
+(``invalid_utf8``, counted once per batch), values of other types are
+written with ``str()`` (``value_type``).
+"""
+
+import dataclasses
+import ipaddress
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gatetrace.runtime import span as _span
+from gatetrace.runtime.reporting import export, http
+
+__all__ = ["CONTENT_TYPE", "ZipkinEncoder", "ZipkinExporter"]
+
+CONTENT_TYPE = "application/json"
+_log = logging.getLogger(__name__)
+
+_KIND = {
+    _span.SpanKind.SERVER: "SERVER",
+    _span.SpanKind.CLIENT: "CLIENT",
+    _span.SpanKind.PRODUCER: "PRODUCER",
+    _span.SpanKind.CONSUMER: "CONSUMER",
+}
+_REMOTE_KINDS = frozenset({_span.SpanKind.CLIENT, _span.SpanKind.PRODUCER})
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_CACHE_LIMIT = 1024
+
+
+def _port(value: object) -> int | None:
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+    return port if 0 < port < 65536 else None
+
+
+class ZipkinEncoder:
+    """Encodes batches as a Zipkin v2 JSON array; reuse one per reporter (small caches)."""
+
+    __slots__ = ("_addresses", "_local", "_truncated", "max_value_length")
+
+    def __init__(self, *, max_value_length: int = 32768) -> None:
+        self.max_value_length = max_value_length
+        self._truncated: dict[str, int] = {}
+        self._local: dict[int, tuple[_span.Resource, dict[str, Any]]] = {}
+        self._addresses: dict[str, tuple[str, str] | None] = {}
+
+    def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
+        """The request body for ``spans`` and what had to be cut, by what."""
+        truncated: dict[str, int] = {}
+        self._truncated = truncated
+        text = _ENCODE([self.span_dict(span) for span in spans])
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:
+            self._count("invalid_utf8")
+            body = text.encode("utf-8", "replace")
+        return body, truncated
+
+    def _count(self, what: str) -> None:
+        self._truncated[what] = self._truncated.get(what, 0) + 1
+
+    def _text(self, value: object) -> str:
+        kind = type(value)
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+        elif kind is bool:
+            return "true" if value else "false"
+        elif kind is int or kind is float:
+            return str(value)
+        elif isinstance(value, str | int | float):
+            text = str.__str__(value) if isinstance(value, str) else repr(value)
+        else:
+            self._count("value_type")
+            text = str(value)
+        if len(text) > self.max_value_length:
+            self._count("value_length")
+            return text[: self.max_value_length]
+        return text
+
+    def _address(self, text: str) -> tuple[str, str] | None:
+        """("ipv4" | "ipv6", normalised address) for an IP literal, else None."""
+        try:
+            return self._addresses[text]
+        except KeyError:
+            pass
+        try:
+            ip = ipaddress.ip_address(text)
+            found: tuple[str, str] | None = ("ipv4" if ip.version == 4 else "ipv6", str(ip))
+        except ValueError:
+            found = None
+        if len(self._addresses) > _CACHE_LIMIT:
+            self._addresses.clear()
+        self._addresses[text] = found
+        return found
+
+    def _local_endpoint(self, resource: _span.Resource) -> dict[str, Any]:
+        cached = self._local.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        tags = dict(resource.tags)
+        endpoint: dict[str, Any] = {"serviceName": self._text(resource.service_name)}
+        for key in ("ip", "host.ip"):
+            address = self._address(str(tags.get(key, "")))
+            if address is not None:
+                endpoint[address[0]] = address[1]
+                break
+        for key in ("port", "host.port"):
+            port = _port(tags.get(key))
+            if port is not None:
+                endpoint["port"] = port
+                break
+        if len(self._local) > 64:
+            self._local.clear()
+        self._local[id(resource)] = (resource, endpoint)
+        return endpoint
+
+    def _remote_endpoint(self, tags: Mapping[str, object]) -> dict[str, Any] | None:
+        endpoint: dict[str, Any] = {}
+        service = tags.get("peer.service")
+        if service:
+            endpoint["serviceName"] = self._text(service)
+        for key in ("network.peer.address", "server.address"):
+            value = tags.get(key)
+            if not value:
+                continue
+            address = self._address(str(value))
+            if address is not None:
+                endpoint[address[0]] = address[1]
+                break
+            if key == "server.address" and "serviceName" not in endpoint:
+                endpoint["serviceName"] = self._text(value)
+        for key in ("server.port", "network.peer.port"):
+            port = _port(tags.get(key))
+            if port is not None:
+                endpoint["port"] = port
+                break
+        return endpoint or None
+
+    def span_dict(self, span: _span.Span) -> dict[str, Any]:
+        """The Zipkin v2 JSON object of one span (also the ``log`` reporter's line)."""
+        ctx = span.context
+        start = span.start_ns
+        end = span.end_ns if span.end_ns is not None else start
+        out: dict[str, Any] = {
+            "traceId": f"{ctx.trace_id & ((1 << 128) - 1):032x}",
+            "id": f"{ctx.span_id & 0xFFFFFFFFFFFFFFFF:016x}",
+        }
+        if span.parent_id:
+            out["parentId"] = f"{span.parent_id & 0xFFFFFFFFFFFFFFFF:016x}"
+        kind = _KIND.get(span.kind)
+        if kind is not None:
+            out["kind"] = kind
+        out["name"] = self._text(span.name)
+        out["timestamp"] = start // 1000
+        out["duration"] = max((end - start) // 1000, 1)
+        out["localEndpoint"] = self._local_endpoint(span.resource)
+        tags = span.tags
+        if span.kind in _REMOTE_KINDS:
+            remote = self._remote_endpoint(tags)
+            if remote is not None:
+                out["remoteEndpoint"] = remote
+        if span.logs:
+            out["annotations"] = [self._annotation(log) for log in span.logs]
+        text = self._text
+        converted = {
+            key if type(key) is str else text(key): value
+            if type(value) is str and len(value) <= self.max_value_length
+            else text(value)
+            for key, value in tags.items()
+        }
+        status = span.status
+        if status.code is _span.StatusCode.ERROR:
+            converted["error"] = text(status.description) if status.description else "true"
+        if converted:
+            out["tags"] = converted
+        if ctx.debug:
+            out["debug"] = True
+        return out
+
+    def _annotation(self, log: _span.LogRecord) -> dict[str, Any]:
+        fields = log.fields
+        if len(fields) == 1 and type(fields.get("event")) is str:
+            value = self._text(fields["event"])
+        else:
+            value = _ENCODE({self._text(k): self._json_value(v) for k, v in fields.items()})
+        return {"timestamp": log.timestamp_ns // 1000, "value": value}
+
+    def _json_value(self, value: object) -> object:
+        kind = type(value)
+        if kind is bool or kind is int or kind is float:
+            return value
+        return self._text(value)
+
+
+class ZipkinExporter:
+    """Sends batches to a Zipkin collector (``http://host:9411/api/v2/spans``)."""
+
+    name = "zipkin"
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        gzip: bool = True,
+        max_value_length: int = 32768,
+    ) -> None:
+        self.endpoint = endpoint
+        self.encoder = ZipkinEncoder(max_value_length=max_value_length)
+        self.transport = http.HttpTransport(
+            endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
+        )
+        self._last: tuple[Sequence[_span.Span], bytes] | None = None
+
+    async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
+        last = self._last
+        truncated: dict[str, int] = {}
+        if last is not None and last[0] is spans:  # a retry: reuse the encoded body
+            body = last[1]
+        else:
+            try:
+                body, truncated = self.encoder.encode(spans)
+            except Exception:  # a bug in the encoder must not loop through retries
+                _log.exception("zipkin: encoding failed")
+                return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
+            self._last = (spans, body)
+        response = await self.transport.post(body, timeout)
+        if response.outcome.result is not export.ExportResult.RETRYABLE:
+            self._last = None
+        return dataclasses.replace(response.outcome, truncated=truncated)
+
+    async def close(self) -> None:
+        self._last = None
+        await self.transport.close()
