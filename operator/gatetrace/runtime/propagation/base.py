@@ -51,7 +51,11 @@ class DictGetter:
         if value is not None:
             return (value,)
         lowered = key.lower()
-        return tuple(v for k, v in carrier.items() if k.lower() == lowered)
+        found: tuple[str, ...] = ()
+        for name in carrier:  # a plain loop: cheapest when, as usual, nothing matches
+            if name.lower() == lowered:
+                found = (*found, carrier[name])
+        return found
 
     def keys(self, carrier: Mapping[str, str]) -> Iterable[str]:
         return carrier.keys()
