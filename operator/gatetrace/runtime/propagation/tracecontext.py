@@ -122,7 +122,7 @@ class TraceContextPropagator:
             return None
         sampled, random = _FLAG_BITS[flags_hex]
         head = (trace_id, span_id, sampled, False, random, True)
-        return _new_tuple(_SpanContext, head + _TAIL)  # noqa: RUF005 - concatenation is faster here
+        return _new_tuple(_SpanContext, head + _TAIL)  # concatenation: cheaper than unpacking
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
         trace_id = context.trace_id
