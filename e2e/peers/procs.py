@@ -87,18 +87,20 @@ def get_json(url: str, context: ssl.SSLContext | None = None, timeout: float = 1
         raise
 
 
-def post_json(url: str, body: object, timeout: float = 10.0) -> int:
-    """POST `body` as JSON to an http(s) URL; the response status (errors raise)."""
+def post(url: str, data: bytes, content_type: str, timeout: float = 10.0) -> int:
+    """POST bytes to an http(s) URL; the response status (HTTP errors raise)."""
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"url: expected http(s), got {url!r}")
     request = urllib.request.Request(  # noqa: S310
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
+        url, data=data, headers={"Content-Type": content_type}, method="POST"
     )
     with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
         return int(resp.status)
+
+
+def post_json(url: str, body: object, timeout: float = 10.0) -> int:
+    """POST `body` as JSON to an http(s) URL; the response status (HTTP errors raise)."""
+    return post(url, json.dumps(body).encode(), "application/json", timeout)
 
 
 def _die_with_parent() -> None:
