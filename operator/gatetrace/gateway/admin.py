@@ -1,0 +1,221 @@
+"""The admin app (separate port): tracing config, probes, metrics and the query API.
+
+::
+
+    GET  /admin/v1/tracing   -> {revision, version, appliedAt, config (redacted), sources}
+    PUT  /admin/v1/tracing   {revision, config} -> 200 {revision, version}
+                             400 bad JSON, 409 stale revision, 413 too large, 422 invalid
+    GET  /healthz            always 200 while the process serves
+    GET  /readyz             200 once a tracing config is running, else 503
+    GET  /metrics            Prometheus text format (no token, like the probes)
+    GET  /api/...            the Jaeger-compatible query API (:mod:`.query_api`)
+
+Everything but the probes and ``/metrics`` needs the bearer token
+(:mod:`.admin_auth`). Config changes go through :class:`~.tracing_apply.Applier`.
+"""
+
+import datetime
+import json
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from aiohttp import typedefs, web
+
+from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply
+from gatetrace.gateway import config as _config
+from gatetrace.gateway import state as _state
+from gatetrace.gateway import store as _store
+from gatetrace.policy import redaction
+from gatetrace.runtime import metrics as _metrics
+
+__all__ = [
+    "APPLIER",
+    "DEFAULT_MAX_BODY_BYTES",
+    "HOLDER",
+    "REGISTRIES",
+    "make_admin_app",
+]
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+"""Largest ``PUT /admin/v1/tracing`` body accepted (413 beyond)."""
+
+HOLDER: web.AppKey[_state.TracingHolder] = web.AppKey("gatetrace_holder", _state.TracingHolder)
+APPLIER: web.AppKey[tracing_apply.Applier] = web.AppKey("gatetrace_applier", tracing_apply.Applier)
+REGISTRIES: web.AppKey[list[_metrics.Registry]] = web.AppKey("gatetrace_registries", list)
+_MAX_BODY: web.AppKey[int] = web.AppKey("gatetrace_max_body", int)
+_BODY_KEYS = frozenset({"revision", "config", "version", "sources"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _iso(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def get_tracing(request: web.Request) -> web.Response:
+    active = request.app[HOLDER].current
+    if active is None:
+        return _error(404, "no tracing config is loaded yet")
+    return web.json_response(
+        {
+            "revision": active.revision,
+            "version": active.version,
+            "appliedAt": _iso(active.applied_at),
+            "config": redaction.redact(active.config),
+            "sources": list(active.sources),
+        }
+    )
+
+
+async def _read_body(request: web.Request) -> bytes | web.Response:
+    limit = request.app[_MAX_BODY]
+    if request.content_length is not None and request.content_length > limit:
+        return _error(413, f"body of {request.content_length} bytes exceeds the {limit}-byte limit")
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, f"body exceeds the {limit}-byte limit")
+
+
+def _invalid(errors: Sequence[dict[str, str]]) -> web.Response:
+    return web.json_response({"errors": list(errors)}, status=422)
+
+
+async def put_tracing(request: web.Request) -> web.Response:
+    body = await _read_body(request)
+    if isinstance(body, web.Response):
+        return body
+    try:
+        document = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        return _error(400, f"body is not UTF-8 text: {e.reason} at byte {e.start}")
+    except json.JSONDecodeError as e:
+        return _error(400, f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+    if not isinstance(document, dict):
+        return _error(
+            400, f"body must be a JSON object {{revision, config}}, got {type(document).__name__}"
+        )
+    problems = [
+        {"loc": key, "msg": "unknown field (expected revision, config)"}
+        for key in sorted(set(document) - _BODY_KEYS)
+    ]
+    revision = document.get("revision")
+    if "revision" not in document:
+        problems.append({"loc": "revision", "msg": "field required"})
+    elif isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+        problems.append({"loc": "revision", "msg": f"must be an integer >= 0, got {revision!r}"})
+    if "config" not in document:
+        problems.append({"loc": "config", "msg": "field required"})
+    sources = document.get("sources", [])
+    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
+        problems.append({"loc": "sources", "msg": "must be a list of objects"})
+    if problems:
+        return _invalid(problems)
+    assert isinstance(revision, int)
+    try:
+        applied = await request.app[APPLIER].apply(
+            document["config"], revision=revision, source="admin", sources=sources
+        )
+    except tracing_apply.StaleRevisionError as e:
+        return _error(409, str(e), runningRevision=e.running)
+    except tracing_apply.InvalidConfigError as e:
+        return _invalid([err.to_dict() for err in e.errors])
+    return web.json_response(
+        {"revision": applied.revision, "version": applied.version, "changed": applied.changed}
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    active = request.app[HOLDER].current
+    if active is None:
+        return web.json_response(
+            {"ready": False, "reason": "no tracing config loaded yet"}, status=503
+        )
+    return web.json_response({"ready": True, "revision": active.revision})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registries: list[_metrics.Registry] = request.app[REGISTRIES]
+    text = _metrics.render_prometheus(registries)
+    return web.Response(
+        text=text,
+        content_type="text/plain",
+        charset="utf-8",
+        headers={"X-Prometheus-Format": "0.0.4"},
+    )
+
+
+def _request_metrics(registry: _metrics.Registry) -> typedefs.Middleware:
+    requests = registry.counter(
+        "gatetrace_admin_requests", "Admin API requests by route and status", ["route", "code"]
+    )
+    latency = registry.histogram(
+        "gatetrace_admin_request_duration_seconds", "Admin API request latency", ["route"]
+    )
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as e:
+            status = e.status
+            raise
+        finally:
+            requests.inc((route, str(status)))
+            latency.observe(time.perf_counter() - started, (route,))
+
+    return middleware
+
+
+def make_admin_app(
+    settings: _config.GatewayConfig,
+    holder: _state.TracingHolder,
+    store: _store.SpanStore,
+    registry: _metrics.Registry,
+    token: str,
+    *,
+    applier: tracing_apply.Applier | None = None,
+    extra_registries: Sequence[_metrics.Registry] = (),
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> web.Application:
+    """The admin app. ``applier`` defaults to one building reporters with
+    :func:`gatetrace.gateway.exporters.factory` (the memory reporter writes ``store``)."""
+    if applier is None:
+        applier = tracing_apply.Applier(
+            holder,
+            service=settings.service,
+            registry=registry,
+            exporters=exporters.factory(store),
+            on_applied=lambda _parts, cfg: exporters.configure_store(store, cfg),
+        )
+    app = web.Application(
+        middlewares=[_request_metrics(registry), admin_auth.bearer_auth(token)],
+        client_max_size=max_body_bytes,
+    )
+    app[HOLDER] = holder
+    app[APPLIER] = applier
+    app[REGISTRIES] = [registry, *extra_registries]
+    app[_MAX_BODY] = max_body_bytes
+    app.router.add_get("/admin/v1/tracing", get_tracing)
+    app.router.add_put("/admin/v1/tracing", put_tracing)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    query_api.add_routes(app, store)
+    return app

@@ -1,0 +1,256 @@
+"""The one path every tracing config takes into the gateway: validate, build, swap.
+
+``PUT /admin/v1/tracing``, the watched tracing file and the bootstrap config
+all call :meth:`Applier.apply`. Under the holder's lock it checks the
+revision, validates the document, builds *every* runtime object, and only then
+starts the new reporters and swaps the :class:`~gatetrace.gateway.state.ActiveTracing`
+in one assignment. Any error before the swap leaves the running config
+untouched. The old reporters are flushed and closed after a grace period, so
+requests that started with the old config still hand their spans to it.
+
+Revision rules: an older revision is refused (:class:`StaleRevisionError`); the
+same revision with the same content hash is an idempotent success; the same
+revision with different content is refused too.
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from gatetrace.gateway import state as _state
+from gatetrace.policy import build as _build
+from gatetrace.policy import errors as _errors
+from gatetrace.policy import model as _model
+from gatetrace.runtime import metrics as _metrics
+
+__all__ = ["Applied", "Applier", "ApplyError", "InvalidConfigError", "StaleRevisionError"]
+
+_log = logging.getLogger(__name__)
+
+
+class ApplyError(Exception):
+    """A config was not applied; nothing running changed."""
+
+    status = 400
+
+
+class StaleRevisionError(ApplyError):
+    """The revision is older than the running one (or equal with other content)."""
+
+    status = 409
+
+    def __init__(self, message: str, running: int) -> None:
+        super().__init__(message)
+        self.running = running
+
+
+class InvalidConfigError(ApplyError):
+    """The config failed validation or could not be built; ``errors`` are ``{loc, msg}``."""
+
+    status = 422
+
+    def __init__(self, errors: Sequence[_errors.FieldError]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "invalid config")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The outcome of a successful apply."""
+
+    revision: int
+    version: str
+    changed: bool
+    """False for an idempotent re-apply of the running revision."""
+
+
+class _ApplyMetrics:
+    def __init__(self, registry: _metrics.Registry) -> None:
+        self.applies = registry.counter(
+            "gatetrace_config_applies",
+            "Tracing config apply attempts by source and outcome",
+            ["source", "outcome"],
+        )
+        self.revision = registry.gauge(
+            "gatetrace_config_revision", "Revision of the running tracing config", []
+        )
+        self.applied_at = registry.gauge(
+            "gatetrace_config_last_apply_timestamp_seconds",
+            "Unix time the running tracing config was applied",
+            [],
+        )
+        self.loaded = registry.gauge(
+            "gatetrace_config_loaded", "1 when a tracing config is running", []
+        )
+
+
+def validate(document: Any) -> _model.TracingConfig:
+    """Validate an effective config; raise :class:`InvalidConfigError` naming the fields."""
+    if not isinstance(document, Mapping):
+        raise InvalidConfigError(
+            [_errors.FieldError("config", f"expected an object, got {type(document).__name__}")]
+        )
+    try:
+        return _model.TracingConfig.model_validate(document)
+    except pydantic.ValidationError as e:
+        failed: _errors.ValidationFailed = _errors.from_pydantic(e, prefix=("config",))
+        raise InvalidConfigError(failed.errors) from e
+
+
+class Applier:
+    """Validates, builds and swaps tracing configs into ``holder``."""
+
+    def __init__(
+        self,
+        holder: _state.TracingHolder,
+        *,
+        service: str,
+        registry: _metrics.Registry,
+        exporters: _build.ExporterFactory | None = None,
+        drain_seconds: float = 2.0,
+        close_timeout: float = 5.0,
+        on_applied: Callable[[_build.RuntimeParts, _model.TracingConfig], None] | None = None,
+    ) -> None:
+        self.holder = holder
+        self.service = service
+        self.registry = registry
+        self.exporters = exporters
+        self.drain_seconds = drain_seconds
+        """Seconds the old reporters keep accepting spans of in-flight requests."""
+        self.close_timeout = close_timeout
+        self.on_applied = on_applied
+        self.metrics = _ApplyMetrics(registry)
+        self.metrics.loaded.set(1 if holder.current is not None else 0)
+        self._closing: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+
+    async def apply(
+        self,
+        document: Any,
+        *,
+        revision: int,
+        source: str,
+        sources: Sequence[Mapping[str, Any]] = (),
+    ) -> Applied:
+        """Apply ``document`` as ``revision``; raise :class:`ApplyError` and change nothing
+        on any problem."""
+        try:
+            result = await self._apply(document, revision, sources)
+        except ApplyError as e:
+            self.metrics.applies.inc((source, type(e).__name__))
+            _log.warning("tracing config from %s not applied: %s", source, e)
+            raise
+        self.metrics.applies.inc((source, "applied" if result.changed else "unchanged"))
+        if result.changed:
+            _log.info(
+                "tracing config revision %d (%s) applied from %s",
+                result.revision,
+                result.version,
+                source,
+            )
+        return result
+
+    async def _apply(
+        self, document: Any, revision: int, sources: Sequence[Mapping[str, Any]]
+    ) -> Applied:
+        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+            raise InvalidConfigError(
+                [_errors.FieldError("revision", f"must be an integer >= 0, got {revision!r}")]
+            )
+        async with self.holder.lock:
+            config = validate(document)
+            running = self.holder.current
+            if running is not None and revision <= running.revision:
+                version = _build.config_version(config)
+                if revision == running.revision and version == running.version:
+                    return Applied(revision, version, False)
+                if revision == running.revision:
+                    raise StaleRevisionError(
+                        f"revision {revision} is already running with other content "
+                        f"(version {running.version}); send a higher revision",
+                        running.revision,
+                    )
+                raise StaleRevisionError(
+                    f"revision {revision} is older than the running revision {running.revision}",
+                    running.revision,
+                )
+            try:
+                parts = _build.build_runtime(
+                    config, service=self.service, registry=self.registry, exporters=self.exporters
+                )
+            except _errors.ValidationFailed as e:
+                raise InvalidConfigError([_prefixed(err) for err in e.errors]) from e
+            active = _state.ActiveTracing(
+                revision=revision,
+                version=parts.version,
+                tracer=parts.tracer,
+                propagator=parts.propagator,
+                baggage=parts.baggage,
+                priority=_state.PrioritySettings(
+                    errors=parts.prioritize_errors, slower_than_ns=parts.slower_than_ns
+                ),
+                namespace_samplers=parts.namespace_samplers,
+                header_tags=parts.header_tags,
+                baggage_tag_keys=parts.baggage_tag_keys,
+                config=config.model_dump(mode="json", by_alias=True),
+                sources=tuple(sources),
+                reporters=tuple(parts.processors),
+                applied_at=time.time(),
+            )
+            for processor in parts.processors:
+                processor.start()
+            old = self.holder.swap(active)
+            if self.on_applied is not None:
+                self.on_applied(parts, config)
+        self.metrics.revision.set(revision)
+        self.metrics.applied_at.set(active.applied_at)
+        self.metrics.loaded.set(1)
+        if old is not None and old.reporters:
+            task = asyncio.get_running_loop().create_task(self._retire(old))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return Applied(revision, parts.version, True)
+
+    async def _retire(self, old: _state.ActiveTracing) -> None:
+        """Let in-flight requests of the old config finish, then flush and close its reporters."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), self.drain_seconds)
+        await close_reporters(old.reporters, self.close_timeout)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Shut down: retire pending old reporters now and flush/close the running ones."""
+        deadline = self.close_timeout if timeout is None else timeout
+        self._stop.set()
+        current = self.holder.current
+        jobs: list[Any] = list(self._closing)
+        if current is not None:
+            jobs.append(close_reporters(current.reporters, deadline))
+        if jobs:
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+    def retiring(self) -> int:
+        """Old reporter sets still waiting to be closed."""
+        return len(self._closing)
+
+
+async def close_reporters(reporters: Sequence[_state.Closable], timeout: float) -> None:
+    """Flush and close ``reporters`` concurrently within ``timeout`` seconds; never raises."""
+    if not reporters:
+        return
+    results = await asyncio.gather(
+        *(r.shutdown(timeout) for r in reporters), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            _log.warning("closing a reporter failed: %r", result)
+
+
+def _prefixed(error: _errors.FieldError) -> _errors.FieldError:
+    loc = error.loc
+    return _errors.FieldError(f"config.{loc}" if loc else "config", error.msg)
