@@ -8,6 +8,7 @@ its ActiveTracing's tracer, the services' through their own tracers).
 """
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -246,13 +247,14 @@ def gateway_config(upstream: str, **overrides: Any) -> config.GatewayConfig:
     return config.parse_config(document)
 
 
+@contextlib.asynccontextmanager
 async def start_stack(
     active: state.ActiveTracing | None,
     gateway: Collector,
     registry: metrics.Registry | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """An async generator for fixtures: yields a running Stack, closes everything after."""
+    """``async with start_stack(...) as stack``: a running Stack, closed on exit."""
     registry = registry if registry is not None else metrics.Registry()
     nested = Service("nested")
     users = Service("users")

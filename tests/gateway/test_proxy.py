@@ -14,7 +14,7 @@ from gatetrace.runtime import metrics
 
 @pytest_asyncio.fixture
 async def stack() -> AsyncIterator[h.Stack]:
-    async for s in h.start_stack(None, h.Collector()):
+    async with h.start_stack(None, h.Collector()) as s:
         yield s
 
 

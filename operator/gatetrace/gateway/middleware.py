@@ -113,6 +113,7 @@ class _RequestTrace:
         "failure",
         "header_name",
         "method",
+        "mono_start",
         "server",
         "status",
         "strip_exact",
@@ -130,6 +131,7 @@ class _RequestTrace:
     ) -> None:
         self.active = active
         self.method = method
+        self.mono_start = time.perf_counter_ns()
         self.server = server
         self.client: _span.Span | None = None
         self.strip_exact = fields.exact
@@ -143,7 +145,9 @@ class _RequestTrace:
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
     ) -> None:
         method = self.method
-        client = self.active.tracer.start_span(method, kind=_CLIENT, parent=self.server)
+        client = self.active.tracer.start_span(
+            method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
+        )
         self.client = client
         if client.recording:
             query = url.find("?")
@@ -182,7 +186,12 @@ class _RequestTrace:
     def on_done(self) -> None:
         client = self.client
         if client is not None:
-            client.finish()
+            client.finish(self.now_ns())
+
+    def now_ns(self) -> int:
+        """Wall-clock time on the server span's timeline (its start plus monotonic time
+        elapsed), so the client span always nests inside the server span."""
+        return self.server.start_ns + time.perf_counter_ns() - self.mono_start
 
 
 class TracingMiddleware:
@@ -230,7 +239,6 @@ class TracingMiddleware:
             self._errors.inc(("start",))
             return await handler(request)
         server = trace.server
-        mono_start = time.perf_counter_ns()
         token = _context.attach(server)
         request[proxy.OBSERVER] = trace
         status = 0
@@ -251,7 +259,7 @@ class TracingMiddleware:
             raise
         finally:
             _context.detach(token)
-            self._finish(active, trace, status, mono_start)
+            self._finish(active, trace, status)
 
     def _start(self, active: state.ActiveTracing, request: web.Request) -> _RequestTrace:
         headers = request.headers
@@ -337,14 +345,12 @@ class TracingMiddleware:
                 if value is not None:
                     server.set_tag(key, value)
 
-    def _finish(
-        self, active: state.ActiveTracing, trace: _RequestTrace, status: int, mono_start: int
-    ) -> None:
+    def _finish(self, active: state.ActiveTracing, trace: _RequestTrace, status: int) -> None:
         server = trace.server
         try:
             client = trace.client
             if client is not None and not client.is_finished:
-                client.finish()
+                client.finish(trace.now_ns())
             if server.recording:
                 server.set_tag("http.response.status_code", status)
                 if status >= 500 and not trace.upstream_failed:
@@ -357,10 +363,10 @@ class TracingMiddleware:
                     server.upgrade("error")
                 elif (
                     priority.slower_than_ns is not None
-                    and time.perf_counter_ns() - mono_start > priority.slower_than_ns
+                    and time.perf_counter_ns() - trace.mono_start > priority.slower_than_ns
                 ):
                     server.upgrade("slow")
         except Exception:
             self._errors.inc(("finish",))
         finally:
-            server.finish()
+            server.finish(trace.now_ns())

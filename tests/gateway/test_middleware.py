@@ -1,0 +1,251 @@
+"""The tracing middleware end to end: client -> gateway -> upstream -> nested upstream."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from proxyharness import ALL_FORMATS, Collector, Stack, make_active, start_stack
+
+from gatetrace.runtime import metrics, span
+
+SERVER, CLIENT = span.SpanKind.SERVER, span.SpanKind.CLIENT
+REMOTE_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+REMOTE_SPAN = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{REMOTE_TRACE}-{REMOTE_SPAN}-01"
+
+
+@pytest_asyncio.fixture
+async def stack() -> AsyncIterator[Stack]:
+    collector = Collector()
+    registry = metrics.Registry()
+    active = make_active(
+        collector,
+        registry=registry,
+        extract=ALL_FORMATS,
+        inject=["tracecontext", "baggage"],
+        header_tags=[("x-request-id", "http.request_id"), ("Authorization", "auth")],
+    )
+    async with start_stack(active, collector, registry) as s:
+        yield s
+
+
+async def test_span_tree_across_gateway_upstream_and_nested_upstream(stack: Stack) -> None:
+    resp, body = await stack.get("/api/users/nested", headers={"traceparent": TRACEPARENT})
+    assert resp.status == 200
+    assert body.startswith(b'nested:{"service": "nested"')
+    server = stack.gateway.one(SERVER)
+    client = stack.gateway.one(CLIENT)
+    users = stack.users.collector.one(SERVER)
+    users_client = stack.users.collector.one(CLIENT)
+    leaf = stack.nested.collector.one(SERVER)
+    trace_ids = {s.context.trace_id_hex for s in (server, client, users, users_client, leaf)}
+    assert trace_ids == {REMOTE_TRACE}
+    assert server.parent_id == int(REMOTE_SPAN, 16)
+    assert client.parent_id == server.span_id
+    assert users.parent_id == client.span_id
+    assert users_client.parent_id == users.span_id
+    assert leaf.parent_id == users_client.span_id
+    assert server.name == "GET /api/users"
+    assert client.name == "GET"
+    assert server.resource.service_name == "api-gateway"
+    assert client.end_ns is not None
+    assert server.end_ns is not None
+    assert server.start_ns <= client.start_ns
+    assert client.end_ns <= server.end_ns
+
+
+async def test_server_and_client_span_attributes_follow_http_semconv(stack: Stack) -> None:
+    await stack.get(
+        "/api/users/7?token=secret",
+        headers={"User-Agent": "tests/1.0", "X-Request-Id": "req-1"},
+    )
+    server = stack.gateway.one(SERVER)
+    port = stack.client.port
+    assert server.tags["http.request.method"] == "GET"
+    assert server.tags["url.path"] == "/api/users/7"
+    assert server.tags["url.scheme"] == "http"
+    assert server.tags["http.route"] == "/api/users"
+    assert server.tags["http.response.status_code"] == 200
+    assert server.tags["server.address"] == "127.0.0.1"
+    assert server.tags["server.port"] == port
+    assert server.tags["client.address"] == "127.0.0.1"
+    assert server.tags["network.peer.address"] == "127.0.0.1"
+    assert server.tags["network.protocol.version"] == "1.1"
+    assert server.tags["user_agent.original"] == "tests/1.0"
+    assert server.tags["gatetrace.route"] == "users"
+    assert server.tags["gatetrace.upstream.namespace"] == "shop"
+    assert server.tags["http.request_id"] == "req-1"
+    assert "error.type" not in server.tags
+    assert not server.is_error
+    client = stack.gateway.one(CLIENT)
+    assert client.tags["http.request.method"] == "GET"
+    assert client.tags["url.full"] == stack.upstream_url + "/api/users/7"
+    assert client.tags["server.address"] == "127.0.0.1"
+    assert client.tags["http.response.status_code"] == 200
+    assert client.tags["gatetrace.route"] == "users"
+    assert all("secret" not in str(v) for s in stack.gateway.spans for v in s.tags.values())
+
+
+async def test_unknown_method_is_other_with_the_original_kept(stack: Stack) -> None:
+    async with stack.client.request("PURGE", "/api/users/1") as resp:
+        assert resp.status == 200
+    server = stack.gateway.one(SERVER)
+    assert server.name == "_OTHER /api/users"
+    assert server.tags["http.request.method"] == "_OTHER"
+    assert server.tags["http.request.method_original"] == "PURGE"
+
+
+async def test_response_carries_the_trace_id(stack: Stack) -> None:
+    resp, _ = await stack.get("/api/users/1")
+    assert resp.headers["X-Trace-Id"] == stack.gateway.one(SERVER).context.trace_id_hex
+    resp, _ = await stack.get("/nowhere")
+    assert resp.status == 404
+    assert len(resp.headers["X-Trace-Id"]) == 32
+    resp, _ = await stack.get("/down/x")
+    assert resp.status == 502
+    assert len(resp.headers["X-Trace-Id"]) == 32
+
+
+async def test_streamed_response_carries_the_trace_id(stack: Stack) -> None:
+    stack.users.gate.set()
+    async with stack.client.get("/api/users/stream") as resp:
+        await resp.read()
+    assert resp.headers["X-Trace-Id"] == stack.gateway.one(SERVER).context.trace_id_hex
+
+
+async def test_no_route_gets_a_server_span_named_by_method(stack: Stack) -> None:
+    resp, _ = await stack.get("/nowhere")
+    assert resp.status == 404
+    server = stack.gateway.one(SERVER)
+    assert server.name == "GET"
+    assert server.tags["http.response.status_code"] == 404
+    assert "http.route" not in server.tags
+    assert not server.is_error
+    assert stack.gateway.by_kind(CLIENT) == []
+
+
+async def test_upstream_5xx_marks_the_server_span_failed(stack: Stack) -> None:
+    resp, _ = await stack.get("/api/users/status?code=503")
+    assert resp.status == 503
+    server = stack.gateway.one(SERVER)
+    client = stack.gateway.one(CLIENT)
+    assert server.is_error
+    assert server.tags["error.type"] == "503"
+    assert client.is_error
+    assert client.tags["error.type"] == "503"
+
+
+async def test_upstream_4xx_fails_only_the_client_span(stack: Stack) -> None:
+    await stack.get("/api/users/status?code=404")
+    assert not stack.gateway.one(SERVER).is_error
+    assert stack.gateway.one(CLIENT).is_error
+
+
+async def test_upstream_connect_failure_is_recorded(stack: Stack) -> None:
+    resp, _ = await stack.get("/down/x")
+    assert resp.status == 502
+    server = stack.gateway.one(SERVER)
+    client = stack.gateway.one(CLIENT)
+    for s in (server, client):
+        assert s.is_error
+        assert s.tags["error.type"] == "ClientConnectorError"
+    assert server.tags["http.response.status_code"] == 502
+    assert "http.response.status_code" not in client.tags
+    assert any(log.fields.get("event") == "error" for log in client.logs)
+
+
+async def test_upstream_timeout_is_recorded(stack: Stack) -> None:
+    resp, _ = await stack.get("/api/billing/slow?ms=2000")
+    assert resp.status == 504
+    server = stack.gateway.one(SERVER)
+    assert server.is_error
+    assert server.tags["error.type"] == "timeout"
+    assert server.tags["http.response.status_code"] == 504
+
+
+async def test_upstream_failure_mid_body_is_recorded(stack: Stack) -> None:
+    async with stack.client.get("/api/users/cut") as resp:
+        with pytest.raises(Exception, match=r"Response payload is not completed|Connection"):
+            await resp.read()
+    server = stack.gateway.one(SERVER)
+    assert server.is_error
+    assert server.tags["error.type"] == "ClientPayloadError"
+
+
+async def test_sensitive_headers_are_never_recorded(stack: Stack) -> None:
+    await stack.get(
+        "/api/users/1",
+        headers={
+            "Authorization": "Bearer topsecret",
+            "Cookie": "session=topsecret",
+            "Proxy-Authorization": "Basic topsecret",
+            "X-Request-Id": "r-2",
+        },
+    )
+    for s in stack.gateway.spans:
+        assert "auth" not in s.tags
+        for key, value in s.tags.items():
+            assert "topsecret" not in str(value), key
+        for log in s.logs:
+            assert "topsecret" not in str(log.fields)
+    # the headers themselves still reach the upstream: the proxy only never records them
+    assert stack.users.received[-1].header("Authorization") == "Bearer topsecret"
+
+
+async def test_untraced_fast_path_does_nothing_and_passes_trace_headers(stack: Stack) -> None:
+    stack.holder._current = None  # tracing off: no config loaded
+    resp, _ = await stack.get("/api/users/1", headers={"traceparent": TRACEPARENT, "b3": "x"})
+    assert resp.status == 200
+    assert "X-Trace-Id" not in resp.headers
+    assert stack.gateway.spans == []
+    seen = stack.users.received[-1]
+    assert seen.header("traceparent") == TRACEPARENT
+    assert seen.header("b3") == "x"
+
+
+async def test_live_swap_applies_to_the_next_request(stack: Stack) -> None:
+    fresh = Collector()
+    stack.holder.swap(make_active(fresh, inject=["b3"], revision=2))
+    await stack.get("/api/users/1")
+    assert stack.gateway.spans == []
+    assert len(fresh.spans) == 2
+    seen = stack.users.received[-1]
+    assert seen.header("b3") is not None
+    assert seen.header("traceparent") is None
+
+
+async def test_malformed_trace_headers_start_a_new_trace(stack: Stack) -> None:
+    resp, _ = await stack.get(
+        "/api/users/1",
+        headers={
+            "traceparent": "00-zzzz-not-hex-01",
+            "b3": "garbage",
+            "uber-trace-id": "::::",
+            "X-Trace-Id": "0" * 32,
+            "baggage": "=novalue,,;;;",
+        },
+    )
+    assert resp.status == 200
+    server = stack.gateway.one(SERVER)
+    assert server.parent_id is None
+    text = metrics.render_prometheus([stack.registry])
+    assert "gatetrace_propagation_failures_total" in text
+
+
+async def test_huge_trace_headers_do_not_break_the_request(stack: Stack) -> None:
+    huge_baggage = ",".join(f"k{i}={'v' * 50}" for i in range(140))  # ~7.6 kB
+    resp, _ = await stack.get(
+        "/api/users/1",
+        headers={"traceparent": "00-" + "a" * 7000, "baggage": huge_baggage},
+    )
+    assert resp.status == 200
+    sent = stack.users.received[-1].header("baggage") or ""
+    assert len(sent.split(",")) <= 64
+    assert len(sent.encode()) <= 8192
+
+
+async def test_oversized_headers_are_rejected_by_the_server_not_crashing_it(stack: Stack) -> None:
+    resp, _ = await stack.get("/api/users/1", headers={"baggage": "k=" + "v" * 20000})
+    assert resp.status in (400, 431)
+    resp, _ = await stack.get("/api/users/1")
+    assert resp.status == 200
