@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import spancontext as _sc
 
 __all__ = [
@@ -128,11 +129,18 @@ class PendingGroup:
         self.upgrade_reason = ""
 
 
+_EXPORTED = ("exported",)
+_NOT_SAMPLED = ("not_sampled",)
+_PENDING = ("pending",)
+_DISCARDED = ("discarded",)
+
+
 class Span:
     """A unit of work. Create spans with :meth:`gatetrace.runtime.tracer.Tracer.start_span`."""
 
     __slots__ = (
         "_end_hook",
+        "_finished_counter",
         "_group",
         "_limits",
         "_metrics",
@@ -170,6 +178,7 @@ class Span:
         end_hook: Callable[["Span"], None] | None,
         group: PendingGroup | None = None,
         is_local_root: bool = False,
+        finished_counter: _metrics.Counter | None = None,
     ) -> None:
         self.context = context
         self.name = name
@@ -190,6 +199,9 @@ class Span:
         self._end_hook = end_hook
         self._group = group
         self.is_local_root = is_local_root
+        self._finished_counter = finished_counter
+        """Counts finishes by outcome: ``exported``, ``not_sampled``, ``pending``
+        (buffered until its local root decides), ``discarded`` (priority not granted)."""
 
     # -- reading ---------------------------------------------------------
 
@@ -311,28 +323,40 @@ class Span:
         self.end_ns = end_ns
         group = self._group
         if group is not None:
-            self._finish_pending(group)
-        elif self.sampled and self._end_hook is not None:
-            self._end_hook(self)
+            outcome = self._finish_pending(group)
+        elif self.sampled:
+            if self._end_hook is not None:
+                self._end_hook(self)
+            outcome = _EXPORTED
+        else:
+            outcome = _NOT_SAMPLED
+        counter = self._finished_counter
+        if counter is not None:
+            counter.inc(outcome)
 
-    def _finish_pending(self, group: PendingGroup) -> None:
+    def _finish_pending(self, group: PendingGroup) -> tuple[str]:
         if group.decided:
             if group.sampled:
                 self.sampled = True
                 group.on_export(self)
-            return
+                return _EXPORTED
+            return _DISCARDED
         if not self.is_local_root:
             if len(group.spans) < self._limits.max_pending_spans:
                 group.spans.append(self)
-            else:
-                self._metrics.limit_hit("pending_spans")
-            return
+                return _PENDING
+            self._metrics.limit_hit("pending_spans")
+            return _DISCARDED
         group.decided = True
         buffered, group.spans = group.spans, []
         if not group.sampled:
-            return
+            return _DISCARDED
+        # The local root carries the reason even when the upgrade came from a
+        # span that had already finished (and so could not take the tag).
+        self.tags.setdefault("sampling.priority.reason", group.upgrade_reason)
         for span in buffered:
             span.sampled = True
             group.on_export(span)
         self.sampled = True
         group.on_export(self)
+        return _EXPORTED

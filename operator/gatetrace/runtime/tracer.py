@@ -42,7 +42,11 @@ class TracerMetrics:
         r = self.registry
         self.started = r.counter("gatetrace_spans_started", "Spans started", ["recording"])
         self.sampled = r.counter("gatetrace_spans_sampled", "Spans exported (sampled)", [])
-        self.finished = r.counter("gatetrace_spans_finished", "Spans finished", ["outcome"])
+        self.finished = r.counter(
+            "gatetrace_spans_finished",
+            "Spans finished by outcome (exported, not_sampled, pending, discarded)",
+            ["outcome"],
+        )
         self.limits = r.counter(
             "gatetrace_span_limits_hit", "Tags, values, logs cut by span limits", ["what"]
         )
@@ -149,6 +153,7 @@ class Tracer:
                 limits=self.limits,
                 metrics=m,
                 end_hook=self._hook,
+                finished_counter=m.finished,
                 group=parent._group,
             )
         else:
@@ -216,6 +221,7 @@ class Tracer:
             metrics=self.metrics,
             end_hook=self._hook,
             group=group,
+            finished_counter=self.metrics.finished,
             is_local_root=True,
         )
         if recording:

@@ -1,0 +1,191 @@
+"""Tracer: root decisions and their record, parents, processors that fail, metrics."""
+
+import pytest
+
+from gatetrace.runtime import baggage, context, span, spancontext, tracer
+from gatetrace.runtime.sampling import base, const, probabilistic
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.spans: list[span.Span] = []
+
+    def on_end(self, finished: span.Span) -> None:
+        self.spans.append(finished)
+
+
+class _Failing:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_end(self, finished: span.Span) -> None:
+        self.calls += 1
+        raise RuntimeError("exporter bug")
+
+
+class _Recording:
+    """A real sampler that keeps what it was asked."""
+
+    def __init__(self, decision: base.Decision = base.Decision.SAMPLE) -> None:
+        self.asked: list[base.SamplingParams] = []
+        self.decision = decision
+
+    def should_sample(self, params: base.SamplingParams) -> base.SamplingResult:
+        self.asked.append(params)
+        return base.SamplingResult(self.decision, "recording", 0.5, "test")
+
+    def describe(self) -> str:
+        return "recording"
+
+
+class _Broken:
+    def should_sample(self, params: base.SamplingParams) -> base.SamplingResult:
+        raise ZeroDivisionError
+
+    def describe(self) -> str:
+        return "broken"
+
+
+RESOURCE = span.Resource("gw", (("hostname", "h1"),))
+
+
+def test_default_sampler_samples_and_the_root_records_it() -> None:
+    out = _Collect()
+    t = tracer.Tracer(RESOURCE, processor=out)
+    root = t.start_span(
+        "GET /", parent=None, kind=span.SpanKind.SERVER, tags={"http.method": "GET"}
+    )
+    root.finish()
+    assert out.spans == [root]
+    assert root.resource is RESOURCE
+    assert root.parent_id is None
+    assert root.is_local_root
+    assert root.context.random  # our own trace ids are fully random
+    assert root.tags == {"sampler.type": "const", "sampler.param": True, "http.method": "GET"}
+    assert t.metrics.decisions.value(("const", "always", "sample")) == 1
+
+
+def test_children_share_the_trace_and_the_decision_without_asking_again() -> None:
+    sampler = _Recording()
+    t = tracer.Tracer(RESOURCE, sampler=sampler, processor=_Collect())
+    root = t.start_span("root", parent=None)
+    child = t.start_span("child", parent=root)
+    assert len(sampler.asked) == 1
+    assert (child.trace_id, child.parent_id) == (root.trace_id, root.span_id)
+    assert child.span_id != root.span_id
+    assert (child.sampled, child.recording) == (True, True)
+    assert not child.is_local_root
+    assert "sampler.type" not in child.tags
+
+
+def test_remote_parent_continues_its_trace_with_its_state() -> None:
+    sampler = _Recording()
+    t = tracer.Tracer(RESOURCE, sampler=sampler)
+    bag = baggage.Baggage.from_values({"tenant": "acme"})
+    remote = spancontext.SpanContext(
+        0xABC, 0xDEF, True, False, True, True, (("vendor", "v1"),), bag, debug_id="corr-1"
+    )
+    request = base.RequestInfo("POST", "/pay", {"x-a": "b"})
+    s = t.start_span("POST /pay", parent=remote, kind=span.SpanKind.SERVER, request=request)
+    (asked,) = sampler.asked
+    assert asked == base.SamplingParams(0xABC, "POST /pay", span.SpanKind.SERVER, remote, request)
+    assert (s.trace_id, s.parent_id) == (0xABC, 0xDEF)
+    assert s.context.trace_state == (("vendor", "v1"),)
+    assert s.context.baggage == bag
+    assert s.context.random
+    assert not s.context.remote
+    assert s.tags["jaeger-debug-id"] == "corr-1"
+    assert s.tags["sampler.param"] == 0.5
+
+
+def test_an_invalid_remote_parent_starts_a_new_trace() -> None:
+    sampler = _Recording()
+    t = tracer.Tracer(RESOURCE, sampler=sampler)
+    s = t.start_span("op", parent=spancontext.SpanContext(0, 5, True))
+    assert s.trace_id != 0
+    assert s.parent_id is None
+    assert sampler.asked[0].parent is None
+
+
+def test_the_sampler_decides_and_a_per_call_sampler_overrides_it() -> None:
+    t = tracer.Tracer(RESOURCE, sampler=const.ConstSampler(False))
+    dropped = t.start_span("a", parent=None, tags={"k": "v"})
+    assert (dropped.sampled, dropped.recording, dropped.tags) == (False, False, {})
+    assert dropped.context.sampled is False
+    kept = t.start_span("a", parent=None, sampler=probabilistic.ProbabilisticSampler(1.0))
+    assert kept.sampled
+    assert kept.tags["sampler.type"] == "probabilistic"
+    assert t.metrics.started.value(("false",)) == 1
+    assert t.metrics.started.value(("true",)) == 1
+
+
+def test_a_sampler_that_raises_drops_the_trace_and_is_counted() -> None:
+    t = tracer.Tracer(RESOURCE, sampler=_Broken())
+    s = t.start_span("op", parent=None)
+    assert not s.sampled
+    assert s.context.is_valid  # the trace still propagates
+    assert t.metrics.decisions.value(("error", "sampler_error", "drop")) == 1
+
+
+def test_processor_exceptions_are_contained_and_counted() -> None:
+    failing = _Failing()
+    t = tracer.Tracer(RESOURCE, processor=failing)
+    for _ in range(3):
+        t.start_span("op", parent=None).finish()  # does not raise
+    assert failing.calls == 3
+    assert t.metrics.processor_errors.value() == 3
+    assert t.metrics.sampled.value() == 3
+
+
+def test_finished_spans_are_counted_by_outcome() -> None:
+    t = tracer.Tracer(RESOURCE, sampler=const.ConstSampler(True), processor=_Collect())
+    t.start_span("a", parent=None).finish()
+    off = tracer.Tracer(RESOURCE, sampler=const.ConstSampler(False), tracer_metrics=t.metrics)
+    s = off.start_span("b", parent=None)
+    s.finish()
+    s.finish()
+    assert t.metrics.finished.value(("exported",)) == 1
+    assert t.metrics.finished.value(("not_sampled",)) == 1
+    assert t.metrics.finished.total() == 2
+
+
+def test_current_span_is_the_default_parent() -> None:
+    t = tracer.Tracer(RESOURCE)
+    with t.start_as_current("outer") as outer:
+        assert context.current_span() is outer
+        inner = t.start_span("inner")
+        assert inner.parent_id == outer.span_id
+        explicit_root = t.start_span("other", parent=None)
+        assert explicit_root.parent_id is None
+        assert explicit_root.trace_id != outer.trace_id
+    assert context.current_span() is None
+    assert outer.is_finished
+    assert t.start_span("fresh").parent_id is None
+
+
+def test_start_as_current_records_an_escaping_exception() -> None:
+    out = _Collect()
+    t = tracer.Tracer(RESOURCE, processor=out)
+    with pytest.raises(KeyError), t.start_as_current("op"):
+        raise KeyError("missing")
+    (finished,) = out.spans
+    assert finished.is_error
+    assert finished.tags["error.type"] == "KeyError"
+
+
+def test_explicit_start_time_is_used() -> None:
+    t = tracer.Tracer(RESOURCE)
+    s = t.start_span("op", parent=None, start_ns=1_000_000)
+    assert s.start_ns == 1_000_000
+    s.finish()
+    assert s.end_ns is not None
+    assert s.end_ns >= 1_000_000
+
+
+def test_metrics_share_a_registry() -> None:
+    shared = tracer.TracerMetrics()
+    a = tracer.Tracer(RESOURCE, tracer_metrics=shared)
+    b = tracer.Tracer(RESOURCE, tracer_metrics=tracer.TracerMetrics(shared.registry))
+    a.start_span("x", parent=None).finish()
+    b.start_span("y", parent=None).finish()
+    assert shared.sampled.value() == 2
