@@ -81,6 +81,7 @@ async def running_admin(
         exporters=factory,
         drain_seconds=drain_seconds,
         close_timeout=2.0,
+        on_applied=lambda _parts, cfg: exporters.configure_store(span_store, cfg),
     )
     app = admin.make_admin_app(
         config.GatewayConfig(),
