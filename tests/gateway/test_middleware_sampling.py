@@ -1,0 +1,179 @@
+"""Sampling at the gateway: error/latency priority, namespace overrides, rules."""
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+from proxyharness import Collector, Stack, make_active, start_stack
+
+from gatetrace.gateway import state
+from gatetrace.runtime import span
+from gatetrace.runtime.sampling import base as sampling
+from gatetrace.runtime.sampling import const, priority, rules
+
+SERVER, CLIENT = span.SpanKind.SERVER, span.SpanKind.CLIENT
+SLOW_NS = 150_000_000
+
+
+class _FrozenClock:
+    """A clock that never moves: the budget never refills during a test."""
+
+    def __call__(self) -> float:
+        return 1000.0
+
+
+@contextlib.asynccontextmanager
+async def _priority_stack(
+    *, errors: bool = True, budget_per_second: float = 100.0, refill: bool = True
+) -> AsyncIterator[Stack]:
+    collector = Collector()
+    clock = None if refill else _FrozenClock()
+    sampler = priority.PrioritySampler(
+        const.ConstSampler(False), priority.PriorityBudget(budget_per_second, clock=clock)
+    )
+    active = make_active(
+        collector,
+        sampler=sampler,
+        priority=state.PrioritySettings(errors=errors, slower_than_ns=SLOW_NS),
+    )
+    async with start_stack(active, collector) as stack:
+        yield stack
+
+
+async def test_fast_successful_request_is_not_exported_and_propagates_unsampled() -> None:
+    async with _priority_stack() as stack:
+        resp, _ = await stack.get("/api/users/1")
+        assert resp.status == 200
+        assert stack.gateway.spans == []
+        traceparent = stack.users.received[-1].header("traceparent") or ""
+        assert traceparent.endswith("-00") or traceparent.endswith("-02")
+
+
+async def test_a_500_upgrades_the_pending_trace() -> None:
+    async with _priority_stack() as stack:
+        resp, _ = await stack.get("/api/users/status?code=500")
+        assert resp.status == 500
+        server = stack.gateway.one(SERVER)
+        client = stack.gateway.one(CLIENT)
+        assert server.sampled
+        assert client.sampled
+        assert server.tags["sampling.priority.reason"] == "error"
+        assert client.parent_id == server.span_id
+        assert server.tags["http.response.status_code"] == 500
+
+
+async def test_an_upstream_failure_upgrades_the_pending_trace() -> None:
+    async with _priority_stack() as stack:
+        resp, _ = await stack.get("/down/x")
+        assert resp.status == 502
+        server = stack.gateway.one(SERVER)
+        assert server.tags["sampling.priority.reason"] == "error"
+        assert server.tags["error.type"] == "ClientConnectorError"
+
+
+async def test_a_slow_upstream_upgrades_the_pending_trace() -> None:
+    async with _priority_stack() as stack:
+        resp, _ = await stack.get("/api/users/slow?ms=250")
+        assert resp.status == 200
+        server = stack.gateway.one(SERVER)
+        assert server.tags["sampling.priority.reason"] == "slow"
+        assert not server.is_error
+        assert len(stack.gateway.spans) == 2
+
+
+async def test_errors_are_not_upgraded_when_error_priority_is_off() -> None:
+    async with _priority_stack(errors=False) as stack:
+        await stack.get("/api/users/status?code=500")
+        assert stack.gateway.spans == []
+
+
+async def test_upgrades_stop_when_the_budget_is_spent() -> None:
+    async with _priority_stack(budget_per_second=1.0, refill=False) as stack:
+        await stack.get("/api/users/status?code=500")
+        await stack.get("/api/users/status?code=500")
+        assert len(stack.gateway.by_kind(SERVER)) == 1
+
+
+@contextlib.asynccontextmanager
+async def _override_stack(
+    default: bool, overrides: Mapping[str, sampling.Sampler]
+) -> AsyncIterator[Stack]:
+    collector = Collector()
+    active = make_active(
+        collector, sampler=const.ConstSampler(default), namespace_samplers=overrides
+    )
+    async with start_stack(active, collector) as stack:
+        yield stack
+
+
+async def test_namespace_override_applies_only_to_its_routes() -> None:
+    async with _override_stack(True, {"billing": const.ConstSampler(False)}) as stack:
+        await stack.get("/api/billing/1")
+        assert stack.gateway.spans == []
+        billing_tp = stack.users.received[-1].header("traceparent") or ""
+        assert billing_tp[-2:] in ("00", "02")
+        await stack.get("/api/users/1")
+        assert stack.gateway.one(SERVER).tags["gatetrace.upstream.namespace"] == "shop"
+        users_tp = stack.users.received[-1].header("traceparent") or ""
+        assert users_tp[-2:] in ("01", "03")
+
+
+async def test_namespace_override_can_sample_what_the_default_drops() -> None:
+    async with _override_stack(False, {"shop": const.ConstSampler(True)}) as stack:
+        await stack.get("/api/users/1")
+        await stack.get("/api/billing/1")
+        await stack.get("/strip/me/x")  # no namespace: the default sampler
+        servers = stack.gateway.by_kind(SERVER)
+        assert [s.tags["gatetrace.route"] for s in servers] == ["users"]
+        assert servers[0].tags["sampler.type"] == "const"
+
+
+async def test_rules_see_the_request_method_path_and_route() -> None:
+    rule = rules.SamplingRule(
+        rules.RuleMatch.create(path_prefix="/api/users/pay", methods=["POST"]),
+        const.ConstSampler(True),
+        "payments",
+    )
+    collector = Collector()
+    active = make_active(
+        collector, sampler=rules.RuleBasedSampler([rule], const.ConstSampler(False))
+    )
+    async with start_stack(active, collector) as stack:
+        await stack.get("/api/users/pay")
+        async with stack.client.post("/api/users/pay", data=b"{}") as resp:
+            assert resp.status == 200
+        servers = stack.gateway.by_kind(SERVER)
+        assert len(servers) == 1
+        assert servers[0].tags["http.request.method"] == "POST"
+
+
+class _Recording:
+    """A sampler that keeps the parameters it was asked about."""
+
+    def __init__(self) -> None:
+        self.seen: list[sampling.SamplingParams] = []
+
+    def should_sample(self, params: sampling.SamplingParams) -> sampling.SamplingResult:
+        self.seen.append(params)
+        return sampling.SamplingResult(sampling.Decision.SAMPLE, "recording", True)
+
+    def describe(self) -> str:
+        return "recording"
+
+
+async def test_sampler_gets_request_info_and_the_remote_parent() -> None:
+    sampler = _Recording()
+    collector = Collector()
+    async with start_stack(make_active(collector, sampler=sampler), collector) as stack:
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        await stack.get("/api/users/42?x=1", headers={"traceparent": parent, "X-Flag": "on"})
+        assert len(sampler.seen) == 1  # only the local root asks the sampler
+        params = sampler.seen[0]
+        assert params.kind is SERVER
+        assert params.operation == "GET /api/users"
+        assert params.parent is not None
+        assert params.parent.span_id_hex == "00f067aa0ba902b7"
+        assert params.request is not None
+        assert params.request.method == "GET"
+        assert params.request.path == "/api/users/42"
+        assert params.request.route == "users"
+        assert params.request.headers["x-flag"] == "on"
