@@ -122,6 +122,11 @@ def structural(node: JsonSchema, defs: dict[str, JsonSchema]) -> JsonSchema:
         elif key == "exclusiveMaximum":
             out["maximum"] = value
             out["exclusiveMaximum"] = True
+        elif key == "patternProperties":
+            # A map whose keys are constrained: the value schema is all that a
+            # structural schema can say (the pattern is checked by the model).
+            (values,) = value.values()
+            out["additionalProperties"] = structural(values, defs)
         elif key == "propertyNames":
             continue  # map key constraints are not expressible structurally
         else:

@@ -290,7 +290,7 @@ class PolicyIndex:
         base = _Base(
             config=config,
             digest=eff.settings_digest(config),
-            provenance=merge.flatten_provenance(wire, prov),
+            provenance=merge.flatten_provenance(model.TracingConfig, wire, prov),
             sources=tuple(sources),
         )
         self._bases[key] = base

@@ -130,15 +130,32 @@ def merge(
 
 
 def flatten_provenance(
-    final: Mapping[str, Any], prov: ProvTree | str | None, prefix: tuple[str, ...] = ()
+    model: type[pydantic.BaseModel],
+    final: Mapping[str, Any],
+    prov: ProvTree | str | None,
+    prefix: tuple[str, ...] = (),
 ) -> dict[str, str]:
-    """``{dotted.path: source}`` for every leaf of ``final`` (a wire dict)."""
+    """``{dotted.path: source}`` for every leaf of ``final``, a wire dict of ``model``.
+
+    Leaves are what merging treats as a unit: scalars, lists, atomic objects
+    and map entries.
+    """
     out: dict[str, str] = {}
+    plan = merge_plan(model)
     for key, value in final.items():
         node = prov.get(key) if isinstance(prov, dict) else prov
         path = (*prefix, key)
-        if isinstance(node, dict) and isinstance(value, dict) and value:
-            out.update(flatten_provenance(value, node, path))
+        kind, nested = plan.get(key, ("replace", None))
+        if kind == "model" and isinstance(value, dict) and value:
+            out.update(flatten_provenance(nested, value, node, path))
+        elif kind == "map" and isinstance(value, dict) and value:
+            for entry in value:
+                source = node.get(entry) if isinstance(node, dict) else node
+                out[errors.format_loc((*path, entry))] = _source(source)
         else:
-            out[errors.format_loc(path)] = node if isinstance(node, str) else DEFAULT_SOURCE
+            out[errors.format_loc(path)] = _source(node)
     return out
+
+
+def _source(node: "str | ProvTree | None") -> str:
+    return node if isinstance(node, str) else DEFAULT_SOURCE

@@ -33,7 +33,9 @@ class WireModel(pydantic.BaseModel):
     )
 
 
-def _check_http_url(value: str) -> str:
+def _check_http_url(value: object) -> object:
+    if not isinstance(value, str):
+        return value  # the type check reports it
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"}:
         raise ValueError(f"endpoint must be an http:// or https:// URL, got {value!r}")
@@ -46,13 +48,17 @@ def _check_http_url(value: str) -> str:
     return value
 
 
-def _check_http_token(value: str) -> str:
+def _check_http_token(value: object) -> object:
+    if not isinstance(value, str):
+        return value
     if not _HTTP_TOKEN.match(value):
         raise ValueError(f"not a valid HTTP header name: {value!r}")
     return value.lower()
 
 
-def _check_dns_label(value: str) -> str:
+def _check_dns_label(value: object) -> object:
+    if not isinstance(value, str):
+        return value
     if not _DNS_LABEL.match(value):
         raise ValueError(f"not a valid Kubernetes name (RFC 1123 label): {value!r}")
     return value
@@ -67,21 +73,21 @@ PerSecond = Annotated[float, pydantic.Field(gt=0.0, le=1_000_000.0)]
 HttpUrl = Annotated[
     str,
     pydantic.Field(min_length=8, max_length=2048, pattern=r"^https?://[^\s/?#]+"),
-    pydantic.AfterValidator(_check_http_url),
+    pydantic.BeforeValidator(_check_http_url),
 ]
 """An absolute http(s) URL with a host."""
 
 HeaderName = Annotated[
     str,
     pydantic.Field(min_length=1, max_length=256, pattern=r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$"),
-    pydantic.AfterValidator(_check_http_token),
+    pydantic.BeforeValidator(_check_http_token),
 ]
 """An HTTP header name (RFC 9110 token), normalised to lower case."""
 
 DnsLabel = Annotated[
     str,
     pydantic.Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
-    pydantic.AfterValidator(_check_dns_label),
+    pydantic.BeforeValidator(_check_dns_label),
 ]
 """A Kubernetes namespace or Secret name."""
 

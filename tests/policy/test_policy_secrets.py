@@ -1,0 +1,73 @@
+"""Secret references are resolved into the config and never shown to humans."""
+
+import json
+
+import pytest
+from policy_builders import ROOT_NS, SELECT_GW, pod, pol
+
+from gatetrace.policy import cli, effective, errors, index, redaction, secretrefs
+
+OTLP = {
+    "type": "otlpHttp",
+    "endpoint": "http://otel:4318/v1/traces",
+    "headers": {"x-tenant": "shop"},
+    "headersFrom": {"secretName": "otlp-auth"},
+}
+
+
+def _result() -> effective.EffectiveConfig:
+    policies = [pol("edge", "w", SELECT_GW | {"reporters": [OTLP, {"type": "memory"}]})]
+    return index.compute_effective(policies, root_namespace=ROOT_NS, pod=pod("edge", app="gw"))
+
+
+def test_secret_is_read_from_the_namespace_of_the_policy_that_set_reporters() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def lookup(namespace: str, name: str) -> dict[str, str]:
+        asked.append((namespace, name))
+        return {"Authorization": "Bearer s3cr3t", "x-tenant": "from-secret"}
+
+    before = _result()
+    after = secretrefs.resolve_secrets(before, lookup)
+    assert asked == [("edge", "otlp-auth")]
+    headers = after.config.reporters[0].headers  # type: ignore[union-attr]
+    assert headers == {"authorization": "Bearer s3cr3t", "x-tenant": "shop"}
+    assert after.version != before.version
+    assert after.provenance == before.provenance
+
+
+def test_rotated_secret_changes_the_version() -> None:
+    one = secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": "a"})
+    two = secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": "b"})
+    assert one.version != two.version
+
+
+def test_bad_secret_keys_are_reported_by_field() -> None:
+    with pytest.raises(errors.ValidationFailed, match=r"reporters\[0\]\.headers"):
+        secretrefs.resolve_secrets(_result(), lambda ns, n: {"not a header": "x"})
+
+
+def test_every_human_rendering_is_redacted() -> None:
+    result = secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": "Bearer s3cr3t"})
+    assert "s3cr3t" in json.dumps(result.document())  # the PUT body must carry it
+    for text in (
+        json.dumps(redaction.redact(result.config)),
+        json.dumps(redaction.redact(result.document()["config"])),
+        cli.explain_json(result),
+        cli.render_explanation(result, None),
+    ):
+        assert "s3cr3t" not in text
+        assert "shop" not in text or "<redacted>" in text
+    assert redaction.redact(result.config)["reporters"][0]["headers"] == {
+        "authorization": redaction.REDACTED,
+        "x-tenant": redaction.REDACTED,
+    }
+
+
+def test_configs_without_secret_references_are_returned_unchanged() -> None:
+    plain = index.compute_effective([], root_namespace=ROOT_NS, pod=pod("edge"))
+
+    def lookup(namespace: str, name: str) -> dict[str, str]:
+        raise AssertionError("no lookup expected")
+
+    assert secretrefs.resolve_secrets(plain, lookup) is plain
