@@ -170,16 +170,29 @@ async def test_unreachable_gateway() -> None:
 async def test_a_newer_revision_supersedes_a_retrying_older_one(serve: Any) -> None:
     gateway = Gateway([lambda _r: web.json_response({"error": "boom"}, status=503)])
     url = await serve(gateway)
-    pusher = _pusher(attempts=5, backoff=0.2)
+    release = asyncio.Event()
+
+    async def backoff(_seconds: float) -> None:
+        await release.wait()
+
+    pusher = delivery.Pusher(
+        delivery.AdminClient(lambda: TOKEN),
+        retry=delivery.RetryPolicy(attempts=5, timeout=2.0),
+        sleep=backoff,
+    )
     older = asyncio.create_task(pusher.push(_request(url, 1)))
-    await asyncio.sleep(0.05)
+    for _ in range(500):  # until the first attempt failed; its retry waits for us
+        if gateway.puts:
+            break
+        await asyncio.sleep(0.01)
     gateway.script = [ok]
     newer = await pusher.push(_request(url, 2))
+    release.set()
     first = await older
     await pusher.client.close()
     assert newer.applied
     assert first.outcome is delivery.PushOutcome.SUPERSEDED
-    assert [p["revision"] for p in gateway.puts][-1] == 2
+    assert [p["revision"] for p in gateway.puts] == [1, 2]
 
 
 async def test_push_all_runs_concurrently(serve: Any) -> None:

@@ -1,0 +1,192 @@
+"""The reconcile/push loop against real gateway admin APIs on 127.0.0.1
+(standalone mode: policies from files, gateways by URL)."""
+
+import pathlib
+import socket
+import textwrap
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from gatetrace.operator import core, delivery, planner, standalone
+from tests.operator import gateways as gw
+
+POLICY = """\
+apiVersion: gatetrace.dev/v1alpha1
+kind: TracingPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  sampling:
+    sampler: {{type: probabilistic, rate: {rate}}}
+"""
+
+
+def _write(folder: pathlib.Path, name: str, rate: float, namespace: str = "default") -> None:
+    text = POLICY.format(name=name, rate=rate, namespace=namespace)
+    (folder / f"{name}.yaml").write_text(text)
+
+
+_CLIENTS: list[delivery.AdminClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _CLIENTS:
+        await _CLIENTS.pop().close()
+
+
+def _reconciler(
+    config_dir: pathlib.Path | None = None, attempts: int = 1
+) -> tuple[core.Reconciler, standalone.FileSink]:
+    sink = standalone.FileSink(config_dir=config_dir)
+    client = delivery.AdminClient(lambda: gw.TOKEN)
+    _CLIENTS.append(client)
+    pusher = delivery.Pusher(
+        client,
+        retry=delivery.RetryPolicy(attempts=attempts, timeout=2.0, backoff=0.01),
+    )
+    return core.Reconciler(sink, pusher, planner.IndexPlanner("gatetrace-system")), sink
+
+
+def _register(reconciler: core.Reconciler, specs: Sequence[standalone.GatewaySpec]) -> None:
+    for spec in specs:
+        reconciler.upsert_pod(spec.pod())
+
+
+def _conditions(sink: standalone.FileSink, key: str) -> dict[str, dict[str, str]]:
+    return {c["type"]: c for c in sink.statuses[key]["conditions"]}
+
+
+async def _sync(reconciler: core.Reconciler, folder: standalone.PolicyFolder) -> None:
+    standalone.sync_folder(reconciler, folder, force=True)
+    await reconciler.converge()
+
+
+async def test_apply_change_delete(tmp_path: pathlib.Path) -> None:
+    config_dir = tmp_path / "configs"
+    config_dir.mkdir()
+    async with gw.gateways(3) as gateways:
+        reconciler, sink = _reconciler(config_dir)
+        specs = [standalone.GatewaySpec(f"gw{i}", g.url) for i, g in enumerate(gateways)]
+        _register(reconciler, specs)
+        folder = standalone.PolicyFolder(tmp_path)
+
+        _write(tmp_path, "team", 0.25)
+        await _sync(reconciler, folder)
+        running = [await g.running() for g in gateways]
+        assert all(r is not None and r[0] == 1 for r in running)
+        for g in gateways:
+            assert g.holder.current is not None
+            sampler = g.holder.current.config["sampling"]["sampler"]
+            assert sampler == {"type": "probabilistic", "rate": 0.25}
+        applied = _conditions(sink, "default/team")["Applied"]
+        assert applied["status"] == "True"
+        assert applied["message"] == "3/3 pods at revision 1"
+        assert (tmp_path / "configs" / "default.gw0.json").exists()
+        assert any(e[2] == "Applied" for e in sink.events)
+
+        _write(tmp_path, "team", 0.5)
+        await _sync(reconciler, folder)
+        for g in gateways:
+            assert g.holder.current is not None
+            assert g.holder.current.revision == 2
+            assert g.holder.current.config["sampling"]["sampler"]["rate"] == 0.5
+
+        (tmp_path / "team.yaml").unlink()
+        await _sync(reconciler, folder)
+        for g in gateways:
+            assert g.holder.current is not None
+            assert g.holder.current.revision == 3
+            assert g.holder.current.config["sampling"]["sampler"]["rate"] == 0.01  # safe default
+
+
+async def test_unreachable_pod_is_degraded_others_apply(tmp_path: pathlib.Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead_port = sock.getsockname()[1]
+    async with gw.gateways(2) as gateways:
+        reconciler, sink = _reconciler(attempts=2)
+        specs = [standalone.GatewaySpec(f"gw{i}", g.url) for i, g in enumerate(gateways)]
+        specs.append(standalone.GatewaySpec("dead", f"http://127.0.0.1:{dead_port}"))
+        _register(reconciler, specs)
+        _write(tmp_path, "team", 0.3)
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        c = _conditions(sink, "default/team")
+        assert c["Applied"]["status"] == "False"
+        assert c["Applied"]["message"] == "2/3 pods applied"
+        assert c["Degraded"]["status"] == "True"
+        assert "default/dead: Unreachable" in c["Degraded"]["message"]
+        assert all(g.holder.current is not None for g in gateways)
+        pods = {p["name"]: p["state"] for p in sink.statuses["default/team"]["pods"]}
+        assert pods == {"gw0": "Applied", "gw1": "Applied", "dead": "Failed"}
+
+
+async def test_invalid_policy_is_rejected_and_others_keep_working(tmp_path: pathlib.Path) -> None:
+    async with gw.gateways(1) as gateways:
+        reconciler, sink = _reconciler()
+        _register(reconciler, [standalone.GatewaySpec("gw", gateways[0].url)])
+        _write(tmp_path, "good", 0.2)
+        (tmp_path / "bad.yaml").write_text(
+            textwrap.dedent(POLICY.format(name="bad", rate=7, namespace="other"))
+        )
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        bad = _conditions(sink, "other/bad")["Accepted"]
+        assert bad["status"] == "False"
+        assert "spec.sampling.sampler.rate" in bad["message"]
+        current = gateways[0].holder.current
+        assert current is not None
+        assert current.config["sampling"]["sampler"]["rate"] == 0.2
+
+
+async def test_drift_by_hand_is_repaired_above_the_hand_revision(tmp_path: pathlib.Path) -> None:
+    async with gw.gateways(1) as gateways:
+        reconciler, _sink = _reconciler()
+        _register(reconciler, [standalone.GatewaySpec("gw", gateways[0].url)])
+        _write(tmp_path, "team", 0.2)
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        assert await gateways[0].running() is not None
+        hand = {"sampling": {"sampler": {"type": "const", "decision": True}}}
+        assert await gw.put_by_hand(gateways[0].url, 40, hand) == 200
+        await reconciler.check_drift()
+        await reconciler.converge()
+        current = gateways[0].holder.current
+        assert current is not None
+        assert current.revision == 41
+        assert current.config["sampling"]["sampler"]["rate"] == 0.2
+
+
+async def test_a_second_operator_never_pushes_a_stale_revision(tmp_path: pathlib.Path) -> None:
+    async with gw.gateways(2) as gateways:
+        first, _ = _reconciler()
+        specs = [standalone.GatewaySpec(f"gw{i}", g.url) for i, g in enumerate(gateways)]
+        _register(first, specs)
+        folder = standalone.PolicyFolder(tmp_path)
+        for rate in (0.1, 0.2, 0.3):
+            _write(tmp_path, "team", rate)
+            await _sync(first, folder)
+        assert [g.holder.current.revision for g in gateways if g.holder.current] == [3, 3]
+        # a takeover: a fresh operator without memory sees the same policy
+        _write(tmp_path, "team", 0.4)
+        second, sink = _reconciler()
+        _register(second, specs)
+        await _sync(second, standalone.PolicyFolder(tmp_path))
+        for g in gateways:
+            assert g.holder.current is not None
+            assert g.holder.current.revision > 3
+            assert g.holder.current.config["sampling"]["sampler"]["rate"] == 0.4
+        assert _conditions(sink, "default/team")["Applied"]["status"] == "True"
+
+
+async def test_new_gateway_gets_the_config(tmp_path: pathlib.Path) -> None:
+    async with gw.gateways(2) as gateways:
+        reconciler, _ = _reconciler()
+        _register(reconciler, [standalone.GatewaySpec("gw0", gateways[0].url)])
+        _write(tmp_path, "team", 0.2)
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        assert gateways[1].holder.current is None
+        reconciler.upsert_pod(standalone.GatewaySpec("gw1", gateways[1].url).pod())
+        await reconciler.converge()
+        current = gateways[1].holder.current
+        assert current is not None
+        assert current.config["sampling"]["sampler"]["rate"] == 0.2
