@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import protobuf_wire as pb
+from gatetrace.runtime.reporting import text as _text
 
 __all__ = ["SCOPE_NAME", "SCOPE_VERSION", "OtlpEncoder"]
 
@@ -136,7 +137,7 @@ class OtlpEncoder:
             return text.encode()
         except UnicodeEncodeError:
             self._count("invalid_utf8")
-            return text.encode("utf-8", "replace")
+            return _text.utf8_replacing(text)
 
     def _resource(self, resource: _span.Resource) -> bytes:
         """ResourceSpans.resource, cached per Resource object."""

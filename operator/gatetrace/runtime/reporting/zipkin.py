@@ -32,6 +32,7 @@ from typing import Any
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import export, http
+from gatetrace.runtime.reporting import text as _text
 
 __all__ = ["CONTENT_TYPE", "ZipkinEncoder", "ZipkinExporter"]
 
@@ -77,7 +78,7 @@ class ZipkinEncoder:
             body = text.encode()
         except UnicodeEncodeError:
             self._count("invalid_utf8")
-            body = text.encode("utf-8", "replace")
+            body = _text.utf8_replacing(text)
         return body, truncated
 
     def _count(self, what: str) -> None:
@@ -143,16 +144,18 @@ class ZipkinEncoder:
         service = tags.get("peer.service")
         if service:
             endpoint["serviceName"] = self._text(service)
-        for key in ("network.peer.address", "server.address"):
-            value = tags.get(key)
-            if not value:
-                continue
-            address = self._address(str(value))
+        server_address = tags.get("server.address")
+        for value in (tags.get("network.peer.address"), server_address):
+            address = self._address(str(value)) if value else None
             if address is not None:
                 endpoint[address[0]] = address[1]
                 break
-            if key == "server.address" and "serviceName" not in endpoint:
-                endpoint["serviceName"] = self._text(value)
+        if (
+            server_address
+            and "serviceName" not in endpoint
+            and self._address(str(server_address)) is None
+        ):
+            endpoint["serviceName"] = self._text(server_address)
         for key in ("server.port", "network.peer.port"):
             port = _port(tags.get(key))
             if port is not None:
