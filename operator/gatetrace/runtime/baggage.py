@@ -76,8 +76,9 @@ class Baggage(Mapping[str, str]):
             return self
         if not self._entries:
             return other
-        entries = dict(other._entries)
-        entries.update(self._entries)
+        entries = dict(self._entries)
+        for key, entry in other._entries.items():
+            entries.setdefault(key, entry)
         return Baggage(entries)
 
 

@@ -204,8 +204,12 @@ def render_prometheus(registries: Iterable[Registry]) -> str:
                 continue
             seen.add(name)
             help_text = metric.help.replace("\\", "\\\\").replace("\n", "\\n")
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {metric.kind}")
+            # In format 0.0.4 HELP/TYPE name the samples' own name, so a
+            # counter's family is ``<name>_total``; otherwise parsers
+            # (Prometheus, prometheus_client) see untyped samples.
+            family = f"{name}_total" if metric.kind == "counter" else name
+            lines.append(f"# HELP {family} {help_text}")
+            lines.append(f"# TYPE {family} {metric.kind}")
             for sample in metric.samples():
                 if sample.labels:
                     body = ",".join(f'{k}="{_escape(v)}"' for k, v in sample.labels)
