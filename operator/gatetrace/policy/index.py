@@ -99,6 +99,9 @@ class PolicyIndex:
         self._bases: dict[tuple[int, int, int], _Base | errors.MergeFailed] = {}
         self._parts: dict[_LimitsKey, dict[str, _Part]] = {}
         self._finals: dict[tuple[Any, ...], eff.EffectiveConfig] = {}
+        # Workload policies matching each pod; dropped when the pod or a
+        # selector policy of its namespace changes.
+        self._matching: dict[eff.PodKey, list[_Entry]] = {}
 
     # -- policies ---------------------------------------------------------
 
@@ -156,6 +159,9 @@ class PolicyIndex:
             if entry is None:
                 continue
             affected |= self._affected(entry)
+            if entry.selector is not None:
+                for key in self._pods_by_ns.get(entry.source.namespace, ()):
+                    self._matching.pop(key, None)
             if entry.selector is None and entry.source.namespace != self.root_namespace:
                 # Which policy of that namespace overrides others' sampling may change.
                 self._parts.clear()
@@ -174,6 +180,7 @@ class PolicyIndex:
         self._pods[pod.key] = dataclasses.replace(pod, labels=dict(pod.labels))
         self._pods_by_ns.setdefault(pod.namespace, set()).add(pod.key)
         self._results.pop(pod.key, None)
+        self._matching.pop(pod.key, None)
         return frozenset({pod.key})
 
     def delete_pod(self, namespace: str, name: str) -> frozenset[eff.PodKey]:
@@ -183,6 +190,7 @@ class PolicyIndex:
             return frozenset()
         self._pods_by_ns[namespace].discard(key)
         self._results.pop(key, None)
+        self._matching.pop(key, None)
         return frozenset({key})
 
     def pods(self) -> Iterator[eff.GatewayPod]:
@@ -247,11 +255,14 @@ class PolicyIndex:
             levels.append(("cluster", root, self._defaults[root]))
         if pod.namespace != root and pod.namespace in self._defaults:
             levels.append(("namespace", pod.namespace, self._defaults[pod.namespace]))
-        matching = [
-            e
-            for e in self._workloads.get(pod.namespace, ())
-            if e.selector is not None and e.selector.matches(pod.labels)
-        ]
+        matching = self._matching.get(pod.key)
+        if matching is None:
+            matching = [
+                e
+                for e in self._workloads.get(pod.namespace, ())
+                if e.selector is not None and e.selector.matches(pod.labels)
+            ]
+            self._matching[pod.key] = matching
         if matching:
             levels.append(("workload", pod.namespace, matching))
         stamps = {level: entries[0].stamp for level, _, entries in levels}
