@@ -1,0 +1,253 @@
+"""Reporter encoding cost and enqueue throughput: gatetrace against OpenTelemetry, same run.
+
+Rows (best of several rounds):
+
+* ``otlp encode``: µs per span to turn a batch of 512 typical gateway spans
+  (12 tags, one log, server kind) into request bytes — ours
+  (:class:`~gatetrace.runtime.reporting.otlp_encoding.OtlpEncoder`) against
+  opentelemetry-exporter-otlp-proto-common's ``encode_spans`` on SDK
+  ``ReadableSpan`` objects plus ``SerializeToString``. Goal <= 0.5x.
+* ``zipkin encode``: the same spans as Zipkin v2 JSON bytes, against
+  opentelemetry-exporter-zipkin-json's ``JsonV2Encoder.serialize`` (+ UTF-8
+  encode, as the bytes are what goes on the wire). Goal <= 0.5x.
+* ``enqueue, backend down``: µs per ``on_end`` while the zipkin reporter's
+  backend refuses connections and the engine retries, against the same with a
+  healthy local backend. Goal <= 1.5x (a dead backend must not slow the
+  request path).
+
+Every round encodes fresh spans (new ids, request ids and URLs), so the
+encoders' caches see the churn a gateway sees. Run:
+``.venv/bin/python benchmarks/bench_reporting.py``.
+"""
+
+import asyncio
+import socket
+import time
+from typing import Any
+
+from aiohttp import web
+from opentelemetry import trace as otel_trace
+from opentelemetry.exporter.otlp.proto.common import trace_encoder
+from opentelemetry.exporter.zipkin.json.v2 import JsonV2Encoder
+from opentelemetry.exporter.zipkin.node_endpoint import NodeEndpoint
+from opentelemetry.sdk import resources as otel_resources
+from opentelemetry.sdk import trace as otel_sdk_trace
+from opentelemetry.sdk.util import instrumentation
+
+from gatetrace.runtime import baggage, ids, span, spancontext, tracer
+from gatetrace.runtime.reporting import engine, otlp_encoding, zipkin
+
+Row = dict[str, Any]
+BATCH = 512
+RESOURCE_TAGS = (("hostname", "gw-7c9"), ("ip", "10.1.2.3"), ("gatetrace.version", "0.1.0"))
+START_NS = 1_700_000_000_000_000_000
+
+
+def _tags(i: int, salt: int) -> dict[str, span.TagValue]:
+    return {
+        "http.method": "GET",
+        "http.url": f"http://gw.example/api/users/{salt}-{i}",
+        "http.route": "/api/users/{id}",
+        "http.status_code": 200,
+        "http.request_id": f"req-{salt:04x}-{i:08x}",
+        "client.address": "10.0.0.7",
+        "component": "gatetrace",
+        "upstream.name": "users",
+        "upstream.latency_ms": 12.5 + i % 7,
+        "retry": False,
+        "sampler.type": "probabilistic",
+        "sampler.param": 0.1,
+    }
+
+
+def ours_spans(salt: int) -> list[span.Span]:
+    resource = span.Resource("api-gateway", RESOURCE_TAGS)
+    limits, counter = span.SpanLimits(), tracer.TracerMetrics()
+    out = []
+    for i in range(BATCH):
+        start = START_NS + i * 1000
+        s = span.Span(
+            spancontext.SpanContext(
+                ids.new_trace_id(),
+                ids.new_span_id(),
+                True,
+                False,
+                True,
+                False,
+                (),
+                baggage.EMPTY_BAGGAGE,
+            ),
+            "GET /api/users/{id}",
+            kind=span.SpanKind.SERVER,
+            parent_id=ids.new_span_id(),
+            resource=resource,
+            references=(),
+            sampled=True,
+            recording=True,
+            start_ns=start,
+            limits=limits,
+            metrics=counter,
+            end_hook=None,
+        )
+        s.tags.update(_tags(i, salt))
+        s.logs.append(span.LogRecord(start + 500, {"event": "upstream.response"}))
+        s.end_ns = start + 20_000_000
+        out.append(s)
+    return out
+
+
+def otel_spans(salt: int) -> list[otel_sdk_trace.ReadableSpan]:
+    resource = otel_resources.Resource({"service.name": "api-gateway", **dict(RESOURCE_TAGS)})
+    scope = instrumentation.InstrumentationScope("gatetrace", "0.1.0")
+    flags = otel_trace.TraceFlags(otel_trace.TraceFlags.SAMPLED)
+    out = []
+    for i in range(BATCH):
+        start = START_NS + i * 1000
+        context = otel_trace.SpanContext(ids.new_trace_id(), ids.new_span_id(), False, flags)
+        parent = otel_trace.SpanContext(context.trace_id, ids.new_span_id(), True, flags)
+        out.append(
+            otel_sdk_trace.ReadableSpan(
+                "GET /api/users/{id}",
+                context=context,
+                parent=parent,
+                resource=resource,
+                attributes=_tags(i, salt),
+                events=[otel_sdk_trace.Event("upstream.response", {}, start + 500)],
+                kind=otel_trace.SpanKind.SERVER,
+                start_time=start,
+                end_time=start + 20_000_000,
+                instrumentation_scope=scope,
+            )
+        )
+    return out
+
+
+def _per_span_us(encode: Any, batches: list[Any]) -> float:
+    best = float("inf")
+    for batch in batches:
+        started = time.perf_counter()
+        encode(batch)
+        best = min(best, time.perf_counter() - started)
+    return best / BATCH * 1e6
+
+
+def measure_encoding(rounds: int = 7) -> dict[str, tuple[float, float]]:
+    """{format: (ours, OpenTelemetry's) µs per span}, rounds interleaved."""
+    ours_batches = [ours_spans(salt) for salt in range(rounds)]
+    otel_batches = [otel_spans(salt) for salt in range(rounds)]
+    otlp_ours = otlp_encoding.OtlpEncoder()
+    zipkin_ours = zipkin.ZipkinEncoder()
+    zipkin_otel = JsonV2Encoder()
+    endpoint = NodeEndpoint("10.1.2.3")
+    endpoint.service_name = "api-gateway"
+    results: dict[str, tuple[float, float]] = {}
+    results["otlp"] = (
+        _per_span_us(otlp_ours.encode, ours_batches),
+        _per_span_us(lambda b: trace_encoder.encode_spans(b).SerializeToString(), otel_batches),
+    )
+    results["zipkin"] = (
+        _per_span_us(zipkin_ours.encode, ours_batches),
+        _per_span_us(lambda b: zipkin_otel.serialize(b, endpoint).encode(), otel_batches),
+    )
+    return results
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def _enqueue_cost(endpoint: str, seconds: float) -> tuple[float, float, float]:
+    """(µs per on_end, spans exported, spans dropped) over ``seconds`` of steady load."""
+    settings = engine.BatchSettings(
+        max_queue_size=2048,
+        max_batch_size=512,
+        flush_interval_ms=100,
+        initial_backoff_ms=20,
+        max_backoff_ms=200,
+    )
+    processor = engine.BatchingProcessor(zipkin.ZipkinExporter(endpoint), settings)
+    processor.start()
+    batches = [ours_spans(salt) for salt in range(4)]
+    spent, calls = 0.0, 0
+    stop = time.monotonic() + seconds
+    round_ = 0
+    while time.monotonic() < stop:
+        chunk = batches[round_ % len(batches)][:200]
+        round_ += 1
+        started = time.perf_counter()
+        for s in chunk:
+            processor.on_end(s)
+        spent += time.perf_counter() - started
+        calls += len(chunk)
+        await asyncio.sleep(0.002)  # the gateway's loop also serves requests
+    m = processor.metrics
+    exported = m.exported.value(m.labels)
+    dropped = m.dropped.total()
+    await processor.shutdown(0.5)
+    return spent / calls * 1e6, exported, dropped
+
+
+async def _received_ok(request: web.Request) -> web.Response:
+    await request.read()
+    return web.Response(status=202)
+
+
+async def measure_enqueue(seconds: float = 1.5) -> tuple[tuple[float, float, float], ...]:
+    """((down µs, exported, dropped), (up µs, exported, dropped))."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/api/v2/spans", _received_ok)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        down = await _enqueue_cost(f"http://127.0.0.1:{_free_port()}/api/v2/spans", seconds)
+        up = await _enqueue_cost(f"http://127.0.0.1:{port}/api/v2/spans", seconds)
+    finally:
+        await runner.cleanup()
+    return down, up
+
+
+def run() -> list[Row]:
+    encoding = measure_encoding()
+    down, up = asyncio.run(measure_enqueue())
+    return [
+        {
+            "name": "otlp encode (per span, batch 512) vs OTel proto-common",
+            "ours": encoding["otlp"][0],
+            "peer": encoding["otlp"][1],
+            "unit": "us",
+            "goal_ratio": 0.5,
+        },
+        {
+            "name": "zipkin json encode (per span, batch 512) vs OTel zipkin-json",
+            "ours": encoding["zipkin"][0],
+            "peer": encoding["zipkin"][1],
+            "unit": "us",
+            "goal_ratio": 0.5,
+        },
+        {
+            "name": (f"on_end, backend down (dropped {down[2]:.0f}) vs up (exported {up[1]:.0f})"),
+            "ours": down[0],
+            "peer": up[0],
+            "unit": "us",
+            "goal_ratio": 1.5,
+        },
+    ]
+
+
+def main() -> None:
+    for row in run():
+        ratio = row["ours"] / row["peer"]
+        verdict = "ok" if ratio <= row["goal_ratio"] else "MISSED"
+        print(
+            f"{row['name']}: ours {row['ours']:.2f} {row['unit']}, peer {row['peer']:.2f} "
+            f"{row['unit']}, ratio {ratio:.2f} (goal <= {row['goal_ratio']}) {verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
