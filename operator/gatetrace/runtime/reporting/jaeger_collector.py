@@ -1,0 +1,133 @@
+"""The ``jaegerCollector`` reporter: a thrift-binary ``Batch`` POSTed to ``/api/traces``.
+
+The body is one Jaeger ``Batch`` (thriftpy2 objects from
+:mod:`.jaeger_thrift`, serialised by thriftpy2's Cython binary protocol)
+sent with ``Content-Type: application/x-thrift``, as the Jaeger collector's
+HTTP endpoint expects. Spans of different resources go out as one Batch
+(one POST) per resource. The shared :class:`~.http.HttpTransport` decides
+what is retryable: connection errors, timeouts, 408/429/502/503/504 (with
+``Retry-After``); anything else, e.g. 400, is a failure. A retried batch
+reuses its encoded bodies.
+"""
+
+import logging
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+
+from gatetrace.runtime import span as _span
+from gatetrace.runtime.reporting import export, http
+from gatetrace.runtime.reporting import jaeger_thrift as _jt
+
+__all__ = ["CONTENT_TYPE", "DEFAULT_PATH", "JaegerCollectorExporter", "collector_url"]
+
+CONTENT_TYPE = "application/x-thrift"
+DEFAULT_PATH = "/api/traces"
+_log = logging.getLogger(__name__)
+
+
+def collector_url(endpoint: str) -> str:
+    """``endpoint`` with the default ``/api/traces`` path when it has none."""
+    parts = urllib.parse.urlsplit(endpoint)
+    if parts.path in ("", "/"):
+        parts = parts._replace(path=DEFAULT_PATH)
+    return urllib.parse.urlunsplit(parts)
+
+
+class JaegerCollectorExporter:
+    """POSTs batches to a Jaeger collector (``http://host:14268/api/traces``)."""
+
+    name = "jaegerCollector"
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        gzip: bool = False,
+        max_string_bytes: int = _jt.DEFAULT_MAX_STRING_BYTES,
+        full_queue_dropped: Callable[[], float] | None = None,
+    ) -> None:
+        self.endpoint = collector_url(endpoint)
+        self.transport = http.HttpTransport(
+            self.endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
+        )
+        self.sanitizer = _jt.ValueSanitizer(max_string_bytes)
+        self.full_queue_dropped = full_queue_dropped
+        """Cumulative spans the engine dropped on a full queue (ClientStats); settable later."""
+        self.seq_no = 0
+        """Sequence number of the last Batch sent (the first one is 1)."""
+        self._last: tuple[Sequence[_span.Span], list[tuple[int, bytes]]] | None = None
+
+    def _stats(self) -> tuple[int, int, int]:
+        full = 0
+        if self.full_queue_dropped is not None:
+            try:
+                full = int(self.full_queue_dropped())
+            except Exception:  # stats are best effort; sending is not
+                full = 0
+        return (full, 0, 0)
+
+    def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
+        """One (span count, body) per resource among ``spans``."""
+        groups: dict[_span.Resource, list[_span.Span]] = {}
+        for span in spans:
+            groups.setdefault(span.resource, []).append(span)
+        bodies = []
+        clean = self.sanitizer
+        for resource, group in groups.items():
+            self.seq_no += 1
+            batch = _jt.to_batch(
+                _jt.to_process(resource, clean),
+                group,
+                clean,
+                seq_no=self.seq_no,
+                stats=self._stats(),
+            )
+            bodies.append((len(group), _jt.serialize_binary(batch)))
+        return bodies
+
+    async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
+        """POST one Batch per resource within ``timeout`` seconds. Never raises."""
+        if not spans:
+            return export.ExportOutcome.success()
+        truncated: dict[str, int] = {}
+        last = self._last
+        if last is not None and last[0] is spans:  # a retry: reuse the encoded bodies
+            bodies = last[1]
+        else:
+            try:
+                bodies = self.encode(spans)
+            except Exception:  # a bug in the encoder must not loop through retries
+                _log.exception("jaegerCollector: encoding failed")
+                self.sanitizer.take()
+                return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
+            truncated = self.sanitizer.take()
+        sent = failed = 0
+        first_failure: export.ExportOutcome | None = None
+        for count, body in bodies:
+            response = await self.transport.post(body, timeout)
+            outcome = response.outcome
+            if outcome.result is export.ExportResult.SUCCESS:
+                sent += count
+                continue
+            first_failure = first_failure or outcome
+            failed += count
+        if first_failure is None:
+            self._last = None
+            return export.ExportOutcome.success(truncated=truncated)
+        if sent == 0:
+            retryable = first_failure.result is export.ExportResult.RETRYABLE
+            self._last = (spans, bodies) if retryable else None
+            return export.ExportOutcome(
+                first_failure.result,
+                first_failure.reason,
+                retry_after=first_failure.retry_after,
+                truncated=truncated,
+            )
+        # some resources' batches went through: retrying would duplicate them
+        self._last = None
+        return export.ExportOutcome.success({"export_failed": failed}, truncated)
+
+    async def close(self) -> None:
+        self._last = None
+        await self.transport.close()

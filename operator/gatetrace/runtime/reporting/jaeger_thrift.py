@@ -1,0 +1,259 @@
+"""The Jaeger thrift types (loaded by thriftpy2 from our ``jaeger.thrift``) and span mapping.
+
+Both Jaeger reporters share what this module decides: how a gatetrace
+:class:`~gatetrace.runtime.span.Span` maps onto the Jaeger model (ids split
+into signed high/low i64, µs times, flags, the ``span.kind`` and ``error``
+tags Jaeger clients add, typed tags) and how awkward values are made
+encodable instead of raising (:class:`ValueSanitizer`). The collector path
+builds thriftpy2 objects with :func:`to_batch` and serialises them with
+thriftpy2's Cython binary protocol (:func:`serialize_binary`); the agent path
+uses the hand-written compact encoder in :mod:`.jaeger_compact`, which reads
+its field ids and types from the structs loaded here.
+"""
+
+import pathlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import thriftpy2
+import thriftpy2.protocol
+import thriftpy2.utils
+
+from gatetrace.runtime import span as _span
+
+__all__ = [
+    "DEFAULT_MAX_STRING_BYTES",
+    "KIND_TAG",
+    "MAX_I64",
+    "MIN_I64",
+    "THRIFT",
+    "ValueSanitizer",
+    "flags_of",
+    "serialize_binary",
+    "signed64",
+    "span_tag_items",
+    "to_batch",
+    "to_process",
+    "to_span",
+]
+
+THRIFT: Any = thriftpy2.load(
+    str(pathlib.Path(__file__).with_name("jaeger.thrift")), module_name="gatetrace_jaeger_thrift"
+)
+"""The module thriftpy2 generated from ``jaeger.thrift`` (``Span``, ``Batch``, ``Agent``...)."""
+
+MIN_I64 = -(1 << 63)
+MAX_I64 = (1 << 63) - 1
+_U64 = 1 << 64
+_LOW64 = _U64 - 1
+
+DEFAULT_MAX_STRING_BYTES = 64 * 1024
+"""Encoded strings (tag values, log fields, names) longer than this are cut."""
+
+KIND_TAG = "span.kind"
+_KIND_VALUES: dict[_span.SpanKind, str | None] = {
+    _span.SpanKind.SERVER: "server",
+    _span.SpanKind.CLIENT: "client",
+    _span.SpanKind.PRODUCER: "producer",
+    _span.SpanKind.CONSUMER: "consumer",
+    _span.SpanKind.INTERNAL: None,
+}
+
+
+def signed64(value: int) -> int:
+    """An unsigned 64-bit id as the signed i64 thrift carries (two's complement)."""
+    value &= _LOW64
+    return value - _U64 if value > MAX_I64 else value
+
+
+def flags_of(span: _span.Span) -> int:
+    """Jaeger flags: 1 sampled, 2 debug."""
+    return (1 if span.sampled else 0) | (2 if span.context.debug else 0)
+
+
+def kind_value(kind: _span.SpanKind) -> str | None:
+    """The ``span.kind`` tag value Jaeger clients use; None for internal spans."""
+    return _KIND_VALUES[kind]
+
+
+def span_tag_items(span: _span.Span) -> list[tuple[Any, Any]]:
+    """The span's tags plus ``span.kind`` and ``error`` as Jaeger clients add them."""
+    items: list[tuple[Any, Any]] = list(span.tags.items())
+    kind = _KIND_VALUES[span.kind]
+    if kind is not None and KIND_TAG not in span.tags:
+        items.append((KIND_TAG, kind))
+    if span.is_error and "error" not in span.tags:
+        items.append(("error", True))
+    return items
+
+
+class ValueSanitizer:
+    """Turns any key/value into something thrift can carry, counting every change.
+
+    Counted by ``what`` (the names the other reporters use too):
+    ``value_length`` (string cut to ``max_string_bytes``), ``invalid_utf8``
+    (lone surrogates replaced), ``value_type`` (a value of another type sent as
+    its string form), ``value_range`` (an integer outside i64 sent as a string).
+    """
+
+    __slots__ = ("max_string_bytes", "truncated")
+
+    def __init__(self, max_string_bytes: int = DEFAULT_MAX_STRING_BYTES) -> None:
+        if max_string_bytes < 16:
+            raise ValueError(f"max_string_bytes: must be at least 16, got {max_string_bytes}")
+        self.max_string_bytes = max_string_bytes
+        self.truncated: dict[str, int] = {}
+        """Changes since the last :meth:`take`, by what."""
+
+    def count(self, what: str, amount: int = 1) -> None:
+        self.truncated[what] = self.truncated.get(what, 0) + amount
+
+    def take(self) -> dict[str, int]:
+        """The counts since the last call (for one export's outcome), then reset."""
+        taken, self.truncated = self.truncated, {}
+        return taken
+
+    def utf8(self, text: str) -> bytes:
+        """``text`` as UTF-8, surrogates replaced, cut at a character boundary to fit."""
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "replace")
+            self.count("invalid_utf8")
+        if len(data) > self.max_string_bytes:
+            data = data[: self.max_string_bytes].decode("utf-8", "ignore").encode("utf-8")
+            self.count("value_length")
+        return data
+
+    def text(self, value: object) -> str:
+        """The string form of any object (``str()``, else ``repr()``, else the type name)."""
+        if isinstance(value, str):
+            return str.__str__(value)
+        if isinstance(value, bytes | bytearray | memoryview):
+            return bytes(value).decode("utf-8", "replace")
+        try:
+            return str(value)
+        except Exception:
+            try:
+                return repr(value)
+            except Exception:
+                return f"<{type(value).__qualname__}>"
+
+    def key(self, key: object) -> str:
+        if type(key) is str:
+            return key
+        self.count("value_type")
+        return self.text(key)
+
+    def value(self, value: object) -> bool | int | float | str:
+        """A value of exactly ``bool``, ``int`` (within i64), ``float`` or ``str``."""
+        if isinstance(value, bool):
+            return bool(value)
+        if isinstance(value, int):
+            number = int(value)
+            if MIN_I64 <= number <= MAX_I64:
+                return number
+            self.count("value_range")
+            return str(number)
+        if isinstance(value, float):
+            return float(value)
+        if isinstance(value, str):
+            return str.__str__(value)
+        self.count("value_type")
+        return self.text(value)
+
+    def clean_str(self, text: str) -> str:
+        """``text`` as a str that encodes to valid UTF-8 within the byte limit."""
+        if text.isascii() and len(text) <= self.max_string_bytes:
+            return text
+        return self.utf8(text).decode("utf-8")
+
+
+# -- thriftpy2 objects (collector path) ----------------------------------------
+
+
+def _tag(key: object, value: object, clean: ValueSanitizer) -> Any:
+    tag_type = THRIFT.TagType
+    name = clean.clean_str(clean.key(key))
+    v = clean.value(value)
+    if type(v) is str:
+        return THRIFT.Tag(key=name, vType=tag_type.STRING, vStr=clean.clean_str(v))
+    if type(v) is bool:
+        return THRIFT.Tag(key=name, vType=tag_type.BOOL, vBool=v)
+    if type(v) is int:
+        return THRIFT.Tag(key=name, vType=tag_type.LONG, vLong=v)
+    return THRIFT.Tag(key=name, vType=tag_type.DOUBLE, vDouble=v)
+
+
+def _tags(items: Iterable[tuple[object, object]], clean: ValueSanitizer) -> list[Any]:
+    return [_tag(key, value, clean) for key, value in items]
+
+
+def to_process(resource: _span.Resource, clean: ValueSanitizer) -> Any:
+    return THRIFT.Process(
+        serviceName=clean.clean_str(clean.text(resource.service_name)),
+        tags=_tags(resource.tags, clean),
+    )
+
+
+def to_span(span: _span.Span, clean: ValueSanitizer) -> Any:
+    trace_id = span.context.trace_id
+    start_us = span.start_ns // 1000
+    end_ns = span.end_ns
+    duration_us = max((end_ns - span.start_ns) // 1000, 0) if end_ns is not None else 0
+    refs = [
+        THRIFT.SpanRef(
+            refType=(
+                THRIFT.SpanRefType.FOLLOWS_FROM
+                if ref.type is _span.ReferenceType.FOLLOWS_FROM
+                else THRIFT.SpanRefType.CHILD_OF
+            ),
+            traceIdLow=signed64(ref.context.trace_id),
+            traceIdHigh=signed64(ref.context.trace_id >> 64),
+            spanId=signed64(ref.context.span_id),
+        )
+        for ref in span.references
+    ]
+    logs = [
+        THRIFT.Log(timestamp=log.timestamp_ns // 1000, fields=_tags(log.fields.items(), clean))
+        for log in span.logs
+    ]
+    return THRIFT.Span(
+        traceIdLow=signed64(trace_id),
+        traceIdHigh=signed64(trace_id >> 64),
+        spanId=signed64(span.context.span_id),
+        parentSpanId=signed64(span.parent_id or 0),
+        operationName=clean.clean_str(clean.text(span.name)),
+        references=refs or None,
+        flags=flags_of(span),
+        startTime=start_us,
+        duration=duration_us,
+        tags=_tags(span_tag_items(span), clean),
+        logs=logs or None,
+    )
+
+
+def to_batch(
+    process: Any,
+    spans: Sequence[_span.Span],
+    clean: ValueSanitizer,
+    *,
+    seq_no: int | None = None,
+    stats: tuple[int, int, int] | None = None,
+) -> Any:
+    """A thriftpy2 ``Batch``; ``stats`` is (full queue, too large, failed to emit) dropped spans."""
+    return THRIFT.Batch(
+        process=process,
+        spans=[to_span(span, clean) for span in spans],
+        seqNo=seq_no,
+        stats=None if stats is None else THRIFT.ClientStats(*stats),
+    )
+
+
+_BINARY = thriftpy2.protocol.TCyBinaryProtocolFactory()
+
+
+def serialize_binary(obj: Any) -> bytes:
+    """``obj`` in the thrift binary protocol (thriftpy2's Cython implementation)."""
+    data: bytes = thriftpy2.utils.serialize(obj, _BINARY)
+    return data
