@@ -10,7 +10,7 @@ import dataclasses
 import datetime
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 from gatetrace.policy import model, sampling
@@ -116,6 +116,34 @@ class Clamp:
     action: Literal["clamped", "ignored"]
     requested: str = ""
     applied: str = ""
+
+
+class LazyProvenance(Mapping[str, str]):
+    """A provenance mapping built on first use: most configs are pushed, not explained."""
+
+    __slots__ = ("_build", "_data")
+
+    def __init__(self, build: Callable[[], dict[str, str]]) -> None:
+        self._build: Callable[[], dict[str, str]] | None = build
+        self._data: dict[str, str] | None = None
+
+    def _mapping(self) -> dict[str, str]:
+        if self._data is None:
+            assert self._build is not None
+            self._data, self._build = self._build(), None
+        return self._data
+
+    def __getitem__(self, key: str) -> str:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
+
+    def __repr__(self) -> str:
+        return f"LazyProvenance({self._mapping()!r})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ and a change to one policy only recomputes the pods it can affect.
 """
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pydantic
@@ -54,7 +54,7 @@ class _Entry:
 class _Base:
     config: model.TracingConfig
     digest: str
-    provenance: dict[str, str]
+    provenance: Mapping[str, str]
     sources: tuple[eff.SourceRef, ...]
 
 
@@ -296,12 +296,16 @@ class PolicyIndex:
             )
             self._bases[key] = failed
             raise failed from e
-        wire = eff.wire_config(config)
-        del wire["namespaceOverrides"]
+
+        def provenance() -> dict[str, str]:
+            wire = eff.wire_config(config)
+            del wire["namespaceOverrides"]
+            return merge.flatten_provenance(model.TracingConfig, wire, prov)
+
         base = _Base(
             config=config,
             digest=eff.settings_digest(config),
-            provenance=merge.flatten_provenance(model.TracingConfig, wire, prov),
+            provenance=eff.LazyProvenance(provenance),
             sources=tuple(sources),
         )
         self._bases[key] = base
@@ -368,10 +372,13 @@ class PolicyIndex:
         version = eff.combine_version(
             base.digest, ((ns, p.digest) for ns, p in parts.items() if p.override is not None)
         )
-        provenance = dict(base.provenance)
-        provenance.pop("namespaceOverrides", None)
-        for part in parts.values():
-            provenance.update(part.provenance)
+
+        def provenance() -> dict[str, str]:
+            flat = dict(base.provenance)
+            for part in parts.values():
+                flat.update(part.provenance)
+            return flat
+
         conflicts: list[eff.Conflict] = []
         for level, ns, entries in levels:
             conflicts.extend(_conflicts(entries, level, ns))
@@ -381,7 +388,7 @@ class PolicyIndex:
             config=config,
             version=version,
             sources=base.sources + tuple(p.source for p in parts.values() if p.override),
-            provenance=provenance,
+            provenance=eff.LazyProvenance(provenance),
             conflicts=tuple(conflicts),
             clamps=tuple(c for p in parts.values() for c in p.clamps),
         )
