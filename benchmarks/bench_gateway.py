@@ -1,0 +1,376 @@
+"""Gateway throughput and added latency: tracing off vs on, side by side in one run.
+
+Processes, all on 127.0.0.1: one upstream (a tiny aiohttp app), one span
+collector (accepts Zipkin POSTs), and one gateway per mode, each applying its
+tracing config through the real admin path (``tracing_apply.Applier``:
+policy model -> build -> batching engine -> Zipkin exporter). The load
+generator is ``wrk`` in its own process (a small aiohttp client process when
+wrk is not installed), bounded in time; modes are measured in rotated order
+each round so they share the machine's noise.
+
+Modes: ``off`` (no tracing config: the untraced fast path), ``100%`` (const
+sampler, batching Zipkin reporter), ``1%`` (probabilistic 0.01), and both
+again with the reporter's backend down (a port nobody listens on).
+Goals: 100% keeps >= 90% of the untraced throughput, 1% keeps >= 97%.
+
+Run: ``.venv/bin/python benchmarks/bench_gateway.py [--rounds N] [--seconds S]``.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+GOALS = {"100%": 0.90, "1%": 0.97}
+PATH = "/api/items/1"
+
+
+# -- child processes --------------------------------------------------------
+
+
+def _ready(port: int) -> None:
+    print(f"READY {port}", flush=True)
+
+
+async def _serve_upstream() -> None:
+    from aiohttp import web
+
+    body = b'{"id":1,"name":"item"}'
+
+    async def item(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", item)
+    await _serve(app)
+
+
+async def _serve_collector() -> None:
+    from aiohttp import web
+
+    received = {"requests": 0, "bytes": 0}
+
+    async def spans(request: web.Request) -> web.Response:
+        data = await request.read()
+        received["requests"] += 1
+        received["bytes"] += len(data)
+        return web.Response(status=202)
+
+    async def stats(request: web.Request) -> web.Response:
+        return web.json_response(received)
+
+    app = web.Application()
+    app.router.add_post("/api/v2/spans", spans)
+    app.router.add_get("/stats", stats)
+    await _serve(app)
+
+
+async def _serve(app: Any) -> None:
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    server = site._server  # the bound port of an ephemeral site
+    assert server is not None
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    _ready(port)
+    await asyncio.Event().wait()
+
+
+def _tracing_document(mode: str, collector: str) -> dict[str, Any] | None:
+    if mode == "off":
+        return None
+    rate = 1.0 if mode.startswith("100%") else 0.01
+    sampler: dict[str, Any] = (
+        {"type": "const", "decision": True}
+        if rate == 1.0
+        else {"type": "probabilistic", "rate": rate}
+    )
+    return {
+        "sampling": {"sampler": sampler},
+        "reporters": [{"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}],
+    }
+
+
+async def _serve_gateway(upstream: str, mode: str, collector: str) -> None:
+    from aiohttp import web
+
+    from gatetrace.gateway import config, exporters, proxy_app, state, store, tracing_apply
+    from gatetrace.runtime import metrics
+
+    settings = config.parse_config(
+        {"routes": [{"name": "items", "prefix": "/api/items", "upstream": upstream}]}
+    )
+    registry = metrics.Registry()
+    holder = state.TracingHolder()
+    document = _tracing_document(mode, collector)
+    if document is not None:
+        applier = tracing_apply.Applier(
+            holder,
+            service="bench-gateway",
+            registry=registry,
+            exporters=exporters.factory(store.SpanStore()),
+        )
+        await applier.apply(document, revision=1, source="bench")
+    app = proxy_app.make_proxy_app(settings, holder, registry)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    server = site._server
+    assert server is not None
+    _ready(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    await asyncio.Event().wait()
+
+
+async def _python_load(url: str, connections: int, seconds: float) -> None:
+    """Fallback load generator: ``connections`` keep-alive clients for ``seconds``."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            start = time.perf_counter()
+            try:
+                async with session.get(url) as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        errors += 1
+            except aiohttp.ClientError:
+                errors += 1
+            latencies.append(time.perf_counter() - start)
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+        elapsed = time.perf_counter() - started
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0.0
+    p50 = latencies[len(latencies) // 2] if latencies else 0.0
+    result = {"rps": len(latencies) / elapsed, "p50_ms": p50 * 1e3, "p99_ms": p99 * 1e3}
+    print(json.dumps({**result, "errors": errors}), flush=True)
+
+
+def _child(argv: Sequence[str]) -> None:
+    kind = argv[0]
+    if kind == "upstream":
+        asyncio.run(_serve_upstream())
+    elif kind == "collector":
+        asyncio.run(_serve_collector())
+    elif kind == "gateway":
+        asyncio.run(_serve_gateway(argv[1], argv[2], argv[3]))
+    elif kind == "load":
+        asyncio.run(_python_load(argv[1], int(argv[2]), float(argv[3])))
+    else:
+        raise SystemExit(f"unknown child {kind!r}")
+
+
+# -- the parent: processes, load, figures ----------------------------------
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+class Children:
+    """Child processes started from this file, all stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def start(self, *args: str) -> int:
+        env = dict(os.environ)
+        source_root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "operator")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.match(r"READY (\d+)", line)
+        if not match:
+            raise RuntimeError(f"child {args} did not start: {line!r}")
+        return int(match.group(1))
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextlib.contextmanager
+def children() -> Iterator[Children]:
+    c = Children()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _wrk_ms(text: str, label: str) -> float:
+    match = re.search(rf"^\s*{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    if not match:
+        raise RuntimeError(f"wrk output has no {label!r} line:\n{text}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def load(url: str, connections: int, seconds: float) -> Sample:
+    """One bounded load run against ``url`` from a separate process."""
+    wrk = shutil.which("wrk")
+    if wrk is not None:
+        duration = f"-d{max(1, round(seconds))}s"
+        out = subprocess.run(
+            [wrk, "-t1", f"-c{connections}", duration, "--latency", "--timeout", "5s", url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+        rps_match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+        if rps_match is None:
+            raise RuntimeError(f"wrk output has no Requests/sec:\n{out}")
+        errors = 0
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if non_2xx is not None:
+            errors += int(non_2xx.group(1))
+        socket_errors = re.search(
+            r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+        )
+        if socket_errors is not None:
+            errors += sum(int(n) for n in socket_errors.groups())
+        return Sample(float(rps_match.group(1)), _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), errors)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "load", url, str(connections), str(seconds)],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
+    ).stdout
+    data = json.loads(out.strip().splitlines()[-1])
+    return Sample(data["rps"], data["p50_ms"], data["p99_ms"], data["errors"])
+
+
+MODES = ("off", "100%", "1%", "100%, backend down", "1%, backend down")
+
+
+def run(rounds: int = 3, seconds: float = 3.0, connections: int = 32) -> list[dict[str, Any]]:
+    """Measure every mode ``rounds`` times; one row per mode (median of the rounds)."""
+    throughput: dict[str, list[Sample]] = {m: [] for m in MODES}
+    latency: dict[str, list[Sample]] = {m: [] for m in MODES}
+    with children() as procs:
+        upstream = f"http://127.0.0.1:{procs.start('upstream')}"
+        collector = f"http://127.0.0.1:{procs.start('collector')}"
+        down = f"http://127.0.0.1:{_free_port()}"
+        gateways = {
+            mode: procs.start("gateway", upstream, mode, down if "down" in mode else collector)
+            for mode in MODES
+        }
+        for port in gateways.values():  # warm up each gateway and its pools
+            load(f"http://127.0.0.1:{port}{PATH}", connections, 1.0)
+        for r in range(rounds):
+            order = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
+            for mode in order:
+                url = f"http://127.0.0.1:{gateways[mode]}{PATH}"
+                throughput[mode].append(load(url, connections, seconds))
+                latency[mode].append(load(url, 1, max(1.0, seconds / 2)))
+    base_rps = statistics.median(s.rps for s in throughput["off"])
+    base_p99 = statistics.median(s.p99_ms for s in latency["off"])
+    rows = []
+    for mode in MODES:
+        rps = statistics.median(s.rps for s in throughput[mode])
+        p50 = statistics.median(s.p50_ms for s in latency[mode])
+        p99 = statistics.median(s.p99_ms for s in latency[mode])
+        ratio = rps / base_rps
+        goal = GOALS.get(mode.split(",")[0]) if mode != "off" else None
+        rows.append(
+            {
+                "benchmark": "gateway",
+                "case": mode,
+                "rps": round(rps, 1),
+                "ratio_vs_off": round(ratio, 3),
+                "goal": goal,
+                "ok": None if goal is None else ratio >= goal,
+                "p50_ms_c1": round(p50, 3),
+                "p99_ms_c1": round(p99, 3),
+                "added_p99_ms": round(p99 - base_p99, 3),
+                "saturated_p99_ms": round(statistics.median(s.p99_ms for s in throughput[mode]), 3),
+                "errors": sum(s.errors for s in throughput[mode] + latency[mode]),
+                "rounds": rounds,
+            }
+        )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--child":
+        _child(args[1:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--connections", type=int, default=32)
+    options = parser.parse_args(args)
+    generator = "wrk" if shutil.which("wrk") else "python aiohttp client"
+    print(
+        f"gateway benchmark: {options.rounds} rounds x {options.seconds}s per mode, "
+        f"{options.connections} connections ({generator}); latency at 1 connection"
+    )
+    rows = run(options.rounds, options.seconds, options.connections)
+    print(
+        f"{'mode':<22}{'req/s':>10}{'vs off':>8}{'goal':>7}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'+p99 ms':>9}{'errors':>8}"
+    )
+    for row in rows:
+        goal = "" if row["goal"] is None else f">={row['goal']:.2f}"
+        verdict = "" if row["ok"] is None else ("  ok" if row["ok"] else "  BELOW GOAL")
+        print(
+            f"{row['case']:<22}{row['rps']:>10.0f}{row['ratio_vs_off']:>8.3f}{goal:>7}"
+            f"{row['p50_ms_c1']:>9.3f}{row['p99_ms_c1']:>9.3f}{row['added_p99_ms']:>9.3f}"
+            f"{row['errors']:>8}{verdict}"
+        )
+
+
+if __name__ == "__main__":
+    main()
