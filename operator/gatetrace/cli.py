@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from gatetrace.gateway import command as gateway_command
 from gatetrace.operator import command as operator_command
 from gatetrace.policy import cli as policy_cli
 
@@ -81,6 +82,7 @@ SUBCOMMANDS: dict[str, tuple[str, Registration]] = {
     "crds": ("print the TracingPolicy CRD", _register_crds),
     "policy": ("validate or explain TracingPolicies", _register_policy),
     "operator": ("run the operator (kopf) or its standalone mode", operator_command.register),
+    "gateway": ("run the traced gateway (proxy + admin/query API)", gateway_command.register),
 }
 """name -> (help, registration). Add subcommands here."""
 

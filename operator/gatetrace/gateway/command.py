@@ -1,0 +1,32 @@
+"""``gatetrace gateway --config FILE``: the subcommand registration for :mod:`gatetrace.cli`."""
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+
+from gatetrace.gateway import server
+
+__all__ = ["register"]
+
+
+def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    """Add the gateway's arguments to ``parser``; return the runner."""
+    parser.description = (
+        "Run the traced reverse proxy and its admin/query API. The admin token comes from "
+        f"admin.tokenFile or ${server.TOKEN_ENV}."
+    )
+    parser.add_argument("--config", required=True, metavar="FILE", help="gateway config (YAML)")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        logging.basicConfig(
+            level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        token = os.environ.get(server.TOKEN_ENV)
+        return asyncio.run(server.run_gateway(args.config, admin_token=token))
+
+    return run

@@ -1,0 +1,245 @@
+"""Running the gateway: the proxy and admin apps, config loading, graceful shutdown.
+
+:class:`Gateway` owns one process's pieces (holder, span store, metrics
+registry, applier, file watcher, both servers). :meth:`Gateway.start` loads
+the tracing file if there is one (the operator's latest), else the bootstrap
+``tracing`` block of the gateway config (as revision 0), then binds both
+ports. :meth:`Gateway.stop` stops accepting, lets in-flight proxy requests
+finish, then flushes and closes the reporters within a deadline.
+
+:func:`serve` runs a gateway until SIGTERM/SIGINT (or ``stop`` is set);
+:func:`run_gateway` is what ``gatetrace gateway --config FILE`` calls.
+"""
+
+import asyncio
+import logging
+import pathlib
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gatetrace.gateway import admin, exporters, proxy_app, state, store, tracing_apply, tracing_file
+from gatetrace.gateway import config as _config
+from gatetrace.runtime import metrics as _metrics
+
+__all__ = ["Gateway", "StartupError", "read_token", "run_gateway", "serve"]
+
+_log = logging.getLogger(__name__)
+
+TOKEN_ENV = "GATETRACE_ADMIN_TOKEN"  # noqa: S105 -- a variable name, not a secret
+"""Environment variable the CLI reads the admin token from when ``admin.tokenFile`` is unset."""
+
+
+class StartupError(Exception):
+    """The gateway cannot start (bad bootstrap config, no admin token, port in use...)."""
+
+
+def read_token(settings: _config.GatewayConfig, fallback: str | None = None) -> str:
+    """The admin token: ``admin.tokenFile`` (whitespace stripped), else ``fallback`` (the CLI
+    passes ``$GATETRACE_ADMIN_TOKEN``)."""
+    path = settings.admin.token_file
+    if path is not None:
+        try:
+            token = pathlib.Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise StartupError(f"admin.tokenFile: cannot read {path}: {e}") from e
+        if not token:
+            raise StartupError(f"admin.tokenFile: {path} is empty")
+        return token
+    token = (fallback or "").strip()
+    if not token:
+        raise StartupError(f"no admin token: set admin.tokenFile in the config or ${TOKEN_ENV}")
+    return token
+
+
+class Gateway:
+    """One gateway process: proxy app + admin app sharing a holder, store and registry."""
+
+    def __init__(
+        self,
+        settings: _config.GatewayConfig,
+        *,
+        token: str,
+        file_poll_interval: float = 1.0,
+        drain_seconds: float = 2.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.registry = _metrics.Registry()
+        self.holder = state.TracingHolder()
+        self.store = store.SpanStore()
+        self.shutdown_timeout = shutdown_timeout
+        """Seconds :meth:`stop` grants in-flight requests plus the reporters' final flush."""
+        self.applier = tracing_apply.Applier(
+            self.holder,
+            service=settings.service,
+            registry=self.registry,
+            exporters=exporters.factory(self.store),
+            drain_seconds=drain_seconds,
+            on_applied=lambda _parts, cfg: exporters.configure_store(self.store, cfg),
+        )
+        self.watcher: tracing_file.TracingFileWatcher | None = None
+        if settings.tracing_file is not None:
+            self.watcher = tracing_file.TracingFileWatcher(
+                settings.tracing_file,
+                self.applier,
+                registry=self.registry,
+                interval=file_poll_interval,
+            )
+        self.proxy_app = proxy_app.make_proxy_app(settings, self.holder, self.registry)
+        self.admin_app = admin.make_admin_app(
+            settings, self.holder, self.store, self.registry, token, applier=self.applier
+        )
+        self._proxy_runner: web.AppRunner | None = None
+        self._admin_runner: web.AppRunner | None = None
+        self.proxy_address: tuple[str, int] | None = None
+        self.admin_address: tuple[str, int] | None = None
+
+    @property
+    def proxy_url(self) -> str:
+        assert self.proxy_address is not None, "start() the gateway first"
+        return _url(*self.proxy_address)
+
+    @property
+    def admin_url(self) -> str:
+        assert self.admin_address is not None, "start() the gateway first"
+        return _url(*self.admin_address)
+
+    async def load_initial_config(self) -> None:
+        """The tracing file (if present and valid), else the bootstrap block as revision 0."""
+        if self.watcher is not None:
+            outcome = await self.watcher.check()
+            if outcome in ("applied", "unchanged"):
+                return
+        bootstrap = self.settings.tracing
+        if bootstrap is None or self.holder.current is not None:
+            return
+        try:
+            await self.applier.apply(bootstrap, revision=0, source="bootstrap")
+        except tracing_apply.InvalidConfigError as e:
+            problems = "; ".join(
+                f"tracing.{err.loc.removeprefix('config.')}: {err.msg}" for err in e.errors
+            )
+            raise StartupError(f"invalid bootstrap tracing config: {problems}") from e
+
+    async def start(self) -> None:
+        """Load the config and bind both ports; raise :class:`StartupError` on failure."""
+        await self.load_initial_config()
+        try:
+            self._proxy_runner, self.proxy_address = await self._bind(
+                self.proxy_app, self.settings.listen
+            )
+            self._admin_runner, self.admin_address = await self._bind(
+                self.admin_app, self.settings.admin.listen
+            )
+        except OSError as e:
+            await self.stop(1.0)
+            raise StartupError(f"cannot listen: {e}") from e
+        if self.watcher is not None:
+            self.watcher.start()
+        _log.info(
+            "gateway %s: proxy on %s, admin on %s, tracing %s",
+            self.settings.service,
+            self.proxy_url,
+            self.admin_url,
+            f"revision {self.holder.current.revision}" if self.holder.current else "not loaded",
+        )
+
+    async def _bind(
+        self, app: web.Application, listen: str
+    ) -> tuple[web.AppRunner, tuple[str, int]]:
+        host, port = _config.split_host_port(listen)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_address=True).start()
+        except OSError:
+            await runner.cleanup()
+            raise
+        bound: tuple[str, int] = runner.addresses[0][:2]
+        return runner, (host, int(bound[1]))
+
+    async def stop(self, timeout: float | None = None) -> None:
+        """Stop accepting, finish in-flight requests, flush and close reporters (bounded)."""
+        deadline = self.shutdown_timeout if timeout is None else timeout
+        if self.watcher is not None:
+            await self.watcher.stop()
+        proxy_runner, self._proxy_runner = self._proxy_runner, None
+        if proxy_runner is not None:
+            # the proxy first: it waits for in-flight requests, whose spans then get flushed
+            await proxy_runner.cleanup()
+        try:
+            await asyncio.wait_for(self.applier.close(deadline), deadline + 1.0)
+        except TimeoutError:
+            _log.warning("reporters did not flush within %.1fs; spans may be lost", deadline)
+        admin_runner, self._admin_runner = self._admin_runner, None
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+
+
+def _url(host: str, port: int) -> str:
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+async def serve(
+    settings: _config.GatewayConfig,
+    *,
+    token: str,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Gateway], Awaitable[None] | None] | None = None,
+) -> None:
+    """Run a gateway until SIGTERM/SIGINT or until ``stop`` is set, then shut down cleanly."""
+    stop = stop if stop is not None else asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # not the main thread / platform
+            pass
+    gateway = Gateway(settings, token=token)
+    try:
+        await gateway.start()
+        if on_started is not None:
+            result = on_started(gateway)
+            if result is not None:
+                await result
+        await stop.wait()
+        _log.info("gateway %s: shutting down", settings.service)
+    finally:
+        await gateway.stop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_gateway(config_path: str | pathlib.Path, *, admin_token: str | None = None) -> int:
+    """``gatetrace gateway --config FILE``: load, serve until a signal; the exit code.
+
+    ``admin_token`` is used when the config has no ``admin.tokenFile``."""
+    try:
+        settings = _config.load_config(config_path)
+        token = read_token(settings, admin_token)
+    except (_config.ConfigError, StartupError) as e:
+        _log.error("%s", e)
+        return 2
+
+    def announce(gateway: Gateway) -> None:
+        print(f"gateway: {gateway.proxy_url}", flush=True)
+        print(f"admin: {gateway.admin_url}", flush=True)
+
+    try:
+        await serve(settings, token=token, on_started=announce)
+    except StartupError as e:
+        _log.error("%s", e)
+        return 1
+    return 0

@@ -1,0 +1,317 @@
+"""The gateway process: both apps on their ports, config loading order (tracing file,
+bootstrap), readiness, graceful shutdown flushing reporters, and the CLI entry point."""
+
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import signal
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from aiohttp import web
+
+from gatetrace.gateway import config, server
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "server-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextlib.asynccontextmanager
+async def upstream(delay: float = 0.0) -> AsyncIterator[str]:
+    """An upstream echoing the headers it got (after ``delay`` seconds)."""
+
+    async def echo(request: web.Request) -> web.Response:
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response({"path": request.path, "headers": dict(request.headers)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def collector() -> AsyncIterator[tuple[str, list[Any]]]:
+    """A Zipkin-like collector keeping the spans POSTed to it."""
+    received: list[Any] = []
+
+    async def spans(request: web.Request) -> web.Response:
+        received.extend(json.loads(await request.read()))
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/api/v2/spans", spans)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/spans", received
+    finally:
+        await runner.cleanup()
+
+
+def _settings(up: str, **extra: Any) -> config.GatewayConfig:
+    doc: dict[str, Any] = {
+        "service": "edge",
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
+        "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
+        **extra,
+    }
+    return config.parse_config(doc)
+
+
+ALWAYS = {
+    "sampling": {"sampler": {"type": "const", "decision": True}},
+    "batching": {"flushIntervalMs": 20},
+}
+
+
+async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
+
+
+async def test_bootstrap_config_serves_traced_requests_and_queries() -> None:
+    async with upstream() as up:
+        gw = server.Gateway(_settings(up, tracing=ALWAYS), token=TOKEN)
+        await gw.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                ready = await http.get(gw.admin_url + "/readyz")
+                assert ready.status == 200
+                response = await http.get(gw.proxy_url + "/api/users/7")
+                assert response.status == 200
+                trace_id = response.headers["X-Trace-Id"]
+                echoed = await response.json()
+                assert echoed["headers"]["traceparent"].split("-")[1] == trace_id
+                await _wait_for(lambda: len(gw.store) >= 2)
+                found = await http.get(f"{gw.admin_url}/api/traces/{trace_id}", headers=AUTH)
+                assert found.status == 200
+                trace = (await found.json())["data"][0]
+                kinds = sorted(
+                    t["value"] for s in trace["spans"] for t in s["tags"] if t["key"] == "span.kind"
+                )
+                assert kinds == ["client", "server"]
+                services = await http.get(gw.admin_url + "/api/services", headers=AUTH)
+                assert (await services.json())["data"] == ["edge"]
+                got = await (
+                    await http.get(gw.admin_url + "/admin/v1/tracing", headers=AUTH)
+                ).json()
+                assert got["revision"] == 0
+                metrics = await (await http.get(gw.admin_url + "/metrics")).text()
+                assert "gatetrace_config_revision 0" in metrics
+                assert 'gatetrace_config_applies_total{source="bootstrap",outcome="applied"} 1' in (
+                    metrics
+                )
+        finally:
+            await gw.stop(2.0)
+
+
+async def test_without_config_proxy_serves_but_not_ready() -> None:
+    async with upstream() as up:
+        gw = server.Gateway(_settings(up), token=TOKEN)
+        await gw.start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                assert (await http.get(gw.admin_url + "/readyz")).status == 503
+                response = await http.get(gw.proxy_url + "/api/users/1")
+                assert response.status == 200
+                put = await http.put(
+                    gw.admin_url + "/admin/v1/tracing",
+                    json={"revision": 1, "config": ALWAYS},
+                    headers=AUTH,
+                )
+                assert put.status == 200
+                assert (await http.get(gw.admin_url + "/readyz")).status == 200
+        finally:
+            await gw.stop(2.0)
+
+
+async def test_tracing_file_wins_over_bootstrap_and_is_watched(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "tracing.json"
+    path.write_text(json.dumps({"revision": 4, "version": "x", "config": ALWAYS}))
+    async with upstream() as up:
+        settings = _settings(up, tracing={"tags": {"from": "bootstrap"}}, tracingFile=str(path))
+        gw = server.Gateway(settings, token=TOKEN, file_poll_interval=0.02)
+        await gw.start()
+        try:
+            assert gw.holder.current is not None
+            assert gw.holder.current.revision == 4
+            new = {**ALWAYS, "tags": {"from": "file"}}
+            tmp = tmp_path / "next.json"
+            tmp.write_text(json.dumps({"revision": 5, "config": new}))
+            os.replace(tmp, path)
+            await _wait_for(
+                lambda: gw.holder.current is not None and gw.holder.current.revision == 5
+            )
+            assert ("from", "file") in gw.holder.current.tracer.resource.tags
+        finally:
+            await gw.stop(2.0)
+
+
+async def test_bad_tracing_file_falls_back_to_bootstrap(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "tracing.json"
+    path.write_text("{oops")
+    async with upstream() as up:
+        settings = _settings(up, tracing=ALWAYS, tracingFile=str(path))
+        gw = server.Gateway(settings, token=TOKEN)
+        await gw.start()
+        try:
+            assert gw.holder.current is not None
+            assert gw.holder.current.revision == 0
+            assert gw.watcher is not None
+            assert gw.watcher.loads.value(("parse",)) == 1
+        finally:
+            await gw.stop(2.0)
+
+
+async def test_invalid_bootstrap_refuses_to_start() -> None:
+    settings = _settings(
+        "http://127.0.0.1:9",
+        tracing={"sampling": {"sampler": {"type": "probabilistic", "rate": 5}}},
+    )
+    gw = server.Gateway(settings, token=TOKEN)
+    with pytest.raises(server.StartupError, match=r"tracing\.sampling\.sampler\.rate"):
+        await gw.start()
+
+
+async def test_port_in_use_is_a_startup_error() -> None:
+    async with upstream() as up:
+        port = int(up.rsplit(":", 1)[1])
+        settings = _settings(up).model_copy(update={"listen": f"127.0.0.1:{port}"})
+        gw = server.Gateway(settings, token=TOKEN)
+        with pytest.raises(server.StartupError, match="cannot listen"):
+            await gw.start()
+
+
+async def test_stop_finishes_in_flight_requests_and_flushes_reporters() -> None:
+    async with upstream(delay=0.3) as up, collector() as (endpoint, received):
+        cfg = {
+            "sampling": {"sampler": {"type": "const", "decision": True}},
+            "reporters": [{"type": "zipkin", "endpoint": endpoint, "gzip": False}],
+            "batching": {"flushIntervalMs": 600000},  # only the shutdown flush sends
+        }
+        gw = server.Gateway(_settings(up, tracing=cfg), token=TOKEN)
+        await gw.start()
+        async with aiohttp.ClientSession() as http:
+            pending = asyncio.ensure_future(http.get(gw.proxy_url + "/api/users/slow"))
+            await asyncio.sleep(0.1)
+            await gw.stop(5.0)
+            response = await pending
+            assert response.status == 200
+        names = sorted(s["name"] for s in received)
+        assert len(names) == 2, received
+        assert {s["kind"] for s in received} == {"SERVER", "CLIENT"}
+
+
+@pytest.mark.parametrize(
+    ("token_file", "fallback", "expected"),
+    [("  file-token\n", None, "file-token"), (None, " env-token ", "env-token")],
+)
+def test_read_token(
+    tmp_path: pathlib.Path, token_file: str | None, fallback: str | None, expected: str
+) -> None:
+    admin: dict[str, Any] = {}
+    if token_file is not None:
+        (tmp_path / "token").write_text(token_file)
+        admin["tokenFile"] = str(tmp_path / "token")
+    settings = config.parse_config({"admin": admin})
+    assert server.read_token(settings, fallback) == expected
+
+
+def test_read_token_problems(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(server.StartupError, match="GATETRACE_ADMIN_TOKEN"):
+        server.read_token(config.parse_config({}), None)
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(server.StartupError, match="empty"):
+        server.read_token(config.parse_config({"admin": {"tokenFile": str(tmp_path / "empty")}}))
+    with pytest.raises(server.StartupError, match="cannot read"):
+        server.read_token(config.parse_config({"admin": {"tokenFile": str(tmp_path / "nope")}}))
+
+
+async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
+    async with upstream() as up:
+        cfg_path = tmp_path / "gateway.yaml"
+        cfg_path.write_text(
+            yaml.safe_dump(
+                {
+                    "service": "cli-gw",
+                    "listen": "127.0.0.1:0",
+                    "admin": {"listen": "127.0.0.1:0"},
+                    "routes": [{"name": "u", "prefix": "/", "upstream": up}],
+                    "tracing": ALWAYS,
+                }
+            )
+        )
+        env = {**os.environ, "GATETRACE_ADMIN_TOKEN": TOKEN}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gatetrace.cli",
+            "gateway",
+            "--config",
+            str(cfg_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            lines: dict[str, str] = {}
+            while len(lines) < 2:
+                line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
+                assert line, "the gateway exited before announcing its addresses"
+                key, _, url = line.partition(": ")
+                lines[key] = url
+            async with aiohttp.ClientSession() as http:
+                assert (await http.get(lines["gateway"] + "/x")).status == 200
+                ready = await http.get(lines["admin"] + "/readyz")
+                assert ready.status == 200
+                unauthorized = await http.get(lines["admin"] + "/admin/v1/tracing")
+                assert unauthorized.status == 401
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_cli_without_token_exits_2(tmp_path: pathlib.Path) -> None:
+    cfg_path = tmp_path / "gateway.yaml"
+    cfg_path.write_text("listen: 127.0.0.1:0\n")
+    env = {k: v for k, v in os.environ.items() if k != "GATETRACE_ADMIN_TOKEN"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gatetrace.cli",
+        "gateway",
+        "--config",
+        str(cfg_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"GATETRACE_ADMIN_TOKEN" in err
