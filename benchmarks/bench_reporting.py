@@ -38,6 +38,7 @@ from gatetrace.runtime import baggage, ids, span, spancontext, tracer
 from gatetrace.runtime.reporting import engine, otlp_encoding, zipkin
 
 Row = dict[str, Any]
+"""The row contract of ``benchmarks/common.py`` (plain dicts are accepted there)."""
 BATCH = 512
 RESOURCE_TAGS = (("hostname", "gw-7c9"), ("ip", "10.1.2.3"), ("gatetrace.version", "0.1.0"))
 START_NS = 1_700_000_000_000_000_000
@@ -221,6 +222,7 @@ def run() -> list[Row]:
             "peer": encoding["otlp"][1],
             "unit": "us",
             "goal_ratio": 0.5,
+            "peer_name": "opentelemetry-exporter-otlp-proto-common 1.27",
         },
         {
             "name": "zipkin json encode (per span, batch 512) vs OTel zipkin-json",
@@ -228,6 +230,7 @@ def run() -> list[Row]:
             "peer": encoding["zipkin"][1],
             "unit": "us",
             "goal_ratio": 0.5,
+            "peer_name": "opentelemetry-exporter-zipkin-json 1.27",
         },
         {
             "name": (f"on_end, backend down (dropped {down[2]:.0f}) vs up (exported {up[1]:.0f})"),
@@ -235,6 +238,7 @@ def run() -> list[Row]:
             "peer": up[0],
             "unit": "us",
             "goal_ratio": 1.5,
+            "peer_name": "gatetrace with a healthy backend",
         },
     ]
 

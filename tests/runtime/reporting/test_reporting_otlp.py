@@ -274,3 +274,16 @@ async def test_bad_request_is_a_failure_not_retried(collector: Collector) -> Non
     assert m.dropped_count("export_failed") == 5
     assert m.exported.value(m.labels) == 0
     assert RESOURCE.service_name == "api-gateway"
+
+
+def test_huge_logs_and_odd_keys_are_cut_not_fatal() -> None:
+    fields: dict[str, span.TagValue] = {f"f{i}": i for i in range(500)}
+    fields["blob"] = "z" * 200_000
+    s = finished_span(tags={7: "int key"}, logs=[span.LogRecord(9, fields)])  # type: ignore[dict-item]
+    body, truncated = otlp_encoding.OtlpEncoder().encode([s])
+    (out,) = decode(body).resource_spans[0].scope_spans[0].spans
+    assert truncated == {"value_length": 1, "value_type": 1}
+    assert attributes(out.attributes) == {"7": "int key"}
+    event_attrs = attributes(out.events[0].attributes)
+    assert len(event_attrs) == 501
+    assert event_attrs["blob"] == "z" * 32768

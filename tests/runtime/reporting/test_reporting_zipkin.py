@@ -243,3 +243,17 @@ async def test_through_the_engine(collector: Collector) -> None:
     assert [len(decode(r.body)) for r in collector.received] == [10, 10, 5]
     assert processor.metrics.exported.value(processor.metrics.labels) == 25
     assert RESOURCE.service_name == "api-gateway"
+
+
+def test_huge_logs_and_non_finite_numbers() -> None:
+    fields: dict[str, span.TagValue] = {"event": "dump", "nan": float("nan"), "inf": float("inf")}
+    fields["blob"] = "z" * 200_000
+    s = finished_span(tags={"ratio": float("nan")}, logs=[span.LogRecord(9_000, fields)])
+    body, truncated = zipkin.ZipkinEncoder().encode([s])
+    (out,) = decode(body)
+    assert truncated == {"value_length": 1}
+    assert out["tags"] == {"ratio": "nan"}
+    annotations = out["annotations"]
+    assert isinstance(annotations, list)
+    value = json.loads(annotations[0]["value"])
+    assert value == {"event": "dump", "nan": "nan", "inf": "inf", "blob": "z" * 32768}

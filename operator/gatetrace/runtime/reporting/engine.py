@@ -297,6 +297,7 @@ class BatchingProcessor:
                 self._inflight = ()
                 self._resolve_flush_waiters()
                 due = due or self._flush_requested()
+                await asyncio.sleep(0)  # exporters that never suspend must not hog the loop
             self._resolve_flush_waiters()
             if self._closed and not queue:
                 return

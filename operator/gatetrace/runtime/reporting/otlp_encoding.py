@@ -157,9 +157,14 @@ class OtlpEncoder:
     def _key(self, key: str) -> bytes:
         encoded = self._keys.get(key)
         if encoded is None:
+            if type(key) is str:
+                text = key
+            else:  # a tag dict filled by hand may hold any hashable key
+                self._count("value_type")
+                text = str(key)
             if len(self._keys) > _CACHE_LIMIT:
                 self._keys.clear()
-            encoded = self._keys[key] = _len_field(b"\x0a", self._utf8(key))
+            encoded = self._keys[key] = _len_field(b"\x0a", self._utf8(text))
         return encoded
 
     def _any_value(self, value: object) -> bytes:

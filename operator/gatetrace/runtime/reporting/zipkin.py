@@ -27,6 +27,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -213,8 +214,9 @@ class ZipkinEncoder:
         return {"timestamp": log.timestamp_ns // 1000, "value": value}
 
     def _json_value(self, value: object) -> object:
-        kind = type(value)
-        if kind is bool or kind is int or kind is float:
+        if type(value) is bool or type(value) is int:
+            return value
+        if type(value) is float and math.isfinite(value):  # NaN/Infinity are not JSON
             return value
         return self._text(value)
 
