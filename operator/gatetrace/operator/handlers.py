@@ -6,7 +6,9 @@ so the operator can be started (and tested) without import-time globals. At
 start-up the current policies and pods are listed once before the first
 converge, so a restarted operator never pushes a config computed from half
 the cluster. Failed pods make the policy handler raise ``TemporaryError``
-so kopf retries it with its backoff; the drift timer re-checks every pod.
+so kopf retries it with its backoff; the drift timer re-checks every pod and
+re-reads the Secrets that policies reference (the operator has ``get`` on
+Secrets, never ``list``/``watch``).
 """
 
 import asyncio
@@ -89,6 +91,16 @@ class OperatorState:
         self.reconciler.upsert_policy(record)
         return record.ref
 
+    async def refresh_secrets(self) -> None:
+        """Re-read the admin token and the Secrets policies use (no watch on Secrets:
+        the operator only needs ``get`` on them, and picks changes up here)."""
+        await asyncio.to_thread(self.refresh_token)
+        users = {ref for refs in self.secret_users.values() for ref in refs}
+        for ref in sorted(users):
+            body = self.bodies.get(ref)
+            if body is not None:
+                await self.ingest_policy(body)
+
     def failing(self, ref: _plan.PolicyRef) -> list[str]:
         failing = []
         for key, plan in self.reconciler.plans.items():
@@ -148,7 +160,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         )
         settings.posting.enabled = False  # we write our own, meaningful Events
         settings.watching.server_timeout = 300
-        state.refresh_token()
+        await asyncio.to_thread(state.refresh_token)
         await state.prefill()
 
     @kopf.on.resume(*policy_resource, registry=registry)
@@ -201,24 +213,8 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     )
     async def drift(**_: Any) -> None:
         if await state.reconciler.check_drift_if_due(settings.drift_interval):
+            await state.refresh_secrets()
             await state.reconciler.converge()
-
-    @kopf.on.event("", "v1", "secrets", registry=registry)
-    async def secret_event(event: kopf.RawEvent, **_: Any) -> None:
-        meta = (event.get("object") or {}).get("metadata") or {}
-        namespace, name = str(meta.get("namespace")), str(meta.get("name"))
-        if (namespace, name) == state._token_ref:
-            state.refresh_token()
-            state.reconciler.request()
-            return
-        users = state.secret_users.get((namespace, name))
-        if not users:
-            return
-        for ref in list(users):
-            body = state.bodies.get(ref)
-            if body is not None:
-                await state.ingest_policy(body)
-        await state.reconciler.converge()
 
     @kopf.on.probe(id="policies", registry=registry)
     def policies_probe(**_: Any) -> int:
