@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import os
 import pathlib
+import secrets
 import sys
 from collections.abc import Callable
 
@@ -62,7 +63,14 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     )
     add("--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster, then ~/.kube)")
     add("--peering", metavar="NAME", help="kopf peering name: run several replicas, one acts")
-    add("--priority", type=int, default=0, help="this replica's peering priority")
+    add(
+        "--priority",
+        type=_priority,
+        default=0,
+        metavar="N|random",
+        help="this replica's peering priority; replicas need distinct ones (kopf pauses "
+        "every operator of a tied priority), so Deployments pass 'random'",
+    )
     add("--drift-interval", type=float, default=DEFAULTS.drift_interval, metavar="SECONDS")
     add("--retry-interval", type=float, default=DEFAULTS.retry_interval, metavar="SECONDS")
     add("--push-timeout", type=float, default=DEFAULTS.push_timeout, metavar="SECONDS")
@@ -98,6 +106,15 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
         help="standalone: converge once, print a JSON summary, exit 0 only if all applied",
     )
     return run
+
+
+def _priority(text: str) -> int:
+    if text == "random":
+        return secrets.randbelow(1_000_000) + 1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither an integer nor 'random'") from None
 
 
 def _settings_from(args: argparse.Namespace) -> _settings.OperatorSettings:
