@@ -2,98 +2,26 @@
 bootstrap), readiness, graceful shutdown flushing reporters, and the CLI entry point."""
 
 import asyncio
-import contextlib
 import json
 import os
 import pathlib
 import signal
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 import yaml
-from aiohttp import web
+from serverharness import ALWAYS, AUTH, TOKEN, collector, settings_for, upstream, wait_for
 
 from gatetrace.gateway import config, server
 
 pytestmark = pytest.mark.timeout(60)
 
-TOKEN = "server-test-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@contextlib.asynccontextmanager
-async def upstream(delay: float = 0.0) -> AsyncIterator[str]:
-    """An upstream echoing the headers it got (after ``delay`` seconds)."""
-
-    async def echo(request: web.Request) -> web.Response:
-        if delay:
-            await asyncio.sleep(delay)
-        return web.json_response({"path": request.path, "headers": dict(request.headers)})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
-
-
-@contextlib.asynccontextmanager
-async def collector() -> AsyncIterator[tuple[str, list[Any]]]:
-    """A Zipkin-like collector keeping the spans POSTed to it."""
-    received: list[Any] = []
-
-    async def spans(request: web.Request) -> web.Response:
-        received.extend(json.loads(await request.read()))
-        return web.Response(status=202)
-
-    app = web.Application()
-    app.router.add_post("/api/v2/spans", spans)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/spans", received
-    finally:
-        await runner.cleanup()
-
-
-def _settings(up: str, **extra: Any) -> config.GatewayConfig:
-    doc: dict[str, Any] = {
-        "service": "edge",
-        "listen": "127.0.0.1:0",
-        "admin": {"listen": "127.0.0.1:0"},
-        "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
-        **extra,
-    }
-    return config.parse_config(doc)
-
-
-ALWAYS = {
-    "sampling": {"sampler": {"type": "const", "decision": True}},
-    "batching": {"flushIntervalMs": 20},
-}
-
-
-async def _wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached in time")
-
 
 async def test_bootstrap_config_serves_traced_requests_and_queries() -> None:
     async with upstream() as up:
-        gw = server.Gateway(_settings(up, tracing=ALWAYS), token=TOKEN)
+        gw = server.Gateway(settings_for(up, tracing=ALWAYS), token=TOKEN)
         await gw.start()
         try:
             async with aiohttp.ClientSession() as http:
@@ -104,7 +32,7 @@ async def test_bootstrap_config_serves_traced_requests_and_queries() -> None:
                 trace_id = response.headers["X-Trace-Id"]
                 echoed = await response.json()
                 assert echoed["headers"]["traceparent"].split("-")[1] == trace_id
-                await _wait_for(lambda: len(gw.store) >= 2)
+                await wait_for(lambda: len(gw.store) >= 2)
                 found = await http.get(f"{gw.admin_url}/api/traces/{trace_id}", headers=AUTH)
                 assert found.status == 200
                 trace = (await found.json())["data"][0]
@@ -129,7 +57,7 @@ async def test_bootstrap_config_serves_traced_requests_and_queries() -> None:
 
 async def test_without_config_proxy_serves_but_not_ready() -> None:
     async with upstream() as up:
-        gw = server.Gateway(_settings(up), token=TOKEN)
+        gw = server.Gateway(settings_for(up), token=TOKEN)
         await gw.start()
         try:
             async with aiohttp.ClientSession() as http:
@@ -151,7 +79,7 @@ async def test_tracing_file_wins_over_bootstrap_and_is_watched(tmp_path: pathlib
     path = tmp_path / "tracing.json"
     path.write_text(json.dumps({"revision": 4, "version": "x", "config": ALWAYS}))
     async with upstream() as up:
-        settings = _settings(up, tracing={"tags": {"from": "bootstrap"}}, tracingFile=str(path))
+        settings = settings_for(up, tracing={"tags": {"from": "bootstrap"}}, tracingFile=str(path))
         gw = server.Gateway(settings, token=TOKEN, file_poll_interval=0.02)
         await gw.start()
         try:
@@ -161,7 +89,7 @@ async def test_tracing_file_wins_over_bootstrap_and_is_watched(tmp_path: pathlib
             tmp = tmp_path / "next.json"
             tmp.write_text(json.dumps({"revision": 5, "config": new}))
             os.replace(tmp, path)
-            await _wait_for(
+            await wait_for(
                 lambda: gw.holder.current is not None and gw.holder.current.revision == 5
             )
             assert ("from", "file") in gw.holder.current.tracer.resource.tags
@@ -173,7 +101,7 @@ async def test_bad_tracing_file_falls_back_to_bootstrap(tmp_path: pathlib.Path) 
     path = tmp_path / "tracing.json"
     path.write_text("{oops")
     async with upstream() as up:
-        settings = _settings(up, tracing=ALWAYS, tracingFile=str(path))
+        settings = settings_for(up, tracing=ALWAYS, tracingFile=str(path))
         gw = server.Gateway(settings, token=TOKEN)
         await gw.start()
         try:
@@ -186,7 +114,7 @@ async def test_bad_tracing_file_falls_back_to_bootstrap(tmp_path: pathlib.Path) 
 
 
 async def test_invalid_bootstrap_refuses_to_start() -> None:
-    settings = _settings(
+    settings = settings_for(
         "http://127.0.0.1:9",
         tracing={"sampling": {"sampler": {"type": "probabilistic", "rate": 5}}},
     )
@@ -198,7 +126,7 @@ async def test_invalid_bootstrap_refuses_to_start() -> None:
 async def test_port_in_use_is_a_startup_error() -> None:
     async with upstream() as up:
         port = int(up.rsplit(":", 1)[1])
-        settings = _settings(up).model_copy(update={"listen": f"127.0.0.1:{port}"})
+        settings = settings_for(up).model_copy(update={"listen": f"127.0.0.1:{port}"})
         gw = server.Gateway(settings, token=TOKEN)
         with pytest.raises(server.StartupError, match="cannot listen"):
             await gw.start()
@@ -211,7 +139,7 @@ async def test_stop_finishes_in_flight_requests_and_flushes_reporters() -> None:
             "reporters": [{"type": "zipkin", "endpoint": endpoint, "gzip": False}],
             "batching": {"flushIntervalMs": 600000},  # only the shutdown flush sends
         }
-        gw = server.Gateway(_settings(up, tracing=cfg), token=TOKEN)
+        gw = server.Gateway(settings_for(up, tracing=cfg), token=TOKEN)
         await gw.start()
         async with aiohttp.ClientSession() as http:
             pending = asyncio.ensure_future(http.get(gw.proxy_url + "/api/users/slow"))

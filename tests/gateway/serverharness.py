@@ -1,0 +1,82 @@
+"""Shared pieces of the gateway server tests: an echoing upstream, a Zipkin-like collector,
+gateway settings on ephemeral 127.0.0.1 ports."""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from gatetrace.gateway import config
+
+TOKEN = "server-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@contextlib.asynccontextmanager
+async def upstream(delay: float = 0.0) -> AsyncIterator[str]:
+    """An upstream echoing the headers it got (after ``delay`` seconds)."""
+
+    async def echo(request: web.Request) -> web.Response:
+        if delay:
+            await asyncio.sleep(delay)
+        return web.json_response({"path": request.path, "headers": dict(request.headers)})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def collector() -> AsyncIterator[tuple[str, list[Any]]]:
+    """A Zipkin-like collector keeping the spans POSTed to it."""
+    received: list[Any] = []
+
+    async def spans(request: web.Request) -> web.Response:
+        received.extend(json.loads(await request.read()))
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/api/v2/spans", spans)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/spans", received
+    finally:
+        await runner.cleanup()
+
+
+def settings_for(up: str, **extra: Any) -> config.GatewayConfig:
+    doc: dict[str, Any] = {
+        "service": "edge",
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
+        "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
+        **extra,
+    }
+    return config.parse_config(doc)
+
+
+ALWAYS = {
+    "sampling": {"sampler": {"type": "const", "decision": True}},
+    "batching": {"flushIntervalMs": 20},
+}
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached in time")
