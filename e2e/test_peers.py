@@ -47,7 +47,7 @@ spec:
               type: object
               required: [size]
               properties:
-                size: {type: integer, minimum: 1}
+                size: {type: integer, minimum: 1, description: How many widgets.}
 """
 
 POD = """
@@ -117,6 +117,12 @@ def test_kube_crd_custom_object_and_pod_status(kube: servers.ControlPlane) -> No
     rejected = kube.kubectl_run("apply", "-f", "-", input=widget % 0, check=False)
     assert rejected.returncode != 0
     assert "spec.size" in rejected.stderr
+
+    def explained() -> str | None:
+        out = kube.kubectl_run("explain", "widget.spec.size", check=False)
+        return out.stdout if out.returncode == 0 else None
+
+    assert "How many widgets." in eventually(explained, timeout=30.0)
 
     kube.kubectl_run("apply", "-f", "-", input=POD)
     status = {
