@@ -1,0 +1,106 @@
+"""PolicyIndex bookkeeping: which pods a change touches, pods coming and going, targets."""
+
+import pytest
+from policy_builders import ROOT_NS, SELECT_GW, pod, pol
+
+from gatetrace.policy import effective, errors, index, model
+
+ALLOW = {"sampling": {"namespaceOverrides": {"allowed": True}}}
+
+
+@pytest.fixture
+def idx() -> index.PolicyIndex:
+    idx = index.PolicyIndex(ROOT_NS)
+    for p in (
+        pod("edge", "gw-0", app="gw"),
+        pod("edge", "gw-1", app="other"),
+        pod("shop", "gw-2", app="gw"),
+        pod(ROOT_NS, "gw-3", app="gw"),
+    ):
+        idx.upsert_pod(p)
+    return idx
+
+
+ALL = {("edge", "gw-0"), ("edge", "gw-1"), ("shop", "gw-2"), (ROOT_NS, "gw-3")}
+
+
+def test_a_workload_policy_touches_only_the_pods_it_selects(idx: index.PolicyIndex) -> None:
+    assert idx.upsert_policy(pol("edge", "w", SELECT_GW)) == {("edge", "gw-0")}
+    # Re-selecting moves it: both the old and the new targets are touched.
+    moved = pol("edge", "w", {"selector": {"matchLabels": {"app": "other"}}})
+    assert idx.upsert_policy(moved) == {("edge", "gw-0"), ("edge", "gw-1")}
+    assert idx.delete_policy("edge", "w") == {("edge", "gw-1")}
+    assert idx.delete_policy("edge", "w") == frozenset()
+
+
+def test_a_namespace_default_touches_its_namespace(idx: index.PolicyIndex) -> None:
+    assert idx.upsert_policy(pol("edge", "n", {"tags": {"a": "b"}})) == {
+        ("edge", "gw-0"),
+        ("edge", "gw-1"),
+    }
+
+
+def test_a_namespace_default_with_sampling_touches_every_pod(idx: index.PolicyIndex) -> None:
+    sampling = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.3}}}
+    assert idx.upsert_policy(pol("shop", "n", sampling)) == ALL
+
+
+def test_the_cluster_default_touches_every_pod(idx: index.PolicyIndex) -> None:
+    assert idx.upsert_policy(pol(ROOT_NS, "c", {})) == ALL
+
+
+def test_pods_come_go_and_change_labels(idx: index.PolicyIndex) -> None:
+    idx.upsert_policy(pol("edge", "w", SELECT_GW | {"tags": {"w": "1"}}))
+    assert idx.effective("edge", "gw-1").config.tags == {}
+    assert idx.upsert_pod(pod("edge", "gw-1", app="gw")) == {("edge", "gw-1")}
+    assert idx.effective("edge", "gw-1").config.tags == {"w": "1"}
+    assert idx.delete_pod("edge", "gw-1") == {("edge", "gw-1")}
+    assert idx.delete_pod("edge", "gw-1") == frozenset()
+    with pytest.raises(KeyError):
+        idx.effective("edge", "gw-1")
+    assert {p.key for p in idx.pods()} == ALL - {("edge", "gw-1")}
+
+
+def test_targets_are_the_pods_a_policy_wins_for(idx: index.PolicyIndex) -> None:
+    idx.upsert_policy(pol(ROOT_NS, "c", ALLOW))
+    idx.upsert_policy(pol("edge", "old", SELECT_GW, age=1))
+    idx.upsert_policy(pol("edge", "new", SELECT_GW, age=2))
+    idx.upsert_policy(pol("shop", "n", {"sampling": {"parentBased": False}}))
+    assert idx.targets(ROOT_NS, "c") == ALL
+    assert idx.targets("edge", "old") == {("edge", "gw-0")}
+    assert idx.targets("edge", "new") == frozenset()
+    # A namespace default is the pods' own default there, an override elsewhere.
+    assert idx.targets("shop", "n") == ALL
+    assert {p.key for p in idx.policies()} == {
+        "gatetrace-system/c",
+        "edge/old",
+        "edge/new",
+        "shop/n",
+    }
+
+
+def test_a_failed_merge_is_remembered_and_cleared_by_a_fix(idx: index.PolicyIndex) -> None:
+    idx.upsert_policy(pol(ROOT_NS, "c", {"batching": {"maxQueueSize": 1000}}))
+    idx.upsert_policy(pol("edge", "w", SELECT_GW | {"batching": {"maxBatchSize": 2000}}))
+    results = idx.effective_all()
+    assert isinstance(results[("edge", "gw-0")], errors.MergeFailed)
+    assert isinstance(results[("edge", "gw-1")], effective.EffectiveConfig)
+    with pytest.raises(errors.MergeFailed):
+        idx.effective("edge", "gw-0")
+    idx.upsert_policy(pol("edge", "w", SELECT_GW | {"batching": {"maxBatchSize": 500}}))
+    assert idx.effective("edge", "gw-0").config.batching.max_batch_size == 500
+
+
+def test_pods_with_the_same_winners_share_one_result(idx: index.PolicyIndex) -> None:
+    idx.upsert_pod(pod("edge", "gw-9", app="gw"))
+    idx.upsert_policy(pol("edge", "w", SELECT_GW))
+    assert idx.effective("edge", "gw-0") is idx.effective("edge", "gw-9")
+
+
+def test_revision_is_the_callers(idx: index.PolicyIndex) -> None:
+    result = idx.effective("edge", "gw-0")
+    assert result.revision == 0
+    stamped = result.with_revision(7)
+    assert stamped.revision == 7
+    assert stamped.document() == {"revision": 7, "config": effective.wire_config(result.config)}
+    assert model.TracingConfig.model_validate(stamped.document()["config"]) == result.config
