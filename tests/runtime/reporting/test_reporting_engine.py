@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import pytest
 from aiohttp import web
-from reportertools import Collector, finished_span, free_port, gateway_spans, hang_forever
+from reportertools import RESOURCE, Collector, finished_span, free_port, gateway_spans, hang_forever
 
-from gatetrace.runtime import metrics, span
+from gatetrace.runtime import metrics, span, tracer
 from gatetrace.runtime.reporting import engine, export, memory, zipkin
 
 
@@ -366,6 +366,21 @@ def test_fan_out_survives_a_raising_processor(caplog: pytest.LogCaptureFixture) 
         async def shutdown(self, timeout: float = 5.0) -> None: ...
 
     processor, _ = memory_engine(engine.BatchSettings())
-    engine.FanOutProcessor([Raising(), processor]).on_end(finished_span())
-    assert processor.queue_depth() == 1
-    assert "broken processor" in caplog.text
+    fan_out = engine.FanOutProcessor([Raising(), processor])
+    fan_out.on_end(finished_span())
+    fan_out.on_end(finished_span())
+    assert processor.queue_depth() == 2
+    assert fan_out.errors == 2
+    assert len(caplog.records) == 1
+
+
+async def test_tracer_hands_finished_spans_to_the_engine() -> None:
+    processor, sink = memory_engine(engine.BatchSettings(flush_interval_ms=10))
+    processor.start()
+    tr = tracer.Tracer(RESOURCE, processor=processor)
+    with tr.start_as_current("outer") as outer, tr.start_as_current("inner") as inner:
+        inner.set_tag("k", "v")
+    assert await processor.force_flush(1)
+    assert [s.name for s in sink.spans()] == ["inner", "outer"]
+    assert sink.spans()[0].parent_id == outer.span_id
+    await processor.shutdown(1)

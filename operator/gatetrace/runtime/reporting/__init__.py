@@ -15,6 +15,8 @@ from gatetrace.runtime.reporting.engine import (
 )
 from gatetrace.runtime.reporting.export import Exporter, ExportOutcome, ExportResult
 from gatetrace.runtime.reporting.http import HttpResponse, HttpTransport
+from gatetrace.runtime.reporting.jaeger_agent import JaegerAgentExporter
+from gatetrace.runtime.reporting.jaeger_collector import JaegerCollectorExporter
 from gatetrace.runtime.reporting.log import LogExporter
 from gatetrace.runtime.reporting.memory import (
     MemoryExporter,
@@ -35,6 +37,8 @@ __all__ = [
     "FanOutProcessor",
     "HttpResponse",
     "HttpTransport",
+    "JaegerAgentExporter",
+    "JaegerCollectorExporter",
     "LogExporter",
     "ManagedProcessor",
     "MemoryExporter",

@@ -8,7 +8,8 @@ task on the event loop sends batches of up to ``max_batch_size`` when a batch
 is full or ``flush_interval_ms`` passed, each attempt bounded by
 ``export_timeout_ms``; retryable failures are retried with exponential
 backoff and jitter (never sooner than the backend's Retry-After) until
-``max_retry_elapsed_ms``, everything else is dropped and counted. While a
+``max_retry_elapsed_ms`` (a Retry-After beyond that budget drops the batch at
+once), everything else is dropped and counted. While a
 batch is retried, new spans keep queueing up to ``max_queue_size``: memory is
 bounded by the queue plus the one batch in flight, whatever the backend does.
 
@@ -366,17 +367,23 @@ class BatchingProcessor:
 class FanOutProcessor:
     """Hands each span to several processors; one failing or slow never affects the others."""
 
-    __slots__ = ("processors",)
+    __slots__ = ("errors", "processors")
 
     def __init__(self, processors: Sequence[ManagedProcessor]) -> None:
         self.processors = tuple(processors)
+        self.errors = 0
+        """Exceptions raised by the processors' ``on_end`` (the first one is logged)."""
 
     def on_end(self, span: _span.Span) -> None:
         for processor in self.processors:
             try:
                 processor.on_end(span)
             except Exception:  # never let one reporter break the request or the others
-                _log.exception("span processor %r raised", processor)
+                self.errors += 1
+                if self.errors == 1:
+                    _log.exception(
+                        "span processor %r raised (further errors are only counted)", processor
+                    )
 
     def start(self) -> None:
         for processor in self.processors:
