@@ -14,6 +14,8 @@ from gatetrace.policy import build as _build
 from gatetrace.policy import model as _model
 from gatetrace.policy import reporters as _reporters
 from gatetrace.runtime.reporting import export as _export
+from gatetrace.runtime.reporting import jaeger_agent as _jaeger_agent
+from gatetrace.runtime.reporting import jaeger_collector as _jaeger_collector
 from gatetrace.runtime.reporting import log as _log_reporter
 from gatetrace.runtime.reporting import memory as _memory
 from gatetrace.runtime.reporting import otlp as _otlp
@@ -37,6 +39,10 @@ def factory(store: _store.SpanStore) -> _build.ExporterFactory:
                 return _zipkin.ZipkinExporter(endpoint, gzip=gzip)
             case _reporters.OtlpHttpReporter(endpoint=endpoint, headers=headers, gzip=gzip):
                 return _otlp.OtlpHttpExporter(endpoint, headers=headers, gzip=gzip)
+            case _reporters.JaegerAgentReporter(host=host, port=port):
+                return _jaeger_agent.JaegerAgentExporter(host, port)
+            case _reporters.JaegerCollectorReporter(endpoint=endpoint):
+                return _jaeger_collector.JaegerCollectorExporter(endpoint)
         raise ValueError(f"reporter type {reporter.type!r} is not supported by this gateway")
 
     return make
