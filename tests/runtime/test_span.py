@@ -294,3 +294,20 @@ def test_every_kind_can_be_started(kind: span.SpanKind) -> None:
     t, out = _tracer()
     t.start_span("op", parent=None, kind=kind).finish()
     assert out.spans[0].kind is kind
+
+
+def test_finish_outcomes_of_pending_groups_are_counted() -> None:
+    t, _, _ = _pending_tracer(budget_per_second=1)
+    kept = t.start_span("kept", parent=None)
+    t.start_span("kept-child", parent=kept).finish()
+    kept.upgrade("error")
+    kept.finish()
+    lost = t.start_span("lost", parent=None)
+    late = t.start_span("late-child", parent=lost)
+    lost.finish()
+    late.finish()
+    finished = t.metrics.finished
+    assert finished.value(("pending",)) == 1
+    assert finished.value(("exported",)) == 1
+    assert finished.value(("discarded",)) == 2
+    assert t.metrics.sampled.value() == 2  # the buffered child went out with its root
