@@ -43,7 +43,8 @@ def parse_policy(document: Any) -> model.TracingPolicy:
             [errors.FieldError("kind", f"expected {model.KIND!r}, got {kind!r}")]
         )
     try:
-        return model.TracingPolicy.model_validate(document)
+        # Documents are wire form: camelCase only, as the API server accepts them.
+        return model.TracingPolicy.model_validate(document, by_alias=True, by_name=False)
     except pydantic.ValidationError as e:
         raise errors.from_pydantic(e) from e
 

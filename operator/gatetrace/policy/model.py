@@ -372,6 +372,9 @@ class TracingPolicy(wire.WireModel):
     metadata: ObjectMeta
     """Object metadata."""
     spec: TracingPolicySpec = pydantic.Field(default_factory=TracingPolicySpec)
-    """Desired tracing."""
+    """Desired tracing. Without selector: the namespace's default (the cluster default in
+    the operator's root namespace), which may also override sampling of traffic routed to
+    the namespace; with a selector: the selected gateway pods. Cluster < namespace <
+    workload; fields merge deeply, lists replace, unset fields are inherited."""
     status: status_mod.TracingPolicyStatus | None = None
     """Observed state, written by the operator."""
