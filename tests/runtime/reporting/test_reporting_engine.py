@@ -14,7 +14,7 @@ from aiohttp import web
 from reportertools import RESOURCE, Collector, finished_span, free_port, gateway_spans, hang_forever
 
 from gatetrace.runtime import metrics, span, tracer
-from gatetrace.runtime.reporting import engine, export, memory, zipkin
+from gatetrace.runtime.reporting import engine, export, jaeger_collector, memory, zipkin
 
 
 def memory_engine(
@@ -384,3 +384,14 @@ async def test_tracer_hands_finished_spans_to_the_engine() -> None:
     assert [s.name for s in sink.spans()] == ["inner", "outer"]
     assert sink.spans()[0].parent_id == outer.span_id
     await processor.shutdown(1)
+
+
+def test_engine_feeds_client_side_drop_counts_to_jaeger_exporters() -> None:
+    exporter = jaeger_collector.JaegerCollectorExporter("http://127.0.0.1:1/api/traces")
+    processor = engine.BatchingProcessor(
+        exporter, engine.BatchSettings(max_queue_size=1, max_batch_size=1)
+    )
+    for s in gateway_spans(4):
+        processor.on_end(s)
+    assert exporter.full_queue_dropped is not None
+    assert exporter.full_queue_dropped() == 3
