@@ -48,6 +48,7 @@ async def test_bootstrap_config_serves_traced_requests_and_queries() -> None:
                 assert got["revision"] == 0
                 metrics = await (await http.get(gw.admin_url + "/metrics")).text()
                 assert "gatetrace_config_revision 0" in metrics
+                assert 'gatetrace_gateway_requests_total{route="users",code="200"} 1' in metrics
                 assert 'gatetrace_config_applies_total{source="bootstrap",outcome="applied"} 1' in (
                     metrics
                 )

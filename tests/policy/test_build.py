@@ -247,6 +247,8 @@ def test_reporters_become_unstarted_batching_processors_in_order() -> None:
     assert all(isinstance(p, engine.BatchingProcessor) for p in parts.processors)
     assert not any(p.started for p in parts.processors)
     assert parts.processors[0].settings.max_queue_size == 10
+    assert parts.processors[0].settings.flush_interval_ms == 50
+    assert parts.processors[1].settings.flush_interval_ms == 50
     assert isinstance(parts.span_processor, engine.FanOutProcessor)
     assert parts.tracer.processor is parts.span_processor
 
@@ -280,3 +282,19 @@ def test_builds_are_independent() -> None:
     b = _build({"sampling": {"sampler": {"type": "rateLimiting", "tracesPerSecond": 1}}})
     assert a.sampler is not b.sampler
     assert a.tracer is not b.tracer
+
+
+def test_memory_reporter_flushes_at_least_every_100ms() -> None:
+    parts = _build(
+        {
+            "reporters": [
+                {"type": "memory"},
+                {"type": "zipkin", "endpoint": "http://127.0.0.1:9/api/v2/spans"},
+            ],
+            "batching": {"flushIntervalMs": 5000},
+        },
+        exporters=lambda r: _Recorder(r.type),
+    )
+    memory, zipkin = parts.processors
+    assert memory.settings.flush_interval_ms == build.MEMORY_FLUSH_INTERVAL_MS
+    assert zipkin.settings.flush_interval_ms == 5000

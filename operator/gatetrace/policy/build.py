@@ -20,8 +20,10 @@ the priority wrapper keeps errors/slow requests the cap or the sampler dropped
 (within its own budget).
 """
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
 from gatetrace.policy import effective as _effective
 from gatetrace.policy import errors as _errors
@@ -50,6 +52,7 @@ from gatetrace.runtime.sampling import ratelimiting as _ratelimiting
 from gatetrace.runtime.sampling import rules as _rules
 
 __all__ = [
+    "MEMORY_FLUSH_INTERVAL_MS",
     "BuildFailed",
     "ExporterFactory",
     "RuntimeParts",
@@ -58,6 +61,10 @@ __all__ = [
     "build_sampling",
     "config_version",
 ]
+
+
+MEMORY_FLUSH_INTERVAL_MS: Final = 100
+"""The ``memory`` reporter flushes at least this often (ms), whatever ``batching`` says."""
 
 
 class BuildFailed(_errors.ValidationFailed):
@@ -230,13 +237,18 @@ def _build_processors(
     if exporters is None or not config.reporters:
         return ()
     settings = _batch_settings(config.batching)
+    # the query API should see spans quickly: the in-process store is cheap to feed often
+    memory_settings = dataclasses.replace(
+        settings, flush_interval_ms=min(settings.flush_interval_ms, MEMORY_FLUSH_INTERVAL_MS)
+    )
     built: list[_engine.BatchingProcessor] = []
     for index, reporter in enumerate(config.reporters):
         try:
             exporter = exporters(reporter)
         except (ValueError, TypeError, OSError) as e:
             raise BuildFailed([_errors.FieldError(f"reporters[{index}]", str(e))]) from e
-        built.append(_engine.BatchingProcessor(exporter, settings, registry, instance=str(index)))
+        chosen = memory_settings if isinstance(reporter, _reporters.MemoryReporter) else settings
+        built.append(_engine.BatchingProcessor(exporter, chosen, registry, instance=str(index)))
     return tuple(built)
 
 
