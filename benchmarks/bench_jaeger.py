@@ -1,22 +1,25 @@
 """Jaeger reporters: encoding cost per span, ours vs the reference encoders, one run.
 
-Batch: 512 typical gateway server spans (12 tags of mixed types incl.
-span.kind, one log with two fields), 128-bit trace ids, parent ids.
+Batch: 512 typical gateway server spans (11 tags of mixed types plus
+span.kind, one log with two fields, 128-bit trace ids, parent ids). Every
+round encodes a fresh set (new ids, URLs, durations); both sides are timed
+in alternating rounds and the best round counts (the host is shared).
 
-Rows (per span, best of several rounds, µs):
+Rows (µs per span; ``python -m benchmarks --only jaeger``):
 
-* ``jaeger compact (agent)``: our specialised compact encoder, from gatetrace
-  spans to the framed ``emitBatch`` message, vs jaeger-client 4.8.0 doing the
-  same work: tags/logs/spans built with its ``jaeger_client.thrift`` helpers
-  and generated types, serialised by Apache thrift's ``TCompactProtocol``
-  through ``Agent.Client.emitBatch`` (what its reporter runs). Goal <= 0.5x.
-* ``jaeger compact, peer encode-only``: the same ours vs jaeger-client
-  serialising already-built thrift objects (its tag building excluded).
-* ``thriftpy2 compact (reference)``: ours vs thriftpy2's own pure-Python
-  compact protocol on prebuilt thriftpy2 objects.
-* ``jaeger binary (collector)``: our collector path (thriftpy2 objects +
+* ``jaeger compact emitBatch``: our specialised compact encoder, from
+  gatetrace spans to the framed ``Agent.emitBatch`` message, vs jaeger-client
+  4.8.0 doing the same work: tags/logs built with its ``jaeger_client.thrift``
+  helpers into its generated types, serialised by Apache thrift's
+  ``TCompactProtocol`` as its ``Agent.Client.send_emitBatch`` does. Goal <= 0.5x.
+* ``jaeger compact vs peer serialise-only``: the same, but the peer's thrift
+  objects are built beforehand (only its serialisation is timed). Goal <= 0.5x.
+* ``jaeger compact vs thriftpy2 compact``: thriftpy2's own pure-Python compact
+  protocol on prebuilt thriftpy2 objects, for reference. Goal <= 0.5x.
+* ``jaeger binary Batch (collector)``: our collector path (thriftpy2 objects +
   thriftpy2's Cython binary protocol) vs jaeger-client types + Apache thrift's
-  binary protocol (pure Python: the accelerated one rejects its old generated specs).
+  pure-Python ``TBinaryProtocol`` (its accelerated one rejects the old
+  generated specs). Goal <= 1x: no slower than the reference.
 """
 
 import importlib
@@ -25,6 +28,11 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
+import thriftpy2.protocol
+import thriftpy2.utils
+
+from benchmarks import common
+from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime import tracer as _tracer
@@ -33,10 +41,8 @@ from gatetrace.runtime.reporting import jaeger_compact, jaeger_thrift
 BATCH = 512
 ROUNDS = 9
 
-Row = dict[str, Any]
 
-
-def make_spans(count: int = BATCH) -> list[_span.Span]:
+def make_spans(count: int = BATCH, seed: int = 0) -> list[_span.Span]:
     resource = _span.Resource(
         "api-gateway", (("hostname", "gw-7c9f"), ("ip", "10.1.2.3"), ("gatetrace.version", "0.1.0"))
     )
@@ -45,13 +51,13 @@ def make_spans(count: int = BATCH) -> list[_span.Span]:
     spans = []
     base_ns = 1_764_000_000_000_000_000
     for i in range(count):
-        trace_id = (0x9F3A_5C7E_1B2D_4E6F << 64) | (0x8A1B_2C3D_4E5F_6071 + i)
-        context = _sc.SpanContext(trace_id, 0xC1D2_E3F4_0516_2738 + i, True)
+        trace_id = ids.new_trace_id()
+        context = _sc.SpanContext(trace_id, ids.new_span_id(), True)
         span = _span.Span(
             context,
             "GET /api/users/{id}",
             kind=_span.SpanKind.SERVER,
-            parent_id=0x7A6B_5C4D_3E2F_1001 + i,
+            parent_id=ids.new_span_id(),
             resource=resource,
             references=(),
             sampled=True,
@@ -64,8 +70,8 @@ def make_spans(count: int = BATCH) -> list[_span.Span]:
         span.set_tags(
             {
                 "http.method": "GET",
-                "http.url": f"http://shop.example.com/api/users/{1000 + i}?expand=orders",
-                "http.target": f"/api/users/{1000 + i}",
+                "http.url": f"http://shop.example.com/api/users/{seed}{i}?expand=orders",
+                "http.target": f"/api/users/{seed}{i}",
                 "http.route": "/api/users/{id}",
                 "http.status_code": 200,
                 "http.host": "shop.example.com",
@@ -73,7 +79,7 @@ def make_spans(count: int = BATCH) -> list[_span.Span]:
                 "net.peer.ip": "10.4.5.6",
                 "component": "gatetrace",
                 "upstream.service": "users.shop.svc:8080",
-                "upstream.duration_ms": 12.75 + i / 100,
+                "upstream.duration_ms": 12.75 + i / 100 + seed,
             }
         )
         span.log({"event": "upstream.response", "status": 200}, base_ns + i * 1_000_000 + 500_000)
@@ -82,24 +88,32 @@ def make_spans(count: int = BATCH) -> list[_span.Span]:
     return spans
 
 
+SpanSets = list[list[_span.Span]]
+
+
 def _compare(
-    ours: Callable[[], object], peer: Callable[[], object], count: int
+    ours: Callable[[list[_span.Span]], object],
+    peer: Callable[[list[_span.Span]], object],
+    sets: SpanSets,
 ) -> tuple[float, float]:
     """Best wall time per span (µs) of ``ours`` and ``peer``, measured alternately.
 
-    Alternating rounds let both sides see the same machine load (the
-    benchmark host is shared), and the best round is the least disturbed one.
+    Each round encodes a different set of spans (new ids, URLs, durations),
+    so caches see a gateway's churn rather than one batch again and again.
+    Alternating rounds let both sides see the same machine load (the host is
+    shared); the best round is the least disturbed one.
     """
-    ours()  # warm caches (ours and theirs alike)
-    peer()
+    ours(sets[0])  # warm up both (imports, lazily built state)
+    peer(sets[0])
     best_ours = best_peer = float("inf")
-    for _ in range(ROUNDS):
+    for spans in sets[1:]:
         start = time.perf_counter_ns()
-        ours()
+        ours(spans)
         best_ours = min(best_ours, time.perf_counter_ns() - start)
         start = time.perf_counter_ns()
-        peer()
+        peer(spans)
         best_peer = min(best_peer, time.perf_counter_ns() - start)
+    count = len(sets[0])
     return best_ours / 1000 / count, best_peer / 1000 / count
 
 
@@ -117,15 +131,15 @@ def _import_jaeger_client() -> tuple[Any, Any, Any, Any, Any]:
     return jc_thrift, jc_agent, jc_types, (TCompactProtocol, TBinaryProtocol), TTransport
 
 
-def _ours(spans: list[_span.Span]) -> Callable[[], bytes]:
+def _ours() -> Callable[[list[_span.Span]], bytes]:
     encoder = jaeger_compact.CompactEncoder(jaeger_thrift.ValueSanitizer())
 
-    def run() -> bytes:
+    def encode(spans: list[_span.Span]) -> bytes:
         process = encoder.process(spans[0].resource)
         encoded = [encoder.span(span) for span in spans]
         return encoder.message(process, encoded, 1, (0, 0, 0))
 
-    return run
+    return encode
 
 
 def _peer_objects(spans: list[_span.Span], jc_thrift: Any, jc_types: Any) -> Any:
@@ -160,9 +174,8 @@ def _peer_objects(spans: list[_span.Span], jc_thrift: Any, jc_types: Any) -> Any
     return batch
 
 
-def run() -> list[Row]:
-    spans = make_spans()
-    count = len(spans)
+def run() -> list[common.Row]:
+    sets = [make_spans(BATCH, seed) for seed in range(ROUNDS + 1)]
     jc_thrift, jc_agent, jc_types, (t_compact, t_binary), t_transport = _import_jaeger_client()
     oneway = importlib.import_module("thrift.Thrift").TMessageType.ONEWAY
 
@@ -179,56 +192,59 @@ def run() -> list[Row]:
         data: bytes = buffer.getvalue()
         return data
 
-    prebuilt = _peer_objects(spans, jc_thrift, jc_types)
-    ours_fn = _ours(spans)
+    ours_encode = _ours()
     ours, peer_full = _compare(
-        ours_fn, lambda: peer_emit(_peer_objects(spans, jc_thrift, jc_types)), count
+        ours_encode, lambda spans: peer_emit(_peer_objects(spans, jc_thrift, jc_types)), sets
     )
-    ours_2, peer_encode = _compare(ours_fn, lambda: peer_emit(prebuilt), count)
 
-    import thriftpy2.protocol
-    import thriftpy2.utils
+    # the peer's thrift objects built beforehand: only its serialisation is timed
+    prebuilt = {id(spans): _peer_objects(spans, jc_thrift, jc_types) for spans in sets}
+    ours_2, peer_encode = _compare(ours_encode, lambda spans: peer_emit(prebuilt[id(spans)]), sets)
 
     clean = jaeger_thrift.ValueSanitizer()
-    tp_batch = jaeger_thrift.to_batch(
-        jaeger_thrift.to_process(spans[0].resource, clean), spans, clean
-    )
+    tp_batches = {
+        id(spans): jaeger_thrift.to_batch(
+            jaeger_thrift.to_process(spans[0].resource, clean), spans, clean
+        )
+        for spans in sets
+    }
     tp_compact = thriftpy2.protocol.TCompactProtocolFactory()
     ours_3, thriftpy2_compact = _compare(
-        ours_fn, lambda: thriftpy2.utils.serialize(tp_batch, tp_compact), count
+        ours_encode,
+        lambda spans: thriftpy2.utils.serialize(tp_batches[id(spans)], tp_compact),
+        sets,
     )
 
-    def ours_binary() -> bytes:
+    def ours_binary(spans: list[_span.Span]) -> bytes:
         process = jaeger_thrift.to_process(spans[0].resource, clean)
         return jaeger_thrift.serialize_binary(jaeger_thrift.to_batch(process, spans, clean))
 
-    def peer_binary() -> bytes:
+    def peer_binary(spans: list[_span.Span]) -> bytes:
         buffer = t_transport.TMemoryBuffer()
         _peer_objects(spans, jc_thrift, jc_types).write(t_binary.TBinaryProtocol(buffer))
         data: bytes = buffer.getvalue()
         return data
 
-    ours_bin, peer_bin = _compare(ours_binary, peer_binary, count)
+    ours_bin, peer_bin = _compare(ours_binary, peer_binary, sets)
+    jaeger_client = "jaeger-client 4.8.0 + thrift 0.20 TCompactProtocol"
     return [
-        {"name": "jaeger compact (agent), per span, batch 512", "ours": ours,
-         "peer": peer_full, "unit": "us", "goal_ratio": 0.5},
-        {"name": "jaeger compact vs jaeger-client encode-only", "ours": ours_2,
-         "peer": peer_encode, "unit": "us", "goal_ratio": 0.5},
-        {"name": "jaeger compact vs thriftpy2 compact (reference)", "ours": ours_3,
-         "peer": thriftpy2_compact, "unit": "us", "goal_ratio": 0.5},
-        {"name": "jaeger binary (collector) vs jaeger-client binary", "ours": ours_bin,
-         "peer": peer_bin, "unit": "us", "goal_ratio": 1.0},
+        common.Row("jaeger compact emitBatch, per span (batch 512)", ours, peer_full,
+                   "us", 0.5, jaeger_client),
+        common.Row("jaeger compact vs peer serialise-only", ours_2, peer_encode,
+                   "us", 0.5, jaeger_client + ", thrift objects prebuilt"),
+        common.Row("jaeger compact vs thriftpy2 compact", ours_3, thriftpy2_compact,
+                   "us", 0.5, "thriftpy2 0.5 TCompactProtocol, objects prebuilt"),
+        common.Row("jaeger binary Batch (collector), per span", ours_bin, peer_bin,
+                   "us", 1.0, "jaeger-client 4.8.0 + thrift 0.20 TBinaryProtocol"),
     ]  # fmt: skip
 
 
 def main() -> None:
     for row in run():
-        ratio = row["ours"] / row["peer"]
-        verdict = "ok" if ratio <= row["goal_ratio"] else "MISSED"
+        verdict = "ok" if row.met else "MISSED"
         print(
-            f"{row['name']:<58} ours {row['ours']:7.2f} {row['unit']}  "
-            f"peer {row['peer']:7.2f} {row['unit']}  ratio {ratio:5.2f} "
-            f"(goal <= {row['goal_ratio']}) {verdict}"
+            f"{row.name:<50} ours {row.ours:7.2f} {row.unit}  peer {row.peer:7.2f} {row.unit}  "
+            f"ratio {row.ratio:5.2f} (goal <= {row.goal_ratio}) {verdict}  [{row.peer_name}]"
         )
 
 
