@@ -39,6 +39,7 @@ demo: $(STAMP)
 
 crds: $(STAMP)
 	$(BIN)/gatetrace crds > crds/tracingpolicies.gatetrace.dev.yaml
+	cp crds/tracingpolicies.gatetrace.dev.yaml charts/gatetrace/crds/
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

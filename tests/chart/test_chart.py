@@ -1,0 +1,182 @@
+"""The Helm chart rendered by the real helm binary: lint, schema validation of
+every object, least-privilege RBAC, hardening, the admin NetworkPolicy, the CRD."""
+
+import json
+import pathlib
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from tests.chart.helm import CHART, helm, render
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+K8S_VERSION = "1.33"
+MATRIX = [
+    (),
+    ("gateway.enabled=true",),
+    ("operator.replicas=3",),
+    ("operator.watchNamespaces={shop,edge}", "gateway.enabled=true"),
+    ("adminToken.existingSecret=my-token", "metrics.serviceMonitor.enabled=true"),
+    ("serviceAccount.create=false", "serviceAccount.name=ops"),
+]
+CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+
+
+def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("sets", [(), ("gateway.enabled=true", "operator.replicas=2")])
+def test_lint_strict(sets: tuple[str, ...]) -> None:
+    argv = ["lint", "--strict", str(CHART)]
+    for item in sets:
+        argv += ["--set", item]
+    result = helm(*argv, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("sets", MATRIX, ids=lambda s: ",".join(s) or "defaults")
+def test_every_object_is_valid_kubernetes(sets: tuple[str, ...]) -> None:
+    docs = render(*sets)
+    assert docs
+    for doc in docs:
+        if doc["kind"] in CUSTOM_KINDS:
+            continue
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_rbac_is_exactly_what_the_operator_uses() -> None:
+    docs = render()
+    (role,) = _by_kind(docs, "ClusterRole")
+    granted = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted[(group, resource)] = set(rule["verbs"])
+    for verbs in granted.values():
+        assert "*" not in verbs
+    assert all("*" not in key for key in granted)
+    assert granted == {
+        ("gatetrace.dev", "tracingpolicies"): {"get", "list", "watch", "patch"},
+        ("gatetrace.dev", "tracingpolicies/status"): {"get", "patch"},
+        ("", "pods"): {"get", "list", "watch"},
+        ("", "configmaps"): {"get", "create", "patch"},
+        ("", "secrets"): {"get"},
+        ("", "events"): {"create"},
+        ("events.k8s.io", "events"): {"create"},
+        ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+        ("", "namespaces"): {"list", "watch"},
+    }
+    (binding,) = _by_kind(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == "gatetrace-system"
+
+
+def test_namespace_list_gets_roles_not_a_cluster_role_for_resources() -> None:
+    docs = render("operator.watchNamespaces={shop,edge}")
+    roles = _by_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["edge", "gatetrace-system", "shop"]
+    (cluster,) = _by_kind(docs, "ClusterRole")
+    resources = {r for rule in cluster["rules"] for r in rule["resources"]}
+    assert resources == {"customresourcedefinitions", "namespaces"}
+    (deployment,) = _by_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=shop" in args and "--namespace=edge" in args
+
+
+def test_peering_only_with_several_replicas() -> None:
+    single = render()
+    assert not _by_kind(single, "ClusterKopfPeering")
+    assert not _by_kind(single, "PodDisruptionBudget")
+    many = render("operator.replicas=3")
+    assert _by_kind(many, "ClusterKopfPeering")
+    assert _by_kind(many, "PodDisruptionBudget")[0]["spec"]["minAvailable"] == 1
+    deployment = next(d for d in _by_kind(many, "Deployment"))
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--priority=random" in args
+    assert any(a.startswith("--peering=") for a in args)
+
+
+@pytest.mark.parametrize("sets", [(), ("gateway.enabled=true",)])
+def test_every_pod_is_hardened(sets: tuple[str, ...]) -> None:
+    for deployment in _by_kind(render(*sets), "Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in spec["containers"]:
+            sc = container["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert container["resources"]["limits"]
+
+
+def test_gateway_is_labelled_for_the_operator_and_admin_port_is_fenced() -> None:
+    docs = render("gateway.enabled=true")
+    gateway = next(d for d in _by_kind(docs, "Deployment") if "gateway" in d["metadata"]["name"])
+    pod = gateway["spec"]["template"]
+    assert pod["metadata"]["labels"]["gatetrace.dev/gateway"] == "api-gateway"
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert ports["gt-admin"] == 9901
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    assert volumes["tracing"]["configMap"] == {"name": "gatetrace-api-gateway", "optional": True}
+    (policy,) = _by_kind(docs, "NetworkPolicy")
+    admin_rule = next(r for r in policy["spec"]["ingress"] if "from" in r)
+    assert admin_rule["ports"] == [{"protocol": "TCP", "port": 9901}]
+    operator_labels = admin_rule["from"][0]["podSelector"]["matchLabels"]
+    (operator,) = [
+        d for d in _by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-operator")
+    ]
+    assert operator_labels.items() <= operator["spec"]["template"]["metadata"]["labels"].items()
+    config = yaml.safe_load(_by_kind(docs, "ConfigMap")[0]["data"]["gateway.yaml"])
+    assert config["tracingFile"] == "/etc/gatetrace/tracing/tracing.json"
+    assert config["admin"]["tokenFile"] == "/var/run/gatetrace/admin-token/token"
+
+
+def test_admin_token_secret_is_generated_once_and_kept() -> None:
+    docs = render()
+    (secret,) = _by_kind(docs, "Secret")
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(secret["data"]["token"]) >= 48
+    template = (CHART / "templates" / "secret-admin-token.yaml").read_text()
+    assert "lookup" in template  # the real upgrade is exercised against the API server in e2e
+    assert not _by_kind(render("adminToken.existingSecret=mine"), "Secret")
+
+
+def test_chart_crd_is_the_generated_one() -> None:
+    assert (CHART / "crds" / "tracingpolicies.gatetrace.dev.yaml").read_text() == (
+        ROOT / "crds" / "tracingpolicies.gatetrace.dev.yaml"
+    ).read_text()
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (("operator.replicas=0",), "/operator/replicas"),
+        (("gateway.routes[0].prefix=api",), "does not match pattern"),
+        (("image.pullPolicy=Sometimes",), "/image/pullPolicy"),
+        (("operator.unknownKey=1",), "unknownKey"),
+    ],
+)
+def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], needle: str) -> None:
+    argv = ["template", "gt", str(CHART)]
+    for item in sets:
+        argv += ["--set", item]
+    result = helm(*argv, check=False)
+    assert result.returncode != 0
+    assert needle in result.stderr
+
+
+def test_values_are_documented_line_by_line() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    keys = [
+        i
+        for i, line in enumerate(lines)
+        if line.strip().endswith(":") and not line.strip().startswith("#")
+    ]
+    for index in keys:
+        above = lines[index - 1].strip()
+        assert above.startswith("#"), f"values.yaml line {index + 1} has no comment: {lines[index]}"
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
