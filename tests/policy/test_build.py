@@ -298,3 +298,23 @@ def test_memory_reporter_flushes_at_least_every_100ms() -> None:
     memory, zipkin = parts.processors
     assert memory.settings.flush_interval_ms == build.MEMORY_FLUSH_INTERVAL_MS
     assert zipkin.settings.flush_interval_ms == 5000
+
+
+def test_namespace_with_its_own_prioritize_is_reported() -> None:
+    parts = _build(
+        {
+            "sampling": {"sampler": {"type": "const", "decision": False}},
+            "namespaceOverrides": {
+                "shop": {"sampling": {"prioritize": {"errors": False, "slowerThanMs": 10}}},
+                "same": {"sampling": {"parentBased": False}},
+            },
+        }
+    )
+    assert parts.prioritize is None
+    shop = parts.namespace_prioritize["shop"]
+    assert shop is not None
+    assert build.slower_than_ns(shop) == 10_000_000
+    assert "same" not in parts.namespace_prioritize
+    result = parts.namespace_samplers["shop"].should_sample(_params())
+    assert result.decision is sb.Decision.RECORD_ONLY
+    assert result.budget is not None

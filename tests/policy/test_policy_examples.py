@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from gatetrace.policy import crd, errors, loading, model
+from gatetrace.policy import sampling as sampling_models
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples" / "policies").glob("*.yaml"))
@@ -106,7 +107,7 @@ spec:
 def test_safe_defaults() -> None:
     config = model.TracingConfig()
     sampler = config.sampling.sampler
-    assert isinstance(sampler, model.sampling_mod.ProbabilisticSampler)
+    assert isinstance(sampler, sampling_models.ProbabilisticSampler)
     assert sampler.rate == 0.01
     assert config.sampling.parent_based is True
     assert config.propagation.extract == ["tracecontext", "baggage"]

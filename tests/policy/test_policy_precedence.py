@@ -7,6 +7,7 @@ import pytest
 from policy_builders import GW, ROOT_NS, SELECT_GW, at, pod, pol
 
 from gatetrace.policy import effective, errors, index, merge, model
+from gatetrace.policy import sampling as sampling_models
 
 
 @dataclasses.dataclass
@@ -383,7 +384,7 @@ def test_sampling_for_a_routed_namespace() -> None:
     ]
     result = index.compute_effective(policies, root_namespace=ROOT_NS, pod=pod("edge"))
     shop = effective.sampling_for_namespace(result.config, "shop")
-    assert shop.sampler == model.sampling_mod.ProbabilisticSampler(rate=0.5)
+    assert shop.sampler == sampling_models.ProbabilisticSampler(rate=0.5)
     assert shop.parent_based is False
     assert shop.max_traces_per_second == 100
     assert effective.sampling_for_namespace(result.config, "elsewhere") == result.config.sampling

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from policy_builders import ROOT_NS, pod, pol
 
 from gatetrace.policy import effective, errors, index, model
+from gatetrace.policy import sampling as sampling_models
 
 NAMESPACES = [ROOT_NS, "edge", "shop"]
 PODS = [
@@ -185,9 +186,7 @@ def test_any_single_change_changes_the_version(
             wire["tags"] = {**wire["tags"], "changed": "yes"}
         elif what == "rate":
             wire["sampling"]["sampler"] = {"type": "probabilistic", "rate": 0.123}
-            if result.config.sampling.sampler == model.sampling_mod.ProbabilisticSampler(
-                rate=0.123
-            ):
+            if result.config.sampling.sampler == sampling_models.ProbabilisticSampler(rate=0.123):
                 continue
         elif what == "override":
             wire["namespaceOverrides"]["elsewhere"] = {"sampling": {"parentBased": False}}

@@ -25,12 +25,11 @@ from typing import Any
 
 import pydantic
 
-from gatetrace.policy import clamp, errors, merge, model, sampling
+from gatetrace.policy import clamp, errors, merge, model, overrides, sampling
 from gatetrace.policy import effective as eff
 
 _SELECTOR_FIELD = frozenset({"selector"})
-LIMIT_SOURCE = "<namespaceOverrides limit>"
-"""Provenance of an override value the gateway's limits added (the traces/s cap)."""
+LIMIT_SOURCE = overrides.LIMIT_SOURCE
 _LimitsKey = tuple[bool, float, float | None]
 
 
@@ -60,18 +59,13 @@ class _Base:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Part:
-    override: model.NamespaceOverride | None
-    digest: str
-    provenance: dict[str, str]
+    part: overrides.OverridePart
     source: eff.SourceRef
-    clamps: tuple[eff.Clamp, ...]
     conflicts: tuple[eff.Conflict, ...]
 
-
-def _top_field(path: str) -> str:
-    """``sampling.rules[0].sampler.rate`` -> ``rules``."""
-    rest = path.removeprefix("sampling.")
-    return rest.split(".", 1)[0].split("[", 1)[0]
+    @property
+    def override(self) -> model.NamespaceOverride | None:
+        return self.part.override
 
 
 def _conflicts(entries: list[_Entry], level: eff.Level, namespace: str) -> tuple[eff.Conflict, ...]:
@@ -327,32 +321,8 @@ class PolicyIndex:
     ) -> _Part:
         winner = entries[0]
         assert winner.override is not None
-        ref = winner.ref("override")
-        conflicts = _conflicts(entries, "override", ns)
-        if not limits.allowed:
-            ignored = eff.Clamp(winner.source.key, ns, "sampling", "ignored")
-            return _Part(None, "", {}, ref, (ignored,), conflicts)
-        layer, notes = clamp.clamp_override(winner.override, limits)
-        try:
-            override = model.NamespaceOverride.model_validate({"sampling": layer})
-        except pydantic.ValidationError as e:  # pragma: no cover - clamping keeps values valid
-            raise errors.from_pydantic(e, subject=f"override {ns}", cls=errors.MergeFailed) from e
-        prefix = ("namespaceOverrides", ns, "sampling")
-        clamped = {_top_field(n.path) for n in notes}
-        prov: dict[str, str] = {}
-        for field_name in override.sampling.model_dump(mode="json", exclude_none=True):
-            if field_name not in winner.override:
-                origin = LIMIT_SOURCE
-            elif field_name in clamped:
-                origin = f"{winner.source.key} (clamped)"
-            else:
-                origin = winner.source.key
-            prov[errors.format_loc((*prefix, field_name))] = origin
-        clamps = tuple(
-            eff.Clamp(winner.source.key, ns, n.path, "clamped", n.requested, n.applied)
-            for n in notes
-        )
-        return _Part(override, eff.override_digest(override), prov, ref, clamps, conflicts)
+        part = overrides.build_part(ns, winner.source.key, winner.override, limits)
+        return _Part(part, winner.ref("override"), _conflicts(entries, "override", ns))
 
     def _compute(self, pod: eff.GatewayPod) -> eff.EffectiveConfig:
         levels, base_key = self._winners(pod)
@@ -370,13 +340,13 @@ class PolicyIndex:
         applied = {ns: p.override for ns, p in parts.items() if p.override is not None}
         config = base.config.model_copy(update={"namespace_overrides": applied})
         version = eff.combine_version(
-            base.digest, ((ns, p.digest) for ns, p in parts.items() if p.override is not None)
+            base.digest, ((ns, p.part.digest) for ns, p in parts.items() if p.override is not None)
         )
 
         def provenance() -> dict[str, str]:
             flat = dict(base.provenance)
             for part in parts.values():
-                flat.update(part.provenance)
+                flat.update(part.part.provenance)
             return flat
 
         conflicts: list[eff.Conflict] = []
@@ -390,7 +360,7 @@ class PolicyIndex:
             sources=base.sources + tuple(p.source for p in parts.values() if p.override),
             provenance=eff.LazyProvenance(provenance),
             conflicts=tuple(conflicts),
-            clamps=tuple(c for p in parts.values() for c in p.clamps),
+            clamps=tuple(c for p in parts.values() for c in p.part.clamps),
         )
         self._finals[final_key] = result
         return result
