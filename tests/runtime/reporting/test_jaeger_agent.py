@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from jaeger_testtools import RESOURCE, UdpAgent, decode_emit_batch, make_span, tag_dict, u64
 
-from gatetrace.runtime import span, spancontext
-from gatetrace.runtime.reporting import export, jaeger_agent
+from gatetrace.runtime import metrics, span, spancontext
+from gatetrace.runtime.reporting import engine, export, jaeger_agent
 
 
 @pytest.fixture
@@ -320,6 +320,30 @@ async def test_export_after_close_reopens_and_empty_batch_is_a_no_op(
     await exporter.export([make_span(span_id=5)], timeout=2)
     (got,) = decode_emit_batch(await agent.receive()).batch.spans
     assert got.spanId == 5
+
+
+async def test_batching_engine_drives_the_exporter_and_feeds_client_stats(agent: UdpAgent) -> None:
+    exporter = jaeger_agent.JaegerAgentExporter("127.0.0.1", agent.port)
+    settings = engine.BatchSettings(max_queue_size=100, max_batch_size=40, flush_interval_ms=50)
+    registry = metrics.Registry()
+    processor = engine.BatchingProcessor(exporter, settings, registry)
+    huge = make_span(span_id=1000, tags={f"b{i}": "z" * 30_000 for i in range(3)})
+    processor.on_end(huge)
+    for i in range(119):  # 99 fit the queue next to the huge span, 20 are dropped
+        processor.on_end(make_span(span_id=i + 1))
+    processor.start()
+    assert await processor.force_flush(5)
+    await processor.shutdown(5)
+
+    await asyncio.sleep(0.05)
+    decoded = [decode_emit_batch(d) for d in agent.drain()]
+    ids = [u64(s.spanId) for d in decoded for s in d.batch.spans]
+    assert sorted(ids) == list(range(1, 100))
+    assert decoded[-1].stats == (20, 1, 0)  # full queue (from the engine), too large, failed
+    labels = ("jaegerAgent", "0")
+    assert processor.metrics.exported.value(labels) == 99
+    assert processor.metrics.dropped.value((*labels, "too_large")) == 1
+    assert processor.metrics.dropped.value((*labels, "queue_full")) == 20
 
 
 def test_invalid_settings_name_the_field() -> None:
