@@ -395,3 +395,26 @@ def test_engine_feeds_client_side_drop_counts_to_jaeger_exporters() -> None:
         processor.on_end(s)
     assert exporter.full_queue_dropped is not None
     assert exporter.full_queue_dropped() == 3
+
+
+async def test_many_threads_enqueue_while_exporting_each_span_once() -> None:
+    processor, sink = memory_engine(
+        engine.BatchSettings(max_queue_size=100_000, max_batch_size=64, flush_interval_ms=5)
+    )
+    processor.start()
+    batches = [gateway_spans(1000) for _ in range(4)]
+
+    def produce(batch: list[span.Span]) -> None:
+        for s in batch:
+            processor.on_end(s)
+
+    threads = [threading.Thread(target=produce, args=(batch,)) for batch in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:  # joined off the loop, so the loop exports meanwhile
+        await asyncio.to_thread(thread.join)
+    assert await processor.force_flush(3)
+    exported = sink.spans()
+    assert len(exported) == 4000
+    assert {id(s) for s in exported} == {id(s) for b in batches for s in b}
+    await processor.shutdown(1)
