@@ -340,3 +340,40 @@ async def test_metrics_show_revision_applies_and_requests() -> None:
         assert 'gatetrace_admin_requests_total{route="/admin/v1/tracing",code="200"} 1' in text
         assert "gatetrace_spans_started_total" in text
         assert "# TYPE gatetrace_admin_request_duration_seconds histogram" in text
+
+
+async def test_namespace_priority_settings_reach_the_running_state() -> None:
+    async with running_admin() as a:
+        cfg = _config(
+            namespaceOverrides={
+                "shop": {"sampling": {"prioritize": {"errors": True, "slowerThanMs": 20}}}
+            }
+        )
+        assert (await a.put({"revision": 1, "config": cfg})).status == 200
+        active = a.holder.current
+        assert active is not None
+        assert active.priority_for("shop").slower_than_ns == 20_000_000
+        assert active.priority_for("shop").errors is True
+        assert active.priority_for("other") is active.priority
+        assert active.priority_for(None) is active.priority
+
+
+async def test_422_never_echoes_a_secret_header_value() -> None:
+    async with running_admin() as a:
+        secret = "Bearer " + "s" * 5000
+        cfg = _config(
+            reporters=[
+                {
+                    "type": "otlpHttp",
+                    "endpoint": "http://127.0.0.1:9/v1/traces",
+                    "headers": {"authorization": secret},
+                }
+            ]
+        )
+        response = await a.put({"revision": 1, "config": cfg})
+        assert response.status == 422
+        text = await response.text()
+        assert "sssss" not in text
+        errors = json.loads(text)["errors"]
+        assert errors[0]["loc"].startswith("config.reporters[0].headers")
+        assert "redacted" in errors[0]["msg"]

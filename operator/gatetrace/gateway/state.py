@@ -62,12 +62,21 @@ class ActiveTracing:
     sources: Sequence[Mapping[str, Any]] = ()
     reporters: Sequence[Closable] = ()
     applied_at: float = field(default_factory=time.time)
+    namespace_priority: Mapping[str, PrioritySettings] = field(default_factory=dict)
+    """Priority settings for traffic routed to a namespace whose override sets its own
+    ``prioritize`` (others use :attr:`priority`)."""
 
     def sampler_for(self, namespace: str | None) -> _sampling.Sampler | None:
         """The override sampler for a route's upstream namespace, or None for the default."""
         if namespace is None:
             return None
         return self.namespace_samplers.get(namespace)
+
+    def priority_for(self, namespace: str | None) -> PrioritySettings:
+        """The priority settings for a route's upstream namespace (default: :attr:`priority`)."""
+        if namespace is None:
+            return self.priority
+        return self.namespace_priority.get(namespace, self.priority)
 
 
 class TracingHolder:

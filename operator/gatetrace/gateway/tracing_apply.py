@@ -16,6 +16,7 @@ revision with different content is refused too.
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,7 +101,18 @@ def validate(document: Any) -> _model.TracingConfig:
         return _model.TracingConfig.model_validate(document)
     except pydantic.ValidationError as e:
         failed: _errors.ValidationFailed = _errors.from_pydantic(e, prefix=("config",))
-        raise InvalidConfigError(failed.errors) from e
+        raise InvalidConfigError([_without_secrets(err) for err in failed.errors]) from e
+
+
+_GOT = re.compile(r" \(got .*\)$", re.DOTALL)
+
+
+def _without_secrets(error: _errors.FieldError) -> _errors.FieldError:
+    """Reporter header values are secrets: an error about one must not echo it (the
+    operator copies 422 messages into the policy's status)."""
+    if ".headers" not in error.loc:
+        return error
+    return _errors.FieldError(error.loc, _GOT.sub(" (value redacted)", error.msg))
 
 
 class Applier:
@@ -195,6 +207,13 @@ class Applier:
                 priority=_state.PrioritySettings(
                     errors=parts.prioritize_errors, slower_than_ns=parts.slower_than_ns
                 ),
+                namespace_priority={
+                    namespace: _state.PrioritySettings(
+                        errors=p is not None and p.errors,
+                        slower_than_ns=_build.slower_than_ns(p),
+                    )
+                    for namespace, p in parts.namespace_prioritize.items()
+                },
                 namespace_samplers=parts.namespace_samplers,
                 header_tags=parts.header_tags,
                 baggage_tag_keys=parts.baggage_tag_keys,

@@ -60,6 +60,7 @@ __all__ = [
     "build_runtime",
     "build_sampling",
     "config_version",
+    "slower_than_ns",
 ]
 
 
@@ -96,6 +97,10 @@ class RuntimeParts:
     """Sampler chains for traffic routed to services of each overriding namespace."""
     prioritize: _sampling_model.Prioritize | None = None
     priority_budget: _priority.PriorityBudget | None = None
+    namespace_prioritize: Mapping[str, _sampling_model.Prioritize | None] = field(
+        default_factory=dict
+    )
+    """For overriding namespaces whose effective ``prioritize`` differs from the gateway's."""
     header_tags: tuple[tuple[str, str], ...] = ()
     """(lowercase request header, tag) pairs."""
     baggage_tag_keys: frozenset[str] = frozenset()
@@ -107,14 +112,18 @@ class RuntimeParts:
     @property
     def slower_than_ns(self) -> int | None:
         """The latency threshold of the priority upgrade, in nanoseconds (None: off)."""
-        p = self.prioritize
-        if p is None or p.slower_than_ms is None:
-            return None
-        return p.slower_than_ms * 1_000_000
+        return slower_than_ns(self.prioritize)
 
     @property
     def prioritize_errors(self) -> bool:
         return self.prioritize is not None and self.prioritize.errors
+
+
+def slower_than_ns(prioritize: _sampling_model.Prioritize | None) -> int | None:
+    """``prioritize.slowerThanMs`` in nanoseconds; None when latency priority is off."""
+    if prioritize is None or prioritize.slower_than_ms is None:
+        return None
+    return prioritize.slower_than_ms * 1_000_000
 
 
 ExporterFactory = Callable[[_reporters.Reporter], _export.Exporter]
@@ -267,13 +276,18 @@ def build_runtime(
     """
     root = build_sampling(config.sampling)
     namespace_samplers: dict[str, _sampling.Sampler] = {}
+    namespace_prioritize: dict[str, _sampling_model.Prioritize | None] = {}
     for namespace in sorted(config.namespace_overrides):
         merged = _effective.sampling_for_namespace(config, namespace)
-        shared = root.budget if merged.prioritize == root.prioritize else None
+        same = merged.prioritize == root.prioritize
         chain = build_sampling(
-            merged, loc=f"namespaceOverrides.{namespace}.sampling", budget=shared
+            merged,
+            loc=f"namespaceOverrides.{namespace}.sampling",
+            budget=root.budget if same else None,
         )
         namespace_samplers[namespace] = chain.sampler
+        if not same:
+            namespace_prioritize[namespace] = merged.prioritize
     baggage = _baggage_rules.BaggageRules(
         allow=config.baggage.allow,
         deny=config.baggage.deny,
@@ -305,6 +319,7 @@ def build_runtime(
         namespace_samplers=namespace_samplers,
         prioritize=root.prioritize,
         priority_budget=root.budget,
+        namespace_prioritize=namespace_prioritize,
         header_tags=tuple((h.header.lower(), h.tag) for h in config.header_tags),
         baggage_tag_keys=frozenset(config.baggage.tag_keys),
         processors=processors,
