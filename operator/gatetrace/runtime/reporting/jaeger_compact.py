@@ -55,12 +55,16 @@ _pack_double = struct.Struct("<d").pack
 _KEY_CACHE_SIZE = 4096
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
+def _put_varint(out: bytearray, value: int) -> None:
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    _put_varint(out, value)
     return bytes(out)
 
 
@@ -112,7 +116,9 @@ def _b(*values: int) -> bytes:
 _TAG_KEY = _b(_L.header("Tag", None, "key", _TTYPE_STRING))
 _TAG_VTYPE = _L.header("Tag", "key", "vType", _TTYPE_I32)
 _TAG_STR = _b(_TAG_VTYPE, _zigzag(_TT.STRING), _L.header("Tag", "vType", "vStr", _TTYPE_STRING))
-_TAG_DOUBLE = _b(_TAG_VTYPE, _zigzag(_TT.DOUBLE), _L.header("Tag", "vType", "vDouble", 4))
+_TAG_DOUBLE = _b(
+    _TAG_VTYPE, _zigzag(_TT.DOUBLE), _L.header("Tag", "vType", "vDouble", _TTYPE_DOUBLE)
+)
 _TAG_LONG = _b(_TAG_VTYPE, _zigzag(_TT.LONG), _L.header("Tag", "vType", "vLong", _TTYPE_I64))
 _BOOL_TRUE = _L.header("Tag", "vType", "vBool", _TTYPE_BOOL)
 _TAG_TRUE = _b(_TAG_VTYPE, _zigzag(_TT.BOOL), _BOOL_TRUE, 0)
@@ -153,8 +159,10 @@ _B_SPANS = _b(_L.header("Batch", "process", "spans", _TTYPE_LIST))
 _B_SEQ = _b(_L.header("Batch", "spans", "seqNo", _TTYPE_I64))
 _B_STATS = _b(_L.header("Batch", "seqNo", "stats", _TTYPE_STRUCT))
 _CS_FULL = _b(_L.header("ClientStats", None, "fullQueueDroppedSpans", _TTYPE_I64))
-_CS_LARGE = _b(_L.header("ClientStats", "fullQueueDroppedSpans", "tooLargeDroppedSpans", 10))
-_CS_FAILED = _b(_L.header("ClientStats", "tooLargeDroppedSpans", "failedToEmitSpans", 10))
+_CS_LARGE = _b(
+    _L.header("ClientStats", "fullQueueDroppedSpans", "tooLargeDroppedSpans", _TTYPE_I64)
+)
+_CS_FAILED = _b(_L.header("ClientStats", "tooLargeDroppedSpans", "failedToEmitSpans", _TTYPE_I64))
 
 
 def _emit_batch_args_header() -> bytes:
@@ -179,13 +187,6 @@ MESSAGE_OVERHEAD = len(_MESSAGE_HEAD) + len(_B_SPANS) + _MAX_LIST_HEADER + _MAX_
 """Bytes of an emitBatch message besides the encoded Process and spans (an upper bound)."""
 
 _MIN_I64, _MAX_I64 = _jt.MIN_I64, _jt.MAX_I64
-
-
-def _put_varint(out: bytearray, value: int) -> None:
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
 
 
 def _put_id(out: bytearray, value: int) -> None:
@@ -294,11 +295,11 @@ class CompactEncoder:
         append(_S_NAME)
         name = span.name
         try:
-            data = name.encode("utf-8")
-        except (UnicodeEncodeError, AttributeError):
+            data = name.encode("utf-8") if type(name) is str else b""
+        except UnicodeEncodeError:
+            data = b""
+        if not data or len(data) > self._clean.max_string_bytes:
             data = self._clean.utf8(self._clean.text(name))
-        if len(data) > self._clean.max_string_bytes:
-            data = self._clean.utf8(name)
         _put_varint(out, len(data))
         out += data
         references = span.references
@@ -378,13 +379,13 @@ class CompactEncoder:
         return encoded
 
     def message(
-        self,
-        process: bytes,
-        spans: Sequence[bytes],
-        seq_no: int,
-        stats: tuple[int, int, int],
+        self, process: bytes, spans: Sequence[bytes], seq_no: int, stats: tuple[int, int, int]
     ) -> bytes:
-        """A complete ``Agent.emitBatch`` oneway message holding ``spans`` (encoded)."""
+        """A complete ``Agent.emitBatch`` oneway message holding encoded ``spans``.
+
+        ``stats`` are the cumulative ClientStats: spans dropped on a full queue,
+        too large for a datagram, and lost to failed sends.
+        """
         out = bytearray(_MESSAGE_HEAD)
         out += process
         out += _B_SPANS
