@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e bench demo crds clean
+.PHONY: test lint unit e2e bench demo crds readme clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ demo: $(STAMP)
 crds: $(STAMP)
 	$(BIN)/gatetrace crds > crds/tracingpolicies.gatetrace.dev.yaml
 	cp crds/tracingpolicies.gatetrace.dev.yaml charts/gatetrace/crds/
+
+## make readme: regenerate the README's TracingPolicy reference from the model
+readme: $(STAMP)
+	$(BIN)/python -m gatetrace.policy.reference README.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

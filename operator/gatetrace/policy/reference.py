@@ -10,7 +10,7 @@ from typing import Any
 
 from gatetrace.policy import model
 
-__all__ = ["markdown"]
+__all__ = ["markdown", "update_readme"]
 
 
 def _type(schema: Mapping[str, Any], defs: Mapping[str, Any]) -> str:
@@ -98,3 +98,20 @@ def markdown() -> str:
         *_rows(schema, defs, "spec", ()),
     ]
     return "\n".join(lines) + "\n"
+
+
+def update_readme(text: str) -> str:
+    """``text`` with the section between the reference markers regenerated."""
+    start, end = "<!-- reference:start -->\n", "<!-- reference:end -->"
+    head, found, rest = text.partition(start)
+    if not found or end not in rest:
+        raise ValueError("README has no <!-- reference:start/end --> markers")
+    return head + start + markdown() + end + rest.split(end, 1)[1]
+
+
+if __name__ == "__main__":  # `make readme`
+    import pathlib
+    import sys
+
+    path = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    path.write_text(update_readme(path.read_text(encoding="utf-8")), encoding="utf-8")
