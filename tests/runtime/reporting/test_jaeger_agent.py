@@ -322,6 +322,23 @@ async def test_export_after_close_reopens_and_empty_batch_is_a_no_op(
     assert got.spanId == 5
 
 
+async def test_socket_failure_is_retryable_and_recovers(
+    agent: UdpAgent, exporter: jaeger_agent.JaegerAgentExporter
+) -> None:
+    assert (await exporter.export([make_span(span_id=1)], timeout=2)).dropped == {}
+    assert exporter._socket is not None
+    exporter._socket.close()  # the descriptor goes bad under the exporter
+    failed = await exporter.export([make_span(span_id=2)], timeout=2)
+    assert failed.result is export.ExportResult.RETRYABLE
+    assert failed.reason == "ebadf"
+    recovered = await exporter.export([make_span(span_id=3)], timeout=2)
+    assert recovered == export.ExportOutcome.success()
+    await asyncio.sleep(0.05)
+    received = [decode_emit_batch(d) for d in agent.drain()]
+    assert [u64(s.spanId) for d in received for s in d.batch.spans] == [1, 3]
+    assert received[-1].stats == (0, 0, 0)  # nothing was lost for good: the engine retries
+
+
 async def test_batching_engine_drives_the_exporter_and_feeds_client_stats(agent: UdpAgent) -> None:
     exporter = jaeger_agent.JaegerAgentExporter("127.0.0.1", agent.port)
     settings = engine.BatchSettings(max_queue_size=100, max_batch_size=40, flush_interval_ms=50)

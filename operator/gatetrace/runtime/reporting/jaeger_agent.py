@@ -16,6 +16,7 @@ accepted is a success.
 """
 
 import asyncio
+import errno
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -79,6 +80,7 @@ class JaegerAgentExporter:
         self.failed_to_emit = 0
         """Spans in datagrams the socket refused (cumulative)."""
         self.datagrams_sent = 0
+        """Datagrams the socket accepted (cumulative)."""
 
     # -- transport --------------------------------------------------------------
 
@@ -99,6 +101,11 @@ class JaegerAgentExporter:
             self._address = address
             self._resolved_at = now
         return sock, tuple(address)
+
+    def _reset(self) -> None:
+        sock, self._socket, self._address = self._socket, None, None
+        if sock is not None:
+            sock.close()
 
     def _stats(self, too_large: int, failed: int) -> tuple[int, int, int]:
         full = 0
@@ -157,9 +164,7 @@ class JaegerAgentExporter:
         return export.ExportOutcome.success(dropped, truncated)
 
     async def close(self) -> None:
-        sock, self._socket = self._socket, None
-        if sock is not None:
-            sock.close()
+        self._reset()
 
 
 class _Progress:
@@ -226,6 +231,6 @@ class _Progress:
         except TimeoutError:
             return "timeout"
         except OSError as error:
-            self.exporter._resolved_at = 0.0  # look the host up again next time
-            return type(error).__name__.lower()
+            self.exporter._reset()  # a fresh socket and a fresh look-up next time
+            return errno.errorcode.get(error.errno or 0, "oserror").lower()  # emsgsize...
         return ""
