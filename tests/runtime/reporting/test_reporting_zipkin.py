@@ -257,3 +257,11 @@ def test_huge_logs_and_non_finite_numbers() -> None:
     assert isinstance(annotations, list)
     value = json.loads(annotations[0]["value"])
     assert value == {"event": "dump", "nan": "nan", "inf": "inf", "blob": "z" * 32768}
+
+
+def test_odd_tag_keys_become_strings() -> None:
+    s = finished_span(tags={7: "int key", (1, 2): "tuple key", "ok": True})  # type: ignore[dict-item]
+    body, truncated = zipkin.ZipkinEncoder().encode([s])
+    (out,) = decode(body)
+    assert out["tags"] == {"7": "int key", "(1, 2)": "tuple key", "ok": "true"}
+    assert truncated == {"value_type": 1}

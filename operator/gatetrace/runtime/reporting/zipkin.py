@@ -74,7 +74,17 @@ class ZipkinEncoder:
         """The request body for ``spans`` and what had to be cut, by what."""
         truncated: dict[str, int] = {}
         self._truncated = truncated
-        text = _ENCODE([self.span_dict(span) for span in spans])
+        dicts = [self.span_dict(span) for span in spans]
+        try:
+            text = _ENCODE(dicts)
+        except TypeError:  # a tag key json cannot write (tuple...): name it by str()
+            for encoded in dicts:
+                if "tags" in encoded:
+                    encoded["tags"] = {
+                        key if type(key) is str else self._text(key): value
+                        for key, value in encoded["tags"].items()
+                    }
+            text = _ENCODE(dicts)
         try:
             body = text.encode()
         except UnicodeEncodeError:
@@ -190,12 +200,18 @@ class ZipkinEncoder:
         if span.logs:
             out["annotations"] = [self._annotation(log) for log in span.logs]
         text = self._text
-        converted = {
-            key if type(key) is str else text(key): value
-            if type(value) is str and len(value) <= self.max_value_length
-            else text(value)
-            for key, value in tags.items()
-        }
+        limit = self.max_value_length
+        converted: dict[str, str] = {}
+        for key, value in tags.items():
+            value_type = type(value)
+            if value_type is str:
+                converted[key] = value if len(value) <= limit else text(value)  # type: ignore[arg-type,assignment]
+            elif value_type is bool:
+                converted[key] = "true" if value else "false"
+            elif value_type is int or value_type is float:
+                converted[key] = str(value)
+            else:
+                converted[key] = text(value)
         status = span.status
         if status.code is _span.StatusCode.ERROR:
             converted["error"] = text(status.description) if status.description else "true"
