@@ -1,6 +1,8 @@
 """W3C baggage: grammar, percent-encoding, properties, limits, counted failures."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from proptools import context, counter, counts, extract, inject
 
 from gatetrace.runtime import baggage as _baggage
@@ -151,3 +153,35 @@ def test_percent_encoding_round_trips_any_text() -> None:
     encoded = percent.encode(text)
     assert encoded is not None and percent.BAGGAGE_OCTETS.issuperset(encoded)
     assert percent.decode(encoded) == text
+
+
+class TestPlainFastPath:
+    """``k=v,k=v`` headers take a one-regex path; it must agree with the general one."""
+
+    def test_65_plain_members_keep_64_and_count_one(self) -> None:
+        failures = counter()
+        header = ",".join(f"k{i}=v" for i in range(65))
+        found = extract(w3c.BaggagePropagator(failures), {"baggage": header})
+        assert len(found.baggage) == 64 and "k64" not in found.baggage
+        assert counts(failures) == {("baggage", "limit"): 1}
+
+    @given(
+        st.lists(
+            st.tuples(
+                st.text(sorted(percent.TOKEN_CHARS - {"%"}), min_size=1, max_size=6),
+                st.text(sorted(percent.BAGGAGE_OCTETS - {"%"}), max_size=8),
+            ),
+            min_size=1,
+            max_size=70,
+        )
+    )
+    @settings(max_examples=200, deadline=None)
+    def test_same_result_as_the_general_path(self, members: list[tuple[str, str]]) -> None:
+        header = ",".join(f"{k}={v}" for k, v in members)
+        fast_failures, slow_failures = counter(), counter()
+        fast = extract(w3c.BaggagePropagator(fast_failures), {"baggage": header})
+        # trailing OWS is not part of any member, but it keeps the header off the fast path
+        slow = extract(w3c.BaggagePropagator(slow_failures), {"baggage": header + " "})
+        assert fast == slow
+        assert list(fast.baggage) == list(slow.baggage)
+        assert counts(fast_failures) == counts(slow_failures)

@@ -52,11 +52,11 @@ class B3Propagator:
     def extract(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        values = getter.get(carrier, _HEADER)
-        if not values:
-            return found
         previous = found.context
         if previous is not None and previous.trace_id:
+            return found  # an earlier format won: not even read
+        values = getter.get(carrier, _HEADER)
+        if not values:
             return found
         if len(values) != 1:
             self._failures.failed(FORMAT, "duplicate")

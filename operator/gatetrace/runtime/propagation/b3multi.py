@@ -73,10 +73,10 @@ class B3MultiPropagator:
     def extract(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        trace_values = getter.get(carrier, _TRACE_ID)
         previous = found.context
-        if trace_values and previous is not None and previous.trace_id:
-            return found
+        if previous is not None and previous.trace_id:
+            return found  # an earlier format won: not even read
+        trace_values = getter.get(carrier, _TRACE_ID)
         sampled, debug = self._decision(carrier, getter)
         if not trace_values:
             if sampled is None or found.sampled is not None:

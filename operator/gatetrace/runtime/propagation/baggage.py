@@ -15,6 +15,7 @@ longer than four times ``max_bytes`` is only read up to the last whole member
 before that point.
 """
 
+import re
 from typing import Any
 
 from gatetrace.runtime import baggage as _baggage
@@ -28,6 +29,24 @@ FORMAT = "baggage"
 _HEADER = "baggage"
 _OWS = " \t"
 _OCTETS = _percent.BAGGAGE_OCTETS
+_TOKEN = _percent.TOKEN_CHARS
+_decode = _percent.decode
+_encode = _percent.encode
+_new_tuple = tuple.__new__
+
+
+def _char_class(chars: frozenset[str]) -> str:
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+_PLAIN_HEADER = re.compile(
+    "{key}+={value}*(?:,{key}+={value}*)*".format(
+        key=_char_class(_percent.TOKEN_CHARS - {"%"}),
+        value=_char_class(_percent.BAGGAGE_OCTETS - {"%"}),
+    )
+).fullmatch
+"""``k=v,k=v`` with nothing to trim, split off or decode."""
+_Entry = _baggage.BaggageEntry
 
 
 def parse_properties(text: str) -> str | None:
@@ -53,21 +72,23 @@ def parse_properties(text: str) -> str | None:
 
 def parse_member(member: str) -> tuple[str, str, str] | None:
     """``(key, decoded value, metadata)`` of one OWS-stripped list member; None if invalid."""
-    pair, semicolon, properties = member.partition(";")
-    key, eq, value = pair.partition("=")
-    if not eq:
+    eq = member.find("=")
+    if eq <= 0:
         return None
-    key = key.rstrip(_OWS)
-    value = value.strip(_OWS)
-    if not _percent.is_token(key) or not _OCTETS.issuperset(value):
-        return None
+    key = member[:eq].rstrip(_OWS)
+    value = member[eq + 1 :]
     metadata = ""
-    if semicolon:
-        normalised = parse_properties(properties)
+    semicolon = value.find(";")
+    if semicolon >= 0:
+        normalised = parse_properties(value[semicolon + 1 :])
         if normalised is None:
             return None
         metadata = normalised
-    return key, _percent.decode(value), metadata
+        value = value[:semicolon]
+    value = value.strip(_OWS)
+    if not key or not _TOKEN.issuperset(key) or not _OCTETS.issuperset(value):
+        return None
+    return key, (_decode(value) if "%" in value else value), metadata
 
 
 class BaggagePropagator:
@@ -98,6 +119,17 @@ class BaggagePropagator:
             self._failures.failed(FORMAT, "too_long")
             text = text[: text.rfind(",", 0, cap + 1) + 1]
         max_entries, max_bytes = self._limits
+        if len(text) <= max_bytes and _PLAIN_HEADER(text):
+            # the common shape (no OWS, properties or percent-encoding), read in one go
+            members = text.split(",")
+            if len(members) <= max_entries:
+                plain = {
+                    key: _new_tuple(_Entry, (value, ""))
+                    for key, _, value in (member.partition("=") for member in members)
+                }
+                if len(plain) == len(members):  # else a repeated key: counted below
+                    merged = found.baggage.merged(_baggage.Baggage(plain))
+                    return _base.with_baggage(found, merged)
         entries: dict[str, _baggage.BaggageEntry] = {}
         used = 0
         for raw in text.split(","):
@@ -117,10 +149,10 @@ class BaggagePropagator:
                 self._failures.failed(FORMAT, "limit")
                 continue
             used += size
-            entries[key] = _baggage.BaggageEntry(value, metadata)
+            entries[key] = _new_tuple(_Entry, (value, metadata))
         if not entries:
             return found
-        return found._replace(baggage=found.baggage.merged(_baggage.Baggage(entries)))
+        return _base.with_baggage(found, found.baggage.merged(_baggage.Baggage(entries)))
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
         baggage = context.baggage
@@ -129,12 +161,12 @@ class BaggagePropagator:
         max_entries, max_bytes = self._limits
         members: list[str] = []
         used = 0
-        for key, entry in baggage.entries():
-            value = _percent.encode(entry.value)
-            metadata = entry.metadata
+        for key, (text, metadata) in baggage.entries():
+            value = _encode(text)
             if (
-                not _percent.is_token(key)
-                or value is None
+                value is None
+                or not key
+                or not _TOKEN.issuperset(key)
                 or (metadata and parse_properties(metadata) != metadata)
             ):
                 self._failures.failed(FORMAT, "inject_member")

@@ -63,8 +63,10 @@ class CompositePropagator:
             except Exception:  # a format bug must not fail the request; count it instead
                 self._failures.failed(propagator.name, "internal_error")
         context = found.context
-        if context is not None and found.baggage and context.baggage is not found.baggage:
-            found = found._replace(context=context._replace(baggage=found.baggage))
+        baggage = found.baggage
+        if context is not None and baggage and context.baggage is not baggage:
+            context = _base.context_with_baggage(context, baggage)
+            return _base.Extracted(context, baggage, found.format, found.sampled, found.debug)
         return found
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:

@@ -49,7 +49,7 @@ def extract(
         entries[key] = _baggage.BaggageEntry(_percent.decode(value))
     if not entries:
         return found
-    return found._replace(baggage=found.baggage.merged(_baggage.Baggage(entries)))
+    return _base.with_baggage(found, found.baggage.merged(_baggage.Baggage(entries)))
 
 
 def inject(

@@ -37,6 +37,7 @@ _new_tuple = tuple.__new__
 _SpanContext = _sc.SpanContext
 _TAIL = tuple(_SpanContext(1, 1))[6:]
 """trace_state, baggage and debug_id defaults: what follows ``remote``."""
+assert _SpanContext._fields[6] == "trace_state", "the tuple layout used here changed"
 _Extracted = _base.Extracted
 _FLAGS = ("00", "01", "02", "03")
 _TRACE_LIMIT = 1 << 128
@@ -65,11 +66,11 @@ class TraceContextPropagator:
     def extract(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        values = getter.get(carrier, _TRACEPARENT)
-        if not values:
-            return found
         previous = found.context
         if previous is not None and previous.trace_id:
+            return found  # an earlier format won: not even read
+        values = getter.get(carrier, _TRACEPARENT)
+        if not values:
             return found
         if len(values) != 1:
             self._failures.failed(FORMAT, "duplicate")
@@ -83,7 +84,7 @@ class TraceContextPropagator:
             if reason:
                 self._failures.failed(FORMAT, reason)
             elif members:
-                context = context._replace(trace_state=members)
+                context = _new_tuple(_SpanContext, (*context[:6], members, *context[7:]))
         if previous is None:
             return _new_tuple(
                 _Extracted, (context, found.baggage, FORMAT, found.sampled, found.debug)

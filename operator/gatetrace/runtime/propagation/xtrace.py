@@ -68,11 +68,11 @@ class XTracePropagator:
         found = _prefixed.extract(
             carrier, getter, found, _PREFIX, self._limits, self._failures, FORMAT
         )
-        trace_values = getter.get(carrier, _TRACE_ID)
-        if not trace_values:
-            return found
         previous = found.context
         if previous is not None and previous.trace_id:
+            return found
+        trace_values = getter.get(carrier, _TRACE_ID)
+        if not trace_values:
             return found
         trace_id = _parse_id(trace_values, (16, 32))
         if trace_id is None:
