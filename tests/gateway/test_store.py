@@ -44,6 +44,9 @@ def test_count_bound_evicts_oldest_and_cleans_indexes() -> None:
     assert s.services() == ["svc2", "svc3", "svc4"]
     assert s.trace(spans[0].trace_id) == []
     assert s.operations("svc0") == []
+    assert s.find_traces(store.TraceQuery(service="svc0", operation="op0")) == []
+    assert len(s.find_traces(store.TraceQuery(service="svc4", operation="op4"))) == 1
+    assert s._by_operation.keys() == {("svc2", "op2"), ("svc3", "op3"), ("svc4", "op4")}
 
 
 def test_age_bound_evicts_on_read() -> None:

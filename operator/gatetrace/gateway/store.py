@@ -10,12 +10,15 @@ import collections
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from gatetrace.runtime import span as _span
 
 __all__ = ["Dependency", "SpanStore", "Stats", "TraceQuery", "percentile"]
+
+_K = TypeVar("_K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,20 @@ def _service(span: _span.Span) -> str:
     return span.resource.service_name
 
 
+def _release(index: dict[_K, dict[int, int]], key: _K, trace_id: int) -> None:
+    """Count one span of ``trace_id`` out of ``index[key]``, dropping empty entries."""
+    traces = index.get(key)
+    if traces is None:
+        return
+    left = traces.get(trace_id, 0) - 1
+    if left > 0:
+        traces[trace_id] = left
+    else:
+        traces.pop(trace_id, None)
+        if not traces:
+            del index[key]
+
+
 class SpanStore:
     """Keeps finished spans for the query API; evicts by count and age.
 
@@ -124,7 +141,9 @@ class SpanStore:
         self._traces: dict[int, _Trace] = {}
         # service -> trace id -> number of that service's spans in the trace (insertion ordered)
         self._by_service: dict[str, dict[int, int]] = {}
-        # (service, operation) -> (kind -> span count)
+        # (service, operation) -> trace id -> that operation's span count in the trace
+        self._by_operation: dict[tuple[str, str], dict[int, int]] = {}
+        # service -> operation -> (kind -> span count)
         self._operations: dict[str, dict[str, dict[_span.SpanKind, int]]] = {}
         self.evicted = 0
         """Spans evicted so far (count or age)."""
@@ -156,6 +175,8 @@ class SpanStore:
             service = _service(span)
             traces = self._by_service.setdefault(service, {})
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
+            traces = self._by_operation.setdefault((service, span.name), {})
+            traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
             kinds = self._operations.setdefault(service, {}).setdefault(span.name, {})
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
         self.evict(now)
@@ -185,15 +206,8 @@ class SpanStore:
             if not trace.spans:
                 del self._traces[span.trace_id]
         service = _service(span)
-        traces = self._by_service.get(service)
-        if traces is not None:
-            left = traces.get(span.trace_id, 0) - 1
-            if left > 0:
-                traces[span.trace_id] = left
-            else:
-                traces.pop(span.trace_id, None)
-                if not traces:
-                    del self._by_service[service]
+        _release(self._by_service, service, span.trace_id)
+        _release(self._by_operation, (service, span.name), span.trace_id)
         operations = self._operations.get(service)
         if operations is not None:
             kinds = operations.get(span.name)
@@ -234,11 +248,13 @@ class SpanStore:
                     found.append((name, span_kind))
         return sorted(found, key=lambda pair: (pair[0], pair[1].value))
 
-    def _candidate_traces(self, service: str | None) -> Iterator[int]:
-        """Trace ids newest first (by first stored span), narrowed by service when given."""
+    def _candidate_ids(self, service: str | None, operation: str | None) -> list[int]:
+        """Trace ids (oldest first), narrowed by the service and operation indexes."""
         if service is None:
-            return reversed(list(self._traces))
-        return reversed(list(self._by_service.get(service, {})))
+            return list(self._traces)
+        if operation is not None:
+            return list(self._by_operation.get((service, operation), {}))
+        return list(self._by_service.get(service, {}))
 
     @staticmethod
     def _matches(span: _span.Span, query: TraceQuery) -> bool:
@@ -269,7 +285,7 @@ class SpanStore:
         found: list[list[_span.Span]] = []
         if query.limit <= 0:
             return found
-        for trace_id in self._candidate_traces(query.service):
+        for trace_id in reversed(self._candidate_ids(query.service, query.operation)):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
@@ -310,11 +326,7 @@ class SpanStore:
         since_ns = int((self._clock() - window_seconds) * 1e9)
         durations: list[float] = []
         errors = 0
-        if service is not None:
-            trace_ids: Iterable[int] = list(self._by_service.get(service, {}))
-        else:
-            trace_ids = list(self._traces)
-        for trace_id in trace_ids:
+        for trace_id in self._candidate_ids(service, operation):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
