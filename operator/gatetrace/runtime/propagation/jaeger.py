@@ -15,6 +15,7 @@ a valid ``uber-trace-id`` yields an id-less context with ``debug`` and
 """
 
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from gatetrace.runtime import ids
@@ -79,11 +80,11 @@ class JaegerPropagator:
         context = _sc.SpanContext(0, 0, True, True, False, True, debug_id=debug_id)
         return _base.Extracted(context, found.baggage, FORMAT, True, True)
 
-    def _parse(self, values: Any) -> _sc.SpanContext | None:
+    def _parse(self, values: Sequence[str]) -> _sc.SpanContext | None:
         if len(values) != 1:
             self._failures.failed(FORMAT, "duplicate")
             return None
-        value: str = values[0]
+        value = values[0]
         if len(value) > _MAX_CHARS:
             self._failures.failed(FORMAT, "too_long")
             return None
