@@ -110,8 +110,10 @@ class BatchingProcessor:
         "_loop_thread",
         "_max_queue",
         "_queue",
+        "_queue_full_labels",
         "_random",
         "_settled",
+        "_shutdown_labels",
         "_shutdown_started",
         "_task",
         "_wake_pending",
@@ -134,6 +136,8 @@ class BatchingProcessor:
         registry = registry if registry is not None else _metrics.Registry()
         self.metrics = stats.ReporterMetrics(registry, exporter.name, instance)
         self._labels = self.metrics.labels
+        self._queue_full_labels = (*self._labels, "queue_full")
+        self._shutdown_labels = (*self._labels, "shutdown")
         self._max_queue = self.settings.max_queue_size
         self._batch_size = self.settings.max_batch_size
         self._queue: collections.deque[_span.Span] = collections.deque()
@@ -162,11 +166,11 @@ class BatchingProcessor:
     def on_end(self, span: _span.Span) -> None:
         """Enqueue a finished span: O(1), never blocks, never raises, any thread."""
         if self._closed:
-            self.metrics.dropped.inc((*self._labels, "shutdown"))
+            self.metrics.dropped.inc(self._shutdown_labels)
             return
         queue = self._queue
         if len(queue) >= self._max_queue:
-            self.metrics.dropped.inc((*self._labels, "queue_full"))
+            self.metrics.dropped.inc(self._queue_full_labels)
             return
         queue.append(span)
         self.metrics.queued.inc(self._labels)
