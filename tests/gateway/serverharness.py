@@ -16,10 +16,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @contextlib.asynccontextmanager
-async def upstream(delay: float = 0.0) -> AsyncIterator[str]:
-    """An upstream echoing the headers it got (after ``delay`` seconds)."""
+async def upstream(delay: float = 0.0, arrived: asyncio.Event | None = None) -> AsyncIterator[str]:
+    """An upstream echoing the headers it got (after ``delay`` seconds); sets ``arrived``
+    when a request reaches it."""
 
     async def echo(request: web.Request) -> web.Response:
+        if arrived is not None:
+            arrived.set()
         if delay:
             await asyncio.sleep(delay)
         return web.json_response({"path": request.path, "headers": dict(request.headers)})

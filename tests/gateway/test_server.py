@@ -134,7 +134,8 @@ async def test_port_in_use_is_a_startup_error() -> None:
 
 
 async def test_stop_finishes_in_flight_requests_and_flushes_reporters() -> None:
-    async with upstream(delay=0.3) as up, collector() as (endpoint, received):
+    arrived = asyncio.Event()
+    async with upstream(delay=0.3, arrived=arrived) as up, collector() as (endpoint, received):
         cfg = {
             "sampling": {"sampler": {"type": "const", "decision": True}},
             "reporters": [{"type": "zipkin", "endpoint": endpoint, "gzip": False}],
@@ -144,7 +145,7 @@ async def test_stop_finishes_in_flight_requests_and_flushes_reporters() -> None:
         await gw.start()
         async with aiohttp.ClientSession() as http:
             pending = asyncio.ensure_future(http.get(gw.proxy_url + "/api/users/slow"))
-            await asyncio.sleep(0.1)
+            await asyncio.wait_for(arrived.wait(), 10)  # in flight at the upstream
             await gw.stop(5.0)
             response = await pending
             assert response.status == 200
