@@ -17,6 +17,7 @@ accepted is a success.
 
 import asyncio
 import errno
+import logging
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +36,8 @@ MAX_PACKET_SIZE = 65_000
 """The largest datagram the Jaeger agent reads."""
 _RESOLVE_EVERY = 60.0
 """Seconds between DNS look-ups of the agent's host (it may move)."""
+
+_log = logging.getLogger(__name__)
 
 _Address = tuple[Any, ...]
 """A socket address as getaddrinfo returns it (IPv4 pair or IPv6 4-tuple)."""
@@ -141,9 +144,14 @@ class JaegerAgentExporter:
             reason = "dns_error" if isinstance(error, socket.gaierror) else "connection_error"
             return export.ExportOutcome(export.ExportResult.RETRYABLE, reason)
         progress = _Progress(self, sock, address, deadline)
-        for resource, group in self._groups(spans):
-            if not await progress.send_group(self._encoder.process(resource), group):
-                break
+        try:
+            for resource, group in self._groups(spans):
+                if not await progress.send_group(self._encoder.process(resource), group):
+                    break
+        except Exception:  # a bug in the encoder must not loop through retries
+            _log.exception("jaegerAgent: encoding failed")
+            self.sanitizer.take()
+            return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
         truncated = self.sanitizer.take()
         if spans is self._retrying:
             truncated = {}  # counted on the first attempt

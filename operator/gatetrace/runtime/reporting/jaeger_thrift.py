@@ -29,6 +29,7 @@ __all__ = [
     "THRIFT",
     "ValueSanitizer",
     "flags_of",
+    "kind_value",
     "serialize_binary",
     "signed64",
     "span_tag_items",
