@@ -136,3 +136,25 @@ def test_failures_are_rendered_as_a_prometheus_counter() -> None:
 def test_default_found_is_empty() -> None:
     propagator = composite.build_propagator(["tracecontext"], [], None)
     assert propagator.extract({}, base.DictGetter()) == base.EMPTY
+
+
+def test_baggage_limits_reach_every_baggage_format() -> None:
+    limits = base.BaggageLimits(max_entries=1, max_bytes=100)
+    propagator = composite.build_propagator(
+        ["baggage", "jaeger", "xtrace"],
+        ["baggage", "jaeger", "xtrace"],
+        None,
+        baggage_limits=limits,
+    )
+    bag = _baggage.Baggage.from_values({"a": "1", "b": "2"})
+    carrier = inject(propagator, context(baggage=bag))
+    assert carrier["baggage"] == "a=1"
+    assert carrier["uberctx-a"] == "1" and "uberctx-b" not in carrier
+    assert carrier["X-Baggage-a"] == "1" and "X-Baggage-b" not in carrier
+    found = extract(propagator, {"baggage": "a=1,b=2", "uberctx-c": "3", "x-baggage-d": "4"})
+    assert dict(found.baggage) == {"a": "1", "c": "3", "d": "4"}
+
+
+def test_registry_is_read_only() -> None:
+    with pytest.raises(TypeError):
+        composite.FORMATS["mine"] = composite.FORMATS["b3"]  # type: ignore[index]

@@ -8,6 +8,7 @@ that raises (a bug, or a carrier whose getter fails) is counted as
 ``internal_error`` and skipped: propagation never breaks a request.
 """
 
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,15 +26,17 @@ __all__ = ["FORMATS", "CompositePropagator", "Factory", "build_propagator"]
 Factory = Callable[[_base.FailureCounter, _base.BaggageLimits], _base.Propagator]
 """Builds one format's propagator from a failure counter and baggage limits."""
 
-FORMATS: Mapping[str, Factory] = {
-    "tracecontext": lambda failures, limits: _tracecontext.TraceContextPropagator(failures),
-    "baggage": _baggage.BaggagePropagator,
-    "b3": lambda failures, limits: _b3.B3Propagator(failures),
-    "b3multi": lambda failures, limits: _b3multi.B3MultiPropagator(failures),
-    "jaeger": _jaeger.JaegerPropagator,
-    "xtrace": _xtrace.XTracePropagator,
-}
-"""Every format name a config may use, in documentation order."""
+FORMATS: Mapping[str, Factory] = types.MappingProxyType(
+    {
+        "tracecontext": lambda failures, limits: _tracecontext.TraceContextPropagator(failures),
+        "baggage": _baggage.BaggagePropagator,
+        "b3": lambda failures, limits: _b3.B3Propagator(failures),
+        "b3multi": lambda failures, limits: _b3multi.B3MultiPropagator(failures),
+        "jaeger": _jaeger.JaegerPropagator,
+        "xtrace": _xtrace.XTracePropagator,
+    }
+)
+"""Every format name a config may use, in documentation order (read-only)."""
 
 
 class CompositePropagator:
