@@ -226,7 +226,10 @@ class Applier:
                 processor.start()
             old = self.holder.swap(active)
             if self.on_applied is not None:
-                self.on_applied(parts, config)
+                try:
+                    self.on_applied(parts, config)
+                except Exception:  # the swap happened; a hook bug must not turn it into a 500
+                    _log.exception("tracing config applied, but the on_applied hook failed")
         self.metrics.revision.set(revision)
         self.metrics.applied_at.set(active.applied_at)
         self.metrics.loaded.set(1)
