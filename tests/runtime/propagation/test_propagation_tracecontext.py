@@ -1,5 +1,7 @@
 """tracecontext: traceparent parsing and writing, tracestate handling, counted failures."""
 
+from typing import Any
+
 import pytest
 from proptools import GETTER, SPAN_ID, TRACE_ID, context, counter, counts, extract, inject
 
@@ -138,6 +140,11 @@ class TestInject:
         carrier = inject(propagator, context(trace_state=state))
         assert carrier["tracestate"] == "a=1,b@c=v w"
         assert counts(failures) == {("tracecontext", "tracestate_truncated"): 1}
+
+    def test_non_text_members_dropped_not_raised(self) -> None:
+        state: Any = ((1, "x"), ("a", None), ("b", "2"))
+        carrier = inject(tracecontext.TraceContextPropagator(), context(trace_state=state))
+        assert carrier["tracestate"] == "b=2"
 
     def test_empty_tracestate_not_written(self) -> None:
         assert "tracestate" not in inject(tracecontext.TraceContextPropagator(), context())

@@ -94,6 +94,8 @@ def format_members(members: _sc.TraceState, max_chars: int = DEFAULT_MAX_CHARS) 
     for key, value in members:
         if (
             len(kept) == MAX_MEMBERS
+            or not isinstance(key, str)  # typed as str, but a caller's bug must not raise here
+            or not isinstance(value, str)
             or key in seen
             or not is_valid_key(key)
             or not is_valid_value(value)
