@@ -2,7 +2,9 @@
 
 import asyncio
 import math
+import socket
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from jaeger_testtools import RESOURCE, UdpAgent, decode_emit_batch, make_span, tag_dict, u64
@@ -337,6 +339,41 @@ async def test_socket_failure_is_retryable_and_recovers(
     received = [decode_emit_batch(d) for d in agent.drain()]
     assert [u64(s.spanId) for d in received for s in d.batch.spans] == [1, 3]
     assert received[-1].stats == (0, 0, 0)  # nothing was lost for good: the engine retries
+
+
+async def test_failure_mid_batch_counts_only_the_lost_datagram(agent: UdpAgent) -> None:
+    exporter = jaeger_agent.JaegerAgentExporter("127.0.0.1", agent.port, max_packet_size=2048)
+    try:
+        spans = [big_span(i + 1, 1500) for i in range(4)]  # one span per datagram
+        sent_first = False
+        real_send = asyncio.get_running_loop().sock_sendto
+
+        async def send_then_break(sock: socket.socket, data: bytes, address: Any) -> int:
+            nonlocal sent_first
+            if sent_first and not sock_broken:
+                sock_broken.append(sock)
+                sock.close()  # the descriptor goes bad after the first datagram
+            sent_first = True
+            return await real_send(sock, data, address)
+
+        # fault injection, not a fake: the real socket is closed at a chosen moment,
+        # so the kernel refuses the second datagram (EBADF); the wire stays real
+        sock_broken: list[socket.socket] = []
+        loop = asyncio.get_running_loop()
+        loop.sock_sendto = send_then_break  # type: ignore[method-assign]
+        try:
+            outcome = await exporter.export(spans, timeout=2)
+        finally:
+            del loop.sock_sendto
+        assert outcome.result is export.ExportResult.SUCCESS
+        assert outcome.dropped == {"export_failed": 1}
+        await asyncio.sleep(0.05)
+        received = [decode_emit_batch(d) for d in agent.drain()]
+        assert [u64(s.spanId) for d in received for s in d.batch.spans] == [1, 3, 4]
+        assert received[-1].stats == (0, 0, 1)  # failedToEmitSpans
+        assert exporter.failed_to_emit == 1
+    finally:
+        await exporter.close()
 
 
 async def test_batching_engine_drives_the_exporter_and_feeds_client_stats(agent: UdpAgent) -> None:

@@ -235,6 +235,8 @@ class _Progress:
             return "timeout"
         loop = asyncio.get_running_loop()
         try:
+            if self.sock.fileno() < 0:  # reset after an earlier failure in this batch
+                self.sock, self.address = await asyncio.wait_for(self.exporter._target(), remaining)
             await asyncio.wait_for(loop.sock_sendto(self.sock, message, self.address), remaining)
         except TimeoutError:
             return "timeout"
