@@ -191,7 +191,7 @@ async def get_trace(request: web.Request) -> web.Response:
             jaeger_json.error_envelope(404, f"trace {ids.format_trace_id(trace_id)} not found"),
             status=404,
         )
-    return web.json_response(jaeger_json.envelope([jaeger_json.trace_json(spans)]))
+    return web.json_response(jaeger_json.envelope([jaeger_json.trace_json(spans)], total=0))
 
 
 async def find_traces(request: web.Request) -> web.Response:
@@ -205,7 +205,8 @@ async def find_traces(request: web.Request) -> web.Response:
             data = jaeger_json.traces_json(span_store.find_traces(_search_query(request)))
     except BadParameterError as e:
         return _bad(e)
-    return web.json_response(jaeger_json.envelope(data))
+    # Jaeger's query service reports total 0 for trace answers; we do the same
+    return web.json_response(jaeger_json.envelope(data, total=0))
 
 
 async def services(request: web.Request) -> web.Response:
