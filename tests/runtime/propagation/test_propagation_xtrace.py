@@ -60,7 +60,17 @@ def test_repeated_trace_id_invalid() -> None:
         [("X-Trace-Id", T32), ("X-Trace-Id", T32), ("X-Span-Id", S16)],
     )
     assert found.context is None
-    assert counts(failures) == {("xtrace", "trace_id"): 1}
+    assert counts(failures) == {("xtrace", "duplicate"): 1}
+
+
+def test_repeated_sampled_dropped_alone() -> None:
+    failures = counter()
+    found = extract(
+        xtrace.XTracePropagator(failures),
+        [("X-Trace-Id", T32), ("X-Span-Id", S16), ("X-Sampled", "1"), ("x-sampled", "0")],
+    )
+    assert found.context is not None and found.context.sampled is None
+    assert counts(failures) == {("xtrace", "duplicate"): 1}
 
 
 def test_baggage_headers() -> None:

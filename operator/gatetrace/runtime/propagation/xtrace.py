@@ -10,8 +10,9 @@ The seed services' format, with the grammar we hold it to:
   (header names are case-insensitive), ``value`` percent-encoded as in
   :mod:`.percent`; limited like W3C baggage.
 
-Each header must appear once. We write lowercase hex, ``X-Sampled: 1``/``0``
-(nothing when deferred; debug is written as ``1``, the format has no debug).
+Each header must appear once (a repeated one is counted as ``duplicate``).
+We write lowercase hex, ``X-Sampled: 1``/``0`` (nothing when deferred; debug
+is written as ``1``, the format has no debug).
 The seed's UUID-shaped ids are not accepted: they cannot be carried by the
 other formats.
 """
@@ -38,7 +39,7 @@ _OWS = " \t"
 
 
 def _parse_id(values: Sequence[str], lengths: tuple[int, ...]) -> int | None:
-    if len(values) != 1:
+    if not values:
         return None
     text = values[0].strip(_OWS)
     if len(text) not in lengths or not _HEX.issuperset(text):
@@ -74,21 +75,27 @@ class XTracePropagator:
         trace_values = getter.get(carrier, _TRACE_ID)
         if not trace_values:
             return found
+        span_values = getter.get(carrier, _SPAN_ID)
+        if len(trace_values) > 1 or len(span_values) > 1:
+            self._failures.failed(FORMAT, "duplicate")
+            return found
         trace_id = _parse_id(trace_values, (16, 32))
         if trace_id is None:
             self._failures.failed(FORMAT, "trace_id")
             return found
-        span_id = _parse_id(getter.get(carrier, _SPAN_ID), (16,))
+        span_id = _parse_id(span_values, (16,))
         if span_id is None:
             self._failures.failed(FORMAT, "span_id")
             return found
         sampled: bool | None = None
         sampled_values = getter.get(carrier, _SAMPLED)
         if sampled_values:
-            text = sampled_values[0].strip(_OWS).lower() if len(sampled_values) == 1 else ""
-            sampled = _SAMPLED_VALUES.get(text)
-            if sampled is None:
-                self._failures.failed(FORMAT, "sampled")
+            if len(sampled_values) > 1:
+                self._failures.failed(FORMAT, "duplicate")
+            else:
+                sampled = _SAMPLED_VALUES.get(sampled_values[0].strip(_OWS).lower())
+                if sampled is None:
+                    self._failures.failed(FORMAT, "sampled")
         context = _sc.SpanContext(trace_id, span_id, sampled, False, False, True)
         return _base.adopt(found, context, FORMAT)
 
