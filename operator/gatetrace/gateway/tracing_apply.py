@@ -217,7 +217,7 @@ class Applier:
                 namespace_samplers=parts.namespace_samplers,
                 header_tags=parts.header_tags,
                 baggage_tag_keys=parts.baggage_tag_keys,
-                config=config.model_dump(mode="json", by_alias=True),
+                config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
                 sources=tuple(sources),
                 reporters=tuple(parts.processors),
                 applied_at=time.time(),
