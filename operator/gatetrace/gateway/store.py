@@ -181,10 +181,6 @@ class SpanStore:
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
         self.evict(now)
 
-    def on_spans(self, spans: Sequence[_span.Span]) -> None:
-        """Alias of :meth:`add` for sinks called with a batch."""
-        self.add(spans)
-
     def evict(self, now: float | None = None) -> int:
         """Drop spans beyond ``max_spans`` and older than ``max_age_seconds``; return how many."""
         if now is None:
