@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from gatetrace.demo import command as demo_command
 from gatetrace.gateway import command as gateway_command
 from gatetrace.operator import command as operator_command
 from gatetrace.policy import cli as policy_cli
@@ -79,6 +80,7 @@ def _register_policy(parser: argparse.ArgumentParser) -> Runner:
 
 
 SUBCOMMANDS: dict[str, tuple[str, Registration]] = {
+    "demo": ("the embedded demo: gateway, services, live policy, report", demo_command.register),
     "crds": ("print the TracingPolicy CRD", _register_crds),
     "policy": ("validate or explain TracingPolicies", _register_policy),
     "operator": ("run the operator (kopf) or its standalone mode", operator_command.register),

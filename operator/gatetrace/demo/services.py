@@ -91,6 +91,7 @@ def make_service_app(
             return web.json_response({"id": request.match_info["id"], "name": "Ada"})
 
         app.router.add_get("/users/{id}", user)
+        app.router.add_get("/api/users/{id}", user)  # reached through the gateway
 
     elif service == "orders":
 
@@ -104,6 +105,7 @@ def make_service_app(
             return web.json_response({"order": "o-1", "payment": payment})
 
         app.router.add_post("/orders", order)
+        app.router.add_post("/api/orders", order)  # reached through the gateway
 
     elif service == "payments":
 

@@ -1,0 +1,86 @@
+"""``gatetrace demo``: its arguments."""
+
+import argparse
+import asyncio
+import logging
+import pathlib
+import sys
+from collections.abc import Callable
+
+from gatetrace.demo import run as _run
+
+__all__ = ["register"]
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
+    return value
+
+
+def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    parser.description = (
+        "Run a gateway and traced demo services on 127.0.0.1, apply the demo policies "
+        "through the standalone reconciler, send traffic and print a report. Needs no "
+        "cluster and no backend."
+    )
+    add = parser.add_argument
+    add("--requests", type=int, default=200, metavar="N", help="requests per phase (default 200)")
+    add("--concurrency", type=int, default=8, metavar="N", help="requests in flight (default 8)")
+    add(
+        "--policies",
+        type=pathlib.Path,
+        default=_run.POLICIES,
+        metavar="DIR",
+        help="TracingPolicy folder to apply (default: the demo policies, = examples/demo)",
+    )
+    add(
+        "--error-rate",
+        type=_rate,
+        default=0.1,
+        metavar="R",
+        help="share of payments failing with 503 (default 0.1)",
+    )
+    add(
+        "--change-policy",
+        action="store_true",
+        help="then raise the sampling rate live (no restart) and compare",
+    )
+    add(
+        "--serve",
+        action="store_true",
+        help="keep running after the report (trace page, query API; edit policies live)",
+    )
+    add("--jaeger-agent", metavar="HOST:PORT", help="also report to a real Jaeger agent (UDP)")
+    add("--zipkin", metavar="URL", help="also report to a real Zipkin (/api/v2/spans)")
+    add("--otlp", metavar="URL", help="also report to a real OTLP/HTTP endpoint (/v1/traces)")
+    add("--seed", type=int, metavar="N", help="seed for a repeatable traffic mix")
+    return run
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.requests < 1 or args.concurrency < 1:
+        sys.stderr.write("--requests and --concurrency must be >= 1\n")
+        return 2
+    if not args.policies.is_dir():
+        sys.stderr.write(f"--policies: {args.policies} is not a folder\n")
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    options = _run.DemoOptions(
+        requests=args.requests,
+        concurrency=args.concurrency,
+        policies=args.policies,
+        error_rate=args.error_rate,
+        change_policy=args.change_policy,
+        serve=args.serve,
+        jaeger_agent=args.jaeger_agent,
+        zipkin=args.zipkin,
+        otlp=args.otlp,
+        seed=args.seed,
+    )
+    try:
+        asyncio.run(_run.run_demo(options, sys.stdout))
+    except KeyboardInterrupt:
+        return 130
+    return 0
