@@ -20,7 +20,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+
+from benchmarks import common
 
 ENDPOINTS = 200
 PROCESSES = 4
@@ -178,7 +179,7 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run() -> list[dict[str, Any]]:
+def run() -> list[common.Row]:
     procs, urls = _start_servers()
     try:
         ours, bare = asyncio.run(_rollouts(urls))
@@ -188,37 +189,40 @@ def run() -> list[dict[str, Any]]:
             proc.stdin.close()
             proc.wait(timeout=30)
     full, baseline = _rss("full"), _rss("imports")
+    p99, bare_p99 = _p(ours, 0.99), _p(bare, 0.99)
     return [
-        {
-            "name": f"operator: policy change -> {ENDPOINTS} gateways applied, p99 (s)",
-            "ours": _p(ours, 0.99),
-            "peer": _p(bare, 0.99),
-            "unit": "s",
-            "goal": "p99 < 2 s",
-            "ok": _p(ours, 0.99) < 2.0,
-            "detail": (
-                f"p50 ours {statistics.median(ours):.3f}s, bare PUTs {statistics.median(bare):.3f}s"
-            ),
-        },
-        {
-            "name": "operator: RSS tracking 1,000 policies / 500 pods (MB)",
-            "ours": full,
-            "peer": baseline,
-            "unit": "MB",
-            "goal": "< 150 MB",
-            "ok": full < 150,
-            "detail": f"{full - baseline:.1f} MB above a process importing the same modules",
-        },
+        common.Row(
+            f"policy change -> {ENDPOINTS} applied, p99 (p50 {statistics.median(ours):.3f})",
+            p99,
+            bare_p99,
+            unit="s",
+            goal_ratio=3.0,
+            peer_name="the same 200 PUTs sent by a bare aiohttp client",
+        ),
+        common.Row(
+            f"rollout p99 against the 2 s target ({ENDPOINTS} gateways)",
+            p99,
+            2.0,
+            unit="s",
+            goal_ratio=1.0,
+            peer_name="target",
+        ),
+        common.Row(
+            f"RSS, 1,000 policies / 500 pods (bare imports: {baseline:.0f} MB)",
+            full,
+            150.0,
+            unit="MB",
+            goal_ratio=1.0,
+            peer_name="target 150 MB",
+        ),
     ]
 
 
 def main() -> None:
     for row in run():
-        ratio = row["ours"] / row["peer"] if row["peer"] else float("nan")
         print(
-            f"{row['name']}: ours {row['ours']:.3f} {row['unit']}, peer {row['peer']:.3f}, "
-            f"ratio {ratio:.2f}, goal {row['goal']} -> {'OK' if row['ok'] else 'MISSED'}"
-            f" ({row['detail']})"
+            f"{row.name}: ours {row.ours:.3f} {row.unit}, {row.peer_name} {row.peer:.3f}, "
+            f"ratio {row.ratio:.2f} (goal <= {row.goal_ratio:g}) {'ok' if row.met else 'MISSED'}"
         )
 
 
