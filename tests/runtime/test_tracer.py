@@ -189,3 +189,28 @@ def test_metrics_share_a_registry() -> None:
     a.start_span("x", parent=None).finish()
     b.start_span("y", parent=None).finish()
     assert shared.sampled.value() == 2
+
+
+def test_decision_only_contexts_steer_a_new_trace() -> None:
+    """`b3: 0` and a bare jaeger-debug-id carry no ids, but their flags count."""
+    from gatetrace.runtime import SpanContext, Tracer
+    from gatetrace.runtime.baggage import Baggage
+    from gatetrace.runtime.sampling import (
+        ConstSampler,
+        DebugSampler,
+        ParentBasedSampler,
+    )
+
+    tracer = Tracer(RESOURCE, sampler=DebugSampler(ParentBasedSampler(ConstSampler(True))))
+    deny = tracer.start_span("s", parent=SpanContext(0, 0, sampled=False, remote=True))
+    assert not deny.sampled
+    assert deny.context.trace_id and deny.parent_id is None
+    debug = tracer.start_span(
+        "s", parent=SpanContext(0, 0, debug=True, remote=True, debug_id="abc")
+    )
+    assert debug.sampled and debug.context.debug
+    assert debug.tags["jaeger-debug-id"] == "abc"
+    bag = tracer.start_span(
+        "s", parent=SpanContext(0, 0, remote=True, baggage=Baggage.from_values({"k": "v"}))
+    )
+    assert bag.sampled and dict(bag.context.baggage) == {"k": "v"}

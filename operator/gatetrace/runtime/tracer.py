@@ -177,13 +177,24 @@ class Tracer:
         request: _sampling.RequestInfo | None,
         sampler: _sampling.Sampler | None,
     ) -> _span.Span:
+        hint: _sc.SpanContext | None = None
         if parent is not None and parent.is_valid:
             trace_id, parent_id = parent.trace_id, parent.span_id
         else:
+            # A decision-only context (``b3: 0``, a ``jaeger-debug-id`` without a
+            # trace, baggage alone) has no ids to continue, but its flags still
+            # steer the sampler and its baggage still travels with the new trace.
+            if (
+                parent is not None
+                and not parent.trace_id
+                and not parent.span_id
+                and (parent.debug or parent.sampled is not None or parent.baggage)
+            ):
+                hint = parent
             parent = None
             trace_id, parent_id = ids.new_trace_id(), None
         chosen = sampler if sampler is not None else self.sampler
-        params = _sampling.SamplingParams(trace_id, name, kind, parent, request)
+        params = _sampling.SamplingParams(trace_id, name, kind, parent or hint, request)
         try:
             result = chosen.should_sample(params)
         except Exception:  # a sampler bug must not break the request: fall back to drop
@@ -205,6 +216,10 @@ class Tracer:
                 False,
                 parent.trace_state,
                 parent.baggage,
+            )
+        elif hint is not None:
+            ctx = _sc.SpanContext(
+                trace_id, span_id, sampled, hint.debug, True, False, (), hint.baggage
             )
         else:
             ctx = _sc.SpanContext(trace_id, span_id, sampled, False, True)
@@ -228,8 +243,9 @@ class Tracer:
         if recording:
             span.tags["sampler.type"] = result.sampler_type
             span.tags["sampler.param"] = result.sampler_param
-            if parent is not None and parent.debug_id:
-                span.tags["jaeger-debug-id"] = parent.debug_id
+            origin = parent or hint
+            if origin is not None and origin.debug_id:
+                span.tags["jaeger-debug-id"] = origin.debug_id
         return span
 
     def start_as_current(
