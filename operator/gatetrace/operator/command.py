@@ -131,6 +131,7 @@ def _settings_from(args: argparse.Namespace) -> _settings.OperatorSettings:
         priority=args.priority,
         liveness_endpoint=args.liveness or None,
         metrics_listen=args.metrics_listen or None,
+        log_format=args.log_format,
     )
 
 

@@ -71,6 +71,8 @@ async def run_kopf(
             k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
         except k8s_config.ConfigException:
             k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    formats = {"json": kopf.LogFormat.JSON, "full": kopf.LogFormat.FULL}
+    kopf.configure(log_format=formats.get(settings.log_format, kopf.LogFormat.PLAIN))
     api = k8s.ApiClient()
     state = _handlers.OperatorState(settings, api)
     registry = _handlers.build_registry(state)

@@ -37,5 +37,7 @@ class OperatorSettings:
     """kopf's liveness/readiness probe endpoint; None to disable."""
     metrics_listen: str | None = "0.0.0.0:9090"
     """Where /metrics is served; None to disable."""
+    log_format: str = "json"
+    """Operator log lines: ``json`` (structured, one object per line), ``full`` or ``plain``."""
     extra: dict[str, str] = field(default_factory=dict)
     """Reserved for forward-compatible options."""
