@@ -1,0 +1,245 @@
+"""Real `gatetrace gateway` processes bound to distinct 127.0.0.x addresses, and the
+plain HTTP upstream they proxy to.
+
+`Upstream` answers every request with the request headers it received (JSON), so a test
+sees what the gateway propagated (the W3C `traceparent` sampled flag is the gateway's
+sampling decision on real traffic). `GatewayProcess` writes a gateway config file
+(proxy and admin API on its own address, admin token file, the watched tracing file a
+ConfigMap mount would provide) and runs the real CLI as a subprocess.
+"""
+
+import http.client
+import http.server
+import json
+import socket
+import socketserver
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import yaml
+from peers import procs
+
+GATETRACE = Path(sys.executable).with_name("gatetrace")
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on `host` (and on the wildcard address) right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class _EchoHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        status = 503 if self.path.rstrip("/").endswith("/fail") else 200
+        body = json.dumps(
+            {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _answer  # noqa: N815 - http.server's naming
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class Upstream:
+    """A threaded echo server on 127.0.0.1 (in the test process); `/.../fail` answers 503."""
+
+    def __init__(self) -> None:
+        self._server = _Server((procs.LOOPBACK, 0), _EchoHandler)
+        self.url = f"http://{procs.LOOPBACK}:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class GatewayProcess:
+    """`gatetrace gateway --config FILE` bound to `ip` (proxy and admin on free ports)."""
+
+    def __init__(
+        self,
+        name: str,
+        ip: str,
+        workdir: Path,
+        *,
+        token: str,
+        routes: Sequence[Mapping[str, Any]],
+        service: str = "api-gateway",
+        tracing: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.name, self.ip, self.token = name, ip, token
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.proxy_port = free_port(ip)
+        self.admin_port = free_port(ip)
+        self.tracing_file = self.dir / "tracing.json"
+        token_file = self.dir / "admin-token"
+        token_file.write_text(token)
+        config: dict[str, Any] = {
+            "service": service,
+            "listen": f"{ip}:{self.proxy_port}",
+            "admin": {"listen": f"{ip}:{self.admin_port}", "tokenFile": str(token_file)},
+            "routes": [dict(r) for r in routes],
+            "tracingFile": str(self.tracing_file),
+        }
+        if tracing is not None:
+            config["tracing"] = dict(tracing)
+        self.config_path = self.dir / "gateway.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.process = procs.ManagedProcess(
+            f"gateway-{name}",
+            [
+                str(GATETRACE),
+                "gateway",
+                "--config",
+                str(self.config_path),
+                "--log-level",
+                "WARNING",
+            ],
+            log_path=self.dir / "gateway.log",
+            ready=lambda: procs.http_ok(f"{self.admin_url}/healthz"),
+            ready_timeout=60.0,
+        )
+
+    @property
+    def proxy_url(self) -> str:
+        return f"http://{self.ip}:{self.proxy_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://{self.ip}:{self.admin_port}"
+
+    def start(self) -> Self:
+        self.process.start()
+        return self
+
+    def stop(self) -> None:
+        self.process.stop()
+
+    def _admin(self, path: str, timeout: float = 5.0) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - http on loopback
+            self.admin_url + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            return json.load(resp)
+
+    def running(self) -> dict[str, Any]:
+        """`GET /admin/v1/tracing`: {revision, version, appliedAt, config}."""
+        found: dict[str, Any] = self._admin("/admin/v1/tracing")
+        return found
+
+    def revision(self) -> int | None:
+        """The running revision, or None while the admin API does not answer."""
+        try:
+            return int(self.running()["revision"])
+        except (OSError, urllib.error.URLError, KeyError, TypeError):
+            return None
+
+    def query(self, path: str) -> Any:
+        """The query API (Jaeger-query JSON), e.g. `/api/traces/{id}`; None on 404."""
+        try:
+            return self._admin(path)
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=5.0) as resp:  # noqa: S310
+            text: str = resp.read().decode()
+            return text
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the Prometheus samples `name{...}` whose labels include `labels`."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, rest = head.partition("{")
+        if metric != name:
+            continue
+        have = dict(
+            (k, v.strip('"'))
+            for k, _, v in (part.partition("=") for part in rest.rstrip("}").split(",") if part)
+        )
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+class Client:
+    """Keep-alive HTTP/1.1 requests to one gateway's proxy."""
+
+    def __init__(self, gateway: GatewayProcess, timeout: float = 10.0) -> None:
+        self.host, self.port, self.timeout = gateway.ip, gateway.proxy_port, timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(
+        self, path: str, headers: Mapping[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                self._conn.request(method, path, headers=dict(headers or {}))
+                resp = self._conn.getresponse()
+                body = resp.read()
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, body
+            except (http.client.HTTPException, ConnectionError):
+                self._conn.close()
+                self._conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def sampled_share(client: Client, path: str, n: int) -> float:
+    """Share of `n` fresh requests (no incoming context) the gateway propagated as
+    sampled: the flag of the `traceparent` the upstream received."""
+    sampled = 0
+    for _ in range(n):
+        status, _, body = client.request(path)
+        assert status == 200, (path, status, body[:200])
+        traceparent = json.loads(body)["headers"].get("traceparent", "")
+        assert traceparent.count("-") == 3, f"no traceparent reached the upstream: {traceparent!r}"
+        sampled += int(traceparent.rsplit("-", 1)[1], 16) & 1
+    return sampled / n
