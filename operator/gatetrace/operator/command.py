@@ -89,6 +89,12 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
         help="where /metrics is served ('' to disable)",
     )
     add(
+        "--log-format",
+        choices=["json", "full", "plain"],
+        default=DEFAULTS.log_format,
+        help="operator log lines: json (one object per line), full or plain",
+    )
+    add(
         "--config-dir",
         type=pathlib.Path,
         metavar="DIR",
