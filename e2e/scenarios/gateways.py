@@ -8,6 +8,7 @@ sampling decision on real traffic). `GatewayProcess` writes a gateway config fil
 ConfigMap mount would provide) and runs the real CLI as a subprocess.
 """
 
+import concurrent.futures
 import http.client
 import http.server
 import json
@@ -161,11 +162,13 @@ class GatewayProcess:
         return found
 
     def revision(self) -> int | None:
-        """The running revision, or None while the admin API does not answer."""
+        """The running revision; None while no tracing config is loaded (404)."""
         try:
             return int(self.running()["revision"])
-        except (OSError, urllib.error.URLError, KeyError, TypeError):
-            return None
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise
 
     def query(self, path: str) -> Any:
         """The query API (Jaeger-query JSON), e.g. `/api/traces/{id}`; None on 404."""
@@ -232,14 +235,24 @@ class Client:
             self._conn = None
 
 
-def sampled_share(client: Client, path: str, n: int) -> float:
+def sampled_share(gateway: GatewayProcess, path: str, n: int, connections: int = 4) -> float:
     """Share of `n` fresh requests (no incoming context) the gateway propagated as
     sampled: the flag of the `traceparent` the upstream received."""
-    sampled = 0
-    for _ in range(n):
-        status, _, body = client.request(path)
-        assert status == 200, (path, status, body[:200])
-        traceparent = json.loads(body)["headers"].get("traceparent", "")
-        assert traceparent.count("-") == 3, f"no traceparent reached the upstream: {traceparent!r}"
-        sampled += int(traceparent.rsplit("-", 1)[1], 16) & 1
-    return sampled / n
+
+    def run(count: int) -> int:
+        client = Client(gateway)
+        sampled = 0
+        try:
+            for _ in range(count):
+                status, _, body = client.request(path)
+                assert status == 200, (path, status, body[:200])
+                traceparent = json.loads(body)["headers"].get("traceparent", "")
+                assert traceparent.count("-") == 3, f"no traceparent upstream: {traceparent!r}"
+                sampled += int(traceparent.rsplit("-", 1)[1], 16) & 1
+        finally:
+            client.close()
+        return sampled
+
+    shares = [n // connections + (1 if i < n % connections else 0) for i in range(connections)]
+    with concurrent.futures.ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(run, shares)) / n

@@ -57,6 +57,25 @@ async def _metrics_server(listen: str | None, registry: _runtime_metrics.Registr
         await runner.cleanup()
 
 
+def _connection_from_client(config: Any) -> kopf.ConnectionInfo:
+    """kopf credentials from the client configuration loaded from ``--kubeconfig``."""
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix(
+        "authorization"
+    )
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=config.host,
+        ca_path=config.ssl_ca_cert,
+        insecure=not config.verify_ssl,
+        username=config.username or None,
+        password=config.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=config.cert_file,
+        private_key_path=config.key_file,
+    )
+
+
 async def run_kopf(
     settings: _settings.OperatorSettings,
     *,
@@ -79,6 +98,9 @@ async def run_kopf(
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        if kubeconfig:
+            # kopf's login_via_client would reload the *default* kubeconfig
+            return _connection_from_client(k8s.Configuration.get_default_copy())
         return kopf.login_via_client(**kwargs)
 
     async with _metrics_server(settings.metrics_listen, state.reconciler.metrics.registry):
