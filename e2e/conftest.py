@@ -39,8 +39,8 @@ def _build_or_skip(build: Callable[[], T]) -> T:
 
 def _serve(build: Callable[[], S]) -> Iterator[S]:
     server = _build_or_skip(build)
-    server.start()
     try:
+        server.start()  # on failure, stop() still ends what did start (etcd, say)
         yield server
     finally:
         server.stop()
