@@ -9,6 +9,7 @@
     GET  /readyz             200 once a tracing config is running, else 503
     GET  /metrics            Prometheus text format (no token, like the probes)
     GET  /api/...            the Jaeger-compatible query API (:mod:`.query_api`)
+    GET  /ui/                the trace page (:mod:`.ui`; its files need no token)
 
 Everything but the probes and ``/metrics`` needs the bearer token
 (:mod:`.admin_auth`). Config changes go through :class:`~.tracing_apply.Applier`.
@@ -22,7 +23,7 @@ from typing import Any
 
 from aiohttp import typedefs, web
 
-from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply
+from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply, ui
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import state as _state
 from gatetrace.gateway import store as _store
@@ -218,4 +219,5 @@ def make_admin_app(
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     query_api.add_routes(app, store)
+    ui.add_ui_routes(app)
     return app

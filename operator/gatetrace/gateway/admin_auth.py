@@ -1,6 +1,7 @@
 """Bearer-token authentication for the admin port.
 
-Every path but the probes and ``/metrics`` needs ``Authorization: Bearer
+Every path but the probes, ``/metrics`` and the trace page's static files
+(:data:`gatetrace.gateway.ui.PUBLIC_PATHS`: they hold no data) needs ``Authorization: Bearer
 <token>``; the token is compared in constant time (``hmac.compare_digest``)
 so response timing tells nothing about how much of a guess was right.
 """
@@ -10,10 +11,12 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import typedefs, web
 
+from gatetrace.gateway import ui
+
 __all__ = ["OPEN_PATHS", "bearer_auth"]
 
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
-"""Paths served without a token (probes and scraping)."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"}) | ui.PUBLIC_PATHS
+"""Exact paths served without a token (probes, scraping, the trace page's files)."""
 
 _REALM = 'Bearer realm="gatetrace-admin"'
 

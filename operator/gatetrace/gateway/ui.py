@@ -1,0 +1,83 @@
+"""The trace page: a small static web app served by the admin port under ``/ui/``.
+
+::
+
+    GET /ui          -> 308 to /ui/
+    GET /ui/         the page (index.html)
+    GET /ui/app.js   its script
+    GET /ui/app.css  its style sheet
+
+The page itself holds no data and needs no token (:data:`PUBLIC_PATHS` is
+part of :data:`gatetrace.gateway.admin_auth.OPEN_PATHS`); it asks for the
+admin token in a login form, keeps it in ``sessionStorage`` and sends it as
+``Authorization: Bearer`` to the query and admin APIs, which stay guarded.
+The files ship as package data and are read once when the routes are added.
+A strict Content-Security-Policy allows only these same-origin files: no
+inline script, no external host, no framing.
+"""
+
+import importlib.resources
+from dataclasses import dataclass
+
+from aiohttp import web
+
+__all__ = ["ASSETS", "CONTENT_SECURITY_POLICY", "PREFIX", "PUBLIC_PATHS", "add_ui_routes"]
+
+PREFIX = "/ui/"
+
+ASSETS: dict[str, tuple[str, str]] = {
+    "": ("index.html", "text/html"),
+    "app.js": ("app.js", "text/javascript"),
+    "app.css": ("app.css", "text/css"),
+}
+"""URL name under :data:`PREFIX` -> (file in the ``ui`` package folder, content type)."""
+
+PUBLIC_PATHS = frozenset({PREFIX.rstrip("/"), *(PREFIX + name for name in ASSETS)})
+"""Exact paths served without a token (no prefix match: nothing else under /ui/ is open)."""
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Asset:
+    body: bytes
+    content_type: str
+
+    async def serve(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.body, content_type=self.content_type, charset="utf-8", headers=_HEADERS
+        )
+
+
+def _read(file_name: str) -> bytes:
+    return (importlib.resources.files("gatetrace.gateway") / "ui" / file_name).read_bytes()
+
+
+async def _to_index(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPPermanentRedirect(PREFIX)
+
+
+def add_ui_routes(app: web.Application) -> None:
+    """Serve the trace page on ``app`` (the admin app) under :data:`PREFIX`."""
+    app.router.add_get(PREFIX.rstrip("/"), _to_index)
+    for name, (file_name, content_type) in ASSETS.items():
+        asset = _Asset(_read(file_name), content_type)
+        app.router.add_get(PREFIX + name, asset.serve)
