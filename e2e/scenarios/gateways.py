@@ -161,6 +161,21 @@ class GatewayProcess:
         found: dict[str, Any] = self._admin("/admin/v1/tracing")
         return found
 
+    def put_tracing(self, revision: int, config: Mapping[str, Any]) -> dict[str, Any]:
+        """`PUT /admin/v1/tracing` (what the operator does); the answer's JSON."""
+        request = urllib.request.Request(  # noqa: S310 - http on loopback
+            self.admin_url + "/admin/v1/tracing",
+            data=json.dumps({"revision": revision, "config": dict(config)}).encode(),
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/json",
+            },
+            method="PUT",
+        )
+        with urllib.request.urlopen(request, timeout=10.0) as resp:  # noqa: S310
+            answer: dict[str, Any] = json.load(resp)
+            return answer
+
     def revision(self) -> int | None:
         """The running revision; None while no tracing config is loaded (404)."""
         try:
