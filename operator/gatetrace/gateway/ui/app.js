@@ -40,10 +40,13 @@
     return `${(us / 1e6).toFixed(2)}s`;
   }
 
+  // local time as YYYY-MM-DD HH:MM:SS.mmm
   function formatTime(us) {
-    const date = new Date(us / 1000);
-    const ms = String(date.getMilliseconds()).padStart(3, "0");
-    return `${date.toLocaleDateString()} ${date.toLocaleTimeString()}.${ms}`;
+    const d = new Date(us / 1000);
+    const two = (n) => String(n).padStart(2, "0");
+    const day = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+    const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+    return `${day} ${time}.${String(d.getMilliseconds()).padStart(3, "0")}`;
   }
 
   function formatValue(value) {
@@ -454,7 +457,8 @@
       });
     }
     const width = pad * 2 + (Math.max(...columns.keys()) + 1) * (boxW + gapX) - gapX;
-    const height = pad * 2 + Math.max(...[...columns.values()].map((m) => m.length)) * (boxH + gapY);
+    const rows = Math.max(...[...columns.values()].map((m) => m.length));
+    const height = pad * 2 + rows * (boxH + gapY) - gapY;
     const graph = svg("svg", {
       viewBox: `0 0 ${width} ${height}`,
       width,
