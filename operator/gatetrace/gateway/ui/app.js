@@ -12,6 +12,10 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // generation: bumped by every navigation, search and logout, so an answer that arrives
+  // after the user moved on (or logged out) is dropped instead of drawn
+  const state = { servicesLoaded: false, baggageKeys: null, generation: 0 };
+
   // -- DOM helpers: text only, no HTML parsing ---------------------------------------------
 
   function fill(node, attrs, children) {
@@ -63,23 +67,26 @@
   // -- API ------------------------------------------------------------------------------------
 
   class AuthError extends Error {}
+  class Superseded extends Error {}
 
   const token = () => sessionStorage.getItem(TOKEN_KEY);
 
   async function api(path, bearer = token()) {
+    const generation = state.generation;
     const response = await fetch(path, {
       headers: { Authorization: `Bearer ${bearer}`, Accept: "application/json" },
       cache: "no-store",
       credentials: "omit",
       referrerPolicy: "no-referrer",
     });
-    if (response.status === 401) throw new AuthError("the admin token was refused");
     let body = null;
     try {
       body = await response.json();
     } catch (_) {
       body = null;
     }
+    if (generation !== state.generation) throw new Superseded(path);
+    if (response.status === 401) throw new AuthError("the admin token was refused");
     if (!response.ok) {
       const message =
         (body && body.errors && body.errors[0] && body.errors[0].msg) ||
@@ -94,6 +101,7 @@
 
   // a failed call: a 401 ends the session, anything else is shown where the view reports
   function failed(error, statusNode) {
+    if (error instanceof Superseded) return;
     if (error instanceof AuthError) {
       logout("Your session ended: the admin token was refused (401).");
     } else {
@@ -132,6 +140,7 @@
   }
 
   function logout(message) {
+    state.generation += 1;
     sessionStorage.removeItem(TOKEN_KEY);
     clearData();
     $("nav").hidden = true;
@@ -147,6 +156,7 @@
     try {
       await api("/api/services", candidate);
     } catch (error) {
+      if (error instanceof Superseded) return;
       $("login-error").textContent =
         error instanceof AuthError ? "That token was refused (401)." : `Error: ${error.message}`;
       return;
@@ -159,8 +169,6 @@
   }
 
   // -- traces list ------------------------------------------------------------------------------
-
-  const state = { servicesLoaded: false, baggageKeys: null };
 
   function options(select, values, { blank } = {}) {
     const previous = select.value;
@@ -245,6 +253,7 @@
 
   async function search(event) {
     if (event) event.preventDefault();
+    state.generation += 1;
     const note = $("traces-status");
     const body = $("traces").tBodies[0];
     try {
@@ -277,7 +286,7 @@
         const baggage = (applied.config && applied.config.baggage) || {};
         state.baggageKeys = new Set(baggage.tagKeys || []);
       } catch (error) {
-        if (error instanceof AuthError) throw error;
+        if (error instanceof AuthError || error instanceof Superseded) throw error;
         state.baggageKeys = new Set();
       }
     }
@@ -582,6 +591,7 @@
   // -- routing -------------------------------------------------------------------------------------
 
   function route() {
+    state.generation += 1;
     if (!token()) {
       logout();
       return;
