@@ -118,6 +118,7 @@ class _RequestTrace:
         "status",
         "strip_exact",
         "strip_prefixes",
+        "trace_id",
         "upstream_failed",
     )
 
@@ -133,6 +134,7 @@ class _RequestTrace:
         self.method = method
         self.mono_start = time.perf_counter_ns()
         self.server = server
+        self.trace_id = server.context.trace_id_hex
         self.client: _span.Span | None = None
         self.strip_exact = fields.exact
         self.strip_prefixes = fields.prefixes
@@ -144,9 +146,15 @@ class _RequestTrace:
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
     ) -> None:
+        server = self.server
+        if not server.recording:
+            # Nobody will ever see a span of this trace: skip the client span and let the
+            # upstream's parent be the (equally unrecorded) server span.
+            self.active.propagator.inject(server.context, headers, _SETTER)
+            return
         method = self.method
         client = self.active.tracer.start_span(
-            method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
+            method, kind=_CLIENT, parent=server, start_ns=self.now_ns()
         )
         self.client = client
         if client.recording:
@@ -163,7 +171,7 @@ class _RequestTrace:
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status
-        headers[self.header_name] = self.server.context.trace_id_hex
+        headers[self.header_name] = self.trace_id
         client = self.client
         if client is not None and client.recording and not self.upstream_failed:
             client.set_tag("http.response.status_code", status)
@@ -246,11 +254,11 @@ class TracingMiddleware:
             response = await handler(request)
             status = response.status
             if not response.prepared:
-                response.headers[self._header_name] = server.context.trace_id_hex
+                response.headers[self._header_name] = trace.trace_id
             return response
         except web.HTTPException as exc:
             status = exc.status
-            exc.headers[self._header_name] = server.context.trace_id_hex
+            exc.headers[self._header_name] = trace.trace_id
             raise
         except BaseException as exc:
             status = 500
@@ -265,7 +273,7 @@ class TracingMiddleware:
         headers = request.headers
         raw_path = request.rel_url.raw_path
         route = self.table.match(raw_path)
-        request[proxy.MATCHED_ROUTE] = route if route is not None else proxy.NoRoute()
+        request[proxy.MATCHED_ROUTE] = route if route is not None else proxy.NO_ROUTE
         try:
             extracted = active.propagator.extract(headers, _GETTER, _propagation.EMPTY)
         except Exception:  # propagators must not raise; if one does, treat as absent
@@ -280,7 +288,7 @@ class TracingMiddleware:
             method = "_OTHER"
         name = method if route is None else method + route.span_name_suffix
         info = _sampling.RequestInfo(
-            request.method, request.path, headers, route.name if route is not None else ""
+            request.method, raw_path, headers, route.name if route is not None else ""
         )
         sampler = active.sampler_for(route.namespace) if route is not None else None
         server = active.tracer.start_span(
@@ -347,6 +355,9 @@ class TracingMiddleware:
 
     def _finish(self, active: state.ActiveTracing, trace: _RequestTrace, status: int) -> None:
         server = trace.server
+        if not server.recording:
+            server.finish()
+            return
         try:
             client = trace.client
             if client is not None and not client.is_finished:

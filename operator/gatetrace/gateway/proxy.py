@@ -36,6 +36,7 @@ from gatetrace.runtime import metrics
 __all__ = [
     "HOP_BY_HOP",
     "MATCHED_ROUTE",
+    "NO_ROUTE",
     "OBSERVER",
     "NoRoute",
     "Proxy",
@@ -87,7 +88,8 @@ class NoRoute:
     """Marker stored in :data:`MATCHED_ROUTE` when no route matched."""
 
 
-_NO_ROUTE: Final = NoRoute()
+NO_ROUTE: Final = NoRoute()
+"""The one :class:`NoRoute` instance."""
 
 OBSERVER: Final = web.RequestKey("gatetrace_upstream_observer", UpstreamObserver)
 """Where the tracing middleware leaves its observer for the proxy."""
