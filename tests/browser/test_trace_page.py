@@ -332,6 +332,9 @@ def _dependencies(page: Page, site: Site) -> None:
     assert page.find("#deps tbody tr").text.split() == ["edge", "users", str(site.ok_traces + 1)]
     nodes = [n.get_attribute("data-service") for n in page.all("#deps-graph g.node")]
     assert sorted(nodes) == ["edge", "users"]
+    edge = page.find('#deps-graph path.edge[data-edge="edge>users"]')
+    assert edge.get_attribute("marker-end") == "url(#arrow)"
+    assert [t.text for t in page.all("#deps-graph text.count")] == [str(site.ok_traces + 1)]
     page.shot("5-dependencies")
 
 

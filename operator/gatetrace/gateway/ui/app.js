@@ -14,7 +14,7 @@
 
   // generation: bumped by every navigation, search and logout, so an answer that arrives
   // after the user moved on (or logged out) is dropped instead of drawn
-  const state = { servicesLoaded: false, baggageKeys: null, generation: 0 };
+  const state = { servicesLoaded: false, baggageKeys: null, generation: 0, colours: new Map() };
 
   // -- DOM helpers: text only, no HTML parsing ---------------------------------------------
 
@@ -57,11 +57,15 @@
     return typeof value === "object" && value !== null ? JSON.stringify(value) : String(value);
   }
 
-  // a stable colour per service name, the same in every view
+  // one colour per service, the same in every view: palette slots in the sorted order of
+  // /api/services (learnt at the first view), later newcomers take the next slots
   function colourClass(service) {
-    let hash = 0;
-    for (const ch of String(service)) hash = (hash * 31 + ch.codePointAt(0)) >>> 0;
-    return `svc-${hash % PALETTE_SIZE}`;
+    if (!state.colours.has(service)) state.colours.set(service, state.colours.size);
+    return `svc-${state.colours.get(service) % PALETTE_SIZE}`;
+  }
+
+  function learnColours(services) {
+    if (state.colours.size === 0) [...services].sort().forEach(colourClass);
   }
 
   // -- API ------------------------------------------------------------------------------------
@@ -137,6 +141,7 @@
     $("f-operation").replaceChildren();
     state.servicesLoaded = false;
     state.baggageKeys = null;
+    state.colours.clear();
   }
 
   function logout(message) {
@@ -180,6 +185,7 @@
 
   async function loadServices() {
     const services = (await api("/api/services")).data || [];
+    learnColours(services);
     options($("f-service"), services);
     state.servicesLoaded = true;
     await loadOperations();
@@ -278,6 +284,10 @@
   }
 
   // -- one trace ----------------------------------------------------------------------------------
+
+  async function knownColours() {
+    if (state.colours.size === 0) learnColours((await api("/api/services")).data || []);
+  }
 
   async function baggageKeys() {
     if (state.baggageKeys === null) {
@@ -422,6 +432,7 @@
     $("span-details").hidden = true;
     status(note, "Loading…");
     try {
+      await knownColours();
       await baggageKeys();
       const trace = (await api(`/api/traces/${encodeURIComponent(traceId)}`)).data[0];
       const info = summarise(trace);
@@ -442,6 +453,8 @@
 
   // -- dependencies --------------------------------------------------------------------------------
 
+  // services in columns by call depth (callers left), edges as arrows labelled with counts;
+  // an edge skipping columns or going back runs above the boxes instead of crossing them
   function dependencyGraph(edges) {
     const names = [...new Set(edges.flatMap((e) => [e.parent, e.child]))].sort();
     const level = new Map(names.map((n) => [n, 0]));
@@ -455,19 +468,20 @@
     }
     const columns = new Map();
     for (const name of names) {
-      const column = columns.get(level.get(name)) || [];
-      columns.set(level.get(name), [...column, name]);
+      columns.set(level.get(name), [...(columns.get(level.get(name)) || []), name]);
     }
-    const [boxW, boxH, gapX, gapY, pad] = [150, 34, 90, 24, 12];
+    const [boxW, boxH, gapX, gapY, pad, arc] = [150, 34, 90, 26, 12, 22];
+    const arcs = edges.map((e) => Math.abs(level.get(e.child) - level.get(e.parent)) !== 1);
+    const top = pad + arc * (arcs.filter(Boolean).length + 0.5);
     const position = new Map();
     for (const [column, members] of columns) {
       members.forEach((name, row) => {
-        position.set(name, { x: pad + column * (boxW + gapX), y: pad + row * (boxH + gapY) });
+        position.set(name, { x: pad + column * (boxW + gapX), y: top + row * (boxH + gapY) });
       });
     }
-    const width = pad * 2 + (Math.max(...columns.keys()) + 1) * (boxW + gapX) - gapX;
     const rows = Math.max(...[...columns.values()].map((m) => m.length));
-    const height = pad * 2 + rows * (boxH + gapY) - gapY;
+    const width = pad * 2 + (Math.max(...columns.keys()) + 1) * (boxW + gapX) - gapX;
+    const height = top + pad + rows * (boxH + gapY) - gapY;
     const graph = svg("svg", {
       viewBox: `0 0 ${width} ${height}`,
       width,
@@ -475,35 +489,48 @@
       role: "img",
       "aria-label": "service dependency graph",
     });
+    const marker = { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, orient: "auto" };
     graph.append(
       svg(
         "defs",
         {},
         svg(
           "marker",
-          { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" },
+          { ...marker, markerWidth: 7, markerHeight: 7 },
           svg("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }),
         ),
       ),
     );
-    for (const e of edges) {
+    let arcsDrawn = 0;
+    edges.forEach((e, i) => {
       const from = position.get(e.parent);
       const to = position.get(e.child);
-      const [x1, y1] = [from.x + boxW, from.y + boxH / 2];
-      const [x2, y2] = [to.x, to.y + boxH / 2];
-      const back = x2 <= x1;
+      let d;
+      let label;
+      if (arcs[i]) {
+        // up from the caller to a lane of its own above the boxes, along it, down the free
+        // gap left of the callee's column, into the callee's left side
+        arcsDrawn += 1;
+        const lane = pad + arc * arcsDrawn;
+        const [x1, y1] = [from.x + boxW / 2 + (arcsDrawn % 3) * 10 - 10, from.y];
+        const xv = to.x - gapX / 2 + (arcsDrawn % 3) * 8 - 8;
+        const [x2, y2] = [to.x, to.y + boxH / 2];
+        // a callee at the top of its column is reached from above, others through the gap
+        d =
+          to.y === top
+            ? `M${x1},${y1} V${lane} H${to.x + boxW / 2} V${to.y}`
+            : `M${x1},${y1} V${lane} H${xv} V${y2} H${x2}`;
+        label = { x: (x1 + xv) / 2, y: lane - 4 };
+      } else {
+        const [x1, y1, x2, y2] = [from.x + boxW, from.y + boxH / 2, to.x, to.y + boxH / 2];
+        d = `M${x1},${y1} L${x2},${y2}`;
+        label = { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 5 };
+      }
       graph.append(
-        svg("line", {
-          x1: back ? from.x + boxW / 2 : x1,
-          y1: back ? from.y + boxH : y1,
-          x2: back ? to.x + boxW / 2 : x2,
-          y2: back ? to.y : y2,
-          class: "edge",
-          "marker-end": "url(#arrow)",
-        }),
-        svg("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 5, class: "count" }, e.callCount),
+        svg("path", { d, class: "edge", "marker-end": "url(#arrow)", "data-edge": `${e.parent}>${e.child}` }),
+        svg("text", { ...label, class: "count" }, e.callCount),
       );
-    }
+    });
     for (const [name, { x, y }] of position) {
       graph.append(
         svg(
@@ -522,6 +549,7 @@
     const note = $("deps-status");
     status(note, "Loading…");
     try {
+      await knownColours();
       const edges = (await api("/api/dependencies")).data || [];
       $("deps").tBodies[0].replaceChildren(
         ...edges.map((e) =>
