@@ -9,7 +9,9 @@ run in file order and build on each other's state (one module, one set of proces
 """
 
 import json
+import os
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -379,17 +381,35 @@ def test_a_restarted_gateway_comes_back_with_the_configmap_and_drift_is_repaired
 
 def test_operator_killed_mid_rollout_a_new_one_converges(live: Live) -> None:
     assert live.operator is not None
-    live.kube.kubectl_run(
-        "patch", "tp", "default", "-n", ROOT, "--type=merge",
-        "-p", json.dumps({"spec": {"sampling": {"sampler": {"rate": 0.3}}}}),
-    )  # fmt: skip
-    time.sleep(0.3)
-    live.operator.kill()
+    stuck = live.pods["edge-1"].process
+    pid = stuck.process.pid
+    assert pid is not None
+    # edge-1 hangs (SIGSTOP): its push cannot finish, so the rollout is caught halfway
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        live.kube.kubectl_run(
+            "patch", "tp", "default", "-n", ROOT, "--type=merge",
+            "-p", json.dumps({"spec": {"sampling": {"sampler": {"rate": 0.3}}}}),
+        )  # fmt: skip
+
+        def others_done() -> bool | None:
+            rates = [_rate(live.pods[n].process.running()["config"]) for n in ("edge-0", "inner-0")]
+            return True if rates == [0.3, 0.3] else None
+
+        kubeobj.eventually(others_done, 20.0, what="the other pods got the new rate")
+        live.operator.kill()
+    finally:
+        # the hung pod dies too and starts afresh (no tracing file): only a new
+        # operator can bring it the config, not a request the old one left behind
+        os.kill(pid, signal.SIGKILL)
+        stuck.stop()
+    stuck.start()
+    assert stuck.revision() is None
     live.operator = live.start_operator("second")
     live.converged(rate=0.3)
     obj = live.status_settled("default", ROOT, 4)
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
-    share = gateways.sampled_share(live.pods["edge-1"].process, "/app/x", N)
+    share = gateways.sampled_share(stuck, "/app/x", N)
     assert 0.17 <= share <= 0.43, share
 
 
