@@ -45,17 +45,20 @@ def _page_references() -> _References:
 
 async def test_page_and_assets_are_served_without_a_token() -> None:
     async with running_admin() as adm:
-        for path, content_type, marker in [
-            ("/ui/", "text/html", '<script src="app.js"'),
-            ("/ui/app.js", "text/javascript", "sessionStorage"),
-            ("/ui/app.css", "text/css", ".waterfall"),
-        ]:
-            response = await adm.client.get(path)
-            assert response.status == 200, path
-            assert response.content_type == content_type, path
-            assert marker in await response.text(), path
+        for name, (file_name, content_type) in ui.ASSETS.items():
+            response = await adm.client.get(ui.PREFIX + name)
+            assert response.status == 200, name
+            assert response.content_type == content_type, name
+            assert await response.read() == (UI_FILES / file_name).read_bytes(), name
             assert response.headers["X-Content-Type-Options"] == "nosniff"
             assert response.headers["Content-Security-Policy"] == ui.CONTENT_SECURITY_POLICY
+        page = await (await adm.client.get("/ui/")).text()
+        assert '<script type="module" src="app.js">' in page
+
+
+def test_every_file_of_the_page_is_served() -> None:
+    files = {f.name for f in UI_FILES.iterdir() if f.is_file()}
+    assert files == {file_name for file_name, _ in ui.ASSETS.values()}
 
 
 async def test_bare_prefix_redirects_to_the_page() -> None:
@@ -113,17 +116,40 @@ def test_page_loads_only_its_own_files() -> None:
         assert url in ui.ASSETS
 
 
-def test_script_builds_the_dom_from_text_and_calls_no_other_host() -> None:
-    script = (UI_FILES / "app.js").read_text(encoding="utf-8")
-    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
-        assert sink not in script, sink
-    assert "new Function" not in script
-    hosts = set(re.findall(r"https?://[^\s\"'`]+", script))
-    assert hosts == {"http://www.w3.org/2000/svg"}  # the SVG namespace, never fetched
+def _scripts() -> dict[str, str]:
+    return {
+        f.name: f.read_text(encoding="utf-8")
+        for f in UI_FILES.iterdir()
+        if f.is_file() and f.name.endswith(".js")
+    }
+
+
+def test_scripts_import_only_served_modules() -> None:
+    scripts = _scripts()
+    imported = set()
+    for script in scripts.values():
+        for specifier in re.findall(r"^import\b[^;]*?from \"([^\"]+)\";", script, re.M):
+            assert specifier.startswith("./"), specifier  # same folder, never another host
+            imported.add(specifier[2:])
+    assert imported == set(scripts) - {"app.js"}
+    assert imported <= set(ui.ASSETS)
+
+
+def test_scripts_build_the_dom_from_text_and_call_no_other_host() -> None:
+    scripts = _scripts()
+    for name, script in scripts.items():
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
+            assert sink not in script, (name, sink)
+        assert "new Function" not in script, name
+        assert "localStorage" not in script and "document.cookie" not in script, name
+        hosts = set(re.findall(r"https?://[^\s\"'`]+", script))
+        assert hosts <= {"http://www.w3.org/2000/svg"}, name  # the SVG namespace, not fetched
     # the token goes into sessionStorage and the Authorization header, nowhere else
-    assert "localStorage" not in script
-    assert "document.cookie" not in script
-    assert "Authorization: `Bearer ${bearer}`" in script
+    assert "sessionStorage" in scripts["session.js"]
+    assert "Authorization: `Bearer ${bearer}`" in scripts["session.js"]
+    assert [n for n, s in scripts.items() if "sessionStorage" in s or "fetch(" in s] == [
+        "session.js"
+    ]
 
 
 def test_forms_cannot_leak_the_token_into_a_url() -> None:

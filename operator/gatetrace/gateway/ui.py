@@ -4,8 +4,9 @@
 
     GET /ui          -> 308 to /ui/
     GET /ui/         the page (index.html)
-    GET /ui/app.js   its script
     GET /ui/app.css  its style sheet
+    GET /ui/app.js   its script (an ES module importing dom.js, session.js, trace.js,
+                     graph.js from the same folder; no build step)
 
 The page itself holds no data and needs no token (:data:`PUBLIC_PATHS` is
 part of :data:`gatetrace.gateway.admin_auth.OPEN_PATHS`); it asks for the
@@ -17,6 +18,8 @@ inline script, no external host, no framing.
 """
 
 import importlib.resources
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -25,11 +28,18 @@ __all__ = ["ASSETS", "CONTENT_SECURITY_POLICY", "PREFIX", "PUBLIC_PATHS", "add_u
 
 PREFIX = "/ui/"
 
-ASSETS: dict[str, tuple[str, str]] = {
-    "": ("index.html", "text/html"),
-    "app.js": ("app.js", "text/javascript"),
-    "app.css": ("app.css", "text/css"),
-}
+ASSETS: Mapping[str, tuple[str, str]] = types.MappingProxyType(
+    {
+        "": ("index.html", "text/html"),
+        "app.css": ("app.css", "text/css"),
+        # ES modules: app.js (views, routing) imports the others
+        "app.js": ("app.js", "text/javascript"),
+        "dom.js": ("dom.js", "text/javascript"),
+        "session.js": ("session.js", "text/javascript"),
+        "trace.js": ("trace.js", "text/javascript"),
+        "graph.js": ("graph.js", "text/javascript"),
+    }
+)
 """URL name under :data:`PREFIX` -> (file in the ``ui`` package folder, content type)."""
 
 PUBLIC_PATHS = frozenset({PREFIX.rstrip("/"), *(PREFIX + name for name in ASSETS)})
