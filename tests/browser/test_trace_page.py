@@ -14,7 +14,6 @@ import asyncio
 import pathlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import pytest
@@ -22,8 +21,7 @@ from aiohttp import web
 from selenium import webdriver
 from selenium.common import exceptions as selenium_errors
 from selenium.webdriver.common.by import By
-from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions, select, wait
+from selenium.webdriver.support import select
 
 from gatetrace import runtime
 from gatetrace.gateway import config, server
@@ -37,7 +35,6 @@ pytestmark = pytest.mark.timeout(90)
 
 TOKEN = "browser-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 HOSTILE = '<img src=x onerror="window.__pwned=1">&amp;'
 """A header value the gateway copies into a tag: the page must show it as text."""
 
@@ -170,45 +167,7 @@ async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 # -- driving the page (blocking selenium calls, run in a worker thread) -------------------------
 
 
-class Page:
-    def __init__(self, driver: webdriver.Chrome) -> None:
-        self.driver = driver
-        self.wait = wait.WebDriverWait(driver, 10)
-
-    def find(self, css: str) -> WebElement:
-        return self.driver.find_element(By.CSS_SELECTOR, css)
-
-    def all(self, css: str) -> list[WebElement]:
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
-
-    def visible(self, css: str) -> WebElement:
-        found: WebElement = self.wait.until(
-            expected_conditions.visibility_of_element_located((By.CSS_SELECTOR, css))
-        )
-        return found
-
-    def until_text(self, css: str, text: str) -> None:
-        self.wait.until(
-            expected_conditions.text_to_be_present_in_element((By.CSS_SELECTOR, css), text)
-        )
-
-    def until(self, check: Callable[[], Any]) -> Any:
-        return self.wait.until(lambda _driver: check())
-
-    def script(self, code: str, *args: Any) -> Any:
-        return self.driver.execute_script(code, *args)
-
-    def shot(self, name: str) -> pathlib.Path:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        path = SCREENSHOTS / f"trace-page-{name}.png"
-        assert self.driver.save_screenshot(str(path)), path
-        return path
-
-    def stored_token(self) -> Any:
-        return self.script("return sessionStorage.getItem('gatetrace.adminToken')")
-
-
-def _login(page: Page, admin_url: str) -> None:
+def _login(page: chromium.Page, admin_url: str) -> None:
     page.driver.get(admin_url + "/ui/")
     page.visible("#login-form")
     assert page.find("#nav").is_displayed() is False
@@ -226,7 +185,7 @@ def _login(page: Page, admin_url: str) -> None:
     assert page.script("return document.cookie") == ""
 
 
-def _trace_list(page: Page, site: Site) -> None:
+def _trace_list(page: chromium.Page, site: Site) -> None:
     page.until(lambda: len(page.all("#traces tbody tr")) == site.ok_traces + 1)
     assert page.find("#f-service").get_attribute("value") == "edge"
     operations = [o.text for o in page.all("#f-operation option")]
@@ -270,7 +229,7 @@ def _trace_list(page: Page, site: Site) -> None:
     page.shot("2-errors-only")
 
 
-def _trace_view(page: Page, site: Site) -> None:
+def _trace_view(page: chromium.Page, site: Site) -> None:
     page.find("#traces tbody tr").click()
     page.visible("#view-trace")
     page.until(lambda: len(page.all("#waterfall .row.span")) == 4)
@@ -326,7 +285,7 @@ def _trace_view(page: Page, site: Site) -> None:
     page.shot("4-span-details")
 
 
-def _dependencies(page: Page, site: Site) -> None:
+def _dependencies(page: chromium.Page, site: Site) -> None:
     page.find('#nav a[data-view="dependencies"]').click()
     page.until(lambda: len(page.all("#deps tbody tr")) == 1)
     assert page.find("#deps tbody tr").text.split() == ["edge", "users", str(site.ok_traces + 1)]
@@ -338,7 +297,7 @@ def _dependencies(page: Page, site: Site) -> None:
     page.shot("5-dependencies")
 
 
-def _config(page: Page) -> None:
+def _config(page: chromium.Page) -> None:
     page.find('#nav a[data-view="config"]').click()
     page.until_text('#config-meta dd[data-field="revision"]', str(REVISION))
     assert len(page.find('#config-meta dd[data-field="version"]').text) >= 8
@@ -348,7 +307,7 @@ def _config(page: Page) -> None:
     page.shot("6-config")
 
 
-def _refusal_and_logout(page: Page) -> None:
+def _refusal_and_logout(page: chromium.Page) -> None:
     # a token the API stops accepting (rotated, say) sends the page back to the login form
     page.script("sessionStorage.setItem('gatetrace.adminToken', 'rotated-away')")
     page.find('#nav a[data-view="dependencies"]').click()
@@ -368,7 +327,7 @@ def _refusal_and_logout(page: Page) -> None:
 
 
 def _drive(driver: webdriver.Chrome, site: Site) -> None:
-    page = Page(driver)
+    page = chromium.Page(driver)
     try:
         _login(page, site.admin_url)
         _trace_list(page, site)
@@ -380,16 +339,7 @@ def _drive(driver: webdriver.Chrome, site: Site) -> None:
         page.shot("failure")
         raise
     # the 401s and the 400 the page provoked on purpose are logged by Chromium; nothing else
-    errors = [
-        entry["message"]
-        for entry in driver.get_log("browser")
-        if entry["level"] == "SEVERE"
-        and not (
-            "Failed to load resource" in entry["message"]
-            and ("/api/" in entry["message"] or "/admin/v1/" in entry["message"])
-        )
-    ]
-    assert errors == [], errors
+    assert page.console_errors() == []
 
 
 async def test_trace_page_in_headless_chromium(site: Site, tmp_path: pathlib.Path) -> None:
