@@ -101,7 +101,9 @@ def _tracing_document(mode: str, collector: str) -> dict[str, Any] | None:
     )
     return {
         "sampling": {"sampler": sampler},
-        "reporters": [{"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}],
+        "reporters": []
+        if "no reporter" in mode
+        else [{"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}],
     }
 
 
@@ -311,24 +313,31 @@ def load(url: str, connections: int, seconds: float) -> Sample:
 
 
 MODES = ("off", "100%", "1%", "100%, backend down", "1%, backend down")
+EXTRA_MODES = ("100%, no reporter", "1%, no reporter")
+"""Optional (``--modes``): tracing without any reporter, to separate the two costs."""
 
 
-def run(rounds: int = 3, seconds: float = 3.0, connections: int = 32) -> list[dict[str, Any]]:
+def run(
+    rounds: int = 3,
+    seconds: float = 3.0,
+    connections: int = 32,
+    modes: Sequence[str] = MODES,
+) -> list[dict[str, Any]]:
     """Measure every mode ``rounds`` times; one row per mode (median of the rounds)."""
-    throughput: dict[str, list[Sample]] = {m: [] for m in MODES}
-    latency: dict[str, list[Sample]] = {m: [] for m in MODES}
+    throughput: dict[str, list[Sample]] = {m: [] for m in modes}
+    latency: dict[str, list[Sample]] = {m: [] for m in modes}
     with children() as procs:
         upstream = f"http://127.0.0.1:{procs.start('upstream')}"
         collector = f"http://127.0.0.1:{procs.start('collector')}"
         down = f"http://127.0.0.1:{_free_port()}"
         gateways = {
             mode: procs.start("gateway", upstream, mode, down if "down" in mode else collector)
-            for mode in MODES
+            for mode in modes
         }
         for port in gateways.values():  # warm up each gateway and its pools
             load(f"http://127.0.0.1:{port}{PATH}", connections, 1.0)
         for r in range(rounds):
-            order = MODES[r % len(MODES) :] + MODES[: r % len(MODES)]
+            order = [*modes[r % len(modes) :], *modes[: r % len(modes)]]
             for mode in order:
                 url = f"http://127.0.0.1:{gateways[mode]}{PATH}"
                 pid = procs.pids[gateways[mode]]
@@ -343,7 +352,7 @@ def run(rounds: int = 3, seconds: float = 3.0, connections: int = 32) -> list[di
     base_cpu = statistics.median(s.cpu_us_per_request for s in throughput["off"])
     base_p99 = statistics.median(s.p99_ms for s in latency["off"])
     rows = []
-    for mode in MODES:
+    for mode in modes:
         rps = statistics.median(s.rps for s in throughput[mode])
         p50 = statistics.median(s.p50_ms for s in latency[mode])
         p99 = statistics.median(s.p99_ms for s in latency[mode])
@@ -385,13 +394,24 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--modes",
+        default=";".join(MODES),
+        help=f"';'-separated subset of: {'; '.join(MODES + EXTRA_MODES)} ('off' is always run)",
+    )
     options = parser.parse_args(args)
     generator = "wrk" if shutil.which("wrk") else "python aiohttp client"
     print(
         f"gateway benchmark: {options.rounds} rounds x {options.seconds}s per mode, "
         f"{options.connections} connections ({generator}); latency at 1 connection"
     )
-    rows = run(options.rounds, options.seconds, options.connections)
+    chosen = [m.strip() for m in options.modes.split(";") if m.strip()]
+    unknown = set(chosen) - set(MODES + EXTRA_MODES)
+    if unknown:
+        parser.error(f"unknown modes: {sorted(unknown)}")
+    if "off" not in chosen:
+        chosen.insert(0, "off")
+    rows = run(options.rounds, options.seconds, options.connections, chosen)
     print(
         f"{'mode':<20}{'req/s':>8}{'vs off':>8}{'CPU us/req':>11}{'capacity':>9}{'goal':>7}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'+p99 ms':>9}{'errors':>7}"

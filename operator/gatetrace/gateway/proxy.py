@@ -144,6 +144,10 @@ class Proxy:
             ["route"],
         )
         self._codes: dict[int, str] = {}
+        # (strip_exact, strip_prefixes, drop set, prefixes): rebuilt when the config changes
+        self._strip_cache: (
+            tuple[frozenset[str], tuple[str, ...], frozenset[str], tuple[str, ...]] | None
+        ) = None
 
     # -- lifecycle -------------------------------------------------------
 
@@ -219,8 +223,20 @@ class Proxy:
             drop = drop | tokens
         prefixes: tuple[str, ...] = ("proxy-",)
         if observer is not None:
-            drop = drop | observer.strip_exact
-            prefixes = (*prefixes, *observer.strip_prefixes)
+            cached = self._strip_cache
+            if (
+                cached is None
+                or cached[0] is not observer.strip_exact
+                or cached[1] is not (observer.strip_prefixes)
+            ):
+                cached = self._strip_cache = (
+                    observer.strip_exact,
+                    observer.strip_prefixes,
+                    _REQUEST_DROP | observer.strip_exact,
+                    ("proxy-", *observer.strip_prefixes),
+                )
+            drop = cached[2] | tokens if tokens else cached[2]
+            prefixes = cached[3]
         out: multidict.CIMultiDict[str] = multidict.CIMultiDict()
         for name, value in incoming.items():
             lower = name.lower()
