@@ -37,10 +37,6 @@ class Pod:
     namespace: str
     gateway: str
     process: gateways.GatewayProcess
-    client: gateways.Client = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.client = gateways.Client(self.process)
 
 
 @dataclass
@@ -188,7 +184,6 @@ def live(
                     "-p", '{"metadata":{"finalizers":null}}', check=False,
                 )  # fmt: skip
             for pod in state.pods.values():
-                pod.client.close()
                 pod.process.stop()
                 kubeobj.delete(kube, "pod", pod.name, pod.namespace)
 
@@ -366,7 +361,6 @@ def test_a_restarted_gateway_comes_back_with_the_configmap_and_drift_is_repaired
     pod.process.tracing_file.unlink()
     pod.process.start()
     assert pod.process.revision() is None
-    pod.client.close()
     live.converged(timeout=15.0, rate=0.9)
     metrics = pod.process.metrics()
     assert gateways.metric_sum(metrics, "gatetrace_config_applies_total", source="file") == 0

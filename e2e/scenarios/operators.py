@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -146,8 +147,6 @@ class OperatorProcess:
         self.process.stop()
 
     def metrics(self) -> str:
-        import urllib.request
-
         url = f"http://{procs.LOOPBACK}:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5.0) as resp:
             text: str = resp.read().decode()
