@@ -190,3 +190,23 @@ async def test_new_gateway_gets_the_config(tmp_path: pathlib.Path) -> None:
         current = gateways[1].holder.current
         assert current is not None
         assert current.config["sampling"]["sampler"]["rate"] == 0.2
+
+
+async def test_drift_check_counts_a_gateway_without_config(tmp_path: pathlib.Path) -> None:
+    """A restarted gateway without its file answers 404: drift, not unreachable."""
+    async with gw.gateways(1) as gateways:
+        reconciler, _ = _reconciler()
+        _register(reconciler, [standalone.GatewaySpec("gw", gateways[0].url)])
+        _write(tmp_path, "team", 0.2)
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        fresh = await gw.start_gateway()  # the "restarted" pod: same identity, no config
+        try:
+            reconciler.upsert_pod(standalone.GatewaySpec("gw", fresh.url).pod())
+            reconciler.pod_states["default/gw"].state = "Applied"  # what we believed
+            await reconciler.check_drift()
+            assert reconciler.metrics.drift.total() == 1
+            await reconciler.converge()
+            assert fresh.holder.current is not None
+            assert fresh.holder.current.config["sampling"]["sampler"]["rate"] == 0.2
+        finally:
+            await fresh.runner.cleanup()

@@ -145,7 +145,9 @@ class Reconciler:
     def upsert_pod(self, pod: _pods.GatewayPod) -> None:
         old = self.pods.get(pod.key)
         self.pods[pod.key] = pod
-        if old is not None and (old.uid != pod.uid or old.ip != pod.ip):
+        if old is not None and (
+            old.uid != pod.uid or old.ip != pod.ip or old.admin_base != pod.admin_base
+        ):
             self.pod_states.pop(pod.key, None)  # a new incarnation runs nothing we pushed
         self._wake.set()
 

@@ -141,6 +141,8 @@ class AdminClient:
                 headers=self._headers(),
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
+                if response.status == 404:  # up, but no tracing config loaded yet
+                    return RunningState(0, "")
                 if response.status != 200:
                     return None
                 body = await response.json()
