@@ -199,12 +199,14 @@ async def test_drift_check_counts_a_gateway_without_config(tmp_path: pathlib.Pat
         _register(reconciler, [standalone.GatewaySpec("gw", gateways[0].url)])
         _write(tmp_path, "team", 0.2)
         await _sync(reconciler, standalone.PolicyFolder(tmp_path))
-        fresh = await gw.start_gateway()  # the "restarted" pod: same identity, no config
+        port = int(gateways[0].url.rsplit(":", 1)[1])
+        await gateways[0].runner.cleanup()  # the pod restarts on the same address
+        fresh = await gw.start_gateway(port=port)
+        gateways[0].runner = fresh.runner
         try:
-            reconciler.upsert_pod(standalone.GatewaySpec("gw", fresh.url).pod())
-            reconciler.pod_states["default/gw"].state = "Applied"  # what we believed
             await reconciler.check_drift()
             assert reconciler.metrics.drift.total() == 1
+            assert reconciler.pod_states["default/gw"].state == "Pending"
             await reconciler.converge()
             assert fresh.holder.current is not None
             assert fresh.holder.current.config["sampling"]["sampler"]["rate"] == 0.2
