@@ -1,5 +1,6 @@
 """The tracing middleware end to end: client -> gateway -> upstream -> nested upstream."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -273,3 +274,47 @@ async def test_too_many_headers_are_refused_and_the_proxy_keeps_serving(stack: S
     assert stack.users.received == []
     resp, _ = await stack.get("/api/users/1")
     assert resp.status == 200
+
+
+class _BrokenProcessor:
+    """A reporter that fails on every span."""
+
+    def on_end(self, s: span.Span) -> None:
+        raise RuntimeError("reporter down")
+
+
+async def test_a_failing_reporter_never_fails_the_request() -> None:
+    registry = metrics.Registry()
+    active = make_active(Collector(), registry=registry)
+    active.tracer.processor = _BrokenProcessor()
+    async with start_stack(active, Collector(), registry) as stack:
+        for _ in range(3):
+            resp, _ = await stack.get("/api/users/1")
+            assert resp.status == 200
+        assert active.tracer.metrics.processor_errors.total() == 6
+
+
+async def test_client_going_away_mid_stream_is_logged_and_the_proxy_keeps_serving(
+    stack: Stack,
+) -> None:
+    resp = await stack.client.get("/api/users/stream?chunks=3")
+    await asyncio.wait_for(resp.content.readexactly(100), 5)
+    connection = resp.connection
+    assert connection is not None
+    assert connection.transport is not None
+    connection.transport.abort()
+    resp.close()
+    stack.users.gate.set()
+    for _ in range(100):  # the gateway notices on its next write
+        if stack.gateway.by_kind(SERVER):
+            break
+        await asyncio.sleep(0.05)
+    server = stack.gateway.one(SERVER)
+    assert any(log.fields.get("event") == "client_aborted" for log in server.logs), (
+        server.logs,
+        server.tags,
+    )
+    assert not server.is_error
+    stack.gateway.spans.clear()
+    again, _ = await stack.get("/api/users/1")
+    assert again.status == 200

@@ -23,6 +23,7 @@ sensitive ones (Authorization, Cookie, Set-Cookie, Proxy-Authorization and
 the configured ``sensitiveHeaders``). Nothing here awaits a reporter.
 """
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -260,6 +261,10 @@ class TracingMiddleware:
             status = exc.status
             exc.headers[self._header_name] = trace.trace_id
             raise
+        except asyncio.CancelledError:
+            # the client went away and aiohttp cancelled the handler: not a server error
+            server.log({"event": "client_aborted"})
+            raise
         except BaseException as exc:
             status = 500
             if server.recording:
@@ -362,7 +367,7 @@ class TracingMiddleware:
             client = trace.client
             if client is not None and not client.is_finished:
                 client.finish(trace.now_ns())
-            if server.recording:
+            if status:  # 0: no response (the client went away first)
                 server.set_tag("http.response.status_code", status)
                 if status >= 500 and not trace.upstream_failed:
                     server.set_status(_ERROR)
