@@ -13,7 +13,12 @@ sampler, batching Zipkin reporter), ``1%`` (probabilistic 0.01), and both
 again with the reporter's backend down (a port nobody listens on).
 Goals: 100% keeps >= 90% of the untraced throughput, 1% keeps >= 97%.
 
-Run: ``.venv/bin/python benchmarks/bench_gateway.py [--rounds N] [--seconds S]``.
+``run()`` (what ``python -m benchmarks`` calls; ~30 s) returns one
+:class:`benchmarks.common.Row` per traced mode: proxy time per request
+(1 / req/s) against the untraced gateway's in the same run; the goal ratio is
+1/0.90 for 100% and 1/0.97 for 1%. The full table (CPU per request, p99 added
+latency, no-reporter modes): ``.venv/bin/python -m benchmarks.bench_gateway
+[--rounds N] [--seconds S] [--modes ...]``.
 """
 
 import argparse
@@ -31,6 +36,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from benchmarks import common
 
 GOALS = {"100%": 0.90, "1%": 0.97}
 PATH = "/api/items/1"
@@ -198,6 +205,15 @@ class Sample:
     """Gateway process CPU time per request (robust against other load on the machine)."""
 
 
+def _child_env() -> dict[str, str]:
+    """This environment plus the source root and the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [os.path.join(repo, "operator"), repo, env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    return env
+
+
 class Children:
     """Child processes started from this file, all stopped on exit."""
 
@@ -207,14 +223,11 @@ class Children:
         """port -> pid of the child serving it."""
 
     def start(self, *args: str) -> int:
-        env = dict(os.environ)
-        source_root = os.path.join(os.path.dirname(os.path.dirname(__file__)), "operator")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [source_root, env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             [sys.executable, __file__, "--child", *args],
             stdout=subprocess.PIPE,
             text=True,
-            env=env,
+            env=_child_env(),
         )
         self.procs.append(proc)
         assert proc.stdout is not None
@@ -303,6 +316,7 @@ def load(url: str, connections: int, seconds: float) -> Sample:
         return Sample(float(rps_match.group(1)), _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), errors)
     out = subprocess.run(
         [sys.executable, __file__, "--child", "load", url, str(connections), str(seconds)],
+        env=_child_env(),
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -317,11 +331,37 @@ EXTRA_MODES = ("100%, no reporter", "1%, no reporter")
 """Optional (``--modes``): tracing without any reporter, to separate the two costs."""
 
 
-def run(
+RUN_MODES = ("off", "100%", "1%", "100%, backend down")
+"""What ``run()`` measures (kept under ~30 s); ``main()`` measures every mode."""
+
+
+def run() -> list[common.Row]:
+    """The ``python -m benchmarks`` rows: time per request, traced vs untraced."""
+    rows = []
+    for row in measure(rounds=2, seconds=2.0, modes=RUN_MODES, warmup=1.0):
+        goal = row["goal"]
+        if goal is None:
+            continue
+        untraced_us = 1e6 / row["off_rps"]
+        rows.append(
+            common.Row(
+                name=f"gateway request, {row['case']} (p99 at c=1 {row['added_p99_ms']:+.2f} ms)",
+                ours=untraced_us / row["paired_ratio"],
+                peer=untraced_us,
+                unit="us",
+                goal_ratio=round(1 / goal, 3),
+                peer_name="the untraced gateway, same run",
+            )
+        )
+    return rows
+
+
+def measure(
     rounds: int = 3,
     seconds: float = 3.0,
     connections: int = 32,
     modes: Sequence[str] = MODES,
+    warmup: float = 1.0,
 ) -> list[dict[str, Any]]:
     """Measure every mode ``rounds`` times; one row per mode (median of the rounds)."""
     throughput: dict[str, list[Sample]] = {m: [] for m in modes}
@@ -335,7 +375,7 @@ def run(
             for mode in modes
         }
         for port in gateways.values():  # warm up each gateway and its pools
-            load(f"http://127.0.0.1:{port}{PATH}", connections, 1.0)
+            load(f"http://127.0.0.1:{port}{PATH}", connections, warmup)
         for r in range(rounds):
             order = [*modes[r % len(modes) :], *modes[: r % len(modes)]]
             for mode in order:
@@ -348,6 +388,7 @@ def run(
                 sample.cpu_us_per_request = used / requests * 1e6 if requests else 0.0
                 throughput[mode].append(sample)
                 latency[mode].append(load(url, 1, max(1.0, seconds / 2)))
+
     base_rps = statistics.median(s.rps for s in throughput["off"])
     base_cpu = statistics.median(s.cpu_us_per_request for s in throughput["off"])
     base_p99 = statistics.median(s.p99_ms for s in latency["off"])
@@ -368,6 +409,7 @@ def run(
                 "benchmark": "gateway",
                 "case": mode,
                 "rps": round(rps, 1),
+                "off_rps": round(base_rps, 1),
                 "ratio_vs_off": round(ratio, 3),
                 "paired_ratio": round(paired, 3),
                 "cpu_us_per_request": round(cpu, 1),
@@ -411,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         parser.error(f"unknown modes: {sorted(unknown)}")
     if "off" not in chosen:
         chosen.insert(0, "off")
-    rows = run(options.rounds, options.seconds, options.connections, chosen)
+    rows = measure(options.rounds, options.seconds, options.connections, chosen)
     print(
         f"{'mode':<20}{'req/s':>8}{'vs off':>8}{'CPU us/req':>11}{'capacity':>9}{'goal':>7}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'+p99 ms':>9}{'errors':>7}"
