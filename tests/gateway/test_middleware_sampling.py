@@ -1,6 +1,7 @@
 """Sampling at the gateway: error/latency priority, namespace overrides, rules."""
 
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 
 from proxyharness import Collector, Stack, make_active, start_stack
@@ -177,3 +178,41 @@ async def test_sampler_gets_request_info_and_the_remote_parent() -> None:
         assert params.request.path == "/api/users/42"
         assert params.request.route == "users"
         assert params.request.headers["x-flag"] == "on"
+
+
+async def test_b3_deny_without_ids_is_honoured() -> None:
+    """``b3: 0`` carries a decision but no trace: the new trace is not sampled."""
+    from gatetrace.runtime.sampling import debug, parentbased
+
+    collector = Collector()
+    sampler = debug.DebugSampler(parentbased.ParentBasedSampler(const.ConstSampler(True)))
+    active = make_active(collector, sampler=sampler, extract=("b3", "tracecontext"))
+    async with start_stack(active, collector) as stack:
+        resp, _ = await stack.get("/api/users/1", headers={"b3": "0"})
+        assert resp.status == 200
+        assert stack.gateway.spans == []
+        resp, _ = await stack.get("/api/users/1", headers={"b3": "d"})
+        assert stack.gateway.one(SERVER).context.debug
+        assert stack.gateway.one(SERVER).parent_id is None
+
+
+async def test_a_namespace_override_brings_its_own_priority_settings() -> None:
+    collector = Collector()
+    budget = priority.PriorityBudget(100.0)
+    sampler = priority.PrioritySampler(const.ConstSampler(False), budget)
+    active = make_active(
+        collector,
+        sampler=sampler,
+        priority=state.PrioritySettings(errors=False),
+        namespace_samplers={"shop": sampler},
+    )
+    active = dataclasses.replace(
+        active, namespace_priority={"shop": state.PrioritySettings(errors=True)}
+    )
+    async with start_stack(active, collector) as stack:
+        resp, _ = await stack.get("/api/billing/status?code=500")  # namespace billing
+        assert resp.status == 500
+        assert stack.gateway.spans == []
+        resp, _ = await stack.get("/api/users/status?code=500")  # routed to namespace shop
+        assert resp.status == 500
+        assert stack.gateway.one(SERVER).tags["sampling.priority.reason"] == "error"

@@ -35,6 +35,7 @@ from gatetrace.gateway import clientip, proxy, routes, state
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import metrics
 from gatetrace.runtime import span as _span
+from gatetrace.runtime import spancontext as _spancontext
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.sampling import base as _sampling
 
@@ -115,6 +116,7 @@ class _RequestTrace:
         "header_name",
         "method",
         "mono_start",
+        "namespace",
         "server",
         "status",
         "strip_exact",
@@ -143,6 +145,7 @@ class _RequestTrace:
         self.failure = ""
         self.upstream_failed = False
         self.status = 0
+        self.namespace: str | None = None
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
@@ -288,6 +291,12 @@ class TracingMiddleware:
         parent = extracted.context
         if parent is not None and parent.baggage is not baggage:
             parent = parent._replace(baggage=baggage)
+        elif parent is None and (extracted.sampled is not None or extracted.debug):
+            # a decision without ids (``b3: 0``, ``b3: d``): the tracer starts a new trace
+            # and lets the sampler honour the decision
+            parent = _spancontext.SpanContext(
+                0, 0, extracted.sampled, extracted.debug, remote=True, baggage=baggage
+            )
         method = request.method
         if method not in _KNOWN_METHODS:
             method = "_OTHER"
@@ -303,7 +312,9 @@ class TracingMiddleware:
             server.context = server.context._replace(baggage=baggage)
         if server.recording:
             self._server_tags(active, request, server, route, method)
-        return _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
+        trace = _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
+        trace.namespace = route.namespace if route is not None else None
+        return trace
 
     def _server_tags(
         self,
@@ -373,7 +384,7 @@ class TracingMiddleware:
                     server.set_status(_ERROR)
                     server.set_tag("error.type", str(status))
             if server.pending:
-                priority = active.priority
+                priority = active.priority_for(trace.namespace)
                 is_error = trace.upstream_failed or status >= 500
                 if priority.errors and is_error:
                     server.upgrade("error")
