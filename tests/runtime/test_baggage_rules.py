@@ -59,6 +59,18 @@ def test_max_bytes_counts_utf8_bytes_and_metadata() -> None:
     assert list(out) == ["k"]
 
 
+def test_values_from_raw_header_bytes_are_sized_without_raising() -> None:
+    # aiohttp decodes header bytes that are not UTF-8 with ``surrogateescape``; the
+    # jaeger/xtrace formats carry such a value into baggage as it is.
+    raw = b"\xff\xfe".decode("utf-8", "surrogateescape")
+    rules = baggage_rules.BaggageRules(max_bytes=10)
+    bag = baggage.Baggage({"k": baggage.BaggageEntry(raw), "big": baggage.BaggageEntry(raw)})
+    # "k=" + 2 surrogates of 3 bytes = 8 fits; ",big=..." would need 11 more.
+    out = rules.apply(bag)
+    assert list(out) == ["k"]
+    assert rules.dropped("max_bytes") == 1
+
+
 def test_untrusted_flood_is_cut_to_the_limits() -> None:
     rules = baggage_rules.BaggageRules(max_entries=64, max_bytes=8192)
     flood = _bag(*((f"key{i}", "v" * 200) for i in range(10_000)))

@@ -26,11 +26,17 @@ _MAX_ENTRIES = ("max_entries",)
 _MAX_BYTES = ("max_bytes",)
 
 
+def _utf8_length(text: str) -> int:
+    # ``surrogatepass``: values read from raw header bytes (aiohttp decodes them with
+    # ``surrogateescape``) may hold lone surrogates; sizing them must not raise.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _wire_size(key: str, entry: _baggage.BaggageEntry) -> int:
     """Bytes of ``key=value[;metadata]`` (UTF-8; percent-encoding may add more on the wire)."""
-    size = len(key.encode()) + 1 + len(entry.value.encode())
+    size = _utf8_length(key) + 1 + _utf8_length(entry.value)
     if entry.metadata:
-        size += 1 + len(entry.metadata.encode())
+        size += 1 + _utf8_length(entry.metadata)
     return size
 
 
