@@ -305,7 +305,11 @@ class Reconciler:
         return True
 
     async def check_drift(self) -> None:
-        """Ask every applied pod what it runs; a difference makes it pending again."""
+        """Ask every applied pod what it runs; a difference makes it pending again.
+
+        It runs outside the converge lock (kopf's timer), so an answer is kept
+        only if the pod's state did not change while it was asked: one read
+        before a concurrent push landed is no drift."""
         checks = [
             (key, pod, state)
             for key, state in self.pod_states.items()
@@ -314,7 +318,14 @@ class Reconciler:
 
         async def one(key: str, pod: _pods.GatewayPod, state: PodState) -> None:
             assert pod.admin_url is not None
+            asked = (state.revision, state.version, state.state)
             running = await self.pusher.client.get_running(pod.admin_url, self.pusher.retry.timeout)
+            if self.pod_states.get(key) is not state or asked != (
+                state.revision,
+                state.version,
+                state.state,
+            ):
+                return  # a converge pass moved the pod meanwhile; the next check asks again
             if running is None:
                 if state.state == "Applied":
                     state.state, state.message = "Pending", "admin API unreachable on drift check"
