@@ -46,6 +46,14 @@ def test_retry_after_forms() -> None:
     assert outcome.retry_after == 3.0
 
 
+def test_retry_after_with_non_ascii_digits_is_ignored_not_raised() -> None:
+    # aiohttp decodes header bytes as latin-1/surrogateescape: 0xB2 arrives as "²",
+    # which str.isdigit() accepts and float() refuses.
+    for bad in ("\xb2", "1\xb9", "\u0663"):
+        assert http.parse_retry_after(bad) is None
+    assert http.classify_status(503, "\xb2").retry_after is None
+
+
 def test_constructor_checks_endpoint_and_headers() -> None:
     with pytest.raises(ValueError, match="endpoint"):
         http.HttpTransport("ftp://x/", content_type="a/b")
