@@ -158,6 +158,20 @@ def test_repeated_batches_encode_identically() -> None:
     assert len(decode(first).resource_spans[0].scope_spans[0].spans) == 50
 
 
+def test_attribute_caches_stay_bounded_whatever_keys_arrive() -> None:
+    """Tag keys are caller data (they may embed ids): no cache may grow without limit."""
+    encoder = otlp_encoding.OtlpEncoder()
+    limit = otlp_encoding._CACHE_LIMIT + 1
+    for batch in range(30):
+        spans = [
+            finished_span(tags={f"k{batch}.{n}.{i}": bool(i % 2) for i in range(100)})
+            for n in range(5)
+        ]
+        encoder.encode(spans)
+    caches = (encoder._attr_bool, encoder._attr_int, encoder._attr_str, encoder._keys)
+    assert max(len(cache) for cache in caches) <= limit
+
+
 def test_bad_values_are_encoded_and_counted() -> None:
     s = finished_span(
         "op\ud800",

@@ -218,6 +218,8 @@ class OtlpEncoder:
             elif kind is bool:
                 encoded = bool_cache.get((key, value))  # type: ignore[arg-type]
                 if encoded is None:
+                    if len(bool_cache) > _CACHE_LIMIT:
+                        bool_cache.clear()
                     encoded = bool_cache[(key, value)] = _len_field(  # type: ignore[index]
                         b"\x4a", self._kv(key, value)
                     )
