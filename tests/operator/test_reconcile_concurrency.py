@@ -93,3 +93,29 @@ async def test_a_drift_answer_older_than_a_push_that_landed_is_no_drift(
         state = reconciler.pod_states["default/gw"]
         assert (state.revision, state.state) == (2, "Applied")
         assert reconciler.metrics.drift.total() == 0
+
+
+async def test_a_policy_deleted_during_a_pass_gets_status_when_created_again(
+    tmp_path: pathlib.Path, client: HeldReads
+) -> None:
+    async with gw.gateways(1) as gateways:
+        sink = HeldStatus(held="default/a")
+        reconciler = _reconciler(sink, client)
+        reconciler.upsert_pod(standalone.GatewaySpec("gw", gateways[0].url).pod())
+        _write(tmp_path, "a", 0.2)
+        _write(tmp_path, "b", 0.3)
+        records = {r.ref.key: r for r in standalone.PolicyFolder(tmp_path).load()}
+        for record in records.values():
+            reconciler.upsert_policy(record)
+
+        converging = asyncio.create_task(reconciler.converge())
+        await asyncio.wait_for(sink.reached.wait(), 5)  # the pass publishes a's status
+        reconciler.delete_policy(plan.PolicyRef("default", "b"))  # kubectl delete b
+        sink.release.set()
+        await asyncio.wait_for(converging, 5)
+        await reconciler.converge()
+
+        sink.statuses.clear()
+        reconciler.upsert_policy(records["default/b"])  # kubectl apply b again: no status yet
+        await reconciler.converge()
+        assert "default/b" in sink.statuses

@@ -346,6 +346,8 @@ class Reconciler:
     async def _publish_statuses(self) -> None:
         now = self.clock()
         for ref, record in sorted(self.policies.items()):
+            if self.policies.get(ref) is not record:
+                continue  # deleted or replaced while an earlier status was written
             previous_status = self._last_status.get(ref, record.status)
             status, events = _conditions.policy_status(
                 record, self.plans, self.pod_states, previous=previous_status, now=now
