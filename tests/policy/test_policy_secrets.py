@@ -5,7 +5,7 @@ import json
 import pytest
 from policy_builders import ROOT_NS, SELECT_GW, pod, pol
 
-from gatetrace.policy import cli, effective, errors, index, redaction, secretrefs
+from gatetrace.policy import cli, effective, errors, index, loading, redaction, secretrefs
 
 OTLP = {
     "type": "otlpHttp",
@@ -45,6 +45,26 @@ def test_rotated_secret_changes_the_version() -> None:
 def test_bad_secret_keys_are_reported_by_field() -> None:
     with pytest.raises(errors.ValidationFailed, match=r"reporters\[0\]\.headers"):
         secretrefs.resolve_secrets(_result(), lambda ns, n: {"not a header": "x"})
+
+
+def test_errors_about_header_values_never_show_the_value() -> None:
+    token = "Bearer s3cr3t" + "x" * 5000  # over the 4096-character limit
+    with pytest.raises(errors.ValidationFailed) as raised:
+        secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": token})
+    assert "reporters[0].headers.authorization" in str(raised.value)
+    assert "s3cr3t" not in str(raised.value)
+    # the same when the operator merged the Secret into the policy before validating it
+    reporter = {**OTLP, "headers": {"authorization": token}}
+    with pytest.raises(errors.ValidationFailed) as raised:
+        loading.parse_policy(
+            {
+                "apiVersion": "gatetrace.dev/v1alpha1",
+                "kind": "TracingPolicy",
+                "metadata": {"name": "w", "namespace": "edge"},
+                "spec": SELECT_GW | {"reporters": [reporter]},
+            }
+        )
+    assert "s3cr3t" not in str(raised.value)
 
 
 def test_every_human_rendering_is_redacted() -> None:

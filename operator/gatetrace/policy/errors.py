@@ -95,11 +95,17 @@ def _clean_loc(loc: tuple[int | str, ...], kind: str) -> tuple[int | str, ...]:
     return tuple(kept)
 
 
+_SECRET_FIELDS = frozenset({"headers"})
+"""Fields whose values may be resolved Secrets (reporter headers): never echoed in errors."""
+
+
 def _describe(error: Any) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    if error["type"] not in {"missing", "extra_forbidden"} and isinstance(
-        value, str | int | float | bool
+    if (
+        error["type"] not in {"missing", "extra_forbidden"}
+        and isinstance(value, str | int | float | bool)
+        and _SECRET_FIELDS.isdisjoint(error["loc"])
     ):
         msg = f"{msg} (got {value!r})"
     return msg
