@@ -37,38 +37,25 @@ _SPAN_LIMIT = 1 << 64
 _OWS = " \t"
 
 
-class JaegerPropagator:
+class JaegerPropagator(_prefixed.PrefixedBaggageFormat):
     """Reads and writes Jaeger's headers; see the module docstring."""
 
     name = FORMAT
     fields = frozenset((_TRACE_HEADER, _DEBUG_HEADER, _PREFIX))
+    read_prefix = write_prefix = _PREFIX
 
-    __slots__ = ("_failures", "_limits")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        failures: _base.FailureCounter = _base.IGNORE_FAILURES,
-        limits: _base.BaggageLimits = _base.DEFAULT_BAGGAGE_LIMITS,
-    ) -> None:
-        self._failures = failures
-        self._limits = limits
-
-    def extract(
+    def _extract_context(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        found = _prefixed.extract(
-            carrier, getter, found, _PREFIX, self._limits, self._failures, FORMAT
-        )
-        previous = found.context
-        if previous is not None and previous.trace_id:
-            return found
         values = getter.get(carrier, _TRACE_HEADER)
         if values:
             context = self._parse(values)
             if context is not None:
                 return _base.adopt(found, context, FORMAT)
         debug_values = getter.get(carrier, _DEBUG_HEADER)
-        if not debug_values or previous is not None:
+        if not debug_values or found.context is not None:
             return found
         debug_id = debug_values[0].strip(_OWS)
         if len(debug_values) != 1 or not debug_id or len(debug_id) > _MAX_CHARS:
@@ -112,7 +99,7 @@ class JaegerPropagator:
         flags = int(flags_text, 16)
         return _sc.SpanContext(trace_id, span_id, bool(flags & 1), bool(flags & 2), False, True)
 
-    def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
+    def _inject_context(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
         trace_id = context.trace_id
         span_id = context.span_id
         if 0 < trace_id < _TRACE_LIMIT and 0 < span_id < _SPAN_LIMIT:
@@ -120,7 +107,3 @@ class JaegerPropagator:
             setter.set(carrier, _TRACE_HEADER, f"{trace_id:032x}:{span_id:016x}:0:{flags:x}")
         else:
             self._failures.failed(FORMAT, "inject_invalid_context")
-        baggage = context.baggage
-        if not baggage:
-            return
-        _prefixed.inject(baggage, carrier, setter, _PREFIX, self._limits, self._failures, FORMAT)

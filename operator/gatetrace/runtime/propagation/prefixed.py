@@ -1,18 +1,21 @@
 """Baggage carried one header per key (``uberctx-{key}``, ``X-Baggage-{key}``).
 
-Shared by :mod:`.jaeger` and :mod:`.xtrace`. Header names are case-insensitive,
-so keys are read in lowercase; values use the :mod:`.percent` encoding (which
-URL-decoding peers read back). The :class:`~.base.BaggageLimits` apply, with a
-member's size counted as in a W3C ``baggage`` header (``key=value`` plus a comma).
+Shared by :mod:`.jaeger` and :mod:`.xtrace` through :class:`PrefixedBaggageFormat`,
+which leaves only the span context headers to them. Header names are
+case-insensitive, so keys are read in lowercase; values use the :mod:`.percent`
+encoding (which URL-decoding peers read back). The :class:`~.base.BaggageLimits`
+apply, with a member's size counted as in a W3C ``baggage`` header (``key=value``
+plus a comma).
 """
 
 from typing import Any
 
 from gatetrace.runtime import baggage as _baggage
+from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime.propagation import base as _base
 from gatetrace.runtime.propagation import percent as _percent
 
-__all__ = ["extract", "inject"]
+__all__ = ["PrefixedBaggageFormat", "extract", "inject"]
 
 _OWS = " \t"
 
@@ -76,3 +79,58 @@ def inject(
         used += size
         count += 1
         setter.set(carrier, prefix + key, value)
+
+
+class PrefixedBaggageFormat:
+    """A :class:`~.base.Propagator` whose baggage travels as ``{prefix}{key}`` headers.
+
+    Subclasses name the format (``name``) and the prefixes, and implement
+    :meth:`_extract_context` and :meth:`_inject_context` for their span context
+    headers; baggage is read and written here, within ``limits``, and counted
+    under the format's name.
+    """
+
+    __slots__ = ("_failures", "_limits")
+
+    name: str
+    read_prefix: str
+    """The baggage headers' prefix in lowercase, as they are matched."""
+    write_prefix: str
+    """The prefix written (the format's customary spelling)."""
+
+    def __init__(
+        self,
+        failures: _base.FailureCounter = _base.IGNORE_FAILURES,
+        limits: _base.BaggageLimits = _base.DEFAULT_BAGGAGE_LIMITS,
+    ) -> None:
+        self._failures = failures
+        self._limits = limits
+
+    def extract(
+        self, carrier: Any, getter: _base.Getter, found: _base.Extracted
+    ) -> _base.Extracted:
+        found = extract(
+            carrier, getter, found, self.read_prefix, self._limits, self._failures, self.name
+        )
+        previous = found.context
+        if previous is not None and previous.trace_id:
+            return found  # an earlier format supplied the context: only baggage is merged
+        return self._extract_context(carrier, getter, found)
+
+    def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
+        self._inject_context(context, carrier, setter)
+        baggage = context.baggage
+        if baggage:
+            inject(
+                baggage, carrier, setter, self.write_prefix, self._limits, self._failures, self.name
+            )
+
+    def _extract_context(
+        self, carrier: Any, getter: _base.Getter, found: _base.Extracted
+    ) -> _base.Extracted:
+        """``found`` with this format's span context, when ``found`` has none with ids yet."""
+        raise NotImplementedError
+
+    def _inject_context(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
+        """Write this format's span context headers (not the baggage)."""
+        raise NotImplementedError

@@ -47,31 +47,19 @@ def _parse_id(values: Sequence[str], lengths: tuple[int, ...]) -> int | None:
     return int(text, 16) or None
 
 
-class XTracePropagator:
+class XTracePropagator(_prefixed.PrefixedBaggageFormat):
     """Reads and writes the legacy ``X-*`` headers; see the module docstring."""
 
     name = FORMAT
     fields = frozenset((_TRACE_ID, _SPAN_ID, _SAMPLED, _PREFIX))
+    read_prefix = _PREFIX
+    write_prefix = "X-Baggage-"
 
-    __slots__ = ("_failures", "_limits")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        failures: _base.FailureCounter = _base.IGNORE_FAILURES,
-        limits: _base.BaggageLimits = _base.DEFAULT_BAGGAGE_LIMITS,
-    ) -> None:
-        self._failures = failures
-        self._limits = limits
-
-    def extract(
+    def _extract_context(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        found = _prefixed.extract(
-            carrier, getter, found, _PREFIX, self._limits, self._failures, FORMAT
-        )
-        previous = found.context
-        if previous is not None and previous.trace_id:
-            return found
         trace_values = getter.get(carrier, _TRACE_ID)
         if not trace_values:
             return found
@@ -99,7 +87,7 @@ class XTracePropagator:
         context = _sc.SpanContext(trace_id, span_id, sampled, False, False, True)
         return _base.adopt(found, context, FORMAT)
 
-    def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
+    def _inject_context(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
         trace_id = context.trace_id
         span_id = context.span_id
         if 0 < trace_id < _TRACE_LIMIT and 0 < span_id < _SPAN_LIMIT:
@@ -109,9 +97,3 @@ class XTracePropagator:
                 setter.set(carrier, "X-Sampled", "1" if context.debug or context.sampled else "0")
         else:
             self._failures.failed(FORMAT, "inject_invalid_context")
-        baggage = context.baggage
-        if not baggage:
-            return
-        _prefixed.inject(
-            baggage, carrier, setter, "X-Baggage-", self._limits, self._failures, FORMAT
-        )
