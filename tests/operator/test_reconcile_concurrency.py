@@ -119,3 +119,27 @@ async def test_a_policy_deleted_during_a_pass_gets_status_when_created_again(
         reconciler.upsert_policy(records["default/b"])  # kubectl apply b again: no status yet
         await reconciler.converge()
         assert "default/b" in sink.statuses
+
+
+def _record(generation: int, uid: str, rate: float) -> core.PolicyRecord:
+    body = {
+        "apiVersion": "gatetrace.dev/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "team", "namespace": "default", "uid": uid},
+        "spec": {"sampling": {"sampler": {"type": "probabilistic", "rate": rate}}},
+    }
+    return core.PolicyRecord(plan.PolicyRef("default", "team"), generation, "", body)
+
+
+def test_an_older_generation_arriving_late_does_not_replace_the_newer(
+    client: HeldReads,
+) -> None:
+    """kopf's update handler and the periodic Secret re-read both ingest a policy;
+    the re-read of generation 1 may finish after the update to generation 2."""
+    reconciler = _reconciler(standalone.FileSink(), client)
+    ref = plan.PolicyRef("default", "team")
+    assert reconciler.upsert_policy(_record(2, "u1", 0.5))
+    assert not reconciler.upsert_policy(_record(1, "u1", 0.2))
+    assert reconciler.policies[ref].generation == 2
+    assert reconciler.upsert_policy(_record(1, "u2", 0.3))  # deleted and created again
+    assert reconciler.policies[ref].body["metadata"]["uid"] == "u2"

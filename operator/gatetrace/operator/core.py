@@ -84,6 +84,12 @@ class PolicyRecord:
     def valid(self) -> bool:
         return not self.errors
 
+    @property
+    def uid(self) -> str:
+        """metadata.uid: tells a re-created policy from an older generation of this one."""
+        meta = self.body.get("metadata")
+        return str(meta.get("uid") or "") if isinstance(meta, Mapping) else ""
+
 
 @dataclass(slots=True)
 class PodState:
@@ -132,9 +138,15 @@ class Reconciler:
 
     # -- inputs ------------------------------------------------------------
 
-    def upsert_policy(self, record: PolicyRecord) -> None:
+    def upsert_policy(self, record: PolicyRecord) -> bool:
+        """Take a policy in, unless it is an older generation of the object held
+        (a Secret re-read that raced an update); False when it was left out."""
+        held = self.policies.get(record.ref)
+        if held is not None and held.uid == record.uid and held.generation > record.generation:
+            return False
         self.policies[record.ref] = record
         self._wake.set()
+        return True
 
     def delete_policy(self, ref: _plan.PolicyRef) -> None:
         self.policies.pop(ref, None)

@@ -81,14 +81,14 @@ class OperatorState:
                 record.errors + tuple(errors),
                 record.status,
             )
+        if not self.reconciler.upsert_policy(record):
+            return record.ref  # an update got in while the Secrets were read
         for users in self.secret_users.values():
             users.discard(record.ref)
         for secret in secrets:
             self.secret_users.setdefault((record.ref.namespace, secret), set()).add(record.ref)
-        uid = str((body.get("metadata") or {}).get("uid") or "")
-        self.sink.uids[record.ref] = uid
+        self.sink.uids[record.ref] = record.uid
         self.bodies[record.ref] = dict(body)
-        self.reconciler.upsert_policy(record)
         return record.ref
 
     async def refresh_secrets(self) -> None:
