@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from jaeger_testtools import decode_binary_batch, decode_emit_batch, make_span, tag_dict, u64
 
 from gatetrace.runtime import span, spancontext
-from gatetrace.runtime.reporting import jaeger_compact, jaeger_thrift
+from gatetrace.runtime.reporting import jaeger_compact, jaeger_thrift, thrift_compact
 
 I64 = st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1)
 TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
@@ -171,7 +171,7 @@ def test_signed64() -> None:
 
 
 def test_layout_rejects_an_idl_that_does_not_match_the_encoder() -> None:
-    layout = jaeger_compact._Layout(jaeger_thrift.THRIFT)
+    layout = thrift_compact.Layout(jaeger_thrift.THRIFT, "jaeger.thrift")
     with pytest.raises(TypeError, match=r"Span\.flags"):
         layout.field("Span", "flags", 10)  # flags is an i32, not an i64
     with pytest.raises(LookupError, match="nope"):

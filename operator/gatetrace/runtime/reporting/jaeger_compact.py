@@ -7,21 +7,15 @@ varints, field headers with their delta encoding precomputed, tag keys
 encoded once and cached, and the constant parts of every Tag (type field and
 the header of the value field) as ready-made bytes.
 
-The field ids and types are not typed in by hand: :class:`_Layout` reads
-them from the structs thriftpy2 loaded from ``jaeger.thrift``
-(:data:`.jaeger_thrift.THRIFT`) and checks that they are what this code
-writes, so the IDL and the encoder cannot drift apart silently.
+The field ids and types are not typed in by hand: a
+:class:`~.thrift_compact.Layout` reads them from the structs thriftpy2 loaded
+from ``jaeger.thrift`` (:data:`.jaeger_thrift.THRIFT`) and checks that they
+are what this code writes; the protocol primitives live in
+:mod:`.thrift_compact`.
 
 Each span is encoded on its own (a struct's encoding does not depend on its
 position), so the agent exporter can size spans before it packs them into
 datagrams; :meth:`CompactEncoder.message` then frames any subset of them.
-
-Compact protocol rules used here: a field header is one byte
-``(id delta << 4) | type`` when the delta is 1..15; bool fields carry their
-value in the header type (1 true, 2 false); list headers are
-``(size << 4) | element type`` below 15 elements, else ``0xF0 | type`` and a
-varint size; i32/i64 are zigzag varints; doubles are 8 bytes little-endian;
-strings are a varint length and UTF-8 bytes; structs end with a 0 byte.
 """
 
 import struct
@@ -30,81 +24,20 @@ from typing import Any
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import jaeger_thrift as _jt
+from gatetrace.runtime.reporting import thrift_compact as _tc
 
 __all__ = ["MESSAGE_OVERHEAD", "CompactEncoder"]
 
-# thrift TType (as thriftpy2 reports it) -> compact protocol type nibble
-_TTYPE_BOOL, _TTYPE_DOUBLE, _TTYPE_I32, _TTYPE_I64 = 2, 4, 8, 10
-_TTYPE_STRING, _TTYPE_STRUCT, _TTYPE_LIST = 11, 12, 15
-_COMPACT = {
-    _TTYPE_DOUBLE: 7,
-    _TTYPE_I32: 5,
-    _TTYPE_I64: 6,
-    _TTYPE_STRING: 8,
-    _TTYPE_STRUCT: 12,
-    _TTYPE_LIST: 9,
-}
-_C_TRUE, _C_FALSE, _C_STRUCT = 1, 2, 12
-
-_PROTOCOL_ID = 0x82
-_VERSION_ONEWAY = 0x01 | (4 << 5)  # compact version 1, message type ONEWAY (4)
-_MAX_LIST_HEADER = 1 + 5
-_MAX_VARINT64 = 10
-
 _pack_double = struct.Struct("<d").pack
 _KEY_CACHE_SIZE = 4096
+_put_varint = _tc.put_varint
+_put_id = _tc.put_id
+_put_list_header = _tc.put_list_header
+_varint = _tc.varint
+_zigzag = _tc.zigzag
 
 
-def _put_varint(out: bytearray, value: int) -> None:
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    _put_varint(out, value)
-    return bytes(out)
-
-
-def _zigzag(value: int) -> int:
-    return (value << 1) ^ (value >> 63)
-
-
-class _Layout:
-    """Field headers of the Jaeger structs, computed from the thriftpy2 ``thrift_spec``."""
-
-    def __init__(self, module: Any) -> None:
-        self.module = module
-
-    def field(self, struct_name: str, name: str, ttype: int) -> int:
-        spec = getattr(self.module, struct_name).thrift_spec
-        for fid, entry in spec.items():
-            if entry[1] == name:
-                if entry[0] != ttype:
-                    raise TypeError(f"jaeger.thrift: {struct_name}.{name} is not of type {ttype}")
-                return int(fid)
-        raise LookupError(f"jaeger.thrift: {struct_name} has no field {name!r}")
-
-    def header(self, struct_name: str, prev: str | None, name: str, ttype: int) -> int:
-        """The header byte of field ``name`` written right after field ``prev`` (None: first).
-
-        For a bool field this is the header of the value ``true``; ``false`` is one more.
-        """
-        fid = self.field(struct_name, name, ttype)
-        if prev is None:
-            prev_id = 0
-        else:
-            spec = getattr(self.module, struct_name).thrift_spec
-            prev_id = next(int(i) for i, entry in spec.items() if entry[1] == prev)
-        delta = fid - prev_id
-        if not 0 < delta <= 15:
-            raise ValueError(f"jaeger.thrift: {struct_name}.{name} needs a long field header")
-        return (delta << 4) | (_C_TRUE if ttype == _TTYPE_BOOL else _COMPACT[ttype])
-
-
-_L = _Layout(_jt.THRIFT)
+_L = _tc.Layout(_jt.THRIFT, "jaeger.thrift")
 _TT = _jt.THRIFT.TagType
 
 
@@ -113,90 +46,82 @@ def _b(*values: int) -> bytes:
 
 
 # Tag: key (cached per key), then vType and the value field's header per type.
-_TAG_KEY = _b(_L.header("Tag", None, "key", _TTYPE_STRING))
-_TAG_VTYPE = _L.header("Tag", "key", "vType", _TTYPE_I32)
-_TAG_STR = _b(_TAG_VTYPE, _zigzag(_TT.STRING), _L.header("Tag", "vType", "vStr", _TTYPE_STRING))
+_TAG_KEY = _b(_L.header("Tag", None, "key", _tc.TTYPE_STRING))
+_TAG_VTYPE = _L.header("Tag", "key", "vType", _tc.TTYPE_I32)
+_TAG_STR = _b(_TAG_VTYPE, _zigzag(_TT.STRING), _L.header("Tag", "vType", "vStr", _tc.TTYPE_STRING))
 _TAG_DOUBLE = _b(
-    _TAG_VTYPE, _zigzag(_TT.DOUBLE), _L.header("Tag", "vType", "vDouble", _TTYPE_DOUBLE)
+    _TAG_VTYPE, _zigzag(_TT.DOUBLE), _L.header("Tag", "vType", "vDouble", _tc.TTYPE_DOUBLE)
 )
-_TAG_LONG = _b(_TAG_VTYPE, _zigzag(_TT.LONG), _L.header("Tag", "vType", "vLong", _TTYPE_I64))
-_BOOL_TRUE = _L.header("Tag", "vType", "vBool", _TTYPE_BOOL)
+_TAG_LONG = _b(_TAG_VTYPE, _zigzag(_TT.LONG), _L.header("Tag", "vType", "vLong", _tc.TTYPE_I64))
+_BOOL_TRUE = _L.header("Tag", "vType", "vBool", _tc.TTYPE_BOOL)
 _TAG_TRUE = _b(_TAG_VTYPE, _zigzag(_TT.BOOL), _BOOL_TRUE, 0)
 _TAG_FALSE = _b(_TAG_VTYPE, _zigzag(_TT.BOOL), _BOOL_TRUE + 1, 0)
 
 # Log
-_LOG_TS = _L.header("Log", None, "timestamp", _TTYPE_I64)
-_LOG_FIELDS = _L.header("Log", "timestamp", "fields", _TTYPE_LIST)
+_LOG_TS = _L.header("Log", None, "timestamp", _tc.TTYPE_I64)
+_LOG_FIELDS = _L.header("Log", "timestamp", "fields", _tc.TTYPE_LIST)
 
 # SpanRef
-_REF_TYPE = _L.header("SpanRef", None, "refType", _TTYPE_I32)
-_REF_LOW = _L.header("SpanRef", "refType", "traceIdLow", _TTYPE_I64)
-_REF_HIGH = _L.header("SpanRef", "traceIdLow", "traceIdHigh", _TTYPE_I64)
-_REF_SPAN = _L.header("SpanRef", "traceIdHigh", "spanId", _TTYPE_I64)
+_REF_TYPE = _L.header("SpanRef", None, "refType", _tc.TTYPE_I32)
+_REF_LOW = _L.header("SpanRef", "refType", "traceIdLow", _tc.TTYPE_I64)
+_REF_HIGH = _L.header("SpanRef", "traceIdLow", "traceIdHigh", _tc.TTYPE_I64)
+_REF_SPAN = _L.header("SpanRef", "traceIdHigh", "spanId", _tc.TTYPE_I64)
 _REF_CHILD = _b(_REF_TYPE, _zigzag(_jt.THRIFT.SpanRefType.CHILD_OF))
 _REF_FOLLOWS = _b(_REF_TYPE, _zigzag(_jt.THRIFT.SpanRefType.FOLLOWS_FROM))
 
 # Span
-_S_LOW = _L.header("Span", None, "traceIdLow", _TTYPE_I64)
-_S_HIGH = _L.header("Span", "traceIdLow", "traceIdHigh", _TTYPE_I64)
-_S_ID = _L.header("Span", "traceIdHigh", "spanId", _TTYPE_I64)
-_S_PARENT = _L.header("Span", "spanId", "parentSpanId", _TTYPE_I64)
-_S_NAME = _L.header("Span", "parentSpanId", "operationName", _TTYPE_STRING)
-_S_REFS = _L.header("Span", "operationName", "references", _TTYPE_LIST)
-_S_FLAGS_AFTER_REFS = _L.header("Span", "references", "flags", _TTYPE_I32)
-_S_FLAGS_AFTER_NAME = _L.header("Span", "operationName", "flags", _TTYPE_I32)
-_S_START = _L.header("Span", "flags", "startTime", _TTYPE_I64)
-_S_DURATION = _L.header("Span", "startTime", "duration", _TTYPE_I64)
-_S_TAGS = _L.header("Span", "duration", "tags", _TTYPE_LIST)
-_S_LOGS_AFTER_TAGS = _L.header("Span", "tags", "logs", _TTYPE_LIST)
-_S_LOGS_AFTER_DURATION = _L.header("Span", "duration", "logs", _TTYPE_LIST)
+_S_LOW = _L.header("Span", None, "traceIdLow", _tc.TTYPE_I64)
+_S_HIGH = _L.header("Span", "traceIdLow", "traceIdHigh", _tc.TTYPE_I64)
+_S_ID = _L.header("Span", "traceIdHigh", "spanId", _tc.TTYPE_I64)
+_S_PARENT = _L.header("Span", "spanId", "parentSpanId", _tc.TTYPE_I64)
+_S_NAME = _L.header("Span", "parentSpanId", "operationName", _tc.TTYPE_STRING)
+_S_REFS = _L.header("Span", "operationName", "references", _tc.TTYPE_LIST)
+_S_FLAGS_AFTER_REFS = _L.header("Span", "references", "flags", _tc.TTYPE_I32)
+_S_FLAGS_AFTER_NAME = _L.header("Span", "operationName", "flags", _tc.TTYPE_I32)
+_S_START = _L.header("Span", "flags", "startTime", _tc.TTYPE_I64)
+_S_DURATION = _L.header("Span", "startTime", "duration", _tc.TTYPE_I64)
+_S_TAGS = _L.header("Span", "duration", "tags", _tc.TTYPE_LIST)
+_S_LOGS_AFTER_TAGS = _L.header("Span", "tags", "logs", _tc.TTYPE_LIST)
+_S_LOGS_AFTER_DURATION = _L.header("Span", "duration", "logs", _tc.TTYPE_LIST)
 
 # Process, Batch, ClientStats and the emitBatch message around them
-_P_NAME = _b(_L.header("Process", None, "serviceName", _TTYPE_STRING))
-_P_TAGS = _b(_L.header("Process", "serviceName", "tags", _TTYPE_LIST))
-_B_PROCESS = _b(_L.header("Batch", None, "process", _TTYPE_STRUCT))
-_B_SPANS = _b(_L.header("Batch", "process", "spans", _TTYPE_LIST))
-_B_SEQ = _b(_L.header("Batch", "spans", "seqNo", _TTYPE_I64))
-_B_STATS = _b(_L.header("Batch", "seqNo", "stats", _TTYPE_STRUCT))
-_CS_FULL = _b(_L.header("ClientStats", None, "fullQueueDroppedSpans", _TTYPE_I64))
+_P_NAME = _b(_L.header("Process", None, "serviceName", _tc.TTYPE_STRING))
+_P_TAGS = _b(_L.header("Process", "serviceName", "tags", _tc.TTYPE_LIST))
+_B_PROCESS = _b(_L.header("Batch", None, "process", _tc.TTYPE_STRUCT))
+_B_SPANS = _b(_L.header("Batch", "process", "spans", _tc.TTYPE_LIST))
+_B_SEQ = _b(_L.header("Batch", "spans", "seqNo", _tc.TTYPE_I64))
+_B_STATS = _b(_L.header("Batch", "seqNo", "stats", _tc.TTYPE_STRUCT))
+_CS_FULL = _b(_L.header("ClientStats", None, "fullQueueDroppedSpans", _tc.TTYPE_I64))
 _CS_LARGE = _b(
-    _L.header("ClientStats", "fullQueueDroppedSpans", "tooLargeDroppedSpans", _TTYPE_I64)
+    _L.header("ClientStats", "fullQueueDroppedSpans", "tooLargeDroppedSpans", _tc.TTYPE_I64)
 )
-_CS_FAILED = _b(_L.header("ClientStats", "tooLargeDroppedSpans", "failedToEmitSpans", _TTYPE_I64))
+_CS_FAILED = _b(
+    _L.header("ClientStats", "tooLargeDroppedSpans", "failedToEmitSpans", _tc.TTYPE_I64)
+)
 
 
 def _emit_batch_args_header() -> bytes:
     args = _jt.THRIFT.Agent.emitBatch_args.thrift_spec
     fid, entry = next(iter(args.items()))
-    if entry[0] != _TTYPE_STRUCT or entry[1] != "batch" or not 0 < fid <= 15:
+    if entry[0] != _tc.TTYPE_STRUCT or entry[1] != "batch" or not 0 < fid <= 15:
         raise TypeError("jaeger.thrift: Agent.emitBatch must take (1: Batch batch)")
-    return bytes(((fid << 4) | _C_STRUCT,))
+    return bytes(((fid << 4) | _tc.C_STRUCT,))
 
 
 _MESSAGE_NAME = b"emitBatch"
 _MESSAGE_HEAD = (
-    bytes((_PROTOCOL_ID, _VERSION_ONEWAY))
+    bytes((_tc.PROTOCOL_ID, _tc.VERSION_ONEWAY))
     + _varint(0)  # sequence id: oneway calls expect no reply, so it is always 0
     + _varint(len(_MESSAGE_NAME))
     + _MESSAGE_NAME
     + _emit_batch_args_header()
     + _B_PROCESS
 )
-_MAX_SUFFIX = 1 + _MAX_VARINT64 + 1 + 3 * (1 + _MAX_VARINT64) + 1 + 1 + 1
-MESSAGE_OVERHEAD = len(_MESSAGE_HEAD) + len(_B_SPANS) + _MAX_LIST_HEADER + _MAX_SUFFIX
+_MAX_SUFFIX = 1 + _tc.MAX_VARINT64 + 1 + 3 * (1 + _tc.MAX_VARINT64) + 1 + 1 + 1
+MESSAGE_OVERHEAD = len(_MESSAGE_HEAD) + len(_B_SPANS) + _tc.MAX_LIST_HEADER + _MAX_SUFFIX
 """Bytes of an emitBatch message besides the encoded Process and spans (an upper bound)."""
 
 _MIN_I64, _MAX_I64 = _jt.MIN_I64, _jt.MAX_I64
-
-
-def _put_id(out: bytearray, value: int) -> None:
-    """An unsigned 64-bit id as a zigzag varint of the signed i64 it travels as."""
-    value &= 0xFFFFFFFFFFFFFFFF
-    value = (value << 1) if value < 0x8000000000000000 else ((1 << 65) - 1 - (value << 1))
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
 
 
 class CompactEncoder:
@@ -269,13 +194,6 @@ class CompactEncoder:
                 out += _pack_double(value)
                 append(0)
 
-    def _put_list_header(self, out: bytearray, size: int) -> None:
-        if size < 15:
-            out.append((size << 4) | _C_STRUCT)
-        else:
-            out.append(0xF0 | _C_STRUCT)
-            _put_varint(out, size)
-
     # -- structs ---------------------------------------------------------------
 
     def span(self, span: _span.Span) -> bytes:
@@ -305,7 +223,7 @@ class CompactEncoder:
         references = span.references
         if references:
             append(_S_REFS)
-            self._put_list_header(out, len(references))
+            _put_list_header(out, len(references))
             for ref in references:
                 ref_context = ref.context
                 out += _REF_FOLLOWS if ref.type is _span.ReferenceType.FOLLOWS_FROM else _REF_CHILD
@@ -338,20 +256,20 @@ class CompactEncoder:
         count = len(tags) + len(extra)
         if count:
             append(_S_TAGS)
-            self._put_list_header(out, count)
+            _put_list_header(out, count)
             self._put_tags(out, tags.items())
             if extra:
                 self._put_tags(out, extra)
         logs = span.logs
         if logs:
             append(_S_LOGS_AFTER_TAGS if count else _S_LOGS_AFTER_DURATION)
-            self._put_list_header(out, len(logs))
+            _put_list_header(out, len(logs))
             for log in logs:
                 append(_LOG_TS)
                 _put_varint(out, _zigzag(log.timestamp_ns // 1000))
                 append(_LOG_FIELDS)
                 fields = log.fields
-                self._put_list_header(out, len(fields))
+                _put_list_header(out, len(fields))
                 self._put_tags(out, fields.items())
                 append(0)
         append(0)
@@ -369,7 +287,7 @@ class CompactEncoder:
         out += name
         if resource.tags:
             out += _P_TAGS
-            self._put_list_header(out, len(resource.tags))
+            _put_list_header(out, len(resource.tags))
             self._put_tags(out, resource.tags)
         out.append(0)
         encoded = bytes(out)
@@ -389,7 +307,7 @@ class CompactEncoder:
         out = bytearray(_MESSAGE_HEAD)
         out += process
         out += _B_SPANS
-        self._put_list_header(out, len(spans))
+        _put_list_header(out, len(spans))
         for encoded in spans:
             out += encoded
         out += _B_SEQ
