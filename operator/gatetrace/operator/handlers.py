@@ -113,7 +113,7 @@ class OperatorState:
         """List policies and gateway pods once, before the first converge."""
         custom = k8s.CustomObjectsApi(self.api)
         core = k8s.CoreV1Api(self.api)
-        namespaces = self.settings.namespaces or (None,)
+        namespaces = self.settings.watched_namespaces or (None,)
         for namespace in namespaces:
             listing: Any
             if namespace is None:

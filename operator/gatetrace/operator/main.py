@@ -106,8 +106,8 @@ async def run_kopf(
     async with _metrics_server(settings.metrics_listen, state.reconciler.metrics.registry):
         await kopf.operator(
             registry=registry,
-            clusterwide=not settings.namespaces,
-            namespaces=settings.namespaces,
+            clusterwide=not settings.watched_namespaces,
+            namespaces=settings.watched_namespaces,
             standalone=settings.peering_name is None,
             peering_name=settings.peering_name,
             priority=settings.priority,

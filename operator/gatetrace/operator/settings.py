@@ -41,3 +41,11 @@ class OperatorSettings:
     """Operator log lines: ``json`` (structured, one object per line), ``full`` or ``plain``."""
     extra: dict[str, str] = field(default_factory=dict)
     """Reserved for forward-compatible options."""
+
+    @property
+    def watched_namespaces(self) -> tuple[str, ...]:
+        """The namespaces watched: empty for the whole cluster, else ``namespaces``
+        and the root namespace, whose policy is every gateway's cluster default."""
+        if not self.namespaces or self.root_namespace in self.namespaces:
+            return self.namespaces
+        return (*self.namespaces, self.root_namespace)
