@@ -110,15 +110,6 @@ class JaegerAgentExporter:
         if sock is not None:
             sock.close()
 
-    def _stats(self, too_large: int, failed: int) -> tuple[int, int, int]:
-        full = 0
-        if self.full_queue_dropped is not None:
-            try:
-                full = int(self.full_queue_dropped())
-            except Exception:
-                full = 0
-        return (full, too_large, failed)
-
     # -- Exporter -----------------------------------------------------------------
 
     def _groups(self, spans: Sequence[_span.Span]) -> list[tuple[_span.Resource, list[_span.Span]]]:
@@ -215,8 +206,10 @@ class _Progress:
     async def _flush(self, process: bytes, pending: list[bytes]) -> bool:
         exporter = self.exporter
         exporter.seq_no += 1
-        stats = exporter._stats(
-            exporter.too_large_dropped + self.too_large, exporter.failed_to_emit + self.failed
+        stats = _jt.client_stats(
+            exporter.full_queue_dropped,
+            exporter.too_large_dropped + self.too_large,
+            exporter.failed_to_emit + self.failed,
         )
         message = exporter._encoder.message(process, pending, exporter.seq_no, stats)
         reason = await self._send(message)

@@ -58,15 +58,6 @@ class JaegerCollectorExporter:
         """Sequence number of the last Batch sent (the first one is 1)."""
         self._last: tuple[Sequence[_span.Span], list[tuple[int, bytes]]] | None = None
 
-    def _stats(self) -> tuple[int, int, int]:
-        full = 0
-        if self.full_queue_dropped is not None:
-            try:
-                full = int(self.full_queue_dropped())
-            except Exception:  # stats are best effort; sending is not
-                full = 0
-        return (full, 0, 0)
-
     def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
         """One (span count, body) per resource among ``spans``."""
         groups: dict[_span.Resource, list[_span.Span]] = {}
@@ -81,7 +72,7 @@ class JaegerCollectorExporter:
                 group,
                 clean,
                 seq_no=self.seq_no,
-                stats=self._stats(),
+                stats=_jt.client_stats(self.full_queue_dropped),
             )
             bodies.append((len(group), _jt.serialize_binary(batch)))
         return bodies

@@ -12,7 +12,7 @@ its field ids and types from the structs loaded here.
 """
 
 import pathlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import thriftpy2
@@ -28,6 +28,7 @@ __all__ = [
     "MIN_I64",
     "THRIFT",
     "ValueSanitizer",
+    "client_stats",
     "flags_of",
     "kind_value",
     "serialize_binary",
@@ -86,6 +87,20 @@ def span_tag_items(span: _span.Span) -> list[tuple[Any, Any]]:
     if span.is_error and "error" not in span.tags:
         items.append(("error", True))
     return items
+
+
+def client_stats(
+    full_queue_dropped: Callable[[], float] | None, too_large: int = 0, failed: int = 0
+) -> tuple[int, int, int]:
+    """ClientStats: spans dropped on a full queue (read from the engine, best effort),
+    too large for a datagram, and lost to failed sends."""
+    full = 0
+    if full_queue_dropped is not None:
+        try:
+            full = int(full_queue_dropped())
+        except Exception:  # stats are best effort; sending is not
+            full = 0
+    return (full, too_large, failed)
 
 
 class ValueSanitizer:
