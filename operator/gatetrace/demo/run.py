@@ -7,7 +7,6 @@ Ctrl-C (or the end of the run) leaves nothing behind.
 
 import asyncio
 import contextlib
-import json
 import pathlib
 import random
 import secrets
@@ -17,8 +16,8 @@ import tempfile
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 import aiohttp
@@ -60,7 +59,6 @@ class DemoOptions:
     """URL of a real OTLP/HTTP /v1/traces to report to as well."""
     seed: int | None = None
     """Seed of the traffic mix and of the failures, for repeatable runs."""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 class _LateSink:
@@ -458,10 +456,3 @@ async def run_demo(
 def _sampled_share(decisions: Counter[str]) -> float:
     total = sum(decisions.values())
     return decisions.get("sample", 0) / total if total else 0.0
-
-
-def summary_json(summary: dict[str, Any]) -> str:
-    return json.dumps(summary, sort_keys=True)
-
-
-Run = Callable[[DemoOptions], int]

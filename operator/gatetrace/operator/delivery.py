@@ -238,9 +238,6 @@ class Pusher:
         self._newest: dict[str, int] = {}
         self._sleep = sleep
 
-    def newest_requested(self, target: str) -> int | None:
-        return self._newest.get(target)
-
     def forget(self, target: str) -> None:
         self._newest.pop(target, None)
 

@@ -5,7 +5,7 @@ every pod and keeps what delivery and status need: the config document, its
 content hash, the policies it came from, conflicts and clamps.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,10 +54,3 @@ class PodPlan:
     """For each field path, the ``namespace/name`` of the policy that set it."""
     error: str = ""
     """Why no config can be computed (the winning policies do not merge); not pushed."""
-
-    def involves(self) -> Iterable[PolicyRef]:
-        yield from self.sources
-        for loser, _winner in self.conflicts:
-            yield loser
-        for clamp in self.clamps:
-            yield clamp.policy

@@ -4,7 +4,7 @@ Filled from the command line by :mod:`gatetrace.cli`; nothing here reads the
 environment.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["OperatorSettings"]
 
@@ -39,8 +39,6 @@ class OperatorSettings:
     """Where /metrics is served; None to disable."""
     log_format: str = "json"
     """Operator log lines: ``json`` (structured, one object per line), ``full`` or ``plain``."""
-    extra: dict[str, str] = field(default_factory=dict)
-    """Reserved for forward-compatible options."""
 
     @property
     def watched_namespaces(self) -> tuple[str, ...]:
