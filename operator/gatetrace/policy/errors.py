@@ -7,28 +7,24 @@ the edge with ``raise ... from e``.
 """
 
 import dataclasses
+import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import pydantic
 
+from gatetrace.policy import reporters, sampling
+
+
+def _discriminators(union: Any) -> frozenset[str]:
+    """The ``type`` values of the models of an ``Annotated[A | B | ..., Field(discriminator)]``."""
+    members = typing.get_args(typing.get_args(union)[0])
+    return frozenset(str(member.model_fields["type"].default) for member in members)
+
+
 # Discriminator values pydantic inserts into error locations of tagged unions;
 # users never wrote them, so they are dropped from the paths we report.
-_UNION_TAGS = frozenset(
-    {
-        "const",
-        "probabilistic",
-        "rateLimiting",
-        "adaptive",
-        "perOperation",
-        "jaegerAgent",
-        "jaegerCollector",
-        "zipkin",
-        "otlpHttp",
-        "memory",
-        "log",
-    }
-)
+_UNION_TAGS = _discriminators(sampling.Sampler) | _discriminators(reporters.Reporter)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -97,15 +97,6 @@ Reporter = Annotated[
 ]
 """Any reporter, selected by its ``type``."""
 
-REPORTER_TYPES: tuple[type[wire.WireModel], ...] = (
-    JaegerAgentReporter,
-    JaegerCollectorReporter,
-    ZipkinReporter,
-    OtlpHttpReporter,
-    MemoryReporter,
-    LogReporter,
-)
-
 
 def reporter_identity(reporter: wire.WireModel) -> tuple[str, str]:
     """What makes two reporters the same destination (a duplicate): type plus address."""

@@ -92,14 +92,6 @@ Sampler = Annotated[
 ]
 """Any sampler, selected by its ``type``."""
 
-SAMPLER_TYPES: tuple[type[wire.WireModel], ...] = (
-    ConstSampler,
-    ProbabilisticSampler,
-    RateLimitingSampler,
-    AdaptiveSampler,
-    PerOperationSampler,
-)
-
 
 class RuleMatch(wire.WireModel):
     """Which requests a sampling rule applies to; every field set must match."""
