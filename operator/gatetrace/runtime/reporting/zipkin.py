@@ -21,6 +21,13 @@ Strings longer than ``max_value_length`` are cut (``value_length``), bodies
 with strings that are not valid UTF-8 get U+FFFD replacements
 (``invalid_utf8``, counted once per batch), values of other types are
 written with ``str()`` (``value_type``).
+
+Encoding cost matters (every sampled request pays it): :meth:`ZipkinEncoder.encode`
+writes the common span shape straight to JSON text (cached endpoint and key
+fragments, the C string escaper) instead of building dicts for
+:mod:`json` to walk; spans with logs, an error status or unusual tag keys take
+:meth:`ZipkinEncoder.span_dict`. Both give the same bytes. Bodies are gzipped
+at level 1: about three times cheaper than level 6 for 15% larger bodies.
 """
 
 import dataclasses
@@ -48,7 +55,19 @@ _KIND = {
 }
 _REMOTE_KINDS = frozenset({_span.SpanKind.CLIENT, _span.SpanKind.PRODUCER})
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_QUOTE = json.encoder.encode_basestring  # what _ENCODE uses for strings (ensure_ascii=False)
 _CACHE_LIMIT = 1024
+_GZIP_LEVEL = 1
+_MASK_128 = (1 << 128) - 1
+_MASK_64 = 0xFFFFFFFFFFFFFFFF
+_JSON_KIND = {kind: f',"kind":"{name}"' for kind, name in _KIND.items()}
+_REMOTE_TAGS = (
+    "peer.service",
+    "network.peer.address",
+    "server.address",
+    "server.port",
+    "network.peer.port",
+)
 
 
 def _port(value: object) -> int | None:
@@ -62,21 +81,54 @@ def _port(value: object) -> int | None:
 class ZipkinEncoder:
     """Encodes batches as a Zipkin v2 JSON array; reuse one per reporter (small caches)."""
 
-    __slots__ = ("_addresses", "_local", "_truncated", "max_value_length")
+    __slots__ = (
+        "_addresses",
+        "_keys",
+        "_local",
+        "_local_json",
+        "_remote_json",
+        "_truncated",
+        "max_value_length",
+    )
 
     def __init__(self, *, max_value_length: int = 32768) -> None:
         self.max_value_length = max_value_length
         self._truncated: dict[str, int] = {}
         self._local: dict[int, tuple[_span.Resource, dict[str, Any]]] = {}
         self._addresses: dict[str, tuple[str, str] | None] = {}
+        self._local_json: dict[int, tuple[_span.Resource, str]] = {}
+        self._remote_json: dict[tuple[object, ...], str] = {}
+        self._keys: dict[str, str] = {}
+        """Tag key -> its JSON string followed by ``:``."""
 
     def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
         """The request body for ``spans`` and what had to be cut, by what."""
         truncated: dict[str, int] = {}
         self._truncated = truncated
-        dicts = [self.span_dict(span) for span in spans]
+        fast = self._span_json
+        parts: list[str] = []
+        slow: list[int] = []
+        for span in spans:
+            part = fast(span)
+            if part is None:
+                slow.append(len(parts))
+                part = ""
+            parts.append(part)
+        if slow:
+            self._encode_slow(spans, parts, slow)
+        text = "[" + ",".join(parts) + "]"
         try:
-            text = _ENCODE(dicts)
+            body = text.encode()
+        except UnicodeEncodeError:
+            self._count("invalid_utf8")
+            body = _text.utf8_replacing(text)
+        return body, truncated
+
+    def _encode_slow(self, spans: Sequence[_span.Span], parts: list[str], slow: list[int]) -> None:
+        """Fill ``parts[i]`` for the spans the fast path left out, via :meth:`span_dict`."""
+        dicts = [self.span_dict(spans[i]) for i in slow]
+        try:
+            texts = [_ENCODE(encoded) for encoded in dicts]
         except TypeError:  # a tag key json cannot write (tuple...): name it by str()
             for encoded in dicts:
                 if "tags" in encoded:
@@ -84,13 +136,90 @@ class ZipkinEncoder:
                         key if type(key) is str else self._text(key): value
                         for key, value in encoded["tags"].items()
                     }
-            text = _ENCODE(dicts)
-        try:
-            body = text.encode()
-        except UnicodeEncodeError:
-            self._count("invalid_utf8")
-            body = _text.utf8_replacing(text)
-        return body, truncated
+            texts = [_ENCODE(encoded) for encoded in dicts]
+        for i, text in zip(slow, texts, strict=True):
+            parts[i] = text
+
+    def _span_json(self, span: _span.Span) -> str | None:
+        """The JSON text :meth:`span_dict` would give, or None for the uncommon shapes
+        (logs, an error status, tag keys that are not ``str``, tag values to cut or of other
+        types) that take that path. It counts nothing before it may give up."""
+        if span.logs or span.status.code is _span.StatusCode.ERROR:
+            return None
+        tags = span.tags
+        keys = self._keys
+        limit = self.max_value_length
+        fields = []
+        for key, value in tags.items():
+            if type(key) is not str:
+                return None
+            key_json = keys.get(key)
+            if key_json is None:
+                if len(keys) > _CACHE_LIMIT:
+                    keys.clear()
+                key_json = keys[key] = _QUOTE(key) + ":"
+            value_type = type(value)
+            if value_type is str:
+                if len(value) > limit:  # type: ignore[arg-type]
+                    return None
+                value_json = _QUOTE(value)  # type: ignore[arg-type]
+            elif value_type is bool:
+                value_json = '"true"' if value else '"false"'
+            elif value_type is int or value_type is float:
+                value_json = '"' + str(value) + '"'
+            else:
+                return None
+            fields.append(key_json + value_json)
+        ctx = span.context
+        start = span.start_ns
+        end = span.end_ns if span.end_ns is not None else start
+        parent = f',"parentId":"{span.parent_id & _MASK_64:016x}"' if span.parent_id else ""
+        kind = _JSON_KIND.get(span.kind, "")
+        remote = ""
+        if span.kind in _REMOTE_KINDS:
+            remote = self._remote_json_for(tags)
+        body = ',"tags":{' + ",".join(fields) + "}" if fields else ""
+        debug = ',"debug":true' if ctx.debug else ""
+        return (
+            f'{{"traceId":"{ctx.trace_id & _MASK_128:032x}","id":"{ctx.span_id & _MASK_64:016x}"'
+            f'{parent}{kind},"name":{_QUOTE(self._text(span.name))},"timestamp":{start // 1000}'
+            f',"duration":{max((end - start) // 1000, 1)}'
+            f',"localEndpoint":{self._local_endpoint_json(span.resource)}{remote}{body}{debug}}}'
+        )
+
+    def _local_endpoint_json(self, resource: _span.Resource) -> str:
+        cached = self._local_json.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        text = _ENCODE(self._local_endpoint(resource))
+        if len(self._local_json) > 64:
+            self._local_json.clear()
+        self._local_json[id(resource)] = (resource, text)
+        return text
+
+    def _remote_json_for(self, tags: Mapping[str, object]) -> str:
+        """``,"remoteEndpoint":{...}`` (or ``""``), cached by the tags it is made of when
+        they are None, ints or short strings (nothing to cut or count; ``True == 1``
+        and ``1 == 1.0`` could not share the cache)."""
+        key = tuple([tags.get(name) for name in _REMOTE_TAGS])
+        limit = self.max_value_length
+        cacheable = True
+        for value in key:
+            kind = type(value)
+            if not (value is None or kind is int or (kind is str and len(value) <= limit)):  # type: ignore[arg-type]
+                cacheable = False
+                break
+        if cacheable:
+            cached = self._remote_json.get(key)
+            if cached is not None:
+                return cached
+        remote = self._remote_endpoint(tags)
+        text = "" if remote is None else ',"remoteEndpoint":' + _ENCODE(remote)
+        if cacheable:
+            if len(self._remote_json) > _CACHE_LIMIT:
+                self._remote_json.clear()
+            self._remote_json[key] = text
+        return text
 
     def _count(self, what: str) -> None:
         self._truncated[what] = self._truncated.get(what, 0) + 1
@@ -253,7 +382,11 @@ class ZipkinExporter:
         self.endpoint = endpoint
         self.encoder = ZipkinEncoder(max_value_length=max_value_length)
         self.transport = http.HttpTransport(
-            endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
+            endpoint,
+            content_type=CONTENT_TYPE,
+            headers=headers,
+            gzip=gzip,
+            gzip_level=_GZIP_LEVEL,
         )
         self._last: tuple[Sequence[_span.Span], bytes] | None = None
 
