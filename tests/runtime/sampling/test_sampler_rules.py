@@ -93,3 +93,21 @@ def test_prefix_is_a_plain_string_prefix_and_methods_ignore_case() -> None:
 def test_describe_lists_rules_in_order() -> None:
     text = _sampler().describe()
     assert text.index("rule:payments") < text.index("rule:canary") < text.index("rule:2")
+
+
+class _Broken:
+    def should_sample(self, params: base.SamplingParams) -> base.SamplingResult:
+        raise RuntimeError("bug")
+
+    def describe(self) -> str:
+        return "broken"
+
+
+def test_a_rule_whose_sampler_raises_keeps_the_sampler_error_reason() -> None:
+    sampler = rules.RuleBasedSampler(
+        [rules.SamplingRule(rules.RuleMatch.create(path_prefix="/"), _Broken(), name="all")],
+        default=const.ConstSampler(True),
+    )
+    result = sampler.should_sample(make_params(request=_request("/x")))
+    assert result is base.SAMPLER_ERROR
+    assert result.reason == "sampler_error"

@@ -89,6 +89,8 @@ class RuleBasedSampler:
             for index, rule in enumerate(self.rules):
                 if rule.match.matches(request):
                     result = _base.decide(rule.sampler, params)
+                    if result is _base.SAMPLER_ERROR:
+                        return result  # counted as the sampler's fault, not as the rule's
                     return result._replace(reason=self._reasons[index])
         return _base.decide(self.default, params)
 
