@@ -59,13 +59,12 @@ def test_rbac_is_exactly_what_the_operator_uses() -> None:
         assert "*" not in verbs
     assert all("*" not in key for key in granted)
     assert granted == {
-        ("gatetrace.dev", "tracingpolicies"): {"get", "list", "watch", "patch"},
-        ("gatetrace.dev", "tracingpolicies/status"): {"get", "patch"},
-        ("", "pods"): {"get", "list", "watch"},
+        ("gatetrace.dev", "tracingpolicies"): {"list", "watch", "patch"},
+        ("gatetrace.dev", "tracingpolicies/status"): {"patch"},
+        ("", "pods"): {"list", "watch"},
         ("", "configmaps"): {"get", "create", "patch"},
         ("", "secrets"): {"get"},
         ("", "events"): {"create"},
-        ("events.k8s.io", "events"): {"create"},
         ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
         ("", "namespaces"): {"list", "watch"},
     }
@@ -96,6 +95,25 @@ def test_peering_only_with_several_replicas() -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--priority=random" in args
     assert any(a.startswith("--peering=") for a in args)
+
+
+def test_peering_follows_the_watched_namespaces_and_the_root_namespace() -> None:
+    """With a namespace list the operator also watches the root namespace: kopf
+    looks for a KopfPeering there too; only watched namespaces grant peering rights."""
+    docs = render(
+        "operator.watchNamespaces={shop}", "operator.rootNamespace=gt-root", "operator.replicas=2"
+    )
+    peerings = sorted(p["metadata"]["namespace"] for p in _by_kind(docs, "KopfPeering"))
+    assert peerings == ["gt-root", "shop"]
+    peering_rights = {
+        role["metadata"]["namespace"]: any(
+            "kopfpeerings" in rule["resources"] for rule in role["rules"]
+        )
+        for role in _by_kind(docs, "Role")
+    }
+    assert peering_rights == {"shop": True, "gt-root": True, "gatetrace-system": False}
+    (cluster,) = _by_kind(docs, "ClusterRole")
+    assert not any("kopfpeerings" in rule["resources"] for rule in cluster["rules"])
 
 
 @pytest.mark.parametrize("sets", [(), ("gateway.enabled=true",)])
