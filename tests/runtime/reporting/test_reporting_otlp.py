@@ -243,6 +243,29 @@ async def test_exporter_posts_protobuf_with_headers_and_gzip(collector: Collecto
     assert [s.span_id for s in out] == [s.span_id.to_bytes(8, "big") for s in spans]
 
 
+async def test_retry_resends_the_same_body_and_counts_truncation_once(
+    collector: Collector,
+) -> None:
+    bodies: list[bytes] = []
+
+    async def busy_then_ok(request: web.Request, attempt: int) -> web.StreamResponse:
+        bodies.append(await request.read())
+        return web.Response(status=503 if attempt == 1 else 200)
+
+    collector.respond = busy_then_ok
+    exporter = otlp.OtlpHttpExporter(f"{collector.base}/v1/traces", gzip=False)
+    spans = [finished_span(tags={"bad": "\ud800"})]
+    try:
+        first = await exporter.export(spans, timeout=2)
+        second = await exporter.export(spans, timeout=2)
+    finally:
+        await exporter.close()
+    assert first.result is export.ExportResult.RETRYABLE
+    assert first.truncated == {"invalid_utf8": 1}
+    assert second == export.ExportOutcome.success()
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
 async def test_partial_success_counts_rejected_without_retry(collector: Collector) -> None:
     async def partial(request: web.Request, attempt: int) -> web.StreamResponse:
         response = trace_service_pb2.ExportTraceServiceResponse()

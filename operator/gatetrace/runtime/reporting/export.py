@@ -9,11 +9,11 @@ retries and drop accounting for all of them. Exporters return an
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from gatetrace.runtime import span as _span
 
-__all__ = ["ExportOutcome", "ExportResult", "Exporter"]
+__all__ = ["ExportOutcome", "ExportResult", "Exporter", "RetryCache"]
 
 
 class ExportResult(enum.Enum):
@@ -60,3 +60,35 @@ class Exporter(Protocol):
     async def close(self) -> None:
         """Release sockets/sessions. Called once, after the last export."""
         ...
+
+
+_Encoded = TypeVar("_Encoded")
+
+
+class RetryCache(Generic[_Encoded]):
+    """The encoded form of the batch in flight, so that a retry is not encoded again.
+
+    The engine retries a batch by passing the same sequence object; holding it
+    here keeps its identity from being reused by another batch.
+    """
+
+    __slots__ = ("_encoded", "_spans")
+
+    def __init__(self) -> None:
+        self._spans: Sequence[_span.Span] | None = None
+        self._encoded: _Encoded | None = None
+
+    def get(self, spans: Sequence[_span.Span]) -> _Encoded | None:
+        """What :meth:`put` stored for this very batch, else None."""
+        return self._encoded if spans is self._spans else None
+
+    def put(self, spans: Sequence[_span.Span], encoded: _Encoded) -> None:
+        self._spans, self._encoded = spans, encoded
+
+    def settle(self, outcome: ExportOutcome) -> None:
+        """Forget the batch unless ``outcome`` means the engine will retry it."""
+        if outcome.result is not ExportResult.RETRYABLE:
+            self.clear()
+
+    def clear(self) -> None:
+        self._spans = self._encoded = None

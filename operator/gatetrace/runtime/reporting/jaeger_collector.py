@@ -56,7 +56,7 @@ class JaegerCollectorExporter:
         """Cumulative spans the engine dropped on a full queue (ClientStats); settable later."""
         self.seq_no = 0
         """Sequence number of the last Batch sent (the first one is 1)."""
-        self._last: tuple[Sequence[_span.Span], list[tuple[int, bytes]]] | None = None
+        self._retry: export.RetryCache[list[tuple[int, bytes]]] = export.RetryCache()
 
     def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
         """One (span count, body) per resource among ``spans``."""
@@ -82,10 +82,8 @@ class JaegerCollectorExporter:
         if not spans:
             return export.ExportOutcome.success()
         truncated: dict[str, int] = {}
-        last = self._last
-        if last is not None and last[0] is spans:  # a retry: reuse the encoded bodies
-            bodies = last[1]
-        else:
+        bodies = self._retry.get(spans)  # a retry reuses the encoded bodies
+        if bodies is None:
             try:
                 bodies = self.encode(spans)
             except Exception:  # a bug in the encoder must not loop through retries
@@ -93,6 +91,7 @@ class JaegerCollectorExporter:
                 self.sanitizer.take()
                 return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
             truncated = self.sanitizer.take()
+            self._retry.put(spans, bodies)
         sent = failed = 0
         first_failure: export.ExportOutcome | None = None
         for count, body in bodies:
@@ -104,21 +103,19 @@ class JaegerCollectorExporter:
             first_failure = first_failure or outcome
             failed += count
         if first_failure is None:
-            self._last = None
-            return export.ExportOutcome.success(truncated=truncated)
-        if sent == 0:
-            retryable = first_failure.result is export.ExportResult.RETRYABLE
-            self._last = (spans, bodies) if retryable else None
-            return export.ExportOutcome(
+            outcome = export.ExportOutcome.success(truncated=truncated)
+        elif sent == 0:
+            outcome = export.ExportOutcome(
                 first_failure.result,
                 first_failure.reason,
                 retry_after=first_failure.retry_after,
                 truncated=truncated,
             )
-        # some resources' batches went through: retrying would duplicate them
-        self._last = None
-        return export.ExportOutcome.success({"export_failed": failed}, truncated)
+        else:  # some resources' batches went through: retrying would duplicate them
+            outcome = export.ExportOutcome.success({"export_failed": failed}, truncated)
+        self._retry.settle(outcome)
+        return outcome
 
     async def close(self) -> None:
-        self._last = None
+        self._retry.clear()
         await self.transport.close()

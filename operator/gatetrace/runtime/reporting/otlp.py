@@ -67,27 +67,21 @@ class OtlpHttpExporter:
         self.transport = http.HttpTransport(
             endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
         )
-        self._last: tuple[Sequence[_span.Span], bytes] | None = None
-
-    def _body(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
-        """Encode once per batch: a retry of the same batch reuses the bytes."""
-        last = self._last
-        if last is not None and last[0] is spans:
-            return last[1], {}
-        body, truncated = self.encoder.encode(spans)
-        self._last = (spans, body)
-        return body, truncated
+        self._retry: export.RetryCache[bytes] = export.RetryCache()
 
     async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
-        try:
-            body, truncated = self._body(spans)
-        except Exception:  # a bug in the encoder must not loop through retries
-            _log.exception("otlpHttp: encoding failed")
-            return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
+        truncated: dict[str, int] = {}
+        body = self._retry.get(spans)  # a retry reuses the bytes (truncations counted once)
+        if body is None:
+            try:
+                body, truncated = self.encoder.encode(spans)
+            except Exception:  # a bug in the encoder must not loop through retries
+                _log.exception("otlpHttp: encoding failed")
+                return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
+            self._retry.put(spans, body)
         response = await self.transport.post(body, timeout)
         outcome = response.outcome
-        if outcome.result is not export.ExportResult.RETRYABLE:
-            self._last = None
+        self._retry.settle(outcome)
         if outcome.result is not export.ExportResult.SUCCESS:
             return dataclasses.replace(outcome, truncated=truncated)
         dropped: dict[str, int] = {}
@@ -107,5 +101,5 @@ class OtlpHttpExporter:
         return export.ExportOutcome.success(dropped, truncated)
 
     async def close(self) -> None:
-        self._last = None
+        self._retry.clear()
         await self.transport.close()
