@@ -104,3 +104,19 @@ def test_revision_is_the_callers(idx: index.PolicyIndex) -> None:
     assert stamped.revision == 7
     assert stamped.document() == {"revision": 7, "config": effective.wire_config(result.config)}
     assert model.TracingConfig.model_validate(stamped.document()["config"]) == result.config
+
+
+def test_override_parts_cached_per_limits_stay_bounded_under_edits(
+    idx: index.PolicyIndex,
+) -> None:
+    idx.upsert_policy(
+        pol("shop", "d", {"sampling": {"sampler": {"type": "const", "decision": True}}})
+    )
+    for step in range(1, 400):
+        limits = {"allowed": True, "maxRate": step / 1000}
+        idx.upsert_policy(
+            pol("edge", "w", SELECT_GW | {"sampling": {"namespaceOverrides": limits}})
+        )
+        override = idx.effective("edge", "gw-0").config.namespace_overrides["shop"]
+        assert override.sampling.sampler.rate == step / 1000  # type: ignore[union-attr]
+    assert len(idx._parts) <= index._MAX_LIMIT_SETS

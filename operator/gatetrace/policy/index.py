@@ -31,6 +31,8 @@ from gatetrace.policy import effective as eff
 _SELECTOR_FIELD = frozenset({"selector"})
 LIMIT_SOURCE = overrides.LIMIT_SOURCE
 _LimitsKey = tuple[bool, float, float | None]
+_MAX_LIMIT_SETS = 256
+"""Distinct ``namespaceOverrides`` limits whose override parts are cached (edits add more)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -309,6 +311,8 @@ class PolicyIndex:
         key: _LimitsKey = (limits.allowed, limits.max_rate, limits.max_traces_per_second)
         parts = self._parts.get(key)
         if parts is None:
+            if len(self._parts) >= _MAX_LIMIT_SETS:
+                self._parts.clear()  # limits edited many times: drop the sets no pod may use
             parts = {}
             for ns, entries in self._defaults.items():
                 if ns != self.root_namespace and entries[0].override is not None:
