@@ -69,9 +69,16 @@ class OperatorState:
         except Exception as e:  # pushes then fail with Unauthorized, which status shows
             log.error("admin token Secret %s unreadable: %s", "/".join(self._token_ref), e)
 
-    async def ingest_policy(self, body: dict[str, Any]) -> _plan.PolicyRef:
+    async def ingest_policy(
+        self, body: dict[str, Any], *, refresh: bool = False
+    ) -> _plan.PolicyRef:
+        """Resolve a policy's Secrets and hand it to the reconciler. A ``refresh``
+        (of a body held here) is dropped if the policy was updated or deleted
+        while its Secrets were read."""
         resolved, secrets, errors = await _kube.resolve_secrets(self.api, body)
         record = _records.record_from_object(resolved)
+        if refresh and self.bodies.get(record.ref) is not body:
+            return record.ref
         if errors:
             record = _core.PolicyRecord(
                 record.ref,
@@ -99,7 +106,15 @@ class OperatorState:
         for ref in sorted(users):
             body = self.bodies.get(ref)
             if body is not None:
-                await self.ingest_policy(body)
+                await self.ingest_policy(body, refresh=True)
+
+    def forget_policy(self, ref: _plan.PolicyRef) -> None:
+        """A deleted policy: out of the reconciler and of the Secret bookkeeping."""
+        self.reconciler.delete_policy(ref)
+        self.bodies.pop(ref, None)
+        self.sink.uids.pop(ref, None)
+        for users in self.secret_users.values():
+            users.discard(ref)
 
     def failing(self, ref: _plan.PolicyRef) -> list[str]:
         failing = []
@@ -180,8 +195,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     async def policy_deleted(body: kopf.Body, **_: Any) -> None:
         meta = body.get("metadata") or {}
         ref = _plan.PolicyRef(str(meta.get("namespace")), str(meta.get("name")))
-        state.reconciler.delete_policy(ref)
-        state.bodies.pop(ref, None)
+        state.forget_policy(ref)
         # pods move to the remaining policies (ConfigMaps first, then pushes)
         # before the finalizer goes; unreachable pods catch up from the ConfigMap.
         await state.reconciler.converge()

@@ -1,0 +1,101 @@
+"""The kopf handlers' shared state: a periodic Secret re-read racing a deletion.
+
+The Kubernetes API here is a small aiohttp app on 127.0.0.1 answering only the
+Secret reads the operator makes, so the read can be held while the policy goes.
+"""
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from kubernetes import client as k8s
+
+from gatetrace.operator import handlers, plan, settings
+
+SECRET = "otlp-auth"
+
+
+class SecretsApi:
+    """GET /api/v1/namespaces/{ns}/secrets/{name}: the OTLP Secret (held while
+    ``release`` is clear), 404 for any other."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+
+    async def secret(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        if name != SECRET:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
+        self.asked.set()
+        await self.release.wait()
+        token = base64.b64encode(b"Bearer t0ken").decode()
+        return web.json_response(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": request.match_info["namespace"]},
+                "data": {"authorization": token},
+            }
+        )
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[tuple[SecretsApi, k8s.ApiClient]]:
+    fake = SecretsApi()
+    app = web.Application()
+    app.router.add_get("/api/v1/namespaces/{namespace}/secrets/{name}", fake.secret)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    configuration = k8s.Configuration()
+    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    client = k8s.ApiClient(configuration)
+    try:
+        yield fake, client
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+        await runner.cleanup()
+
+
+def _policy() -> dict[str, Any]:
+    return {
+        "apiVersion": "gatetrace.dev/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "team", "namespace": "shop", "uid": "u1", "generation": 1},
+        "spec": {
+            "reporters": [
+                {
+                    "type": "otlpHttp",
+                    "endpoint": "http://otel.observability:4318/v1/traces",
+                    "headersFrom": {"secretName": SECRET},
+                }
+            ]
+        },
+    }
+
+
+async def test_a_secret_refresh_does_not_bring_back_a_deleted_policy(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    fake, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(), client)
+    ref = await state.ingest_policy(_policy())
+    assert ref == plan.PolicyRef("shop", "team")
+    assert ref in state.reconciler.policies
+
+    fake.release.clear()
+    fake.asked.clear()
+    refresh = asyncio.create_task(state.refresh_secrets())  # the drift timer's re-read
+    await asyncio.wait_for(fake.asked.wait(), 10)
+    state.forget_policy(ref)  # kubectl delete: the finalizer handler runs meanwhile
+    fake.release.set()
+    await asyncio.wait_for(refresh, 10)
+
+    assert ref not in state.reconciler.policies
+    assert ref not in state.bodies
