@@ -52,6 +52,7 @@ def test_errors_about_header_values_never_show_the_value() -> None:
     with pytest.raises(errors.ValidationFailed) as raised:
         secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": token})
     assert "reporters[0].headers.authorization" in str(raised.value)
+    assert "(value redacted)" in str(raised.value)
     assert "s3cr3t" not in str(raised.value)
     # the same when the operator merged the Secret into the policy before validating it
     reporter = {**OTLP, "headers": {"authorization": token}}

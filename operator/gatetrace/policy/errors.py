@@ -98,11 +98,11 @@ _SECRET_FIELDS = frozenset({"headers"})
 def _describe(error: Any) -> str:
     msg = str(error["msg"]).removeprefix("Value error, ")
     value = error.get("input")
-    if (
-        error["type"] not in {"missing", "extra_forbidden"}
-        and isinstance(value, str | int | float | bool)
-        and _SECRET_FIELDS.isdisjoint(error["loc"])
+    if error["type"] not in {"missing", "extra_forbidden"} and isinstance(
+        value, str | int | float | bool
     ):
+        if not _SECRET_FIELDS.isdisjoint(error["loc"]):
+            return f"{msg} (value redacted)"
         msg = f"{msg} (got {value!r})"
     return msg
 
