@@ -63,6 +63,14 @@ class TestExtract:
         assert dict(found.baggage) == {"tenant": "acme co", "x": "a/b"}
         assert found.context is not None
 
+    def test_raw_bytes_that_are_not_utf8_become_replacement_characters(self) -> None:
+        # aiohttp decodes header bytes with surrogateescape: b"caf\xc3\xa9 \xff" arrives so
+        raw = b"caf\xc3\xa9 \xff%21".decode("utf-8", "surrogateescape")
+        found = extract(jaeger.JaegerPropagator(), {"uberctx-k": raw, "uberctx-s": "\ud800"})
+        assert dict(found.baggage) == {"k": "caf\u00e9 \ufffd!", "s": "\ufffd\ufffd\ufffd"}
+        for value in dict(found.baggage).values():
+            value.encode("utf-8")  # no lone surrogates left
+
     def test_baggage_without_trace_header(self) -> None:
         found = extract(jaeger.JaegerPropagator(), {"uberctx-k": "v"})
         assert found.context is None and dict(found.baggage) == {"k": "v"}

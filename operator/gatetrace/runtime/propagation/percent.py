@@ -4,7 +4,8 @@ W3C Baggage allows the ``baggage-octet`` set raw (printable US-ASCII but space,
 ``"``, ``,``, ``;`` and ``\\``) and percent-encodes the UTF-8 bytes of anything
 else. We also encode ``%`` (so decoding is unambiguous) and ``+`` (so peers that
 decode with ``unquote_plus``, as OpenTelemetry does, read the same value).
-Decoding replaces byte sequences that are not UTF-8 with U+FFFD, as the spec says.
+Decoding replaces byte sequences that are not UTF-8 with U+FFFD, as the spec says,
+whether they arrive percent-encoded or raw.
 """
 
 import urllib.parse
@@ -38,8 +39,23 @@ def encode(value: str) -> str | None:
         return None
 
 
+def _repair(text: str) -> str:
+    """``text`` with the lone surrogates that stand for raw non-UTF-8 bytes (aiohttp
+    decodes header values with ``surrogateescape``) decoded as UTF-8, U+FFFD where invalid."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates no byte decoding produced (a str carrier's)
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
 def decode(text: str) -> str:
-    """Undo :func:`encode`; ``%`` not followed by two hex digits stays as it is."""
+    """Undo :func:`encode`; ``%`` not followed by two hex digits stays as it is.
+
+    The result is always valid Unicode: raw bytes that are not UTF-8 become U+FFFD
+    like percent-encoded ones."""
+    if not text.isascii():
+        text = _repair(text)
     if "%" not in text:
         return text
     return urllib.parse.unquote(text, encoding="utf-8", errors="replace")
