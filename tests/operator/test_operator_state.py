@@ -99,3 +99,32 @@ async def test_a_secret_refresh_does_not_bring_back_a_deleted_policy(
 
     assert ref not in state.reconciler.policies
     assert ref not in state.bodies
+
+
+def _pod_event(type_: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {
+        "type": type_,
+        "object": {
+            "metadata": {"name": "gw-0", "namespace": "shop", "uid": "p1", "labels": labels},
+            "status": {
+                "phase": "Running",
+                "podIP": "10.0.0.7",
+                "conditions": [{"type": "Ready", "status": "True"}],
+            },
+        },
+    }
+
+
+async def test_a_pod_that_loses_its_gateway_label_is_no_target_any_more(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    _, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(), client)
+    gateway = {"gatetrace.dev/gateway": "edge", "app": "gw"}
+    assert state.observe_pod(_pod_event("ADDED", gateway))
+    assert not state.observe_pod(_pod_event("MODIFIED", gateway))  # nothing new
+    assert "shop/gw-0" in state.reconciler.pods
+    assert state.observe_pod(_pod_event("MODIFIED", {"app": "gw"}))  # label removed
+    assert "shop/gw-0" not in state.reconciler.pods
+    assert not state.observe_pod(_pod_event("MODIFIED", {"app": "other"}))  # any other pod
+    assert not state.observe_pod(_pod_event("DELETED", {"app": "gw"}))

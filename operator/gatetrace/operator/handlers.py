@@ -13,6 +13,7 @@ Secrets, never ``list``/``watch``).
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -108,6 +109,23 @@ class OperatorState:
             if body is not None:
                 await self.ingest_policy(body, refresh=True)
 
+    def observe_pod(self, event: Mapping[str, Any]) -> bool:
+        """Feed one pod watch event; True when the gateway pods changed. A pod that
+        is deleted or no longer labelled as a gateway pod is dropped."""
+        obj = event.get("object") or {}
+        meta = obj.get("metadata") or {}
+        key = f"{meta.get('namespace')}/{meta.get('name')}"
+        pod = None if event.get("type") == "DELETED" else _pods.pod_from_object(obj)
+        if pod is None:
+            if key not in self.reconciler.pods:
+                return False
+            self.reconciler.delete_pod(key)
+            return True
+        if self.reconciler.pods.get(key) == pod:
+            return False
+        self.reconciler.upsert_pod(pod)
+        return True
+
     def forget_policy(self, ref: _plan.PolicyRef) -> None:
         """A deleted policy: out of the reconciler and of the Secret bookkeeping."""
         self.reconciler.delete_policy(ref)
@@ -200,22 +218,12 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         # before the finalizer goes; unreachable pods catch up from the ConfigMap.
         await state.reconciler.converge()
 
-    @kopf.on.event("", "v1", "pods", labels={_pods.GATEWAY_LABEL: kopf.PRESENT}, registry=registry)
+    # No label filter here: kopf filters on the client side, so a pod that loses its
+    # gateway label would never be seen again and stay a target forever.
+    @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
-        obj = event.get("object") or {}
-        meta = obj.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        if event.get("type") == "DELETED":
-            state.reconciler.delete_pod(key)
-        else:
-            pod = _pods.pod_from_object(obj)
-            if pod is None:
-                state.reconciler.delete_pod(key)
-            elif state.reconciler.pods.get(key) == pod:
-                return
-            else:
-                state.reconciler.upsert_pod(pod)
-        await state.reconciler.converge()
+        if state.observe_pod(event):
+            await state.reconciler.converge()
 
     # A timer on pods would make kopf put a finalizer on every gateway pod; the
     # policies carry ours anyway, and the check below runs at most once per interval.
