@@ -1,7 +1,9 @@
-"""The kopf handlers' shared state: a periodic Secret re-read racing a deletion.
+"""The kopf handlers' shared state: a periodic Secret re-read racing a deletion,
+pods losing their label, deletions missed while kopf peering paused the replica.
 
 The Kubernetes API here is a small aiohttp app on 127.0.0.1 answering only the
-Secret reads the operator makes, so the read can be held while the policy goes.
+reads the operator makes (Secrets, the policy and pod listings), so a read can
+be held while the policy goes, and the listing can change.
 """
 
 import asyncio
@@ -26,6 +28,22 @@ class SecretsApi:
         self.asked = asyncio.Event()
         self.release = asyncio.Event()
         self.release.set()
+        self.policies: list[dict[str, Any]] = []
+        self.pods: list[dict[str, Any]] = []
+        self.listing = asyncio.Event()
+        self.release_listing = asyncio.Event()
+        self.release_listing.set()
+
+    async def list_policies(self, _request: web.Request) -> web.Response:
+        items = list(self.policies)  # the state when the request arrived
+        self.listing.set()
+        await self.release_listing.wait()
+        return web.json_response({"kind": "TracingPolicyList", "items": items})
+
+    async def list_pods(self, request: web.Request) -> web.Response:
+        assert request.query.get("labelSelector") == "gatetrace.dev/gateway"
+        body = {"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": self.pods}
+        return web.json_response(body)
 
     async def secret(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -49,6 +67,8 @@ async def api() -> AsyncIterator[tuple[SecretsApi, k8s.ApiClient]]:
     fake = SecretsApi()
     app = web.Application()
     app.router.add_get("/api/v1/namespaces/{namespace}/secrets/{name}", fake.secret)
+    app.router.add_get("/apis/gatetrace.dev/v1alpha1/tracingpolicies", fake.list_policies)
+    app.router.add_get("/api/v1/pods", fake.list_pods)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -128,3 +148,47 @@ async def test_a_pod_that_loses_its_gateway_label_is_no_target_any_more(
     assert "shop/gw-0" not in state.reconciler.pods
     assert not state.observe_pod(_pod_event("MODIFIED", {"app": "other"}))  # any other pod
     assert not state.observe_pod(_pod_event("DELETED", {"app": "gw"}))
+
+
+async def test_deletions_missed_while_paused_are_dropped_when_active_again(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    """kopf peering pauses a standby replica after its start-up listing; when it
+    takes over, kopf reports only the objects that exist. What was deleted
+    meanwhile must not stay a policy or a target."""
+    fake, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(drift_interval=30.0), client)
+    pod = _pod_event("ADDED", {"gatetrace.dev/gateway": "edge"})["object"]
+    fake.policies, fake.pods = [_policy()], [pod]
+    await state.prefill()  # start-up, then paused
+    ref = plan.PolicyRef("shop", "team")
+    assert ref in state.reconciler.policies and "shop/gw-0" in state.reconciler.pods
+
+    fake.policies, fake.pods = [], []  # deleted while the other replica acted
+    await state.resync_if_stale()  # soon after the listing: nothing to do
+    assert ref in state.reconciler.policies
+    state.synced_at -= 31.0  # the pause outlasted a drift interval
+    await state.resync_if_stale()  # the first handler call after the takeover
+    assert ref not in state.reconciler.policies
+    assert "shop/gw-0" not in state.reconciler.pods
+
+
+async def test_a_policy_created_again_during_the_listing_is_kept(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    fake, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(), client)
+    fake.policies = [_policy()]
+    await state.prefill()
+    fake.policies = []  # deleted ...
+    fake.release_listing.clear()
+    fake.listing.clear()
+    pruning = asyncio.create_task(state.prefill(prune=True))
+    await asyncio.wait_for(fake.listing.wait(), 10)  # the listing is answered now
+    newer = _policy()
+    newer["metadata"] = {**newer["metadata"], "uid": "u2"}
+    await state.ingest_policy(newer)  # ... and created again: the handler runs meanwhile
+    fake.release_listing.set()
+    await asyncio.wait_for(pruning, 10)
+    assert state.reconciler.policies[plan.PolicyRef("shop", "team")].uid == "u2"
+    assert plan.PolicyRef("shop", "team") in state.bodies

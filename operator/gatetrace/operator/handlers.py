@@ -13,6 +13,7 @@ Secrets, never ``list``/``watch``).
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,9 @@ class OperatorState:
             self.sink, pusher, _planner.IndexPlanner(settings.root_namespace)
         )
         self.secret_users: dict[tuple[str, str], set[_plan.PolicyRef]] = {}
+        self.synced_at = float("-inf")
+        """When :meth:`prefill` last listed the cluster (monotonic seconds)."""
+        self._sync_lock = asyncio.Lock()
         self.bodies: dict[_plan.PolicyRef, dict[str, Any]] = {}
 
     def token(self) -> str:
@@ -142,12 +146,56 @@ class OperatorState:
                 failing.append(f"{key}: {state.message}")
         return failing
 
-    async def prefill(self) -> None:
-        """List policies and gateway pods once, before the first converge."""
+    async def prefill(self, *, prune: bool = False) -> None:
+        """List policies and gateway pods and take in those not known yet (before
+        the first converge). With ``prune``, also drop known ones the listing no
+        longer has: deletions missed while kopf peering paused this replica (a
+        paused replica neither watches nor lists; resuming reports only what exists)."""
+        policies_before = dict(self.reconciler.policies)
+        pods_before = dict(self.reconciler.pods)
+        items, pod_objects = await self._list()
+        listed_refs: set[_plan.PolicyRef] = set()
+        for item in items:
+            meta = item.get("metadata") or {}
+            ref = _plan.PolicyRef(str(meta.get("namespace")), str(meta.get("name")))
+            listed_refs.add(ref)
+            if not meta.get("deletionTimestamp") and ref not in self.reconciler.policies:
+                await self.ingest_policy(item)
+        listed_pods: set[str] = set()
+        for obj in pod_objects:
+            pod = _pods.pod_from_object(obj)
+            if pod is not None:
+                listed_pods.add(pod.key)
+                if pod.key not in self.reconciler.pods:
+                    self.reconciler.upsert_pod(pod)
+        if prune:
+            # only what is unchanged since before the listing: anything an event
+            # brought in meanwhile is newer than the listing
+            for ref, record in policies_before.items():
+                if ref not in listed_refs and self.reconciler.policies.get(ref) is record:
+                    log.info("policy %s is gone (missed while paused)", ref)
+                    self.forget_policy(ref)
+            for key, known in pods_before.items():
+                if key not in listed_pods and self.reconciler.pods.get(key) is known:
+                    self.reconciler.delete_pod(key)
+        self.synced_at = time.monotonic()
+
+    async def resync_if_stale(self) -> None:
+        """:meth:`prefill` with pruning, unless one ran within the drift interval
+        (the drift timer runs it on the acting replica; a replica taking over has
+        not run it since it was paused)."""
+        if time.monotonic() - self.synced_at <= self.settings.drift_interval:
+            return
+        async with self._sync_lock:
+            if time.monotonic() - self.synced_at > self.settings.drift_interval:
+                await self.prefill(prune=True)
+
+    async def _list(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         custom = k8s.CustomObjectsApi(self.api)
         core = k8s.CoreV1Api(self.api)
-        namespaces = self.settings.watched_namespaces or (None,)
-        for namespace in namespaces:
+        items: list[dict[str, Any]] = []
+        pod_objects: list[dict[str, Any]] = []
+        for namespace in self.settings.watched_namespaces or (None,):
             listing: Any
             if namespace is None:
                 listing = await asyncio.to_thread(
@@ -167,13 +215,12 @@ class OperatorState:
                 pods = await asyncio.to_thread(
                     core.list_namespaced_pod, namespace, label_selector=_pods.GATEWAY_LABEL
                 )
-            for item in listing.get("items", []):
-                if not (item.get("metadata") or {}).get("deletionTimestamp"):
-                    await self.ingest_policy(item)
-            for pod_obj in pods.items:
-                pod = _pods.pod_from_object(self.api.sanitize_for_serialization(pod_obj))  # type: ignore[no-untyped-call]
-                if pod is not None:
-                    self.reconciler.upsert_pod(pod)
+            items.extend(listing.get("items", []))
+            pod_objects.extend(
+                self.api.sanitize_for_serialization(p)  # type: ignore[no-untyped-call]
+                for p in pods.items
+            )
+        return items, pod_objects
 
 
 def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
@@ -200,6 +247,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.create(*policy_resource, registry=registry)
     @kopf.on.update(*policy_resource, registry=registry)
     async def policy_changed(body: kopf.Body, **_: Any) -> str:
+        await state.resync_if_stale()
         ref = await state.ingest_policy(dict(body))
         await state.reconciler.converge()
         failing = state.failing(ref)
@@ -222,6 +270,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     # gateway label would never be seen again and stay a target forever.
     @kopf.on.event("", "v1", "pods", registry=registry)
     async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
+        await state.resync_if_stale()
         if state.observe_pod(event):
             await state.reconciler.converge()
 
@@ -235,6 +284,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     )
     async def drift(**_: Any) -> None:
         if await state.reconciler.check_drift_if_due(settings.drift_interval):
+            await state.prefill(prune=True)
             await state.refresh_secrets()
             await state.reconciler.converge()
 
