@@ -285,6 +285,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     async def drift(**_: Any) -> None:
         if await state.reconciler.check_drift_if_due(settings.drift_interval):
             await state.prefill(prune=True)
+            state.sink.forget_written()
             await state.refresh_secrets()
             await state.reconciler.converge()
 

@@ -59,6 +59,11 @@ class KubeSink:
         self._written: dict[_core.GatewayKey, str] = {}
         self.uids: dict[_plan.PolicyRef, str] = {}
 
+    def forget_written(self) -> None:
+        """Write every ConfigMap again on the next pass, even if unchanged here:
+        repairs one deleted or edited by hand (the drift timer calls this)."""
+        self._written.clear()
+
     async def load_revision(self, gateway: _core.GatewayKey) -> tuple[int, str] | None:
         namespace, name = gateway
         try:
