@@ -212,3 +212,44 @@ async def test_drift_check_counts_a_gateway_without_config(tmp_path: pathlib.Pat
             assert fresh.holder.current.config["sampling"]["sampler"]["rate"] == 0.2
         finally:
             await fresh.runner.cleanup()
+
+
+async def test_a_hung_pod_never_holds_up_other_passes(tmp_path: pathlib.Path) -> None:
+    """Pushes run outside the reconciler's lock: while one pass waits on a pod that
+    accepts connections and never answers, another pass completes promptly."""
+    import asyncio
+
+    from aiohttp import web
+
+    async def hang(_request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_route("*", "/admin/v1/tracing", hang)
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    hung_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    async with gw.gateways(1) as gateways:
+        sink = standalone.FileSink()
+        client = delivery.AdminClient(lambda: gw.TOKEN)
+        _CLIENTS.append(client)
+        pusher = delivery.Pusher(client, retry=delivery.RetryPolicy(attempts=1, timeout=3.0))
+        reconciler = core.Reconciler(sink, pusher, planner.IndexPlanner("gatetrace-system"))
+        reconciler.upsert_pod(standalone.GatewaySpec("hung", hung_url, namespace="a").pod())
+        _write(tmp_path, "team", 0.2)
+        standalone.sync_folder(reconciler, standalone.PolicyFolder(tmp_path), force=True)
+        first = asyncio.create_task(reconciler.converge())  # waits ~3 s on the hung pod
+        await asyncio.sleep(0.2)
+        reconciler.upsert_pod(standalone.GatewaySpec("ok", gateways[0].url, namespace="b").pod())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await reconciler.converge()
+        assert loop.time() - started < 1.5
+        assert gateways[0].holder.current is not None
+        assert not first.done()
+        await first
+        assert reconciler.pod_states["a/hung"].state == "Failed"
+        await reconciler.close()
+    await runner.cleanup()

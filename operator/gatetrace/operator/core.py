@@ -135,6 +135,8 @@ class Reconciler:
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._last_drift_check = float("-inf")
+        self._inflight: dict[str, tuple[tuple[int, str], asyncio.Task[bool]]] = {}
+        self._publisher: asyncio.Task[None] | None = None
 
     # -- inputs ------------------------------------------------------------
 
@@ -194,29 +196,52 @@ class Reconciler:
             for task in (waiter, stopper):
                 task.cancel()
             if stop.is_set():
+                await self.close()
                 return
             if time.monotonic() >= next_drift:
                 next_drift = time.monotonic() + drift_interval
                 await self.check_drift()
             try:
-                await self.converge()
+                await self.converge(wait=False)  # results wake this loop when they arrive
             except Exception:  # a bug in one pass must not stop the operator
                 log.exception("converge failed")
                 self.metrics.reconciles.inc(("error",))
 
+    async def close(self) -> None:
+        """Cancel pushes still under way (the next operator re-plans from the cluster)."""
+        tasks: list[asyncio.Task[Any]] = [task for _key, task in self._inflight.values()]
+        if self._publisher is not None:
+            tasks.append(self._publisher)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._inflight.clear()
+
     def _has_failures(self) -> bool:
         return any(s.state != "Applied" for k, s in self.pod_states.items() if k in self.pods)
 
-    async def converge(self) -> None:
-        async with self._lock:
-            self._wake.clear()
-            for _ in range(3):  # a 409 (pod ahead of us) needs one more pass with a higher revision
-                if not await self._converge_once():
-                    break
-            self.metrics.reconciles.inc(("ok",))
-            self._update_pod_gauges()
+    async def converge(self, *, wait: bool = True) -> None:
+        """One reconcile pass: plan, store each gateway's config and launch the pushes
+        under the lock; the pushes run in their own tasks, so a hung pod never holds
+        the lock (other passes go on). With ``wait``, wait (without the lock) for the
+        pushes this pass launched (not those an earlier pass still has under way),
+        then publish the statuses they produced."""
+        for _ in range(3):  # a 409 (pod ahead of us) needs one more pass with a higher revision
+            async with self._lock:
+                self._wake.clear()
+                tasks = await self._converge_once()
+                self.metrics.reconciles.inc(("ok",))
+                self._update_pod_gauges()
+            if not wait or not tasks:
+                return
+            await asyncio.wait(tasks)
+            async with self._lock:
+                await self._publish_statuses()
+                self._update_pod_gauges()
+            if not any(task.result() for task in tasks):
+                return
 
-    async def _converge_once(self) -> bool:
+    async def _converge_once(self) -> list[asyncio.Task[bool]]:
         valid = [p for p in self.policies.values() if p.valid]
         pods = sorted(self.pods.values(), key=lambda p: p.key)
         self.plans = plans = self.planner(valid, pods)
@@ -226,7 +251,7 @@ class Reconciler:
                 self._push_needed(plan, 0)
                 continue
             by_gateway.setdefault(plan.pod.gateway_key, []).append(plan)
-        requests: list[_delivery.PushRequest] = []
+        tasks: list[asyncio.Task[bool]] = []
         for gateway, gateway_plans in sorted(by_gateway.items()):
             revision = await self._revision_for(gateway, gateway_plans)
             representative = _representative(gateway_plans)
@@ -238,13 +263,47 @@ class Reconciler:
                 combined=self._revisions[gateway][1],
             )
             for plan in gateway_plans:
-                requests.extend(self._push_needed(plan, revision))
-        retry = False
-        if requests:
-            results = await self.pusher.push_all(requests)
-            retry = self._record(results)
+                for request in self._push_needed(plan, revision):
+                    task = self._launch(request)
+                    if task is not None:
+                        tasks.append(task)
         await self._publish_statuses()
-        return retry
+        return tasks
+
+    def _launch(self, request: _delivery.PushRequest) -> "asyncio.Task[bool] | None":
+        """A new task pushing ``request``; None when one already pushes that revision
+        (its caller waits for it, not this pass)."""
+        running = self._inflight.get(request.target)
+        same = running is not None and running[0] == (request.revision, request.version)
+        if running is not None and same and not running[1].done():
+            return None
+        task = asyncio.create_task(self._push_one(request))
+        self._inflight[request.target] = ((request.revision, request.version), task)
+        return task
+
+    async def _push_one(self, request: _delivery.PushRequest) -> bool:
+        """Push, record the result; True when the pod runs a newer revision (re-plan)."""
+        result = await self.pusher.push(request)
+        async with self._lock:
+            again = self._record([result])
+            running = self._inflight.get(request.target)
+            if running is not None and running[1] is asyncio.current_task():
+                del self._inflight[request.target]
+            self._update_pod_gauges()
+        self._publish_soon()
+        if again:
+            self._wake.set()
+        return again
+
+    def _publish_soon(self) -> None:
+        """Publish statuses once for results that arrive together (not once per pod)."""
+        if self._publisher is None or self._publisher.done():
+            self._publisher = asyncio.create_task(self._publish_later())
+
+    async def _publish_later(self) -> None:
+        await asyncio.sleep(0.05)
+        async with self._lock:
+            await self._publish_statuses()
 
     async def _revision_for(self, gateway: GatewayKey, plans: Sequence[_plan.PodPlan]) -> int:
         combined = _digest(sorted({p.version for p in plans}))

@@ -272,7 +272,8 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     async def pod_event(event: kopf.RawEvent, **_: Any) -> None:
         await state.resync_if_stale()
         if state.observe_pod(event):
-            await state.reconciler.converge()
+            # pushes run in the background: one slow pod never holds up pod events
+            await state.reconciler.converge(wait=False)
 
     # A timer on pods would make kopf put a finalizer on every gateway pod; the
     # policies carry ours anyway, and the check below runs at most once per interval.
@@ -287,7 +288,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             await state.prefill(prune=True)
             state.sink.forget_written()
             await state.refresh_secrets()
-            await state.reconciler.converge()
+            await state.reconciler.converge(wait=False)
 
     @kopf.on.probe(id="policies", registry=registry)
     def policies_probe(**_: Any) -> int:
