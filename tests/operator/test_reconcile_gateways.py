@@ -253,3 +253,31 @@ async def test_a_hung_pod_never_holds_up_other_passes(tmp_path: pathlib.Path) ->
         assert reconciler.pod_states["a/hung"].state == "Failed"
         await reconciler.close()
     await runner.cleanup()
+
+
+async def test_regaining_leadership_reloads_revisions_from_the_configmap(
+    tmp_path: pathlib.Path,
+) -> None:
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    async with gw.gateways(1) as gateways:
+        spec = standalone.GatewaySpec("gw", gateways[0].url)
+        first, _ = _reconciler(configs)
+        second, _ = _reconciler(configs)
+        for reconciler in (first, second):
+            _register(reconciler, [spec])
+        folder = standalone.PolicyFolder(policies)
+        _write(policies, "team", 0.1)
+        await _sync(first, folder)  # revision 1
+        for rate in (0.2, 0.3, 0.4):  # the other replica acts meanwhile
+            _write(policies, "team", rate)
+            await _sync(second, folder)
+        assert gateways[0].holder.current is not None
+        assert gateways[0].holder.current.revision == 4
+        first.forget_revisions()
+        _write(policies, "team", 0.5)
+        await _sync(first, folder)
+        assert gateways[0].holder.current.revision == 5
+        assert first.metrics.pushes.value(("Stale",)) == 0  # no stale push on the way

@@ -171,6 +171,10 @@ class Reconciler:
         self.pusher.forget(key)
         self._wake.set()
 
+    def forget_revisions(self) -> None:
+        """Reload each gateway's revision from the sink (its ConfigMap) on the next pass."""
+        self._revisions.clear()
+
     def last_status(self, ref: _plan.PolicyRef) -> Mapping[str, Any] | None:
         """The status last computed for a policy."""
         return self._last_status.get(ref)

@@ -188,6 +188,10 @@ class OperatorState:
             return
         async with self._sync_lock:
             if time.monotonic() - self.synced_at > self.settings.drift_interval:
+                # another replica may have moved every gateway on meanwhile: take the
+                # revisions from the ConfigMaps again rather than from our memory
+                self.reconciler.forget_revisions()
+                self.sink.forget_written()
                 await self.prefill(prune=True)
 
     async def _list(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -246,7 +250,7 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
     @kopf.on.resume(*policy_resource, registry=registry)
     @kopf.on.create(*policy_resource, registry=registry)
     @kopf.on.update(*policy_resource, registry=registry)
-    async def policy_changed(body: kopf.Body, **_: Any) -> str:
+    async def policy_changed(body: kopf.Body, **_: Any) -> None:
         await state.resync_if_stale()
         ref = await state.ingest_policy(dict(body))
         await state.reconciler.converge()
@@ -255,7 +259,6 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
             raise kopf.TemporaryError(
                 "not applied on: " + "; ".join(failing[:5]), delay=settings.retry_interval
             )
-        return "applied"
 
     @kopf.on.delete(*policy_resource, registry=registry)
     async def policy_deleted(body: kopf.Body, **_: Any) -> None:
