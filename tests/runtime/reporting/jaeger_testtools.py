@@ -14,11 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import reportertools
 from thrift.protocol import TBinaryProtocol, TCompactProtocol, TProtocol
 from thrift.Thrift import TMessageType, TType
 from thrift.transport import TTransport
 
-from gatetrace.runtime import span, spancontext, tracer
+from gatetrace.runtime import span
 
 with warnings.catch_warnings():
     # jaeger-client 4.8.0 is no longer maintained; importing its generated
@@ -60,27 +61,22 @@ def make_span(
     resource: span.Resource = RESOURCE,
 ) -> span.Span:
     """A finished, sampled span holding exactly what is given (tags unchecked)."""
-    context = spancontext.SpanContext(trace_id, span_id, True, debug)
-    result = span.Span(
-        context,
+    return reportertools.finished_span(
         name,
         kind=kind,
+        trace_id=trace_id,
+        span_id=span_id,
         parent_id=parent_id,
-        resource=resource,
+        tags=tags,
+        logs=logs,
         references=references,
-        sampled=True,
-        recording=True,
+        debug=debug,
+        random_flag=False,
+        status=status,
         start_ns=start_ns,
-        limits=span.SpanLimits(),
-        metrics=tracer.TracerMetrics(),
-        end_hook=None,
+        duration_ns=duration_ns,
+        resource=resource,
     )
-    result.tags.update(tags or {})
-    result.logs.extend(logs or [])
-    if status is not None:
-        result.status = status
-    result.end_ns = start_ns + duration_ns
-    return result
 
 
 def u64(signed: int) -> int:

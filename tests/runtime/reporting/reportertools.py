@@ -7,8 +7,9 @@ that records what it receives and answers as each test tells it to.
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -25,8 +26,9 @@ def finished_span(
     *,
     kind: span.SpanKind = span.SpanKind.SERVER,
     trace_id: int | None = None,
+    span_id: int | None = None,
     parent_id: int | None = None,
-    tags: dict[str, span.TagValue] | None = None,
+    tags: Mapping[Any, Any] | None = None,
     logs: list[span.LogRecord] | None = None,
     references: tuple[span.Reference, ...] = (),
     debug: bool = False,
@@ -40,7 +42,7 @@ def finished_span(
     """A finished, sampled span with exactly the given content (no tracer defaults)."""
     ctx = spancontext.SpanContext(
         trace_id if trace_id is not None else ids.new_trace_id(),
-        ids.new_span_id(),
+        span_id if span_id is not None else ids.new_span_id(),
         True,
         debug,
         random_flag,
