@@ -216,3 +216,33 @@ async def test_a_namespace_override_brings_its_own_priority_settings() -> None:
         resp, _ = await stack.get("/api/users/status?code=500")  # routed to namespace shop
         assert resp.status == 500
         assert stack.gateway.one(SERVER).tags["sampling.priority.reason"] == "error"
+
+
+async def test_a_dropped_trace_builds_no_spans_yet_propagates_and_answers_its_id() -> None:
+    collector = Collector()
+    active = make_active(collector, sampler=const.ConstSampler(False))
+    async with start_stack(active, collector) as stack:
+        incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
+        resp, _ = await stack.get(
+            "/api/users/1",
+            headers={"traceparent": incoming, "baggage": "tenant=acme", "b3": "1-2-1"},
+        )
+        assert resp.status == 200
+        upstream = stack.users.received[-1]
+        traceparent = upstream.header("traceparent") or ""
+        version, trace_id, span_id, flags = traceparent.split("-")
+        assert (version, trace_id, flags) == ("00", "0af7651916cd43dd8448eb211c80319c", "00")
+        assert span_id not in ("b7ad6b7169203331", "0" * 16)
+        assert upstream.header("baggage") == "tenant=acme"
+        assert upstream.header("b3") is None  # stale formats are stripped as for sampled ones
+        assert resp.headers["X-Trace-Id"] == trace_id
+        # a new trace, an upstream failure and no route: the id comes back every time
+        for path, status in (("/api/users/2", 200), ("/down/x", 502), ("/nowhere", 404)):
+            resp, _ = await stack.get(path)
+            assert resp.status == status
+            assert len(resp.headers["X-Trace-Id"]) == 32
+        assert collector.spans == []
+        counters = active.tracer.metrics
+        assert counters.started.value(("false",)) == 4
+        assert counters.finished.value(("not_sampled",)) == 4
+        assert counters.started.value(("true",)) == 0

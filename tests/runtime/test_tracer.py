@@ -214,3 +214,43 @@ def test_decision_only_contexts_steer_a_new_trace() -> None:
         "s", parent=SpanContext(0, 0, remote=True, baggage=Baggage.from_values({"k": "v"}))
     )
     assert bag.sampled and dict(bag.context.baggage) == {"k": "v"}
+
+
+@pytest.mark.parametrize("decision", list(base.Decision))
+def test_start_root_context_builds_a_span_only_for_what_records(decision: base.Decision) -> None:
+    collected = _Collect()
+    sampler = _Recording(decision)
+    t = tracer.Tracer(RESOURCE, sampler=sampler, processor=collected)
+    remote = spancontext.SpanContext(
+        0xABC, 0xDEF, None, False, True, True, (("v", "1"),), baggage.Baggage({"k": ("v", "")})
+    )
+    root = t.start_root_context("GET /x", kind=span.SpanKind.SERVER, parent=remote)
+    assert sampler.asked[0].parent == remote
+    started = t.metrics.started
+    if decision is base.Decision.DROP:
+        # nothing would ever record it: the context alone, counted started and finished
+        assert type(root) is spancontext.SpanContext
+        assert (root.trace_id, root.sampled, root.random) == (0xABC, False, True)
+        assert root.span_id not in (0, 0xDEF)
+        assert (root.trace_state, root.baggage) == (remote.trace_state, remote.baggage)
+        assert started.value(("false",)) == 1
+        assert t.metrics.finished.value(("not_sampled",)) == 1
+        assert collected.spans == []
+        return
+    assert isinstance(root, span.Span)
+    assert root.recording and root.parent_id == 0xDEF and root.kind is span.SpanKind.SERVER
+    assert root.sampled is (decision is base.Decision.SAMPLE)
+    assert root.tags["sampler.type"] == "recording"
+    assert started.value(("true",)) == 1
+    root.finish()
+    assert collected.spans == ([root] if decision is base.Decision.SAMPLE else [])
+
+
+def test_start_root_context_decides_a_new_trace_with_a_per_call_sampler() -> None:
+    t = tracer.Tracer(RESOURCE, sampler=const.ConstSampler(True))
+    root = t.start_root_context(
+        "op", kind=span.SpanKind.SERVER, parent=None, sampler=const.ConstSampler(False)
+    )
+    assert type(root) is spancontext.SpanContext and root.trace_id and root.span_id
+    assert root.sampled is False and root.remote is False
+    assert t.metrics.decisions.value(("const", "const", "drop")) == 1

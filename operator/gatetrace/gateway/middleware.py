@@ -33,7 +33,7 @@ from aiohttp import web
 
 from gatetrace.gateway import clientip, proxy, routes, state
 from gatetrace.runtime import context as _context
-from gatetrace.runtime import metrics
+from gatetrace.runtime import ids, metrics
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _spancontext
 from gatetrace.runtime.propagation import base as _propagation
@@ -106,8 +106,52 @@ class _Fields:
         self.prefixes = tuple(sorted(set(prefixes)))
 
 
+class _UnrecordedTrace:
+    """The :class:`~gatetrace.gateway.proxy.UpstreamObserver` of a request whose trace
+    the sampler dropped: no span objects at all, only the context to propagate (with
+    ``sampled=0``) and the trace id for the response header."""
+
+    __slots__ = (
+        "context",
+        "header_name",
+        "propagator",
+        "strip_exact",
+        "strip_prefixes",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        context: _spancontext.SpanContext,
+        propagator: _propagation.Propagator,
+        fields: _Fields,
+        header_name: str,
+    ) -> None:
+        self.context = context
+        self.propagator = propagator
+        self.trace_id = ids.format_trace_id(context.trace_id)
+        self.strip_exact = fields.exact
+        self.strip_prefixes = fields.prefixes
+        self.header_name = header_name
+
+    def on_request(
+        self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
+    ) -> None:
+        self.propagator.inject(self.context, headers, _SETTER)
+
+    def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
+        headers[self.header_name] = self.trace_id
+
+    def on_failure(self, error_type: str, exc: BaseException, *, upstream: bool) -> None:
+        pass  # nothing records it
+
+    def on_done(self) -> None:
+        pass
+
+
 class _RequestTrace:
-    """The per-request :class:`~gatetrace.gateway.proxy.UpstreamObserver`."""
+    """The per-request :class:`~gatetrace.gateway.proxy.UpstreamObserver` of a recorded
+    trace (sampled, or pending an error/latency priority upgrade)."""
 
     __slots__ = (
         "active",
@@ -150,15 +194,9 @@ class _RequestTrace:
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
     ) -> None:
-        server = self.server
-        if not server.recording:
-            # Nobody will ever see a span of this trace: skip the client span and let the
-            # upstream's parent be the (equally unrecorded) server span.
-            self.active.propagator.inject(server.context, headers, _SETTER)
-            return
         method = self.method
         client = self.active.tracer.start_span(
-            method, kind=_CLIENT, parent=server, start_ns=self.now_ns()
+            method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
         )
         self.client = client
         if client.recording:
@@ -250,6 +288,16 @@ class TracingMiddleware:
         except Exception:  # tracing must never break a request: go on untraced
             self._errors.inc(("start",))
             return await handler(request)
+        if isinstance(trace, _UnrecordedTrace):  # the sampler dropped it: no spans
+            request[proxy.OBSERVER] = trace
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                exc.headers[self._header_name] = trace.trace_id
+                raise
+            if not response.prepared:
+                response.headers[self._header_name] = trace.trace_id
+            return response
         server = trace.server
         token = _context.attach(server)
         request[proxy.OBSERVER] = trace
@@ -277,7 +325,9 @@ class TracingMiddleware:
             _context.detach(token)
             self._finish(active, trace, status)
 
-    def _start(self, active: state.ActiveTracing, request: web.Request) -> _RequestTrace:
+    def _start(
+        self, active: state.ActiveTracing, request: web.Request
+    ) -> _RequestTrace | _UnrecordedTrace:
         headers = request.headers
         raw_path = request.rel_url.raw_path
         route = self.table.match(raw_path)
@@ -305,13 +355,19 @@ class TracingMiddleware:
             request.method, raw_path, headers, route.name if route is not None else ""
         )
         sampler = active.sampler_for(route.namespace) if route is not None else None
-        server = active.tracer.start_span(
+        root = active.tracer.start_root_context(
             name, kind=_SERVER, parent=parent, request=info, sampler=sampler
         )
+        if isinstance(root, _spancontext.SpanContext):
+            if parent is None and baggage:
+                root = root._replace(baggage=baggage)
+            return _UnrecordedTrace(
+                root, active.propagator, self._fields_for(active), self._header_name
+            )
+        server = root
         if parent is None and baggage:
             server.context = server.context._replace(baggage=baggage)
-        if server.recording:
-            self._server_tags(active, request, server, route, method)
+        self._server_tags(active, request, server, route, method)
         trace = _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
         trace.namespace = route.namespace if route is not None else None
         return trace
@@ -371,9 +427,6 @@ class TracingMiddleware:
 
     def _finish(self, active: state.ActiveTracing, trace: _RequestTrace, status: int) -> None:
         server = trace.server
-        if not server.recording:
-            server.finish()
-            return
         try:
             client = trace.client
             if client is not None and not client.is_finished:

@@ -7,7 +7,14 @@ objects alive then (modules, config, policy models: most of the heap) are
 moved out of the garbage collector's reach with :func:`gc.freeze`, once per
 process: they live as long as the process, and every full collection would
 otherwise walk them again (measured: ~3 us per request untraced, ~7-12 us
-traced, whose extra allocations trigger more collections). Typed state under
+traced, whose extra allocations trigger more collections). The young
+generation's threshold is raised from 700 to :data:`GEN0_THRESHOLD` then:
+in-flight requests and the spans queued for export (a batch of 512 spans is
+a few thousand objects) grow the young generation in waves that reference
+counting frees when the batch is sent, and at 700 every wave was walked by
+young and middle collections though none of it was garbage (measured with
+callgrind at 100% sampling: ~11 us per request). Real cyclic garbage is still
+collected, in larger batches. Typed state under
 :class:`aiohttp.web.AppKey` so the CLI, the demo and tests can reach the
 pieces without string keys.
 """
@@ -29,17 +36,24 @@ PROXY: Final = web.AppKey("gatetrace_proxy", proxy.Proxy)
 TRACING: Final = web.AppKey("gatetrace_tracing_middleware", middleware.TracingMiddleware)
 
 
+GEN0_THRESHOLD: Final = 10_000
+"""Allocations (net of frees) between two young-generation collections once serving."""
+
 _frozen = False
 
 
 async def _freeze_long_lived(app: web.Application) -> None:
-    """Collect once, then exempt everything alive now from future collections."""
+    """Collect once, exempt everything alive now from future collections, and let the
+    young generation grow to :data:`GEN0_THRESHOLD` before it is collected."""
     global _frozen
     if _frozen:
         return
     _frozen = True
     gc.collect()
     gc.freeze()
+    gen0, gen1, gen2 = gc.get_threshold()
+    if 0 < gen0 < GEN0_THRESHOLD:  # 0: collection disabled by the embedder; leave it
+        gc.set_threshold(GEN0_THRESHOLD, gen1, gen2)
 
 
 def make_proxy_app(

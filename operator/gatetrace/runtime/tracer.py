@@ -75,6 +75,7 @@ class _AlwaysSample:
 
 
 _DECISION_NAMES = {d: d.name.lower() for d in _sampling.Decision}
+_NOT_SAMPLED: Final = ("not_sampled",)
 
 
 class Tracer:
@@ -158,13 +159,49 @@ class Tracer:
                 group=parent._group,
             )
         else:
-            span = self._start_root(
+            root = self._start_root(
                 name, kind, parent, span_id, references, start_ns, request, sampler
             )
+            assert isinstance(root, _span.Span)
+            span = root
         m.started.inc(m._recording if span.recording else m._not_recording)
         if tags and span.recording:
             span.set_tags(tags)
         return span
+
+    def start_root_context(
+        self,
+        name: str,
+        *,
+        kind: _span.SpanKind,
+        parent: _sc.SpanContext | None,
+        request: _sampling.RequestInfo | None = None,
+        sampler: _sampling.Sampler | None = None,
+    ) -> _span.Span | _sc.SpanContext:
+        """Start a local root span, unless the sampler drops the trace: then only its
+        :class:`~gatetrace.runtime.spancontext.SpanContext` comes back (the ids and
+        flags to propagate) and no Span is built, since nothing of it would ever be
+        recorded. The gateway's path for unsampled requests; such a context counts as
+        a span started and finished ``not_sampled`` at once."""
+        root = self._start_root(
+            name,
+            kind,
+            parent,
+            ids.new_span_id(),
+            (),
+            time.time_ns(),
+            request,
+            sampler,
+            context_only=True,
+        )
+        m = self.metrics
+        if type(root) is _sc.SpanContext:
+            m.started.inc(m._not_recording)
+            m.finished.inc(_NOT_SAMPLED)
+            return root
+        assert isinstance(root, _span.Span)
+        m.started.inc(m._recording if root.recording else m._not_recording)
+        return root
 
     def _start_root(
         self,
@@ -176,7 +213,9 @@ class Tracer:
         start_ns: int,
         request: _sampling.RequestInfo | None,
         sampler: _sampling.Sampler | None,
-    ) -> _span.Span:
+        *,
+        context_only: bool = False,
+    ) -> _span.Span | _sc.SpanContext:
         hint: _sc.SpanContext | None = None
         if parent is not None and parent.is_valid:
             trace_id, parent_id = parent.trace_id, parent.span_id
@@ -223,6 +262,8 @@ class Tracer:
             )
         else:
             ctx = _sc.SpanContext(trace_id, span_id, sampled, False, True)
+        if context_only and not recording:
+            return ctx
         span = _span.Span(
             ctx,
             name,

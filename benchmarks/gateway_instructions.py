@@ -1,0 +1,168 @@
+"""Gateway cost per request in CPU instructions: tracing off vs on, one run.
+
+Wall-clock throughput on a small shared machine moves by +-25% between runs
+(see ``bench_gateway``); instruction counts do not. Each gateway runs under
+``valgrind --tool=callgrind`` with counting switched on only while a fixed
+number of requests goes through it (after a warm-up), so the figure is the
+gateway process's own work per request: parsing, routing, proxying, tracing,
+encoding and sending spans, garbage collection. The upstream, the span
+collector and the load generator (``--child requests``, keep-alive aiohttp
+clients) are separate processes on 127.0.0.1, as in ``bench_gateway``.
+
+The ratio printed is the untraced gateway's instructions per request divided
+by the mode's: the throughput the traced gateway keeps when the gateway's CPU
+is the bottleneck. Goals as in ``bench_gateway``: >= 0.90 at 100%, >= 0.97 at
+1%.
+
+Usage: ``.venv/bin/python -m benchmarks.gateway_instructions [--requests N]
+[--modes 'off;1%;100%']``. Needs valgrind (Debian: ``apt-get install
+valgrind``); about 30 s per mode for 3,000 requests.
+"""
+
+import argparse
+import asyncio
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+
+from benchmarks import bench_gateway
+
+GOALS = bench_gateway.GOALS
+_MODULE = "benchmarks.gateway_instructions"
+
+
+async def _requests(url: str, count: int, connections: int) -> None:
+    import aiohttp
+
+    left = count
+    failures = 0
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal left, failures
+        while left > 0:
+            left -= 1
+            async with session.get(url) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failures += 1
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    if failures:
+        raise SystemExit(f"{failures} of {count} requests failed")
+
+
+def _send(url: str, count: int, connections: int = 32) -> None:
+    subprocess.run(
+        [sys.executable, "-m", _MODULE, "--child", "requests", url, str(count), str(connections)],
+        env=bench_gateway._child_env(),
+        check=True,
+        timeout=600,
+    )
+
+
+def _callgrind_control(*args: str | int) -> None:
+    subprocess.run(
+        ["callgrind_control", *map(str, args)], check=True, capture_output=True, timeout=120
+    )
+
+
+def _callgrind_total(prefix: str) -> int:
+    """Instructions counted in every dump file of one run."""
+    total = 0
+    for path in glob.glob(prefix + "*"):
+        with open(path) as f:
+            for line in f:
+                if line.startswith("totals:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def measure_mode(mode: str, upstream: str, collector: str, requests: int, warmup: int) -> float:
+    """Thousand instructions per request of one gateway mode."""
+    with tempfile.TemporaryDirectory(prefix="gatetrace-callgrind-") as tmp:
+        out = os.path.join(tmp, "callgrind.out")
+        gateway = subprocess.Popen(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--instr-atstart=no",
+                f"--callgrind-out-file={out}",
+                sys.executable,
+                bench_gateway.__file__,
+                "--child",
+                "gateway",
+                upstream,
+                mode,
+                collector,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=bench_gateway._child_env(),
+        )
+        try:
+            assert gateway.stdout is not None
+            line = gateway.stdout.readline()
+            match = re.match(r"READY (\d+)", line)
+            if match is None:
+                raise RuntimeError(f"gateway {mode!r} did not start: {line!r}")
+            url = f"http://127.0.0.1:{match.group(1)}{bench_gateway.PATH}"
+            _send(url, warmup)
+            _callgrind_control("-i", "on", gateway.pid)
+            _send(url, requests)
+            _callgrind_control("-i", "off", gateway.pid)
+            _callgrind_control("-d", gateway.pid)
+        finally:
+            gateway.terminate()
+            gateway.wait(timeout=120)
+        return _callgrind_total(out) / requests / 1e3
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--child":
+        if args[1] != "requests":
+            raise SystemExit(f"unknown child {args[1]!r}")
+        asyncio.run(_requests(args[2], int(args[3]), int(args[4])))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=600)
+    parser.add_argument("--modes", default="off;1%;100%")
+    options = parser.parse_args(args)
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise SystemExit("needs valgrind and callgrind_control (Debian: apt-get install valgrind)")
+    chosen = [m.strip() for m in options.modes.split(";") if m.strip()]
+    unknown = set(chosen) - set(bench_gateway.MODES + bench_gateway.EXTRA_MODES)
+    if unknown:
+        parser.error(f"unknown modes: {sorted(unknown)}")
+    if "off" in chosen:
+        chosen.remove("off")
+    chosen.insert(0, "off")
+    print(f"gateway instructions per request: {options.requests} requests per mode (callgrind)")
+    print(f"{'mode':<22}{'k instr/req':>12}{'vs off':>8}{'goal':>7}")
+    with bench_gateway.children() as procs:
+        upstream = f"http://127.0.0.1:{procs.start('upstream')}"
+        collector = f"http://127.0.0.1:{procs.start('collector')}"
+        down = f"http://127.0.0.1:{bench_gateway._free_port()}"
+        base = 0.0
+        for mode in chosen:
+            sink = down if "down" in mode else collector
+            cost = measure_mode(mode, upstream, sink, options.requests, options.warmup)
+            base = base or cost
+            goal = GOALS.get(mode.split(",")[0])
+            ratio = base / cost
+            verdict = "" if goal is None else ("  ok" if ratio >= goal else "  BELOW GOAL")
+            goal_text = "" if goal is None else f">={goal:.2f}"
+            print(f"{mode:<22}{cost:>12.1f}{ratio:>8.3f}{goal_text:>7}{verdict}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
