@@ -32,6 +32,7 @@ import multidict
 from aiohttp import web
 
 from gatetrace.gateway import clientip, proxy, routes, state
+from gatetrace.runtime import baggage as _baggage
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import ids, metrics
 from gatetrace.runtime import span as _span
@@ -71,6 +72,7 @@ _SETTER: Final = _propagation.DictSetter()
 _SERVER: Final = _span.SpanKind.SERVER
 _CLIENT: Final = _span.SpanKind.CLIENT
 _ERROR: Final = _span.StatusCode.ERROR
+_NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
 
 
 def _split_host(host: str) -> tuple[str, int | None]:
@@ -337,7 +339,47 @@ class TracingMiddleware:
         except Exception:  # propagators must not raise; if one does, treat as absent
             self._errors.inc(("extract",))
             extracted = _propagation.EMPTY
-        baggage = active.baggage.apply(extracted.baggage)
+        if extracted is _propagation.EMPTY:  # no trace headers: the common new trace
+            baggage = _NO_BAGGAGE
+            parent = None
+        else:
+            baggage, parent = self._continued(active, extracted)
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "_OTHER"
+        if route is None:
+            name = method
+            info = _sampling.RequestInfo(request.method, raw_path, headers, "")
+            sampler = None
+        else:
+            name = method + route.span_name_suffix
+            info = _sampling.RequestInfo(request.method, raw_path, headers, route.name)
+            namespace = route.namespace
+            sampler = None if namespace is None else active.sampler_for(namespace)
+        root = active.tracer.start_root_context(
+            name, kind=_SERVER, parent=parent, request=info, sampler=sampler
+        )
+        if type(root) is _spancontext.SpanContext:
+            if parent is None and baggage:
+                root = root._replace(baggage=baggage)
+            return _UnrecordedTrace(
+                root, active.propagator, self._fields_for(active), self._header_name
+            )
+        assert isinstance(root, _span.Span)
+        server = root
+        if parent is None and baggage:
+            server.context = server.context._replace(baggage=baggage)
+        self._server_tags(active, request, server, route, method)
+        trace = _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
+        trace.namespace = route.namespace if route is not None else None
+        return trace
+
+    def _continued(
+        self, active: state.ActiveTracing, extracted: _propagation.Extracted
+    ) -> tuple[_baggage.Baggage, _spancontext.SpanContext | None]:
+        """The filtered baggage and the parent (or decision-only hint) of an incoming
+        context."""
+        baggage: _baggage.Baggage = active.baggage.apply(extracted.baggage)
         parent = extracted.context
         if parent is not None and parent.baggage is not baggage:
             parent = parent._replace(baggage=baggage)
@@ -347,30 +389,7 @@ class TracingMiddleware:
             parent = _spancontext.SpanContext(
                 0, 0, extracted.sampled, extracted.debug, remote=True, baggage=baggage
             )
-        method = request.method
-        if method not in _KNOWN_METHODS:
-            method = "_OTHER"
-        name = method if route is None else method + route.span_name_suffix
-        info = _sampling.RequestInfo(
-            request.method, raw_path, headers, route.name if route is not None else ""
-        )
-        sampler = active.sampler_for(route.namespace) if route is not None else None
-        root = active.tracer.start_root_context(
-            name, kind=_SERVER, parent=parent, request=info, sampler=sampler
-        )
-        if isinstance(root, _spancontext.SpanContext):
-            if parent is None and baggage:
-                root = root._replace(baggage=baggage)
-            return _UnrecordedTrace(
-                root, active.propagator, self._fields_for(active), self._header_name
-            )
-        server = root
-        if parent is None and baggage:
-            server.context = server.context._replace(baggage=baggage)
-        self._server_tags(active, request, server, route, method)
-        trace = _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
-        trace.namespace = route.namespace if route is not None else None
-        return trace
+        return baggage, parent
 
     def _server_tags(
         self,

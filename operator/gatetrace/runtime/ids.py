@@ -46,12 +46,12 @@ def new_span_id() -> int:
 
 def format_trace_id(trace_id: int) -> str:
     """32 lowercase hex digits."""
-    return f"{trace_id:032x}"
+    return "%032x" % trace_id  # noqa: UP031 (measured faster than the f-string)
 
 
 def format_span_id(span_id: int) -> str:
     """16 lowercase hex digits."""
-    return f"{span_id:016x}"
+    return "%016x" % span_id  # noqa: UP031
 
 
 def _parse_hex(text: str, max_digits: int) -> int | None:

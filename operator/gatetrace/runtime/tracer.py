@@ -11,6 +11,7 @@ import types
 from collections.abc import Mapping, Sequence
 from typing import Final, Protocol
 
+from gatetrace.runtime import baggage as _baggage
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import ids, metrics
 from gatetrace.runtime import span as _span
@@ -76,6 +77,8 @@ class _AlwaysSample:
 
 _DECISION_NAMES = {d: d.name.lower() for d in _sampling.Decision}
 _NOT_SAMPLED: Final = ("not_sampled",)
+_NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
+_new_tuple = tuple.__new__
 
 
 class Tracer:
@@ -184,15 +187,7 @@ class Tracer:
         recorded. The gateway's path for unsampled requests; such a context counts as
         a span started and finished ``not_sampled`` at once."""
         root = self._start_root(
-            name,
-            kind,
-            parent,
-            ids.new_span_id(),
-            (),
-            time.time_ns(),
-            request,
-            sampler,
-            context_only=True,
+            name, kind, parent, ids.new_span_id(), (), None, request, sampler, context_only=True
         )
         m = self.metrics
         if type(root) is _sc.SpanContext:
@@ -210,14 +205,14 @@ class Tracer:
         parent: _sc.SpanContext | None,
         span_id: int,
         references: Sequence[_span.Reference],
-        start_ns: int,
+        start_ns: int | None,
         request: _sampling.RequestInfo | None,
         sampler: _sampling.Sampler | None,
         *,
         context_only: bool = False,
     ) -> _span.Span | _sc.SpanContext:
         hint: _sc.SpanContext | None = None
-        if parent is not None and parent.is_valid:
+        if parent is not None and parent.trace_id and parent.span_id:  # a valid parent
             trace_id, parent_id = parent.trace_id, parent.span_id
         else:
             # A decision-only context (``b3: 0``, a ``jaeger-debug-id`` without a
@@ -233,7 +228,9 @@ class Tracer:
             parent = None
             trace_id, parent_id = ids.new_trace_id(), None
         chosen = sampler if sampler is not None else self.sampler
-        params = _sampling.SamplingParams(trace_id, name, kind, parent or hint, request)
+        params = _new_tuple(
+            _sampling.SamplingParams, (trace_id, name, kind, parent or hint, request)
+        )
         try:
             result = chosen.should_sample(params)
         except Exception:  # a sampler bug must not break the request: fall back to drop
@@ -245,8 +242,9 @@ class Tracer:
         group = None
         if decision is _sampling.Decision.RECORD_ONLY:
             group = _span.PendingGroup(result.budget, self._hook)
+        # tuple.__new__ with every field: half the cost of the NamedTuple's __new__
         if parent is not None:
-            ctx = _sc.SpanContext(
+            fields = (
                 trace_id,
                 span_id,
                 sampled,
@@ -255,15 +253,17 @@ class Tracer:
                 False,
                 parent.trace_state,
                 parent.baggage,
+                "",
             )
         elif hint is not None:
-            ctx = _sc.SpanContext(
-                trace_id, span_id, sampled, hint.debug, True, False, (), hint.baggage
-            )
+            fields = (trace_id, span_id, sampled, hint.debug, True, False, (), hint.baggage, "")
         else:
-            ctx = _sc.SpanContext(trace_id, span_id, sampled, False, True)
+            fields = (trace_id, span_id, sampled, False, True, False, (), _NO_BAGGAGE, "")
+        ctx = _new_tuple(_sc.SpanContext, fields)
         if context_only and not recording:
             return ctx
+        if start_ns is None:
+            start_ns = time.time_ns()
         span = _span.Span(
             ctx,
             name,

@@ -7,7 +7,6 @@ request; it answers with a :class:`SamplingResult`.
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from gatetrace.runtime import span as _span
@@ -33,10 +32,10 @@ class Decision(enum.IntEnum):
     """Recorded and exported; propagated with sampled=1."""
 
 
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
+class RequestInfo(NamedTuple):
     """What rule-based samplers may look at. ``headers`` must be case-insensitive
-    (aiohttp's ``CIMultiDictProxy``) or use lowercase keys."""
+    (aiohttp's ``CIMultiDictProxy``) or use lowercase keys. A NamedTuple: one is
+    built for every request the gateway sees, sampled or not."""
 
     method: str
     path: str

@@ -31,7 +31,10 @@ class DebugSampler:
         if parent is not None and parent.debug:
             self.forced += 1
             return _FORCED
-        return _base.decide(self.inner, params)
+        try:  # as _base.decide, inlined: this wraps every root decision
+            return self.inner.should_sample(params)
+        except Exception:
+            return _base.SAMPLER_ERROR
 
     def describe(self) -> str:
         return f"debug({self.inner.describe()})"

@@ -42,7 +42,10 @@ class ParentBasedSampler:
     def should_sample(self, params: _base.SamplingParams) -> _base.SamplingResult:
         parent = params.parent
         if parent is None:
-            return _base.decide(self.root, params)
+            try:  # as _base.decide, inlined: new traces are the common case
+                return self.root.should_sample(params)
+            except Exception:
+                return _base.SAMPLER_ERROR
         flag = parent.sampled
         if flag is None:
             chosen = self.remote_deferred
