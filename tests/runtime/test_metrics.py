@@ -139,3 +139,30 @@ def test_wrong_label_count_is_refused_at_render_time() -> None:
 
 def test_empty_registry_renders_just_a_newline() -> None:
     assert metrics.render_prometheus([metrics.Registry()]) == "\n"
+
+
+def test_a_tally_counts_in_every_series_it_is_attached_to() -> None:
+    registry = metrics.Registry()
+    started = registry.counter("gatetrace_started", "Started", ["recording"])
+    finished = registry.counter("gatetrace_finished", "Finished", ["outcome"])
+    tally = started.tally(("false",))
+    assert started.tally(("false",)) is tally  # shared by everyone using this counter
+    finished.attach(tally, ("not_sampled",))
+    finished.attach(tally, ("not_sampled",))  # once per tally: no double counting
+    started.inc(("false",))
+    started.inc(("true",), 2)
+    tally.n += 5
+    assert started.value(("false",)) == 6
+    assert started.total() == 8
+    assert finished.value(("not_sampled",)) == 5
+    assert dict(finished.items()) == {("not_sampled",): 5}
+    parsed = _parse(metrics.render_prometheus([registry]))
+    assert parsed["gatetrace_started"] == {
+        ("gatetrace_started_total", (("recording", "false"),)): 6,
+        ("gatetrace_started_total", (("recording", "true"),)): 2,
+    }
+    assert parsed["gatetrace_finished"] == {
+        ("gatetrace_finished_total", (("outcome", "not_sampled"),)): 5
+    }
+    with pytest.raises(ValueError, match=r"gatetrace_finished: 2 label values"):
+        finished.attach(metrics.Tally(), ("a", "b"))

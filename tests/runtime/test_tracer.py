@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatetrace.runtime import baggage, context, span, spancontext, tracer
+from gatetrace.runtime import baggage, context, metrics, span, spancontext, tracer
 from gatetrace.runtime.sampling import base, const, probabilistic
 
 
@@ -254,3 +254,19 @@ def test_start_root_context_decides_a_new_trace_with_a_per_call_sampler() -> Non
     assert type(root) is spancontext.SpanContext and root.trace_id and root.span_id
     assert root.sampled is False and root.remote is False
     assert t.metrics.decisions.value(("const", "const", "drop")) == 1
+
+
+def test_dropped_root_contexts_of_every_tracer_on_a_registry_share_one_tally() -> None:
+    registry = metrics.Registry()
+    for _ in range(3):  # a tracer per applied config, all on the gateway's registry
+        t = tracer.Tracer(
+            RESOURCE,
+            sampler=const.ConstSampler(False),
+            tracer_metrics=tracer.TracerMetrics(registry),
+        )
+        t.start_root_context("op", kind=span.SpanKind.SERVER, parent=None)
+        t.start_span("plain", parent=None).finish()  # a dropped Span: counted the usual way
+    assert t.metrics.started.value(("false",)) == 6
+    assert t.metrics.finished.value(("not_sampled",)) == 6
+    assert len(t.metrics.started._tallies[("false",)]) == 1
+    assert len(t.metrics.finished._tallies[("not_sampled",)]) == 1

@@ -113,14 +113,7 @@ class _UnrecordedTrace:
     the sampler dropped: no span objects at all, only the context to propagate (with
     ``sampled=0``) and the trace id for the response header."""
 
-    __slots__ = (
-        "context",
-        "header_name",
-        "propagator",
-        "strip_exact",
-        "strip_prefixes",
-        "trace_id",
-    )
+    __slots__ = ("context", "header_name", "propagator", "strip_exact", "strip_prefixes")
 
     def __init__(
         self,
@@ -131,7 +124,6 @@ class _UnrecordedTrace:
     ) -> None:
         self.context = context
         self.propagator = propagator
-        self.trace_id = ids.format_trace_id(context.trace_id)
         self.strip_exact = fields.exact
         self.strip_prefixes = fields.prefixes
         self.header_name = header_name
@@ -141,8 +133,12 @@ class _UnrecordedTrace:
     ) -> None:
         self.propagator.inject(self.context, headers, _SETTER)
 
+    @property
+    def trace_id(self) -> str:
+        return ids.format_trace_id(self.context.trace_id)
+
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
-        headers[self.header_name] = self.trace_id
+        headers[self.header_name] = "%032x" % self.context.trace_id  # noqa: UP031 (ids.format_trace_id, inlined)
 
     def on_failure(self, error_type: str, exc: BaseException, *, upstream: bool) -> None:
         pass  # nothing records it

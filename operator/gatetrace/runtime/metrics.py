@@ -17,6 +17,7 @@ __all__ = [
     "Labels",
     "Registry",
     "Sample",
+    "Tally",
     "render_prometheus",
 ]
 
@@ -46,28 +47,65 @@ class _Metric:
         raise NotImplementedError
 
 
+class Tally:
+    """A bare count for the hottest paths (``tally.n += 1``: no call, no label lookup),
+    added to the series of every :class:`Counter` it is attached to."""
+
+    __slots__ = ("n",)
+
+    def __init__(self) -> None:
+        self.n = 0
+
+
 class Counter(_Metric):
     kind = "counter"
 
     def __init__(self, name: str, help: str, labelnames: Sequence[str] = ()) -> None:
         super().__init__(name, help, labelnames)
         self._values: dict[Labels, float] = {}
+        self._tallies: dict[Labels, list[Tally]] = {}
 
     def inc(self, labels: Labels = (), amount: float = 1) -> None:
         values = self._values
         values[labels] = values.get(labels, 0) + amount
 
+    def tally(self, labels: Labels = ()) -> Tally:
+        """The tally counted in the ``labels`` series (made and attached on first use, so
+        every caller sharing this counter shares it too)."""
+        attached = self._tallies.get(labels)
+        if attached:
+            return attached[0]
+        tally = Tally()
+        self.attach(tally, labels)
+        return tally
+
+    def attach(self, tally: Tally, labels: Labels = ()) -> None:
+        """Count ``tally.n`` in the ``labels`` series from now on (once per tally)."""
+        if len(labels) != len(self.labelnames):
+            raise ValueError(
+                f"{self.name}: {len(labels)} label values {labels} for the label names "
+                f"{self.labelnames}"
+            )
+        attached = self._tallies.setdefault(labels, [])
+        if all(t is not tally for t in attached):
+            attached.append(tally)
+
     def value(self, labels: Labels = ()) -> float:
-        return self._values.get(labels, 0)
+        extra = self._tallies.get(labels)
+        value = self._values.get(labels, 0)
+        return value + sum(t.n for t in extra) if extra else value
 
     def total(self) -> float:
-        return sum(self._values.values())
+        return sum(value for _, value in self.items())
 
     def items(self) -> Iterator[tuple[Labels, float]]:
-        return iter(list(self._values.items()))
+        merged = dict(self._values)
+        for labels, tallies in list(self._tallies.items()):
+            merged[labels] = merged.get(labels, 0) + sum(t.n for t in tallies)
+        return iter(list(merged.items()))
 
     def samples(self) -> Iterator[Sample]:
-        for labels, value in list(self._values.items()):
+        for labels, value in self.items():
             yield Sample("_total", self._pairs(labels), value)
 
 

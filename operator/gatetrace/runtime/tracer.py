@@ -36,6 +36,9 @@ CURRENT: Final = _Current()
 Parent = _span.Span | _sc.SpanContext | None | _Current
 
 
+_NOT_SAMPLED: Final = ("not_sampled",)
+
+
 class TracerMetrics:
     """The tracer's counters, registered in ``registry`` under ``gatetrace_spans_*``."""
 
@@ -62,6 +65,11 @@ class TracerMetrics:
         )
         self._recording = ("true",)
         self._not_recording = ("false",)
+        self.dropped_roots = self.started.tally(self._not_recording)
+        """Root contexts the sampler dropped before any Span was built
+        (:meth:`Tracer.start_root_context`): each is a span started and finished
+        ``not_sampled`` at once, one bare increment on the request path."""
+        self.finished.attach(self.dropped_roots, _NOT_SAMPLED)
 
     def limit_hit(self, what: str, amount: int = 1) -> None:
         self.limits.inc((what,), amount)
@@ -76,7 +84,6 @@ class _AlwaysSample:
 
 
 _DECISION_NAMES = {d: d.name.lower() for d in _sampling.Decision}
-_NOT_SAMPLED: Final = ("not_sampled",)
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
 _new_tuple = tuple.__new__
 
@@ -191,8 +198,7 @@ class Tracer:
         )
         m = self.metrics
         if type(root) is _sc.SpanContext:
-            m.started.inc(m._not_recording)
-            m.finished.inc(_NOT_SAMPLED)
+            m.dropped_roots.n += 1
             return root
         assert isinstance(root, _span.Span)
         m.started.inc(m._recording if root.recording else m._not_recording)

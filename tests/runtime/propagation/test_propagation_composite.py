@@ -96,6 +96,9 @@ def test_inject_writes_every_inject_format() -> None:
         "baggage": "k=v",
     }
     assert propagator.fields >= {"traceparent", "tracestate", "b3", "baggage"}
+    # without baggage the W3C baggage format is skipped; the others keep their order
+    carrier = inject(propagator, context(sampled=False))
+    assert list(carrier) == ["traceparent", "b3"]
 
 
 class _Exploding:
