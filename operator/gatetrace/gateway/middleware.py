@@ -28,6 +28,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import aiohttp
 import multidict
 from aiohttp import web
 
@@ -73,6 +74,11 @@ _SERVER: Final = _span.SpanKind.SERVER
 _CLIENT: Final = _span.SpanKind.CLIENT
 _ERROR: Final = _span.StatusCode.ERROR
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
+_PROTOCOL_VERSIONS: Final = {
+    aiohttp.HttpVersion10: "1.0",
+    aiohttp.HttpVersion11: "1.1",
+    aiohttp.HttpVersion(2, 0): "2",
+}
 
 
 def _split_host(host: str) -> tuple[str, int | None]:
@@ -214,7 +220,7 @@ class _RequestTrace:
         headers[self.header_name] = self.trace_id
         client = self.client
         if client is not None and client.recording and not self.upstream_failed:
-            client.set_tag("http.response.status_code", status)
+            client.tags["http.response.status_code"] = status
             if status >= 400:  # client spans: 4xx and 5xx are errors (OTel HTTP semconv)
                 client.set_status(_ERROR)
                 client.set_tag("error.type", str(status))
@@ -400,10 +406,16 @@ class TracingMiddleware:
         tags["http.request.method"] = method
         if method == "_OTHER":
             tags["http.request.method_original"] = request.method
-        server.set_tag("url.path", request.rel_url.raw_path)
+        limit = server._limits.max_tag_value_length
+        path = request.rel_url.raw_path
+        if len(path) <= limit:  # set_tag's length check, inlined for the common case
+            tags["url.path"] = path
+        else:
+            server.set_tag("url.path", path)
         tags["url.scheme"] = request.scheme
         version = request.version
-        tags["network.protocol.version"] = f"{version.major}.{version.minor}"
+        text = _PROTOCOL_VERSIONS.get(version)
+        tags["network.protocol.version"] = text or f"{version.major}.{version.minor}"
         host = headers.get("Host")
         if host:
             address, port = _split_host(host)
@@ -419,7 +431,10 @@ class TracingMiddleware:
                 tags["client.address"] = client
         agent = headers.get("User-Agent")
         if agent is not None:
-            server.set_tag("user_agent.original", agent)
+            if len(agent) <= limit:
+                tags["user_agent.original"] = agent
+            else:
+                server.set_tag("user_agent.original", agent)
         if route is not None:
             tags["http.route"] = route.prefix
             tags["gatetrace.route"] = route.name
@@ -447,7 +462,7 @@ class TracingMiddleware:
             if client is not None and not client.is_finished:
                 client.finish(trace.now_ns())
             if status:  # 0: no response (the client went away first)
-                server.set_tag("http.response.status_code", status)
+                server.tags["http.response.status_code"] = status
                 if status >= 500 and not trace.upstream_failed:
                     server.set_status(_ERROR)
                     server.set_tag("error.type", str(status))

@@ -65,11 +65,15 @@ class TracerMetrics:
         )
         self._recording = ("true",)
         self._not_recording = ("false",)
+        # Tallies: bare increments on the request path, shared by every tracer whose
+        # metrics live in the same registry (a tracer per applied config).
+        self.recording_started = self.started.tally(self._recording)
         self.dropped_roots = self.started.tally(self._not_recording)
-        """Root contexts the sampler dropped before any Span was built
-        (:meth:`Tracer.start_root_context`): each is a span started and finished
-        ``not_sampled`` at once, one bare increment on the request path."""
-        self.finished.attach(self.dropped_roots, _NOT_SAMPLED)
+        """Spans started not recording. A root context the sampler dropped before any
+        Span was built (:meth:`Tracer.start_root_context`) is counted here and, at
+        once, as finished ``not_sampled``; that share is :attr:`dropped_contexts`."""
+        self.dropped_contexts = self.finished.tally(_NOT_SAMPLED)
+        self.exported = self.sampled.tally()
 
     def limit_hit(self, what: str, amount: int = 1) -> None:
         self.limits.inc((what,), amount)
@@ -111,7 +115,7 @@ class Tracer:
 
     def _export(self, span: _span.Span) -> None:
         """The finished-span hook: never lets a processor's exception reach the request."""
-        self.metrics.sampled.inc()
+        self.metrics.exported.n += 1
         processor = self.processor
         if processor is None:
             return
@@ -144,15 +148,19 @@ class Tracer:
         if isinstance(parent, _span.Span):
             pctx = parent.context
             span = _span.Span(
-                _sc.SpanContext(
-                    pctx.trace_id,
-                    span_id,
-                    pctx.sampled,
-                    pctx.debug,
-                    pctx.random,
-                    False,
-                    pctx.trace_state,
-                    pctx.baggage,
+                _new_tuple(
+                    _sc.SpanContext,
+                    (
+                        pctx.trace_id,
+                        span_id,
+                        pctx.sampled,
+                        pctx.debug,
+                        pctx.random,
+                        False,
+                        pctx.trace_state,
+                        pctx.baggage,
+                        "",
+                    ),
                 ),
                 name,
                 kind=kind,
@@ -174,7 +182,7 @@ class Tracer:
             )
             assert isinstance(root, _span.Span)
             span = root
-        m.started.inc(m._recording if span.recording else m._not_recording)
+        (m.recording_started if span.recording else m.dropped_roots).n += 1
         if tags and span.recording:
             span.set_tags(tags)
         return span
@@ -199,9 +207,10 @@ class Tracer:
         m = self.metrics
         if type(root) is _sc.SpanContext:
             m.dropped_roots.n += 1
+            m.dropped_contexts.n += 1
             return root
         assert isinstance(root, _span.Span)
-        m.started.inc(m._recording if root.recording else m._not_recording)
+        (m.recording_started if root.recording else m.dropped_roots).n += 1
         return root
 
     def _start_root(
