@@ -129,6 +129,8 @@ class PendingGroup:
         self.upgrade_reason = ""
 
 
+_UNSET_STATUS = Status()
+"""Every span's status until :meth:`Span.set_status` (a tuple: one shared instance)."""
 _EXPORTED = ("exported",)
 _NOT_SAMPLED = ("not_sampled",)
 _PENDING = ("pending",)
@@ -193,7 +195,7 @@ class Span:
         self.end_ns: int | None = None
         self.tags: dict[str, TagValue] = {}
         self.logs: list[LogRecord] = []
-        self.status = Status()
+        self.status = _UNSET_STATUS
         self._limits = limits
         self._metrics = metrics
         self._end_hook = end_hook

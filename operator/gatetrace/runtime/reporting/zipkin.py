@@ -60,7 +60,12 @@ _CACHE_LIMIT = 1024
 _GZIP_LEVEL = 1
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
-_JSON_KIND = {kind: f',"kind":"{name}"' for kind, name in _KIND.items()}
+_ERROR = _span.StatusCode.ERROR
+# compared by identity: an Enum's __hash__ is Python code, too slow for two lookups a span
+_SERVER = _span.SpanKind.SERVER
+_CLIENT = _span.SpanKind.CLIENT
+_PRODUCER = _span.SpanKind.PRODUCER
+_CONSUMER = _span.SpanKind.CONSUMER
 _REMOTE_TAGS = (
     "peer.service",
     "network.peer.address",
@@ -73,7 +78,7 @@ _REMOTE_TAGS = (
 def _port(value: object) -> int | None:
     try:
         port = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
         return None
     return port if 0 < port < 65536 else None
 
@@ -84,6 +89,8 @@ class ZipkinEncoder:
     __slots__ = (
         "_addresses",
         "_keys",
+        "_last_local_json",
+        "_last_resource",
         "_local",
         "_local_json",
         "_remote_json",
@@ -97,9 +104,11 @@ class ZipkinEncoder:
         self._local: dict[int, tuple[_span.Resource, dict[str, Any]]] = {}
         self._addresses: dict[str, tuple[str, str] | None] = {}
         self._local_json: dict[int, tuple[_span.Resource, str]] = {}
-        self._remote_json: dict[tuple[object, ...], str] = {}
-        self._keys: dict[str, str] = {}
+        self._remote_json: dict[tuple[tuple[object, ...], tuple[type, ...]], str] = {}
+        self._keys: dict[object, str] = {}
         """Tag key -> its JSON string followed by ``:``."""
+        self._last_resource: _span.Resource | None = None
+        self._last_local_json = ""
 
     def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
         """The request body for ``spans`` and what had to be cut, by what."""
@@ -144,17 +153,60 @@ class ZipkinEncoder:
         """The JSON text :meth:`span_dict` would give, or None for the uncommon shapes
         (logs, an error status, tag keys that are not ``str``, tag values to cut or of other
         types) that take that path. It counts nothing before it may give up."""
-        if span.logs or span.status.code is _span.StatusCode.ERROR:
+        if span.logs or span.status.code is _ERROR:
+            return None
+        name = span.name
+        limit = self.max_value_length
+        if type(name) is not str or len(name) > limit:
             return None
         tags = span.tags
+        body = self._tags_json(tags) if tags else ""
+        if body is None:
+            return None
+        kind = span.kind
+        remote = ""
+        if kind is _SERVER:
+            kind_json = ',"kind":"SERVER"'
+        elif kind is _CLIENT or kind is _PRODUCER:
+            kind_json = ',"kind":"CLIENT"' if kind is _CLIENT else ',"kind":"PRODUCER"'
+            remote = self._remote_json_for(tags)
+        elif kind is _CONSUMER:
+            kind_json = ',"kind":"CONSUMER"'
+        else:
+            kind_json = ""
+        resource = span.resource
+        if resource is self._last_resource:
+            local = self._last_local_json
+        else:
+            local = self._last_local_json = self._local_endpoint_json(resource)
+            self._last_resource = resource
+        ctx = span.context
+        start = span.start_ns
+        end = span.end_ns
+        duration = 1 if end is None else max((end - start) // 1000, 1)
+        parent = span.parent_id
+        parent_json = f',"parentId":"{parent & _MASK_64:016x}"' if parent else ""
+        if ctx.debug:
+            close = '},"debug":true}' if body else ',"debug":true}'
+        else:
+            close = "}}" if body else "}"
+        return (
+            f'{{"traceId":"{ctx.trace_id & _MASK_128:032x}","id":"{ctx.span_id & _MASK_64:016x}"'
+            f'{parent_json}{kind_json},"name":{_QUOTE(name)},"timestamp":{start // 1000}'
+            f',"duration":{duration},"localEndpoint":{local}{remote}{body}{close}'
+        )
+
+    def _tags_json(self, tags: Mapping[str, object]) -> str | None:
+        """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
+        :meth:`_span_json`)."""
         keys = self._keys
         limit = self.max_value_length
         fields = []
         for key, value in tags.items():
-            if type(key) is not str:
-                return None
             key_json = keys.get(key)
             if key_json is None:
+                if type(key) is not str:
+                    return None
                 if len(keys) > _CACHE_LIMIT:
                     keys.clear()
                 key_json = keys[key] = _QUOTE(key) + ":"
@@ -162,30 +214,14 @@ class ZipkinEncoder:
             if value_type is str:
                 if len(value) > limit:  # type: ignore[arg-type]
                     return None
-                value_json = _QUOTE(value)  # type: ignore[arg-type]
+                fields.append(key_json + _QUOTE(value))  # type: ignore[arg-type]
             elif value_type is bool:
-                value_json = '"true"' if value else '"false"'
+                fields.append(key_json + ('"true"' if value else '"false"'))
             elif value_type is int or value_type is float:
-                value_json = '"' + str(value) + '"'
+                fields.append(f'{key_json}"{value}"')
             else:
                 return None
-            fields.append(key_json + value_json)
-        ctx = span.context
-        start = span.start_ns
-        end = span.end_ns if span.end_ns is not None else start
-        parent = f',"parentId":"{span.parent_id & _MASK_64:016x}"' if span.parent_id else ""
-        kind = _JSON_KIND.get(span.kind, "")
-        remote = ""
-        if span.kind in _REMOTE_KINDS:
-            remote = self._remote_json_for(tags)
-        body = ',"tags":{' + ",".join(fields) + "}" if fields else ""
-        debug = ',"debug":true' if ctx.debug else ""
-        return (
-            f'{{"traceId":"{ctx.trace_id & _MASK_128:032x}","id":"{ctx.span_id & _MASK_64:016x}"'
-            f'{parent}{kind},"name":{_QUOTE(self._text(span.name))},"timestamp":{start // 1000}'
-            f',"duration":{max((end - start) // 1000, 1)}'
-            f',"localEndpoint":{self._local_endpoint_json(span.resource)}{remote}{body}{debug}}}'
-        )
+        return ',"tags":{' + ",".join(fields)
 
     def _local_endpoint_json(self, resource: _span.Resource) -> str:
         cached = self._local_json.get(id(resource))
@@ -198,27 +234,24 @@ class ZipkinEncoder:
         return text
 
     def _remote_json_for(self, tags: Mapping[str, object]) -> str:
-        """``,"remoteEndpoint":{...}`` (or ``""``), cached by the tags it is made of when
-        they are None, ints or short strings (nothing to cut or count; ``True == 1``
-        and ``1 == 1.0`` could not share the cache)."""
-        key = tuple([tags.get(name) for name in _REMOTE_TAGS])
-        limit = self.max_value_length
-        cacheable = True
-        for value in key:
-            kind = type(value)
-            if not (value is None or kind is int or (kind is str and len(value) <= limit)):  # type: ignore[arg-type]
-                cacheable = False
-                break
-        if cacheable:
-            cached = self._remote_json.get(key)
-            if cached is not None:
-                return cached
+        """``,"remoteEndpoint":{...}`` (or ``""``), cached by the tags it is made of and
+        their types (``True == 1`` and ``1 == 1.0`` must not share an entry) when they are
+        None, ints or strings short enough that nothing is cut or counted."""
+        values = tuple(map(tags.get, _REMOTE_TAGS))
+        key = (values, tuple(map(type, values)))
+        cached = self._remote_json.get(key)
+        if cached is not None:
+            return cached
         remote = self._remote_endpoint(tags)
         text = "" if remote is None else ',"remoteEndpoint":' + _ENCODE(remote)
-        if cacheable:
-            if len(self._remote_json) > _CACHE_LIMIT:
-                self._remote_json.clear()
-            self._remote_json[key] = text
+        limit = self.max_value_length
+        for value in values:
+            kind = type(value)
+            if not (value is None or kind is int or (kind is str and len(value) <= limit)):  # type: ignore[arg-type]
+                return text  # bools, floats, long strings: rare here, not worth an entry
+        if len(self._remote_json) > _CACHE_LIMIT:
+            self._remote_json.clear()
+        self._remote_json[key] = text
         return text
 
     def _count(self, what: str) -> None:
