@@ -106,8 +106,11 @@ def _tracing_document(mode: str, collector: str) -> dict[str, Any] | None:
         if rate == 1.0
         else {"type": "probabilistic", "rate": rate}
     )
+    sampling: dict[str, Any] = {"sampler": sampler}
+    if "priority" in mode:  # keep errors: dropped traces are recorded until they end
+        sampling["prioritize"] = {"errors": True}
     return {
-        "sampling": {"sampler": sampler},
+        "sampling": sampling,
         "reporters": []
         if "no reporter" in mode
         else [{"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}],
@@ -327,8 +330,9 @@ def load(url: str, connections: int, seconds: float) -> Sample:
 
 
 MODES = ("off", "100%", "1%", "100%, backend down", "1%, backend down")
-EXTRA_MODES = ("100%, no reporter", "1%, no reporter")
-"""Optional (``--modes``): tracing without any reporter, to separate the two costs."""
+EXTRA_MODES = ("100%, no reporter", "1%, no reporter", "1%, priority")
+"""Optional (``--modes``): tracing without any reporter, to separate the two costs, and
+1% with error priority (the other 99% recorded until they end, then discarded)."""
 
 
 RUN_MODES = ("off", "100%", "1%", "100%, backend down")

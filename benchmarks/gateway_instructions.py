@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=600)
-    parser.add_argument("--modes", default="off;1%;100%")
+    parser.add_argument("--modes", default="off;1%;1%, priority;100%")
     options = parser.parse_args(args)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind and callgrind_control (Debian: apt-get install valgrind)")

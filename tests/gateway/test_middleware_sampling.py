@@ -60,6 +60,16 @@ async def test_a_500_upgrades_the_pending_trace() -> None:
         assert server.tags["sampling.priority.reason"] == "error"
         assert client.parent_id == server.span_id
         assert server.tags["http.response.status_code"] == 500
+        # written only once the upgrade kept the trace, with the same values as ever
+        assert server.tags["url.path"] == "/api/users/status"
+        assert server.tags["http.route"] == "/api/users"
+        assert server.tags["network.peer.address"] == "127.0.0.1"
+        assert server.tags["network.protocol.version"] == "1.1"
+        assert server.tags["gatetrace.upstream.namespace"] == "shop"
+        assert client.tags["url.full"].endswith("/api/users/status")
+        assert client.tags["http.request.method"] == "GET"
+        assert client.tags["gatetrace.route"] == "users"
+        assert client.tags["http.response.status_code"] == 500
 
 
 async def test_an_upstream_failure_upgrades_the_pending_trace() -> None:

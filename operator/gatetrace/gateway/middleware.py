@@ -160,17 +160,21 @@ class _RequestTrace:
     __slots__ = (
         "active",
         "client",
+        "deferred",
         "failure",
         "header_name",
         "method",
         "mono_start",
         "namespace",
+        "request",
+        "route",
         "server",
         "status",
         "strip_exact",
         "strip_prefixes",
         "trace_id",
         "upstream_failed",
+        "url",
     )
 
     def __init__(
@@ -194,26 +198,37 @@ class _RequestTrace:
         self.upstream_failed = False
         self.status = 0
         self.namespace: str | None = None
+        self.deferred = False
+        """The trace awaits its priority decision: the request attributes are written only
+        if it is upgraded (most such traces are discarded, so most never are)."""
+        self.request: web.Request | None = None
+        self.route: routes.Route | None = None
+        self.url = ""
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
     ) -> None:
-        method = self.method
         client = self.active.tracer.start_span(
-            method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
+            self.method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
         )
         self.client = client
-        if client.recording:
-            query = url.find("?")
-            tags = client.tags
-            tags["http.request.method"] = method
-            tags["url.full"] = url if query < 0 else url[:query]
-            tags["server.address"] = route.upstream_host
-            tags["server.port"] = route.upstream_port
-            tags["gatetrace.route"] = route.name
-            if route.namespace is not None:
-                tags["gatetrace.upstream.namespace"] = route.namespace
+        if self.deferred:
+            self.route = route
+            self.url = url
+        else:
+            self.client_tags(client, route, url)
         self.active.propagator.inject(client.context, headers, _SETTER)
+
+    def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
+        query = url.find("?")
+        tags = client.tags
+        tags["http.request.method"] = self.method
+        tags["url.full"] = url if query < 0 else url[:query]
+        tags["server.address"] = route.upstream_host
+        tags["server.port"] = route.upstream_port
+        tags["gatetrace.route"] = route.name
+        if route.namespace is not None:
+            tags["gatetrace.upstream.namespace"] = route.namespace
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status
@@ -371,9 +386,14 @@ class TracingMiddleware:
         server = root
         if parent is None and baggage:
             server.context = server.context._replace(baggage=baggage)
-        self._server_tags(active, request, server, route, method)
         trace = _RequestTrace(active, server, method, self._fields_for(active), self._header_name)
         trace.namespace = route.namespace if route is not None else None
+        if server.pending:  # tags only if a priority upgrade keeps it (see _finish)
+            trace.deferred = True
+            trace.request = request
+            trace.route = route
+        else:
+            self._server_tags(active, request, server, route, method)
         return trace
 
     def _continued(
@@ -455,6 +475,15 @@ class TracingMiddleware:
                 if value is not None:
                     server.set_tag(key, value)
 
+    def _deferred_tags(self, active: state.ActiveTracing, trace: _RequestTrace) -> None:
+        """An upgraded trace gets the attributes its spans skipped while pending."""
+        request = trace.request
+        if request is not None:
+            self._server_tags(active, request, trace.server, trace.route, trace.method)
+        client = trace.client
+        if client is not None and trace.route is not None and trace.url:
+            trace.client_tags(client, trace.route, trace.url)
+
     def _finish(self, active: state.ActiveTracing, trace: _RequestTrace, status: int) -> None:
         server = trace.server
         try:
@@ -469,13 +498,16 @@ class TracingMiddleware:
             if server.pending:
                 priority = active.priority_for(trace.namespace)
                 is_error = trace.upstream_failed or status >= 500
+                upgraded = False
                 if priority.errors and is_error:
-                    server.upgrade("error")
+                    upgraded = server.upgrade("error")
                 elif (
                     priority.slower_than_ns is not None
                     and time.perf_counter_ns() - trace.mono_start > priority.slower_than_ns
                 ):
-                    server.upgrade("slow")
+                    upgraded = server.upgrade("slow")
+                if upgraded and trace.deferred:
+                    self._deferred_tags(active, trace)
         except Exception:
             self._errors.inc(("finish",))
         finally:
