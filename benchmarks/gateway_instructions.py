@@ -15,7 +15,7 @@ is the bottleneck. Goals as in ``bench_gateway``: >= 0.90 at 100%, >= 0.97 at
 1%.
 
 Usage: ``.venv/bin/python -m benchmarks.gateway_instructions [--requests N]
-[--modes 'off;1%;100%']``. Needs valgrind (Debian: ``apt-get install
+[--modes 'off;1%;100%'] [--keep DIR]``. Needs valgrind (Debian: ``apt-get install
 valgrind``); about 30 s per mode for 3,000 requests.
 """
 
@@ -84,10 +84,14 @@ def _callgrind_total(prefix: str) -> int:
     return total
 
 
-def measure_mode(mode: str, upstream: str, collector: str, requests: int, warmup: int) -> float:
-    """Thousand instructions per request of one gateway mode."""
+def measure_mode(
+    mode: str, upstream: str, collector: str, requests: int, warmup: int, keep: str | None = None
+) -> float:
+    """Thousand instructions per request of one gateway mode; ``keep``: a directory where
+    the callgrind files stay (``callgrind_annotate`` them for the C-level hot spots)."""
     with tempfile.TemporaryDirectory(prefix="gatetrace-callgrind-") as tmp:
-        out = os.path.join(tmp, "callgrind.out")
+        name = re.sub(r"[^a-z0-9]+", "-", mode.replace("%", "pct")).strip("-")
+        out = os.path.join(keep or tmp, f"callgrind.{name}.out")
         gateway = subprocess.Popen(
             [
                 "valgrind",
@@ -136,6 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=600)
     parser.add_argument("--modes", default="off;1%;1%, priority;100%")
+    parser.add_argument("--keep", metavar="DIR", help="keep the callgrind files in DIR")
     options = parser.parse_args(args)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind and callgrind_control (Debian: apt-get install valgrind)")
@@ -155,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         base = 0.0
         for mode in chosen:
             sink = down if "down" in mode else collector
-            cost = measure_mode(mode, upstream, sink, options.requests, options.warmup)
+            cost = measure_mode(
+                mode, upstream, sink, options.requests, options.warmup, options.keep
+            )
             base = base or cost
             goal = GOALS.get(mode.split(",")[0])
             ratio = base / cost

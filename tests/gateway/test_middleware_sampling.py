@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import gc
 from collections.abc import AsyncIterator, Mapping
 
 from proxyharness import Collector, Stack, make_active, start_stack
@@ -256,3 +257,21 @@ async def test_a_dropped_trace_builds_no_spans_yet_propagates_and_answers_its_id
         assert counters.started.value(("false",)) == 4
         assert counters.finished.value(("not_sampled",)) == 4
         assert counters.started.value(("true",)) == 0
+
+
+async def test_pending_traces_leave_no_reference_cycles_behind() -> None:
+    # A cycle per request (request -> its observer -> request) made every young-generation
+    # collection walk thousands of objects; reference counting must free it all.
+    async with _priority_stack() as stack:
+        for _ in range(3):  # warm: pools, caches
+            await stack.get("/api/users/1")
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(20):
+                resp, _ = await stack.get("/api/users/1")
+                assert resp.status == 200
+            found = gc.collect()
+        finally:
+            gc.enable()
+        assert found == 0
