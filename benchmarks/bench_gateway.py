@@ -18,7 +18,8 @@ Goals: 100% keeps >= 90% of the untraced throughput, 1% keeps >= 97%.
 (1 / req/s) against the untraced gateway's in the same run; the goal ratio is
 1/0.90 for 100% and 1/0.97 for 1%. The full table (CPU per request, p99 added
 latency, no-reporter modes): ``.venv/bin/python -m benchmarks.bench_gateway
-[--rounds N] [--seconds S] [--modes ...]``.
+[--rounds N] [--seconds S] [--modes ...]``. The same modes counted in CPU
+instructions, steady where wall clock is not: ``benchmarks.gateway_instructions``.
 """
 
 import argparse
