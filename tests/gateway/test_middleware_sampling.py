@@ -71,6 +71,14 @@ async def test_a_500_upgrades_the_pending_trace() -> None:
         assert client.tags["http.request.method"] == "GET"
         assert client.tags["gatetrace.route"] == "users"
         assert client.tags["http.response.status_code"] == 500
+        assert client.is_error and client.tags["error.type"] == "500"
+        # the client span built after the upgrade has the id the upstream was given
+        traceparent = stack.users.received[-1].header("traceparent") or ""
+        assert traceparent.split("-")[1:3] == [
+            client.context.trace_id_hex,
+            f"{client.span_id:016x}",
+        ]
+        assert server.start_ns <= client.start_ns <= (client.end_ns or 0) <= (server.end_ns or 0)
 
 
 async def test_an_upstream_failure_upgrades_the_pending_trace() -> None:
@@ -80,6 +88,24 @@ async def test_an_upstream_failure_upgrades_the_pending_trace() -> None:
         server = stack.gateway.one(SERVER)
         assert server.tags["sampling.priority.reason"] == "error"
         assert server.tags["error.type"] == "ClientConnectorError"
+        client = stack.gateway.one(CLIENT)
+        assert client.parent_id == server.span_id and client.is_error
+        assert client.tags["error.type"] == "ClientConnectorError"
+        assert "http.response.status_code" not in client.tags
+        assert [log.fields["error.kind"] for log in client.logs] == ["ClientConnectorError"]
+        assert server.start_ns <= client.logs[0].timestamp_ns <= (server.end_ns or 0)
+
+
+async def test_a_kept_trace_has_its_client_span_and_a_discarded_one_builds_none() -> None:
+    async with _priority_stack() as stack:
+        resp, _ = await stack.get("/api/users/1")
+        assert resp.status == 200
+        metrics = stack.holder.current.tracer.metrics if stack.holder.current else None
+        assert metrics is not None
+        assert metrics.started.value(("true",)) == 1  # the server span only
+        resp, _ = await stack.get("/api/users/status?code=503")
+        assert [s.kind for s in stack.gateway.spans] == [CLIENT, SERVER]
+        assert metrics.started.value(("true",)) == 3
 
 
 async def test_a_slow_upstream_upgrades_the_pending_trace() -> None:

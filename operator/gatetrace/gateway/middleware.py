@@ -160,8 +160,13 @@ class _RequestTrace:
     __slots__ = (
         "active",
         "client",
+        "client_end_ns",
+        "client_id",
+        "client_start_ns",
         "deferred",
         "failure",
+        "failure_exc",
+        "failure_ns",
         "header_name",
         "method",
         "mono_start",
@@ -204,20 +209,58 @@ class _RequestTrace:
         self.request: web.Request | None = None
         self.route: routes.Route | None = None
         self.url = ""
+        # a deferred trace's client span: its id and times, built only if it is kept
+        self.client_id = 0
+        self.client_start_ns = 0
+        self.client_end_ns = 0
+        self.failure_exc: BaseException | None = None
+        self.failure_ns = 0
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
     ) -> None:
+        if self.deferred:
+            # No span yet: the upstream gets the id the client span will have if kept.
+            self.route = route
+            self.url = url
+            self.client_id = ids.new_span_id()
+            self.client_start_ns = self.now_ns()
+            context = self.server.context._replace(span_id=self.client_id, remote=False)
+            self.active.propagator.inject(context, headers, _SETTER)
+            return
         client = self.active.tracer.start_span(
             self.method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
         )
         self.client = client
-        if self.deferred:
-            self.route = route
-            self.url = url
-        else:
-            self.client_tags(client, route, url)
+        self.client_tags(client, route, url)
         self.active.propagator.inject(client.context, headers, _SETTER)
+
+    def build_deferred_client(self) -> None:
+        """The trace was kept: the client span it skipped, as it would have been."""
+        route = self.route
+        if not self.client_id or route is None:
+            return  # no upstream call was made
+        client = self.active.tracer.start_span(
+            self.method,
+            kind=_CLIENT,
+            parent=self.server,
+            start_ns=self.client_start_ns,
+            span_id=self.client_id,
+        )
+        self.client = client
+        self.client_tags(client, route, self.url)
+        if self.upstream_failed:
+            exc = self.failure_exc
+            client.set_status(_ERROR, f"upstream: {self.failure}")
+            client.set_tag("error.type", self.failure)
+            fields: dict[str, _span.TagValue] = {"event": "error"}
+            if exc is not None:
+                fields["error.kind"] = type(exc).__name__
+                fields["message"] = str(exc)
+            client.log(fields, self.failure_ns or None)
+        elif self.status:
+            self.client_status(client, self.status)
+        client.finish(self.client_end_ns or self.now_ns())
 
     def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
         query = url.find("?")
@@ -235,10 +278,14 @@ class _RequestTrace:
         headers[self.header_name] = self.trace_id
         client = self.client
         if client is not None and client.recording and not self.upstream_failed:
-            client.tags["http.response.status_code"] = status
-            if status >= 400:  # client spans: 4xx and 5xx are errors (OTel HTTP semconv)
-                client.set_status(_ERROR)
-                client.set_tag("error.type", str(status))
+            self.client_status(client, status)
+
+    @staticmethod
+    def client_status(client: _span.Span, status: int) -> None:
+        client.tags["http.response.status_code"] = status
+        if status >= 400:  # client spans: 4xx and 5xx are errors (OTel HTTP semconv)
+            client.set_status(_ERROR)
+            client.set_tag("error.type", str(status))
 
     def on_failure(self, error_type: str, exc: BaseException, *, upstream: bool) -> None:
         if not upstream:
@@ -246,6 +293,9 @@ class _RequestTrace:
             return
         self.upstream_failed = True
         self.failure = error_type
+        if self.deferred:  # for the client span, should the trace be kept
+            self.failure_exc = exc
+            self.failure_ns = self.now_ns()
         for span in (self.client, self.server):
             if span is not None and span.recording:
                 span.set_status(_ERROR, f"upstream: {error_type}")
@@ -256,6 +306,8 @@ class _RequestTrace:
         client = self.client
         if client is not None:
             client.finish(self.now_ns())
+        elif self.deferred and self.client_id:
+            self.client_end_ns = self.now_ns()
 
     def now_ns(self) -> int:
         """Wall-clock time on the server span's timeline (its start plus monotonic time
@@ -480,9 +532,7 @@ class TracingMiddleware:
         request = trace.request
         if request is not None:
             self._server_tags(active, request, trace.server, trace.route, trace.method)
-        client = trace.client
-        if client is not None and trace.route is not None and trace.url:
-            trace.client_tags(client, trace.route, trace.url)
+        trace.build_deferred_client()
 
     def _finish(self, active: state.ActiveTracing, trace: _RequestTrace, status: int) -> None:
         server = trace.server

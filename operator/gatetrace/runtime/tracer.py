@@ -135,13 +135,16 @@ class Tracer:
         start_ns: int | None = None,
         request: _sampling.RequestInfo | None = None,
         sampler: _sampling.Sampler | None = None,
+        span_id: int | None = None,
     ) -> _span.Span:
         """Start a span. ``parent``: a local span, a (remote) SpanContext, None for a
         new trace, or the active span (default). ``sampler`` overrides the tracer's
-        sampler for this root decision (e.g. a route's namespace override)."""
+        sampler for this root decision (e.g. a route's namespace override).
+        ``span_id``: an id handed out before (already propagated), else a new one."""
         if isinstance(parent, _Current):
             parent = _context.current_span()
-        span_id = ids.new_span_id()
+        if not span_id:
+            span_id = ids.new_span_id()
         if start_ns is None:
             start_ns = time.time_ns()
         m = self.metrics
