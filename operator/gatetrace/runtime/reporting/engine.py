@@ -111,6 +111,7 @@ class BatchingProcessor:
         "_max_queue",
         "_queue",
         "_queue_full_labels",
+        "_queued",
         "_random",
         "_settled",
         "_shutdown_labels",
@@ -136,6 +137,9 @@ class BatchingProcessor:
         registry = registry if registry is not None else _metrics.Registry()
         self.metrics = stats.ReporterMetrics(registry, exporter.name, instance)
         self._labels = self.metrics.labels
+        self._queued = self.metrics.queued.tally(self._labels)
+        """Spans accepted: a bare increment per span (a labelled inc cost ~1.5k
+        instructions per span at the gateway)."""
         self._queue_full_labels = (*self._labels, "queue_full")
         self._shutdown_labels = (*self._labels, "shutdown")
         self._max_queue = self.settings.max_queue_size
@@ -173,7 +177,7 @@ class BatchingProcessor:
             self.metrics.dropped.inc(self._queue_full_labels)
             return
         queue.append(span)
-        self.metrics.queued.inc(self._labels)
+        self._queued.n += 1
         if len(queue) >= self._batch_size and not self._wake_pending:
             self._wake()
 
