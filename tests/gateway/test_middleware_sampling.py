@@ -301,3 +301,29 @@ async def test_pending_traces_leave_no_reference_cycles_behind() -> None:
         finally:
             gc.enable()
         assert found == 0
+
+
+async def _client_span_for(path: str, *, pending: bool) -> span.Span:
+    collector = Collector()
+    sampler: sampling.Sampler = const.ConstSampler(True)
+    if pending:
+        sampler = priority.PrioritySampler(const.ConstSampler(False), priority.PriorityBudget(1e3))
+    active = make_active(collector, sampler=sampler, priority=state.PrioritySettings(errors=True))
+    async with start_stack(active, collector) as stack:
+        with contextlib.suppress(Exception):  # the cut body fails the client's read
+            await stack.get(path)
+        return stack.gateway.one(CLIENT)
+
+
+async def test_a_deferred_client_span_is_the_span_a_sampled_trace_gets() -> None:
+    for path in ("/api/users/status?code=500", "/down/x", "/api/users/cut"):
+        sampled = await _client_span_for(path, pending=False)
+        rebuilt = await _client_span_for(path, pending=True)
+        ports = {"server.port", "url.full"}  # each stack's upstream has its own port
+        assert ports <= rebuilt.tags.keys()
+        assert {k: v for k, v in rebuilt.tags.items() if k not in ports} == {
+            k: v for k, v in sampled.tags.items() if k not in ports
+        }, path
+        assert rebuilt.status == sampled.status, path
+        assert [log.fields for log in rebuilt.logs] == [log.fields for log in sampled.logs], path
+        assert (rebuilt.name, rebuilt.kind) == (sampled.name, sampled.kind)

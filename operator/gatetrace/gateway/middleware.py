@@ -179,6 +179,7 @@ class _RequestTrace:
         "strip_prefixes",
         "trace_id",
         "upstream_failed",
+        "upstream_status",
         "url",
     )
 
@@ -215,6 +216,8 @@ class _RequestTrace:
         self.client_end_ns = 0
         self.failure_exc: BaseException | None = None
         self.failure_ns = 0
+        self.upstream_status = 0
+        """The upstream's answer (0: none, or the gateway's own 502/504 after a failure)."""
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
@@ -249,6 +252,8 @@ class _RequestTrace:
         )
         self.client = client
         self.client_tags(client, route, self.url)
+        if self.upstream_status:
+            self.client_status(client, self.upstream_status)
         if self.upstream_failed:
             exc = self.failure_exc
             client.set_status(_ERROR, f"upstream: {self.failure}")
@@ -258,8 +263,6 @@ class _RequestTrace:
                 fields["error.kind"] = type(exc).__name__
                 fields["message"] = str(exc)
             client.log(fields, self.failure_ns or None)
-        elif self.status:
-            self.client_status(client, self.status)
         client.finish(self.client_end_ns or self.now_ns())
 
     def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
@@ -276,9 +279,11 @@ class _RequestTrace:
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status
         headers[self.header_name] = self.trace_id
-        client = self.client
-        if client is not None and client.recording and not self.upstream_failed:
-            self.client_status(client, status)
+        if not self.upstream_failed:
+            self.upstream_status = status
+            client = self.client
+            if client is not None and client.recording:
+                self.client_status(client, status)
 
     @staticmethod
     def client_status(client: _span.Span, status: int) -> None:
