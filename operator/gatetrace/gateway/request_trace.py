@@ -110,6 +110,15 @@ class UnrecordedTrace:
         pass
 
 
+def _upstream_failed(
+    span: _span.Span, error_type: str, exc: BaseException, timestamp_ns: int = 0
+) -> None:
+    span.set_status(_ERROR, f"upstream: {error_type}")
+    span.set_tag("error.type", error_type)
+    fields = {"event": "error", "error.kind": type(exc).__name__, "message": str(exc)}
+    span.log(fields, timestamp_ns or None)
+
+
 class RequestTrace:
     """The per-request :class:`~gatetrace.gateway.proxy.UpstreamObserver` of a recorded
     trace (sampled, or pending an error/latency priority upgrade)."""
@@ -211,15 +220,8 @@ class RequestTrace:
         self.client_tags(client, route, self.url)
         if self.upstream_status:
             self.client_status(client, self.upstream_status)
-        if self.upstream_failed:
-            exc = self.failure_exc
-            client.set_status(_ERROR, f"upstream: {self.failure}")
-            client.set_tag("error.type", self.failure)
-            fields: dict[str, _span.TagValue] = {"event": "error"}
-            if exc is not None:
-                fields["error.kind"] = type(exc).__name__
-                fields["message"] = str(exc)
-            client.log(fields, self.failure_ns or None)
+        if self.upstream_failed and self.failure_exc is not None:
+            _upstream_failed(client, self.failure, self.failure_exc, self.failure_ns)
         client.finish(self.client_end_ns or self.now_ns())
 
     def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
@@ -260,9 +262,7 @@ class RequestTrace:
             self.failure_ns = self.now_ns()
         for span in (self.client, self.server):
             if span is not None and span.recording:
-                span.set_status(_ERROR, f"upstream: {error_type}")
-                span.set_tag("error.type", error_type)
-                span.log({"event": "error", "error.kind": type(exc).__name__, "message": str(exc)})
+                _upstream_failed(span, error_type, exc)
 
     def on_done(self) -> None:
         client = self.client
