@@ -226,9 +226,11 @@ async def test_hanging_backend_times_out_and_gives_up(collector: Collector) -> N
             max_queue_size=50,
             max_batch_size=5,
             flush_interval_ms=10,
-            export_timeout_ms=150,
+            export_timeout_ms=100,
             initial_backoff_ms=10,
-            max_retry_elapsed_ms=300,
+            # room for several timed-out attempts even on a loaded machine (CI once
+            # took ~300 ms for the first attempt, leaving no time for a retry)
+            max_retry_elapsed_ms=1000,
         ),
     )
     processor.start()
@@ -239,7 +241,7 @@ async def test_hanging_backend_times_out_and_gives_up(collector: Collector) -> N
         processor.on_end(s)
     assert processor.queue_depth() <= 50
     m = processor.metrics
-    await wait_until(lambda: m.dropped_count("export_failed") >= 5, timeout=3)
+    await wait_until(lambda: m.dropped_count("export_failed") >= 5, timeout=10)
     assert m.failure_count("timeout") >= 2
     assert m.dropped_count("queue_full") >= 150
     started = time.monotonic()
