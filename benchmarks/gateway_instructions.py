@@ -91,6 +91,8 @@ def measure_mode(
     the callgrind files stay (``callgrind_annotate`` them for the C-level hot spots)."""
     with tempfile.TemporaryDirectory(prefix="gatetrace-callgrind-") as tmp:
         name = re.sub(r"[^a-z0-9]+", "-", mode.replace("%", "pct")).strip("-")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
         out = os.path.join(keep or tmp, f"callgrind.{name}.out")
         gateway = subprocess.Popen(
             [
