@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from aiohttp import web
-from jaeger_testtools import decode_binary_batch, make_span, tag_dict, u64
+from jaeger_testtools import RESOURCE, decode_binary_batch, make_span, tag_dict, u64
 
 from gatetrace.runtime import span, spancontext
 from gatetrace.runtime.reporting import export, jaeger_collector
@@ -176,13 +176,14 @@ async def test_one_batch_per_resource(
     collector: Collector, exporter: jaeger_collector.JaegerCollectorExporter
 ) -> None:
     other = span.Resource("billing")
-    spans = [make_span(span_id=1), make_span(span_id=2, resource=other), make_span(span_id=3)]
+    # 50 spans: each resource's spans are converted over several slices of the loop
+    spans = [make_span(span_id=i, resource=other if i % 3 == 0 else RESOURCE) for i in range(1, 51)]
     outcome = await exporter.export(spans, timeout=5)
     assert outcome == export.ExportOutcome.success()
     decoded = [decode_binary_batch(r.body) for r in collector.requests]
     assert {d.batch.process.serviceName: [s.spanId for s in d.batch.spans] for d in decoded} == {
-        "api-gateway": [1, 3],
-        "billing": [2],
+        "api-gateway": [i for i in range(1, 51) if i % 3],
+        "billing": [i for i in range(1, 51) if i % 3 == 0],
     }
     assert sorted(d.seq_no for d in decoded) == [1, 2]
 

@@ -6,14 +6,27 @@ retries and drop accounting for all of them. Exporters return an
 :class:`ExportOutcome` instead of raising (as OpenTelemetry's exporters do).
 """
 
+import asyncio
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from gatetrace.runtime import span as _span
 
-__all__ = ["ExportOutcome", "ExportResult", "Exporter", "RetryCache"]
+__all__ = [
+    "ENCODE_SLICE",
+    "BatchEncoding",
+    "ExportOutcome",
+    "ExportResult",
+    "Exporter",
+    "RetryCache",
+    "encode_in_slices",
+    "map_in_slices",
+]
+
+ENCODE_SLICE: Final = 16
+"""Spans encoded between two turns of the event loop (~0.15 ms of Python work)."""
 
 
 class ExportResult(enum.Enum):
@@ -60,6 +73,46 @@ class Exporter(Protocol):
     async def close(self) -> None:
         """Release sockets/sessions. Called once, after the last export."""
         ...
+
+
+class BatchEncoding(Protocol):
+    """A request body being encoded a slice of spans at a time."""
+
+    def add(self, spans: Sequence[_span.Span]) -> None: ...
+
+    def finish(self) -> tuple[bytes, dict[str, int]]:
+        """The body, and what had to be cut, by what."""
+        ...
+
+
+async def encode_in_slices(
+    encoding: BatchEncoding, spans: Sequence[_span.Span], slice_size: int = ENCODE_SLICE
+) -> tuple[bytes, dict[str, int]]:
+    """Encode ``spans`` into ``encoding`` ``slice_size`` at a time, letting the event loop
+    run between slices: encoding is pure Python at ~10 us a span, so a 512-span batch in
+    one go would hold every request the gateway is serving for ~5 ms."""
+    for start in range(0, len(spans), slice_size):
+        if start:
+            await asyncio.sleep(0)
+        encoding.add(spans[start : start + slice_size])
+    return encoding.finish()
+
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+async def map_in_slices(
+    function: Callable[[_In], _Out], items: Sequence[_In], slice_size: int = ENCODE_SLICE
+) -> list[_Out]:
+    """``[function(item) for item in items]``, with a turn of the event loop after every
+    ``slice_size`` items (as :func:`encode_in_slices`)."""
+    out: list[_Out] = []
+    for start in range(0, len(items), slice_size):
+        if start:
+            await asyncio.sleep(0)
+        out += [function(item) for item in items[start : start + slice_size]]
+    return out
 
 
 _Encoded = TypeVar("_Encoded")

@@ -199,7 +199,7 @@ class _Progress:
                 pending, size = [], 0
             pending.append(encoded)
             size += len(encoded)
-            if index % 64 == 63:
+            if index % export.ENCODE_SLICE == export.ENCODE_SLICE - 1:
                 await asyncio.sleep(0)  # let requests run while a big batch encodes
         return not pending or await self._flush(process, pending)
 

@@ -13,6 +13,7 @@ reuses its encoded bodies.
 import logging
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import export, http
@@ -58,19 +59,24 @@ class JaegerCollectorExporter:
         """Sequence number of the last Batch sent (the first one is 1)."""
         self._retry: export.RetryCache[list[tuple[int, bytes]]] = export.RetryCache()
 
-    def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
-        """One (span count, body) per resource among ``spans``."""
+    async def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
+        """One (span count, body) per resource among ``spans``; spans are converted a slice
+        at a time with the event loop running in between (see :func:`export.map_in_slices`)."""
         groups: dict[_span.Resource, list[_span.Span]] = {}
         for span in spans:
             groups.setdefault(span.resource, []).append(span)
         bodies = []
         clean = self.sanitizer
+
+        def convert(span: _span.Span) -> Any:
+            return _jt.to_span(span, clean)
+
         for resource, group in groups.items():
+            converted = await export.map_in_slices(convert, group)
             self.seq_no += 1
-            batch = _jt.to_batch(
+            batch = _jt.batch_of(
                 _jt.to_process(resource, clean),
-                group,
-                clean,
+                converted,
                 seq_no=self.seq_no,
                 stats=_jt.client_stats(self.full_queue_dropped),
             )
@@ -85,7 +91,7 @@ class JaegerCollectorExporter:
         bodies = self._retry.get(spans)  # a retry reuses the encoded bodies
         if bodies is None:
             try:
-                bodies = self.encode(spans)
+                bodies = await self.encode(spans)
             except Exception:  # a bug in the encoder must not loop through retries
                 _log.exception("jaegerCollector: encoding failed")
                 self.sanitizer.take()

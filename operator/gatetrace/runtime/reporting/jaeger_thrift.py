@@ -28,6 +28,7 @@ __all__ = [
     "MIN_I64",
     "THRIFT",
     "ValueSanitizer",
+    "batch_of",
     "client_stats",
     "flags_of",
     "kind_value",
@@ -258,9 +259,20 @@ def to_batch(
     stats: tuple[int, int, int] | None = None,
 ) -> Any:
     """A thriftpy2 ``Batch``; ``stats`` is (full queue, too large, failed to emit) dropped spans."""
+    return batch_of(process, [to_span(span, clean) for span in spans], seq_no=seq_no, stats=stats)
+
+
+def batch_of(
+    process: Any,
+    thrift_spans: list[Any],
+    *,
+    seq_no: int | None = None,
+    stats: tuple[int, int, int] | None = None,
+) -> Any:
+    """:func:`to_batch` of spans already converted by :func:`to_span`."""
     return THRIFT.Batch(
         process=process,
-        spans=[to_span(span, clean) for span in spans],
+        spans=thrift_spans,
         seqNo=seq_no,
         stats=None if stats is None else THRIFT.ClientStats(*stats),
     )

@@ -74,7 +74,7 @@ class OtlpHttpExporter:
         body = self._retry.get(spans)  # a retry reuses the bytes (truncations counted once)
         if body is None:
             try:
-                body, truncated = self.encoder.encode(spans)
+                body, truncated = await export.encode_in_slices(self.encoder.begin(), spans)
             except Exception:  # a bug in the encoder must not loop through retries
                 _log.exception("otlpHttp: encoding failed")
                 return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")

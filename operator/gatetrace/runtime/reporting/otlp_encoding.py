@@ -103,26 +103,14 @@ class OtlpEncoder:
 
     def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
         """The request body for ``spans`` and what had to be cut, by what."""
-        truncated: dict[str, int] = {}
-        self._truncated = truncated
-        groups: dict[int, tuple[bytes, list[bytes]]] = {}
-        encode_span = self._span
-        last_id = -1
-        current: list[bytes] = []
-        for span in spans:
-            rid = id(span.resource)
-            if rid != last_id:
-                group = groups.get(rid)
-                if group is None:
-                    group = groups[rid] = (self._resource(span.resource), [self._scope])
-                current = group[1]
-                last_id = rid
-            current.append(encode_span(span))
-        out = []
-        for resource, encoded in groups.values():
-            scope_spans = _len_field(b"\x12", b"".join(encoded))
-            out.append(_len_field(b"\x0a", resource + scope_spans))
-        return b"".join(out), truncated
+        batch = self.begin()
+        batch.add(spans)
+        return batch.finish()
+
+    def begin(self) -> "OtlpBatch":
+        """An empty body to add spans to a slice at a time (see
+        :func:`~gatetrace.runtime.reporting.export.encode_in_slices`)."""
+        return OtlpBatch(self)
 
     # -- pieces ----------------------------------------------------------------
 
@@ -299,3 +287,43 @@ class OtlpEncoder:
         flags = (1 if span.sampled else 0) | (2 if ctx.random else 0)
         parts.append(_SPAN_FLAGS_KEY + _FLAGS.pack(flags))
         return _len_field(b"\x12", b"".join(parts))  # ScopeSpans.spans
+
+
+class OtlpBatch:
+    """One ExportTraceServiceRequest being encoded: :meth:`add` slices of spans, then
+    :meth:`finish`. The same bytes as one :meth:`OtlpEncoder.encode` of all of them."""
+
+    __slots__ = ("_current", "_groups", "_last_id", "encoder", "truncated")
+
+    def __init__(self, encoder: OtlpEncoder) -> None:
+        self.encoder = encoder
+        self.truncated: dict[str, int] = {}
+        self._groups: dict[int, tuple[bytes, list[bytes]]] = {}
+        self._last_id = -1
+        self._current: list[bytes] = []
+
+    def add(self, spans: Sequence[_span.Span]) -> None:
+        encoder = self.encoder
+        encoder._truncated = self.truncated
+        groups = self._groups
+        encode_span = encoder._span
+        last_id = self._last_id
+        current = self._current
+        for span in spans:
+            rid = id(span.resource)
+            if rid != last_id:
+                group = groups.get(rid)
+                if group is None:
+                    group = groups[rid] = (encoder._resource(span.resource), [encoder._scope])
+                current = group[1]
+                last_id = rid
+            current.append(encode_span(span))
+        self._last_id = last_id
+        self._current = current
+
+    def finish(self) -> tuple[bytes, dict[str, int]]:
+        out = []
+        for resource, encoded in self._groups.values():
+            scope_spans = _len_field(b"\x12", b"".join(encoded))
+            out.append(_len_field(b"\x0a", resource + scope_spans))
+        return b"".join(out), self.truncated

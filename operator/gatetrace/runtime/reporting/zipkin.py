@@ -112,26 +112,14 @@ class ZipkinEncoder:
 
     def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
         """The request body for ``spans`` and what had to be cut, by what."""
-        truncated: dict[str, int] = {}
-        self._truncated = truncated
-        fast = self._span_json
-        parts: list[str] = []
-        slow: list[int] = []
-        for span in spans:
-            part = fast(span)
-            if part is None:
-                slow.append(len(parts))
-                part = ""
-            parts.append(part)
-        if slow:
-            self._encode_slow(spans, parts, slow)
-        text = "[" + ",".join(parts) + "]"
-        try:
-            body = text.encode()
-        except UnicodeEncodeError:
-            self._count("invalid_utf8")
-            body = _text.utf8_replacing(text)
-        return body, truncated
+        batch = self.begin()
+        batch.add(spans)
+        return batch.finish()
+
+    def begin(self) -> "ZipkinBatch":
+        """An empty body to add spans to a slice at a time (see
+        :func:`~gatetrace.runtime.reporting.export.encode_in_slices`)."""
+        return ZipkinBatch(self)
 
     def _encode_slow(self, spans: Sequence[_span.Span], parts: list[str], slow: list[int]) -> None:
         """Fill ``parts[i]`` for the spans the fast path left out, via :meth:`span_dict`."""
@@ -399,6 +387,44 @@ class ZipkinEncoder:
         return self._text(value)
 
 
+class ZipkinBatch:
+    """One request body being encoded: :meth:`add` slices of spans, then :meth:`finish`.
+    The same bytes as one :meth:`ZipkinEncoder.encode` of all of them."""
+
+    __slots__ = ("encoder", "parts", "truncated")
+
+    def __init__(self, encoder: ZipkinEncoder) -> None:
+        self.encoder = encoder
+        self.parts: list[str] = []
+        self.truncated: dict[str, int] = {}
+
+    def add(self, spans: Sequence[_span.Span]) -> None:
+        encoder = self.encoder
+        encoder._truncated = self.truncated
+        fast = encoder._span_json
+        parts: list[str] = []
+        slow: list[int] = []
+        for span in spans:
+            part = fast(span)
+            if part is None:
+                slow.append(len(parts))
+                part = ""
+            parts.append(part)
+        if slow:
+            encoder._encode_slow(spans, parts, slow)
+        self.parts.extend(parts)
+
+    def finish(self) -> tuple[bytes, dict[str, int]]:
+        text = "[" + ",".join(self.parts) + "]"
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:
+            self.encoder._truncated = self.truncated
+            self.encoder._count("invalid_utf8")
+            body = _text.utf8_replacing(text)
+        return body, self.truncated
+
+
 class ZipkinExporter:
     """Sends batches to a Zipkin collector (``http://host:9411/api/v2/spans``)."""
 
@@ -430,7 +456,7 @@ class ZipkinExporter:
             body = last[1]
         else:
             try:
-                body, truncated = self.encoder.encode(spans)
+                body, truncated = await export.encode_in_slices(self.encoder.begin(), spans)
             except Exception:  # a bug in the encoder must not loop through retries
                 _log.exception("zipkin: encoding failed")
                 return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
