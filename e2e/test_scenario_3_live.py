@@ -299,6 +299,56 @@ def test_conflicting_policies_the_younger_is_conflicted(live: Live) -> None:
     live.kube.kubectl_run("delete", "tp", "ns-default-b", "-n", NS_A, "--timeout=30s")
 
 
+def test_policies_that_do_not_merge_are_degraded_and_the_pods_keep_their_config(
+    live: Live,
+) -> None:
+    """Each policy is valid alone; together (a batch larger than the queue) they are not.
+    Nothing is pushed, the pods keep running their last config, and both policies say
+    Degraded naming the pods; deleting one of them heals the other."""
+    queue = {"tags": {"team": "older"}, "batching": {"maxQueueSize": 1000}}
+    kubeobj.apply(live.kube, kubeobj.policy("ns-default-a", NS_A, queue))
+    live.status_settled("ns-default-a", NS_A, 2)
+    live.converged()
+    before = {n: live.pods[n].process.running() for n in ("edge-0", "edge-1")}
+    assert {r["config"]["batching"]["maxQueueSize"] for r in before.values()} == {1000}
+    big = {"selector": {"matchLabels": LABELS}, "batching": {"maxBatchSize": 2000}}
+    kubeobj.apply(live.kube, kubeobj.policy("big-batches", NS_A, big))
+
+    def degraded(name: str) -> Any:
+        def probe() -> str | None:
+            obj = live.policy(name, NS_A)
+            cond = kubeobj.condition(obj, "Degraded")
+            if (
+                (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
+                and cond is not None
+                and cond["status"] == "True"
+            ):
+                return str(cond["message"])
+            return None
+
+        return probe
+
+    for name in ("ns-default-a", "big-batches"):
+        message = kubeobj.eventually(degraded(name), 20.0, what=f"{name} Degraded")
+        for pod in ("edge-0", "edge-1"):
+            assert f"{NS_A}/{pod}: the merged config is invalid" in message, message
+        assert "maxBatchSize" in message, message
+    for name, running in before.items():  # nothing half-merged reached a pod
+        assert live.pods[name].process.running()["revision"] == running["revision"]
+    events = kubeobj.events_for(live.kube, "big-batches", NS_A)
+    assert any(e["type"] == "Warning" and "edge-0" in e["message"] for e in events), events
+
+    live.kube.kubectl_run("delete", "tp", "big-batches", "-n", NS_A, "--timeout=30s")
+    kubeobj.apply(live.kube, kubeobj.policy("ns-default-a", NS_A, {"tags": {"team": "older"}}))
+    healed = live.status_settled("ns-default-a", NS_A, 2)
+    cond = kubeobj.condition(healed, "Degraded")
+    assert cond is not None and cond["status"] == "False"
+    live.converged()
+    for name in ("edge-0", "edge-1"):
+        batching = live.pods[name].process.running()["config"].get("batching") or {}
+        assert batching.get("maxQueueSize", 2048) == 2048
+
+
 def test_delete_reverts_the_pods_to_the_remaining_policies(live: Live) -> None:
     workload = kubeobj.policy(
         "edge-workload",

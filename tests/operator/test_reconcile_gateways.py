@@ -122,6 +122,53 @@ async def test_unreachable_pod_is_degraded_others_apply(tmp_path: pathlib.Path) 
         assert pods == {"gw0": "Applied", "gw1": "Applied", "dead": "Failed"}
 
 
+async def test_policies_that_do_not_merge_name_the_pod_in_degraded(
+    tmp_path: pathlib.Path,
+) -> None:
+    """Each policy is valid alone; together they are not (a batch larger than the queue) for
+    the one pod both select. Neither policy may call itself healthy: both name the pod."""
+    async with gw.gateways(2) as gateways:
+        reconciler, sink = _reconciler()
+        specs = [
+            standalone.GatewaySpec("gw0", gateways[0].url, labels={"tier": "edge"}),
+            standalone.GatewaySpec("gw1", gateways[1].url),
+        ]
+        _register(reconciler, specs)
+        (tmp_path / "cluster.yaml").write_text(
+            textwrap.dedent("""\
+                apiVersion: gatetrace.dev/v1alpha1
+                kind: TracingPolicy
+                metadata: {name: cluster, namespace: gatetrace-system}
+                spec:
+                  batching: {maxQueueSize: 1000}
+                """)
+        )
+        (tmp_path / "edge.yaml").write_text(
+            textwrap.dedent("""\
+                apiVersion: gatetrace.dev/v1alpha1
+                kind: TracingPolicy
+                metadata: {name: edge, namespace: default}
+                spec:
+                  selector: {matchLabels: {tier: edge}}
+                  batching: {maxBatchSize: 2000}
+                """)
+        )
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+        for key in ("gatetrace-system/cluster", "default/edge"):
+            c = _conditions(sink, key)
+            assert c["Accepted"]["status"] == "True"
+            assert c["Degraded"]["status"] == "True", key
+            assert "default/gw0: the merged config is invalid" in c["Degraded"]["message"]
+            assert "maxBatchSize" in c["Degraded"]["message"] or "max_batch_size" in (
+                c["Degraded"]["message"]
+            )
+        cluster = _conditions(sink, "gatetrace-system/cluster")
+        assert cluster["Applied"]["message"] == "1/2 pods applied"  # gw1 took it
+        assert gateways[0].holder.current is None  # nothing half-merged was pushed
+        assert gateways[1].holder.current is not None
+        assert any(e[1] == "Warning" and "gw0" in e[3] for e in sink.events)
+
+
 async def test_invalid_policy_is_rejected_and_others_keep_working(tmp_path: pathlib.Path) -> None:
     async with gw.gateways(1) as gateways:
         reconciler, sink = _reconciler()

@@ -83,7 +83,9 @@ def test_a_failed_merge_is_remembered_and_cleared_by_a_fix(idx: index.PolicyInde
     idx.upsert_policy(pol(ROOT_NS, "c", {"batching": {"maxQueueSize": 1000}}))
     idx.upsert_policy(pol("edge", "w", SELECT_GW | {"batching": {"maxBatchSize": 2000}}))
     results = idx.effective_all()
-    assert isinstance(results[("edge", "gw-0")], errors.MergeFailed)
+    failed = results[("edge", "gw-0")]
+    assert isinstance(failed, errors.MergeFailed)
+    assert failed.policies == (f"{ROOT_NS}/c", "edge/w")  # who answers for the pod
     assert isinstance(results[("edge", "gw-1")], effective.EffectiveConfig)
     with pytest.raises(errors.MergeFailed):
         idx.effective("edge", "gw-0")

@@ -138,13 +138,18 @@ class OperatorState:
         for users in self.secret_users.values():
             users.discard(ref)
 
-    def failing(self, ref: _plan.PolicyRef) -> list[str]:
+    def failing(self, ref: _plan.PolicyRef) -> tuple[list[str], bool]:
+        """The pods of ``ref`` that failed, and whether retrying may help: a push may go
+        through later, a merge of policies that do not fit together never will (only an
+        edit of one of them, which runs its own handler, can fix it)."""
         failing = []
+        retryable = False
         for key, plan in self.reconciler.plans.items():
             state = self.reconciler.pod_states.get(key)
             if ref in plan.sources and state is not None and state.state == "Failed":
                 failing.append(f"{key}: {state.message}")
-        return failing
+                retryable = retryable or not plan.error
+        return failing, retryable
 
     async def prefill(self, *, prune: bool = False) -> None:
         """List policies and gateway pods and take in those not known yet (before
@@ -254,11 +259,12 @@ def build_registry(state: OperatorState) -> kopf.OperatorRegistry:
         await state.resync_if_stale()
         ref = await state.ingest_policy(dict(body))
         await state.reconciler.converge()
-        failing = state.failing(ref)
+        failing, retryable = state.failing(ref)
         if failing:
-            raise kopf.TemporaryError(
-                "not applied on: " + "; ".join(failing[:5]), delay=settings.retry_interval
-            )
+            message = "not applied on: " + "; ".join(failing[:5])
+            if not retryable:
+                raise kopf.PermanentError(message)
+            raise kopf.TemporaryError(message, delay=settings.retry_interval)
 
     @kopf.on.delete(*policy_resource, registry=registry)
     async def policy_deleted(body: kopf.Body, **_: Any) -> None:

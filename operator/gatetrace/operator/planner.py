@@ -72,7 +72,11 @@ class IndexPlanner:
         try:
             result = self.index.effective(pod.namespace, pod.name)
         except _errors.MergeFailed as e:
-            return _plan.PodPlan(pod, {}, "", error=f"the merged config is invalid: {e}")
+            # the policies that failed to merge answer for the pod (their Degraded names it)
+            sources = tuple(_ref(key) for key in e.policies)
+            return _plan.PodPlan(
+                pod, {}, "", sources=sources, error=f"the merged config is invalid: {e}"
+            )
         return _plan.PodPlan(
             pod=pod,
             config=_eff.wire_config(result.config),

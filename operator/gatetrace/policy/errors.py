@@ -60,6 +60,13 @@ class ValidationFailed(PolicyError):  # noqa: N818 -- the name other packages re
 class MergeFailed(ValidationFailed):
     """Policies that are each valid produced an invalid effective config together."""
 
+    def __init__(
+        self, errors: Sequence[FieldError], *, subject: str = "", policies: Sequence[str] = ()
+    ) -> None:
+        super().__init__(errors, subject=subject)
+        self.policies: tuple[str, ...] = tuple(policies)
+        """The ``namespace/name`` of each policy merged, lowest precedence first."""
+
 
 class LoadError(PolicyError):
     """A policy file could not be read or parsed (YAML syntax, not a TracingPolicy)."""

@@ -285,11 +285,11 @@ class PolicyIndex:
         try:
             config = model.TracingConfig.model_validate(merged)
         except pydantic.ValidationError as e:
-            failed = errors.from_pydantic(
-                e,
-                subject="merged policies " + ", ".join(s.key for s in sources),
-                cls=errors.MergeFailed,
+            keys = [s.key for s in sources]
+            described: errors.ValidationFailed = errors.from_pydantic(
+                e, subject="merged policies " + ", ".join(keys)
             )
+            failed = errors.MergeFailed(described.errors, subject=described.subject, policies=keys)
             self._bases[key] = failed
             raise failed from e
 
