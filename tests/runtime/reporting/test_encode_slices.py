@@ -14,7 +14,7 @@ import pytest
 from reportertools import RESOURCE, finished_span, gateway_spans
 
 from gatetrace.runtime import span
-from gatetrace.runtime.reporting import export, otlp_encoding, zipkin
+from gatetrace.runtime.reporting import export, otlp_encoding, zipkin_encoding
 
 _OTHER = span.Resource("other", (("ip", "::1"),))
 
@@ -48,9 +48,9 @@ def _mixed_spans(count: int, seed: int = 7) -> list[span.Span]:
     return out
 
 
-Encoder = zipkin.ZipkinEncoder | otlp_encoding.OtlpEncoder
+Encoder = zipkin_encoding.ZipkinEncoder | otlp_encoding.OtlpEncoder
 _ENCODERS: dict[str, Callable[[], Encoder]] = {
-    "zipkin": lambda: zipkin.ZipkinEncoder(max_value_length=50),
+    "zipkin": lambda: zipkin_encoding.ZipkinEncoder(max_value_length=50),
     "otlp": lambda: otlp_encoding.OtlpEncoder(max_value_length=50),
 }
 
@@ -121,7 +121,7 @@ async def test_a_batch_within_one_slice_never_yields() -> None:
     task = asyncio.create_task(ticker())
     await asyncio.sleep(0)
     before = ticks[0]
-    await export.encode_in_slices(zipkin.ZipkinEncoder().begin(), gateway_spans(64), 64)
+    await export.encode_in_slices(zipkin_encoding.ZipkinEncoder().begin(), gateway_spans(64), 64)
     assert ticks[0] == before  # no turn of the loop for a batch that fits one slice
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -12,7 +12,7 @@ import random
 from reportertools import RESOURCE, finished_span
 
 from gatetrace.runtime import span
-from gatetrace.runtime.reporting import zipkin
+from gatetrace.runtime.reporting import zipkin_encoding
 
 _DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _KEYS = (
@@ -70,24 +70,24 @@ def _random_spans(seed: int, count: int) -> list[span.Span]:
     return out
 
 
-def _reference(encoder: zipkin.ZipkinEncoder, spans: list[span.Span]) -> bytes:
+def _reference(encoder: zipkin_encoding.ZipkinEncoder, spans: list[span.Span]) -> bytes:
     return _DUMPS([encoder.span_dict(s) for s in spans]).encode()
 
 
 def test_fast_path_matches_span_dict_with_warm_caches() -> None:
     spans = _random_spans(seed=11, count=600)
-    encoder = zipkin.ZipkinEncoder()
+    encoder = zipkin_encoding.ZipkinEncoder()
     for start in range(0, len(spans), 50):
         batch = spans[start : start + 50]
         body, truncated = encoder.encode(batch)
         assert truncated == {}
-        assert body == _reference(zipkin.ZipkinEncoder(), batch)
+        assert body == _reference(zipkin_encoding.ZipkinEncoder(), batch)
     body, _ = encoder.encode(spans)  # every cache warm now
-    assert body == _reference(zipkin.ZipkinEncoder(), spans)
+    assert body == _reference(zipkin_encoding.ZipkinEncoder(), spans)
 
 
 def test_remote_endpoint_cache_keeps_equal_values_of_other_types_apart() -> None:
-    encoder = zipkin.ZipkinEncoder()
+    encoder = zipkin_encoding.ZipkinEncoder()
     outputs = []
     for service in (1, True, 1.0, "1"):
         client = finished_span(kind=span.SpanKind.CLIENT, tags={"peer.service": service})
@@ -97,7 +97,7 @@ def test_remote_endpoint_cache_keeps_equal_values_of_other_types_apart() -> None
 
 
 def test_long_values_leave_the_fast_path_and_are_counted_every_time() -> None:
-    encoder = zipkin.ZipkinEncoder(max_value_length=4)
+    encoder = zipkin_encoding.ZipkinEncoder(max_value_length=4)
     client = finished_span(
         "GET",
         kind=span.SpanKind.CLIENT,
@@ -116,6 +116,6 @@ def test_non_finite_port_tags_are_ignored() -> None:
     client = finished_span(
         kind=span.SpanKind.CLIENT, tags={"server.address": "10.0.0.1", "server.port": float("inf")}
     )
-    (out,) = json.loads(zipkin.ZipkinEncoder().encode([client])[0])
+    (out,) = json.loads(zipkin_encoding.ZipkinEncoder().encode([client])[0])
     assert out["remoteEndpoint"] == {"ipv4": "10.0.0.1"}
     assert out["tags"]["server.port"] == "inf"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from gatetrace.runtime import span as _span
-from gatetrace.runtime.reporting import export, zipkin
+from gatetrace.runtime.reporting import export, zipkin_encoding
 
 __all__ = ["LogExporter"]
 
@@ -31,7 +31,7 @@ class LogExporter:
     ) -> None:
         self.stream = stream
         self.logger = logger
-        self.encoder = zipkin.ZipkinEncoder(max_value_length=max_value_length)
+        self.encoder = zipkin_encoding.ZipkinEncoder(max_value_length=max_value_length)
 
     async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
         lines: list[str] = []

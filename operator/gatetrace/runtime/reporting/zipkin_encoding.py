@@ -1,0 +1,418 @@
+"""Zipkin v2 JSON encoding of finished spans (the ``zipkin`` and ``log`` reporters).
+
+Mapping (zipkin-api ``zipkin2-api.yaml``, ``Span``):
+
+* ``traceId`` always 32 lowercase hex digits, ``id``/``parentId`` 16;
+* ``kind`` SERVER/CLIENT/PRODUCER/CONSUMER, absent for internal spans;
+* ``timestamp`` and ``duration`` in microseconds, ``duration`` at least 1;
+* ``localEndpoint``: the resource's service name, plus ``ipv4``/``ipv6`` and
+  ``port`` from the resource tags ``ip``/``host.ip`` and ``port``/``host.port``;
+* ``remoteEndpoint`` for client and producer spans, from the tags
+  ``peer.service``, ``network.peer.address``/``server.address`` and
+  ``server.port``/``network.peer.port``;
+* tags as strings (``true``/``false`` for bools); an error status sets the
+  ``error`` tag to its description;
+* each log becomes an annotation: its ``event`` field when that is the only
+  field, else the fields as compact JSON;
+* ``debug`` for debug-forced traces. ``shared`` is never set: gatetrace gives
+  every span its own id (no Zipkin-style client/server id sharing).
+
+Strings longer than ``max_value_length`` are cut (``value_length``), bodies
+with strings that are not valid UTF-8 get U+FFFD replacements
+(``invalid_utf8``, counted once per batch), values of other types are
+written with ``str()`` (``value_type``).
+
+Encoding cost matters (every sampled request pays it): :meth:`ZipkinEncoder.encode`
+writes the common span shape straight to JSON text (cached endpoint and key
+fragments, the C string escaper) instead of building dicts for
+:mod:`json` to walk; spans with logs, an error status or unusual tag keys take
+:meth:`ZipkinEncoder.span_dict`. Both give the same bytes.
+"""
+
+import ipaddress
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gatetrace.runtime import span as _span
+from gatetrace.runtime.reporting import text as _text
+
+__all__ = ["ZipkinBatch", "ZipkinEncoder"]
+
+
+_KIND = {
+    _span.SpanKind.SERVER: "SERVER",
+    _span.SpanKind.CLIENT: "CLIENT",
+    _span.SpanKind.PRODUCER: "PRODUCER",
+    _span.SpanKind.CONSUMER: "CONSUMER",
+}
+_REMOTE_KINDS = frozenset({_span.SpanKind.CLIENT, _span.SpanKind.PRODUCER})
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+_QUOTE = json.encoder.encode_basestring  # what _ENCODE uses for strings (ensure_ascii=False)
+_CACHE_LIMIT = 1024
+_MASK_128 = (1 << 128) - 1
+_MASK_64 = 0xFFFFFFFFFFFFFFFF
+_ERROR = _span.StatusCode.ERROR
+# compared by identity: an Enum's __hash__ is Python code, too slow for two lookups a span
+_SERVER = _span.SpanKind.SERVER
+_CLIENT = _span.SpanKind.CLIENT
+_PRODUCER = _span.SpanKind.PRODUCER
+_CONSUMER = _span.SpanKind.CONSUMER
+_REMOTE_TAGS = (
+    "peer.service",
+    "network.peer.address",
+    "server.address",
+    "server.port",
+    "network.peer.port",
+)
+
+
+def _port(value: object) -> int | None:
+    try:
+        port = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
+        return None
+    return port if 0 < port < 65536 else None
+
+
+class ZipkinEncoder:
+    """Encodes batches as a Zipkin v2 JSON array; reuse one per reporter (small caches)."""
+
+    __slots__ = (
+        "_addresses",
+        "_keys",
+        "_last_local_json",
+        "_last_resource",
+        "_local",
+        "_local_json",
+        "_remote_json",
+        "_truncated",
+        "max_value_length",
+    )
+
+    def __init__(self, *, max_value_length: int = 32768) -> None:
+        self.max_value_length = max_value_length
+        self._truncated: dict[str, int] = {}
+        self._local: dict[int, tuple[_span.Resource, dict[str, Any]]] = {}
+        self._addresses: dict[str, tuple[str, str] | None] = {}
+        self._local_json: dict[int, tuple[_span.Resource, str]] = {}
+        self._remote_json: dict[tuple[tuple[object, ...], tuple[type, ...]], str] = {}
+        self._keys: dict[object, str] = {}
+        """Tag key -> its JSON string followed by ``:``."""
+        self._last_resource: _span.Resource | None = None
+        self._last_local_json = ""
+
+    def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
+        """The request body for ``spans`` and what had to be cut, by what."""
+        batch = self.begin()
+        batch.add(spans)
+        return batch.finish()
+
+    def begin(self) -> "ZipkinBatch":
+        """An empty body to add spans to a slice at a time (see
+        :func:`~gatetrace.runtime.reporting.export.encode_in_slices`)."""
+        return ZipkinBatch(self)
+
+    def _encode_slow(self, spans: Sequence[_span.Span], parts: list[str], slow: list[int]) -> None:
+        """Fill ``parts[i]`` for the spans the fast path left out, via :meth:`span_dict`."""
+        dicts = [self.span_dict(spans[i]) for i in slow]
+        try:
+            texts = [_ENCODE(encoded) for encoded in dicts]
+        except TypeError:  # a tag key json cannot write (tuple...): name it by str()
+            for encoded in dicts:
+                if "tags" in encoded:
+                    encoded["tags"] = {
+                        key if type(key) is str else self._text(key): value
+                        for key, value in encoded["tags"].items()
+                    }
+            texts = [_ENCODE(encoded) for encoded in dicts]
+        for i, text in zip(slow, texts, strict=True):
+            parts[i] = text
+
+    def _span_json(self, span: _span.Span) -> str | None:
+        """The JSON text :meth:`span_dict` would give, or None for the uncommon shapes
+        (logs, an error status, tag keys that are not ``str``, tag values to cut or of other
+        types) that take that path. It counts nothing before it may give up."""
+        if span.logs or span.status.code is _ERROR:
+            return None
+        name = span.name
+        limit = self.max_value_length
+        if type(name) is not str or len(name) > limit:
+            return None
+        tags = span.tags
+        body = self._tags_json(tags) if tags else ""
+        if body is None:
+            return None
+        kind = span.kind
+        remote = ""
+        if kind is _SERVER:
+            kind_json = ',"kind":"SERVER"'
+        elif kind is _CLIENT or kind is _PRODUCER:
+            kind_json = ',"kind":"CLIENT"' if kind is _CLIENT else ',"kind":"PRODUCER"'
+            remote = self._remote_json_for(tags)
+        elif kind is _CONSUMER:
+            kind_json = ',"kind":"CONSUMER"'
+        else:
+            kind_json = ""
+        resource = span.resource
+        if resource is self._last_resource:
+            local = self._last_local_json
+        else:
+            local = self._last_local_json = self._local_endpoint_json(resource)
+            self._last_resource = resource
+        ctx = span.context
+        start = span.start_ns
+        end = span.end_ns
+        duration = 1 if end is None else max((end - start) // 1000, 1)
+        parent = span.parent_id
+        parent_json = f',"parentId":"{parent & _MASK_64:016x}"' if parent else ""
+        if ctx.debug:
+            close = '},"debug":true}' if body else ',"debug":true}'
+        else:
+            close = "}}" if body else "}"
+        return (
+            f'{{"traceId":"{ctx.trace_id & _MASK_128:032x}","id":"{ctx.span_id & _MASK_64:016x}"'
+            f'{parent_json}{kind_json},"name":{_QUOTE(name)},"timestamp":{start // 1000}'
+            f',"duration":{duration},"localEndpoint":{local}{remote}{body}{close}'
+        )
+
+    def _tags_json(self, tags: Mapping[str, object]) -> str | None:
+        """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
+        :meth:`_span_json`)."""
+        keys = self._keys
+        limit = self.max_value_length
+        fields = []
+        for key, value in tags.items():
+            key_json = keys.get(key)
+            if key_json is None:
+                if type(key) is not str:
+                    return None
+                if len(keys) > _CACHE_LIMIT:
+                    keys.clear()
+                key_json = keys[key] = _QUOTE(key) + ":"
+            value_type = type(value)
+            if value_type is str:
+                if len(value) > limit:  # type: ignore[arg-type]
+                    return None
+                fields.append(key_json + _QUOTE(value))  # type: ignore[arg-type]
+            elif value_type is bool:
+                fields.append(key_json + ('"true"' if value else '"false"'))
+            elif value_type is int or value_type is float:
+                fields.append(f'{key_json}"{value}"')
+            else:
+                return None
+        return ',"tags":{' + ",".join(fields)
+
+    def _local_endpoint_json(self, resource: _span.Resource) -> str:
+        cached = self._local_json.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        text = _ENCODE(self._local_endpoint(resource))
+        if len(self._local_json) > 64:
+            self._local_json.clear()
+        self._local_json[id(resource)] = (resource, text)
+        return text
+
+    def _remote_json_for(self, tags: Mapping[str, object]) -> str:
+        """``,"remoteEndpoint":{...}`` (or ``""``), cached by the tags it is made of and
+        their types (``True == 1`` and ``1 == 1.0`` must not share an entry) when they are
+        None, ints or strings short enough that nothing is cut or counted."""
+        values = tuple(map(tags.get, _REMOTE_TAGS))
+        key = (values, tuple(map(type, values)))
+        cached = self._remote_json.get(key)
+        if cached is not None:
+            return cached
+        remote = self._remote_endpoint(tags)
+        text = "" if remote is None else ',"remoteEndpoint":' + _ENCODE(remote)
+        limit = self.max_value_length
+        for value in values:
+            kind = type(value)
+            if not (value is None or kind is int or (kind is str and len(value) <= limit)):  # type: ignore[arg-type]
+                return text  # bools, floats, long strings: rare here, not worth an entry
+        if len(self._remote_json) > _CACHE_LIMIT:
+            self._remote_json.clear()
+        self._remote_json[key] = text
+        return text
+
+    def _count(self, what: str) -> None:
+        self._truncated[what] = self._truncated.get(what, 0) + 1
+
+    def _text(self, value: object) -> str:
+        kind = type(value)
+        if kind is str:
+            text: str = value  # type: ignore[assignment]
+        elif kind is bool:
+            return "true" if value else "false"
+        elif kind is int or kind is float:
+            return str(value)
+        elif isinstance(value, str | int | float):
+            text = str.__str__(value) if isinstance(value, str) else repr(value)
+        else:
+            self._count("value_type")
+            text = str(value)
+        if len(text) > self.max_value_length:
+            self._count("value_length")
+            return text[: self.max_value_length]
+        return text
+
+    def _address(self, text: str) -> tuple[str, str] | None:
+        """("ipv4" | "ipv6", normalised address) for an IP literal, else None."""
+        try:
+            return self._addresses[text]
+        except KeyError:
+            pass
+        try:
+            ip = ipaddress.ip_address(text)
+            found: tuple[str, str] | None = ("ipv4" if ip.version == 4 else "ipv6", str(ip))
+        except ValueError:
+            found = None
+        if len(self._addresses) > _CACHE_LIMIT:
+            self._addresses.clear()
+        self._addresses[text] = found
+        return found
+
+    def _local_endpoint(self, resource: _span.Resource) -> dict[str, Any]:
+        cached = self._local.get(id(resource))
+        if cached is not None and cached[0] is resource:
+            return cached[1]
+        tags = dict(resource.tags)
+        endpoint: dict[str, Any] = {"serviceName": self._text(resource.service_name)}
+        for key in ("ip", "host.ip"):
+            address = self._address(str(tags.get(key, "")))
+            if address is not None:
+                endpoint[address[0]] = address[1]
+                break
+        for key in ("port", "host.port"):
+            port = _port(tags.get(key))
+            if port is not None:
+                endpoint["port"] = port
+                break
+        if len(self._local) > 64:
+            self._local.clear()
+        self._local[id(resource)] = (resource, endpoint)
+        return endpoint
+
+    def _remote_endpoint(self, tags: Mapping[str, object]) -> dict[str, Any] | None:
+        endpoint: dict[str, Any] = {}
+        service = tags.get("peer.service")
+        if service:
+            endpoint["serviceName"] = self._text(service)
+        server_address = tags.get("server.address")
+        for value in (tags.get("network.peer.address"), server_address):
+            address = self._address(str(value)) if value else None
+            if address is not None:
+                endpoint[address[0]] = address[1]
+                break
+        if (
+            server_address
+            and "serviceName" not in endpoint
+            and self._address(str(server_address)) is None
+        ):
+            endpoint["serviceName"] = self._text(server_address)
+        for key in ("server.port", "network.peer.port"):
+            port = _port(tags.get(key))
+            if port is not None:
+                endpoint["port"] = port
+                break
+        return endpoint or None
+
+    def span_dict(self, span: _span.Span) -> dict[str, Any]:
+        """The Zipkin v2 JSON object of one span (also the ``log`` reporter's line)."""
+        ctx = span.context
+        start = span.start_ns
+        end = span.end_ns if span.end_ns is not None else start
+        out: dict[str, Any] = {
+            "traceId": f"{ctx.trace_id & ((1 << 128) - 1):032x}",
+            "id": f"{ctx.span_id & 0xFFFFFFFFFFFFFFFF:016x}",
+        }
+        if span.parent_id:
+            out["parentId"] = f"{span.parent_id & 0xFFFFFFFFFFFFFFFF:016x}"
+        kind = _KIND.get(span.kind)
+        if kind is not None:
+            out["kind"] = kind
+        out["name"] = self._text(span.name)
+        out["timestamp"] = start // 1000
+        out["duration"] = max((end - start) // 1000, 1)
+        out["localEndpoint"] = self._local_endpoint(span.resource)
+        tags = span.tags
+        if span.kind in _REMOTE_KINDS:
+            remote = self._remote_endpoint(tags)
+            if remote is not None:
+                out["remoteEndpoint"] = remote
+        if span.logs:
+            out["annotations"] = [self._annotation(log) for log in span.logs]
+        text = self._text
+        limit = self.max_value_length
+        converted: dict[str, str] = {}
+        for key, value in tags.items():
+            value_type = type(value)
+            if value_type is str:
+                converted[key] = value if len(value) <= limit else text(value)  # type: ignore[arg-type,assignment]
+            elif value_type is bool:
+                converted[key] = "true" if value else "false"
+            elif value_type is int or value_type is float:
+                converted[key] = str(value)
+            else:
+                converted[key] = text(value)
+        status = span.status
+        if status.code is _span.StatusCode.ERROR:
+            converted["error"] = text(status.description) if status.description else "true"
+        if converted:
+            out["tags"] = converted
+        if ctx.debug:
+            out["debug"] = True
+        return out
+
+    def _annotation(self, log: _span.LogRecord) -> dict[str, Any]:
+        fields = log.fields
+        if len(fields) == 1 and type(fields.get("event")) is str:
+            value = self._text(fields["event"])
+        else:
+            value = _ENCODE({self._text(k): self._json_value(v) for k, v in fields.items()})
+        return {"timestamp": log.timestamp_ns // 1000, "value": value}
+
+    def _json_value(self, value: object) -> object:
+        if type(value) is bool or type(value) is int:
+            return value
+        if type(value) is float and math.isfinite(value):  # NaN/Infinity are not JSON
+            return value
+        return self._text(value)
+
+
+class ZipkinBatch:
+    """One request body being encoded: :meth:`add` slices of spans, then :meth:`finish`.
+    The same bytes as one :meth:`ZipkinEncoder.encode` of all of them."""
+
+    __slots__ = ("encoder", "parts", "truncated")
+
+    def __init__(self, encoder: ZipkinEncoder) -> None:
+        self.encoder = encoder
+        self.parts: list[str] = []
+        self.truncated: dict[str, int] = {}
+
+    def add(self, spans: Sequence[_span.Span]) -> None:
+        encoder = self.encoder
+        encoder._truncated = self.truncated
+        fast = encoder._span_json
+        parts: list[str] = []
+        slow: list[int] = []
+        for span in spans:
+            part = fast(span)
+            if part is None:
+                slow.append(len(parts))
+                part = ""
+            parts.append(part)
+        if slow:
+            encoder._encode_slow(spans, parts, slow)
+        self.parts.extend(parts)
+
+    def finish(self) -> tuple[bytes, dict[str, int]]:
+        text = "[" + ",".join(self.parts) + "]"
+        try:
+            body = text.encode()
+        except UnicodeEncodeError:
+            self.encoder._truncated = self.truncated
+            self.encoder._count("invalid_utf8")
+            body = _text.utf8_replacing(text)
+        return body, self.truncated
