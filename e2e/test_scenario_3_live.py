@@ -349,6 +349,28 @@ def test_policies_that_do_not_merge_are_degraded_and_the_pods_keep_their_config(
         assert batching.get("maxQueueSize", 2048) == 2048
 
 
+def test_a_gateway_wide_budget_is_split_between_its_ready_pods(live: Live) -> None:
+    """``rateScope: gateway``: the edge gateway's two Ready pods run half the traces/s each
+    (and the ConfigMap holds that share for pods that start meanwhile)."""
+    budget = {
+        "selector": {"matchLabels": LABELS},
+        "sampling": {
+            "rateScope": "gateway",
+            "sampler": {"type": "rateLimiting", "tracesPerSecond": 10},
+        },
+    }
+    kubeobj.apply(live.kube, kubeobj.policy("edge-budget", NS_A, budget))
+    live.status_settled("edge-budget", NS_A, 2)
+    live.converged()
+    for name in ("edge-0", "edge-1"):
+        sampling = live.pods[name].process.running()["config"]["sampling"]
+        assert (sampling["rateScope"], sampling["sampler"]["tracesPerSecond"]) == ("gateway", 5)
+    stored = live.configmap(NS_A, "edge")
+    assert stored is not None and stored["config"]["sampling"]["sampler"]["tracesPerSecond"] == 5
+    live.kube.kubectl_run("delete", "tp", "edge-budget", "-n", NS_A, "--timeout=30s")
+    live.converged()
+
+
 def test_delete_reverts_the_pods_to_the_remaining_policies(live: Live) -> None:
     workload = kubeobj.policy(
         "edge-workload",

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
-from gatetrace.operator import core, delivery, planner, standalone
+from gatetrace.operator import core, delivery, planner, pods, standalone
 from tests.operator import gateways as gw
 
 POLICY = """\
@@ -165,6 +165,52 @@ async def test_policies_that_do_not_merge_name_the_pod_in_degraded(
         assert gateways[0].holder.current is None  # nothing half-merged was pushed
         assert gateways[1].holder.current is not None
         assert any(e[1] == "Warning" and "gw0" in e[3] for e in sink.events)
+
+
+async def test_a_gateway_wide_budget_is_shared_by_its_pods_and_re_divided(
+    tmp_path: pathlib.Path,
+) -> None:
+    """``rateScope: gateway``: two pods of one gateway run half the traces/s each; when one
+    goes, the other is pushed the whole budget."""
+    async with gw.gateways(2) as gateways:
+        reconciler, sink = _reconciler()
+        pod_list = [
+            pods.GatewayPod(
+                "default", f"edge-{i}", "edge", {pods.GATEWAY_LABEL: "edge"}, ready=True,
+                admin_base=g.url,
+            )
+            for i, g in enumerate(gateways)
+        ]  # fmt: skip
+        for pod in pod_list:
+            reconciler.upsert_pod(pod)
+        (tmp_path / "budget.yaml").write_text(
+            textwrap.dedent("""\
+                apiVersion: gatetrace.dev/v1alpha1
+                kind: TracingPolicy
+                metadata: {name: budget, namespace: default}
+                spec:
+                  sampling:
+                    rateScope: gateway
+                    sampler: {type: rateLimiting, tracesPerSecond: 40}
+                    prioritize: {errors: true, maxPerSecond: 10}
+                """)
+        )
+        await _sync(reconciler, standalone.PolicyFolder(tmp_path))
+
+        def running(g: gw.AdminGateway) -> tuple[float, float]:
+            assert g.holder.current is not None
+            sampling = g.holder.current.config["sampling"]
+            return sampling["sampler"]["tracesPerSecond"], sampling["prioritize"]["maxPerSecond"]
+
+        assert [running(g) for g in gateways] == [(20, 5), (20, 5)]
+        assert _conditions(sink, "default/budget")["Applied"]["message"] == (
+            "2/2 pods at revision 1"
+        )
+        reconciler.delete_pod(pod_list[1].key)
+        await reconciler.converge()
+        assert running(gateways[0]) == (40, 10)
+        assert gateways[0].holder.current is not None
+        assert gateways[0].holder.current.revision == 2
 
 
 async def test_invalid_policy_is_rejected_and_others_keep_working(tmp_path: pathlib.Path) -> None:

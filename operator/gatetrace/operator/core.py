@@ -29,6 +29,7 @@ from gatetrace.operator import delivery as _delivery
 from gatetrace.operator import metrics as _metrics
 from gatetrace.operator import plan as _plan
 from gatetrace.operator import pods as _pods
+from gatetrace.operator import shares as _shares
 
 __all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink"]
 
@@ -248,7 +249,8 @@ class Reconciler:
     async def _converge_once(self) -> list[asyncio.Task[bool]]:
         valid = [p for p in self.policies.values() if p.valid]
         pods = sorted(self.pods.values(), key=lambda p: p.key)
-        self.plans = plans = self.planner(valid, pods)
+        # gateway-wide traces/s budgets split among each gateway's pods (rateScope)
+        self.plans = plans = _shares.share_rates(self.planner(valid, pods))
         by_gateway: dict[GatewayKey, list[_plan.PodPlan]] = {}
         for plan in plans.values():
             if plan.error:

@@ -38,8 +38,8 @@ class RateLimitingSampler(wire.WireModel):
     type: Literal["rateLimiting"] = "rateLimiting"
     """Sampler type: rateLimiting."""
     traces_per_second: wire.PerSecond
-    """rateLimiting: maximum sampled traces per second in each gateway pod (every replica
-    has its own bucket), > 0."""
+    """rateLimiting: maximum sampled traces per second (per pod or per gateway: see
+    ``rateScope``), > 0."""
 
 
 class AdaptiveSampler(wire.WireModel):
@@ -57,8 +57,8 @@ class AdaptiveSampler(wire.WireModel):
     type: Literal["adaptive"] = "adaptive"
     """Sampler type: adaptive."""
     target_traces_per_second: wire.PerSecond
-    """adaptive: sampled traces per second to aim for in each gateway pod (every replica
-    adapts to its own traffic), > 0."""
+    """adaptive: sampled traces per second to aim for (per pod or per gateway: see
+    ``rateScope``), > 0."""
     min_rate: wire.Rate = 0.001
     """adaptive: lowest probability the sampler may use. Default 0.001."""
     max_rate: wire.Rate = 1.0
@@ -79,8 +79,8 @@ class PerOperationSampler(wire.WireModel):
     default_rate: wire.Rate
     """perOperation: probability for each operation, in [0, 1]."""
     lower_bound_traces_per_second: Annotated[float, pydantic.Field(ge=0.0, le=1_000_000.0)] = 0.0
-    """perOperation: traces per second guaranteed to every operation in each gateway pod.
-    Default 0."""
+    """perOperation: traces per second guaranteed to every operation (per pod or per
+    gateway: see ``rateScope``). Default 0."""
     max_operations: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 2000
     """perOperation: operations tracked before the rest share the default. Default 2000."""
 
@@ -151,8 +151,8 @@ class Prioritize(wire.WireModel):
     slower_than_ms: Annotated[int, pydantic.Field(ge=1, le=3_600_000)] | None = None
     """Keep traces slower than this many milliseconds; unset keeps none for latency."""
     max_per_second: wire.PerSecond = 10.0
-    """Budget: at most this many prioritized traces per second in each gateway pod. Default
-    10."""
+    """Budget: at most this many prioritized traces per second (per pod or per gateway: see
+    ``rateScope``). Default 10."""
 
 
 class NamespaceOverrideLimits(wire.WireModel):
@@ -163,8 +163,8 @@ class NamespaceOverrideLimits(wire.WireModel):
     max_rate: wire.Rate = 1.0
     """Probabilities an override sets are clamped to this. Default 1."""
     max_traces_per_second: wire.PerSecond | None = None
-    """Traces per second an override sets are clamped to this; also caps its traffic (each
-    gateway pod on its own)."""
+    """Traces per second an override sets are clamped to this; also caps its traffic (per
+    pod or per gateway: see ``rateScope``)."""
 
 
 def _default_sampler() -> ProbabilisticSampler:
@@ -200,9 +200,15 @@ class Sampling(wire.WireModel):
     prioritize: Prioritize | None = None
     """Keep failed or slow requests' traces beyond the sampler; unset disables it."""
     max_traces_per_second: wire.PerSecond | None = None
-    """Cap on sampled traces per second in each gateway pod (replicas count separately);
-    unset means no cap."""
+    """Cap on sampled traces per second (per pod or per gateway: see ``rateScope``); unset
+    means no cap."""
     namespace_overrides: NamespaceOverrideLimits = pydantic.Field(
         default_factory=NamespaceOverrideLimits
     )
     """Limits on sampling overrides set by policies of the namespaces traffic is routed to."""
+    rate_scope: Literal["pod", "gateway"] = "pod"
+    """What every traces-per-second field of the sampling config counts: ``pod`` (each
+    gateway pod on its own: three replicas sample up to three times as much) or
+    ``gateway`` (the gateway's Ready pods together: the operator gives each pod an equal
+    share, rounded to 6 decimals, and re-divides whenever pods come and go). A gateway given
+    a config directly, without the operator, counts per pod. Default pod."""
