@@ -4,24 +4,9 @@ import pathlib
 from typing import Any
 
 from gatetrace.operator import planner, pods, records, standalone
+from tests.operator import policydocs
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples" / "policies"
-
-
-def _policy(name: str, namespace: str, spec: dict[str, Any], created: str) -> Any:
-    return records.record_from_object(
-        {
-            "apiVersion": "gatetrace.dev/v1alpha1",
-            "kind": "TracingPolicy",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "generation": 1,
-                "creationTimestamp": created,
-            },
-            "spec": spec,
-        }
-    )
 
 
 def _gw(name: str, namespace: str = "edge", **labels: str) -> pods.GatewayPod:
@@ -57,13 +42,13 @@ def test_examples_plan_with_precedence_and_clamps() -> None:
 
 
 def test_same_level_conflict_the_older_wins() -> None:
-    older = _policy(
+    older = policydocs.record(
         "a-old",
         "edge",
         {"sampling": {"sampler": {"type": "const", "decision": True}}},
         "2026-01-01T00:00:00Z",
     )
-    younger = _policy(
+    younger = policydocs.record(
         "b-new",
         "edge",
         {"sampling": {"sampler": {"type": "const", "decision": False}}},
@@ -79,12 +64,16 @@ def test_same_level_conflict_the_older_wins() -> None:
 
 
 def test_incremental_unchanged_pods_keep_their_plan_objects() -> None:
-    p1 = _policy("edge-default", "edge", {"tags": {"team": "a"}}, "2026-01-01T00:00:00Z")
-    p2 = _policy("other-default", "other", {"tags": {"team": "b"}}, "2026-01-01T00:00:00Z")
+    p1 = policydocs.record("edge-default", "edge", {"tags": {"team": "a"}})
+    p2 = policydocs.record(
+        "other-default", "other", {"tags": {"team": "b"}}, "2026-01-01T00:00:00Z"
+    )
     plan = planner.IndexPlanner("gatetrace-system")
     edge, other = _gw("gw-1"), _gw("gw-2", namespace="other")
     first = plan([p1, p2], [edge, other])
-    changed = _policy("other-default", "other", {"tags": {"team": "c"}}, "2026-01-01T00:00:00Z")
+    changed = policydocs.record(
+        "other-default", "other", {"tags": {"team": "c"}}, "2026-01-01T00:00:00Z"
+    )
     changed = records.record_from_object(
         {**changed.body, "metadata": {**changed.body["metadata"], "generation": 2}}
     )
@@ -95,7 +84,7 @@ def test_incremental_unchanged_pods_keep_their_plan_objects() -> None:
 
 
 def test_deleting_a_policy_reverts_to_the_rest_never_to_nothing() -> None:
-    p1 = _policy(
+    p1 = policydocs.record(
         "edge-default",
         "edge",
         {"sampling": {"sampler": {"type": "const", "decision": True}}},
@@ -111,7 +100,7 @@ def test_deleting_a_policy_reverts_to_the_rest_never_to_nothing() -> None:
 
 
 def test_invalid_policy_records_keep_field_paths() -> None:
-    record = _policy(
+    record = policydocs.record(
         "bad",
         "edge",
         {"sampling": {"sampler": {"type": "probabilistic", "rate": 2}}},

@@ -5,24 +5,9 @@ from typing import Any
 
 import pytest
 
-from gatetrace.operator import planner, pods, records, shares
+from gatetrace.operator import planner, pods, shares
 from gatetrace.policy import model
-
-
-def _policy(name: str, namespace: str, spec: dict[str, Any]) -> Any:
-    return records.record_from_object(
-        {
-            "apiVersion": "gatetrace.dev/v1alpha1",
-            "kind": "TracingPolicy",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "generation": 1,
-                "creationTimestamp": "2026-01-01T00:00:00Z",
-            },
-            "spec": spec,
-        }
-    )
+from tests.operator import policydocs
 
 
 def _pod(name: str, gateway: str, *, ready: bool = True) -> pods.GatewayPod:
@@ -60,8 +45,8 @@ SHOP = {"sampling": {"sampler": {"type": "rateLimiting", "tracesPerSecond": 6}}}
 
 def _plans(cluster: dict[str, Any], pod_list: list[pods.GatewayPod]) -> dict[str, Any]:
     policies = [
-        _policy("cluster", "gatetrace-system", cluster),
-        _policy("shop-sampling", "shop", SHOP),
+        policydocs.record("cluster", "gatetrace-system", cluster),
+        policydocs.record("shop-sampling", "shop", SHOP),
     ]
     return planner.IndexPlanner("gatetrace-system")(policies, pod_list)
 
@@ -133,8 +118,8 @@ def test_per_pod_scope_leaves_the_plans_alone(scope: str | None) -> None:
 
 def test_failed_plans_pass_through() -> None:
     policies = [
-        _policy("cluster", "gatetrace-system", CLUSTER),  # maxQueueSize 3000
-        _policy("edge-default", "edge", {"batching": {"maxBatchSize": 4000}}),
+        policydocs.record("cluster", "gatetrace-system", CLUSTER),  # maxQueueSize 3000
+        policydocs.record("edge-default", "edge", {"batching": {"maxBatchSize": 4000}}),
     ]
     plans = planner.IndexPlanner("gatetrace-system")(policies, [_pod("a-0", "a")])
     assert plans["edge/a-0"].error  # valid alone, not together

@@ -1,0 +1,24 @@
+"""TracingPolicy records as the operator reads them from the API server."""
+
+from typing import Any
+
+from gatetrace.operator import core, records
+
+
+def record(
+    name: str, namespace: str, spec: dict[str, Any], created: str = "2026-01-01T00:00:00Z"
+) -> core.PolicyRecord:
+    """The record of a TracingPolicy object at generation 1."""
+    return records.record_from_object(
+        {
+            "apiVersion": "gatetrace.dev/v1alpha1",
+            "kind": "TracingPolicy",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "generation": 1,
+                "creationTimestamp": created,
+            },
+            "spec": spec,
+        }
+    )
