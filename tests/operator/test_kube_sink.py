@@ -10,6 +10,7 @@ from aiohttp import web
 from kubernetes import client as k8s
 
 from gatetrace.operator import kube
+from tests.operator import fakeapi
 
 
 class ConfigMapsApi:
@@ -35,17 +36,8 @@ async def api() -> AsyncIterator[tuple[ConfigMapsApi, k8s.ApiClient]]:
     app = web.Application()
     app.router.add_patch("/api/v1/namespaces/{namespace}/configmaps/{name}", fake.patch)
     app.router.add_post("/api/v1/namespaces/{namespace}/configmaps", fake.create)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    configuration = k8s.Configuration()
-    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    client = k8s.ApiClient(configuration)
-    try:
+    async with fakeapi.serving(app) as client:
         yield fake, client
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
 
 
 async def test_a_configmap_deleted_by_hand_is_written_again_after_the_drift_check(

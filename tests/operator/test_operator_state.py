@@ -16,6 +16,7 @@ from aiohttp import web
 from kubernetes import client as k8s
 
 from gatetrace.operator import handlers, plan, settings
+from tests.operator import fakeapi
 
 SECRET = "otlp-auth"
 
@@ -69,18 +70,8 @@ async def api() -> AsyncIterator[tuple[SecretsApi, k8s.ApiClient]]:
     app.router.add_get("/api/v1/namespaces/{namespace}/secrets/{name}", fake.secret)
     app.router.add_get("/apis/gatetrace.dev/v1alpha1/tracingpolicies", fake.list_policies)
     app.router.add_get("/api/v1/pods", fake.list_pods)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    configuration = k8s.Configuration()
-    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    client = k8s.ApiClient(configuration)
-    try:
+    async with fakeapi.serving(app) as client:
         yield fake, client
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
-        await runner.cleanup()
 
 
 def _policy() -> dict[str, Any]:
