@@ -107,12 +107,40 @@ async def test_bad_file_is_counted_and_the_running_config_stays(
     assert _rate(holder) == 0.3
 
 
-async def test_not_utf8_is_a_read_problem(tmp_path: pathlib.Path) -> None:
+async def test_not_utf8_is_a_parse_problem(tmp_path: pathlib.Path) -> None:
     path = tmp_path / "tracing.json"
     path.write_bytes(b"\xff\xfe\x00")
     watcher, holder = _make(path)
-    assert await watcher.check() == "read"
+    assert await watcher.check() == "parse"
     assert holder.current is None
+
+
+async def test_alias_bomb_is_refused_with_a_short_log_line(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """400 bytes of nested aliases once expanded to gigabytes and a 35 MB log line."""
+    cm = ConfigMapDir(tmp_path)
+    watcher, holder = _make(cm.path)
+    cm.write_doc(1, _cfg(0.5))
+    assert await watcher.check() == "applied"
+    levels = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"a{i}: &a{i} [{','.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    cm.write("\n".join(levels) + "\nrevision: 2\nconfig: {tags: *a8}\n")
+    assert await watcher.check() == "parse"
+    assert holder.current is not None and holder.current.revision == 1
+    [record] = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert "alias" in record.getMessage() and len(record.getMessage()) < 500
+
+
+async def test_huge_value_is_not_repeated_in_the_log(
+    tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cm = ConfigMapDir(tmp_path)
+    watcher, holder = _make(cm.path)
+    cm.write_doc(1, {"sampling": {"sampler": {"type": "x" * 1_000_000}}})
+    assert await watcher.check() == "invalid"
+    [record] = [r for r in caplog.records if "rejected" in r.getMessage()]
+    assert len(record.getMessage()) < 1000
 
 
 async def test_older_revision_in_the_file_is_stale(tmp_path: pathlib.Path) -> None:

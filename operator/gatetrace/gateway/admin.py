@@ -27,6 +27,7 @@ from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply, u
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import state as _state
 from gatetrace.gateway import store as _store
+from gatetrace.policy import messages as _messages
 from gatetrace.policy import redaction
 from gatetrace.runtime import metrics as _metrics
 
@@ -110,7 +111,9 @@ async def put_tracing(request: web.Request) -> web.Response:
     if "revision" not in document:
         problems.append({"loc": "revision", "msg": "field required"})
     elif isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-        problems.append({"loc": "revision", "msg": f"must be an integer >= 0, got {revision!r}"})
+        problems.append(
+            {"loc": "revision", "msg": f"must be an integer >= 0, got {_messages.echo(revision)}"}
+        )
     if "config" not in document:
         problems.append({"loc": "config", "msg": "field required"})
     sources = document.get("sources", [])

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Self
 
 import pydantic
-import yaml
 from pydantic import alias_generators
+
+from gatetrace.policy import messages as _messages
+from gatetrace.policy import yamlsafe as _yamlsafe
 
 __all__ = [
     "DEFAULT_SENSITIVE_HEADERS",
@@ -54,17 +56,17 @@ def split_host_port(value: str) -> tuple[str, int]:
     """``"0.0.0.0:8080"`` / ``"[::1]:8080"`` / ``"localhost:0"`` -> (host, port)."""
     host, sep, port_text = value.rpartition(":")
     if not sep or not host:
-        raise ValueError(f"expected HOST:PORT, got {value!r}")
+        raise ValueError(f"expected HOST:PORT, got {_messages.echo(value)}")
     if host.startswith("["):
         if not host.endswith("]"):
-            raise ValueError(f"unbalanced brackets in {value!r}")
+            raise ValueError(f"unbalanced brackets in {_messages.echo(value)}")
         host = host[1:-1]
     elif ":" in host:
-        raise ValueError(f"IPv6 addresses need brackets ([::1]:8080), got {value!r}")
+        raise ValueError(f"IPv6 addresses need brackets ([::1]:8080), got {_messages.echo(value)}")
     if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be 0-65535, got {port_text!r}")
+        raise ValueError(f"port must be 0-65535, got {_messages.echo(port_text)}")
     if not host:
-        raise ValueError(f"empty host in {value!r}")
+        raise ValueError(f"empty host in {_messages.echo(value)}")
     return host, int(port_text)
 
 
@@ -75,22 +77,24 @@ def _check_listen(value: str) -> str:
 
 def _check_header(value: str) -> str:
     if not _HEADER_NAME.match(value):
-        raise ValueError(f"not a valid HTTP header name: {value!r}")
+        raise ValueError(f"not a valid HTTP header name: {_messages.echo(value)}")
     return value
 
 
 def _check_upstream(value: str) -> str:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"}:
-        raise ValueError(f"upstream must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(
+            f"upstream must be an http:// or https:// URL, got {_messages.echo(value)}"
+        )
     if not parts.hostname:
-        raise ValueError(f"upstream has no host: {value!r}")
+        raise ValueError(f"upstream has no host: {_messages.echo(value)}")
     try:
         _ = parts.port
     except ValueError as e:
-        raise ValueError(f"upstream has a bad port: {value!r}") from e
+        raise ValueError(f"upstream has a bad port: {_messages.echo(value)}") from e
     if parts.query or parts.fragment:
-        raise ValueError(f"upstream may not have a query or fragment: {value!r}")
+        raise ValueError(f"upstream may not have a query or fragment: {_messages.echo(value)}")
     return value.rstrip("/")
 
 
@@ -149,7 +153,8 @@ class RouteConfig(_Model):
     def _check_prefix(cls, value: str) -> str:
         if not _PREFIX.match(value):
             raise ValueError(
-                f"prefix must be an absolute URL path starting with '/', got {value!r}"
+                "prefix must be an absolute URL path starting with '/', got "
+                + _messages.echo(value)
             )
         return value.rstrip("/") or "/"
 
@@ -157,7 +162,7 @@ class RouteConfig(_Model):
     @classmethod
     def _check_namespace(cls, value: str | None) -> str | None:
         if value is not None and (len(value) > 63 or not _DNS_LABEL.match(value)):
-            raise ValueError(f"not a valid Kubernetes namespace name: {value!r}")
+            raise ValueError(f"not a valid Kubernetes namespace name: {_messages.echo(value)}")
         return value
 
 
@@ -196,12 +201,13 @@ class GatewayConfig(_Model):
         prefixes: dict[str, str] = {}
         for route in self.routes:
             if route.name in names:
-                raise ValueError(f"routes: duplicate route name {route.name!r}")
+                raise ValueError(f"routes: duplicate route name {_messages.echo(route.name)}")
             names.add(route.name)
             if route.prefix in prefixes:
                 raise ValueError(
-                    f"routes: {route.name!r} and {prefixes[route.prefix]!r} have the same "
-                    f"prefix {route.prefix!r}"
+                    f"routes: {_messages.echo(route.name)} and "
+                    f"{_messages.echo(prefixes[route.prefix])} have the same "
+                    f"prefix {_messages.echo(route.prefix)}"
                 )
             prefixes[route.prefix] = route.name
         return self
@@ -239,13 +245,11 @@ def load_config(path: str | pathlib.Path) -> GatewayConfig:
     """Read and validate the gateway config file at ``path``."""
     source = str(path)
     try:
-        text = pathlib.Path(path).read_text(encoding="utf-8")
+        text = pathlib.Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(source, [("", f"cannot read file: {e.strerror or e}")]) from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(source, [("", f"not UTF-8 text: {e}")]) from e
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as e:
+        document = _yamlsafe.load_one(text)
+    except _yamlsafe.YamlError as e:
         raise ConfigError(source, [("", f"not valid YAML: {e}")]) from e
     return parse_config(document, source)

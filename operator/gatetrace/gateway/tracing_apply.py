@@ -27,6 +27,7 @@ import pydantic
 from gatetrace.gateway import state as _state
 from gatetrace.policy import build as _build
 from gatetrace.policy import errors as _errors
+from gatetrace.policy import messages as _messages
 from gatetrace.policy import model as _model
 from gatetrace.runtime import metrics as _metrics
 
@@ -173,7 +174,11 @@ class Applier:
     ) -> Applied:
         if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
             raise InvalidConfigError(
-                [_errors.FieldError("revision", f"must be an integer >= 0, got {revision!r}")]
+                [
+                    _errors.FieldError(
+                        "revision", f"must be an integer >= 0, got {_messages.echo(revision)}"
+                    )
+                ]
             )
         async with self.holder.lock:
             config = validate(document)

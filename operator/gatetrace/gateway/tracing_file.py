@@ -21,9 +21,9 @@ import os
 import pathlib
 from typing import Any, NamedTuple
 
-import yaml
-
 from gatetrace.gateway import tracing_apply
+from gatetrace.policy import messages as _messages
+from gatetrace.policy import yamlsafe as _yamlsafe
 from gatetrace.runtime import metrics as _metrics
 
 __all__ = ["FileState", "TracingFileWatcher", "parse_document"]
@@ -48,14 +48,18 @@ class FileProblemError(ValueError):
         super().__init__(message)
 
 
-def parse_document(text: str) -> tuple[int, Any, list[Any]]:
-    """``(revision, config, sources)`` from the file's text (JSON or YAML)."""
+def parse_document(text: str | bytes) -> tuple[int, Any, list[Any]]:
+    """``(revision, config, sources)`` from the file's text (JSON or YAML).
+
+    YAML goes through the bounded reader (alias bombs, depth); JSON, which has
+    no aliases, is read by :mod:`json`, whose nesting limit is Python's own.
+    """
     try:
         document = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as e:
+            document = _yamlsafe.load_one(text)
+        except _yamlsafe.YamlError as e:
             raise FileProblemError("parse", f"neither JSON nor YAML: {e}") from e
     if not isinstance(document, dict):
         raise FileProblemError(
@@ -63,7 +67,8 @@ def parse_document(text: str) -> tuple[int, Any, list[Any]]:
         )
     revision = document.get("revision")
     if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-        raise FileProblemError("invalid", f"revision: must be an integer >= 0, got {revision!r}")
+        message = f"revision: must be an integer >= 0, got {_messages.echo(revision)}"
+        raise FileProblemError("invalid", message)
     if "config" not in document:
         raise FileProblemError("invalid", "config: field required")
     sources = document.get("sources", [])
@@ -119,11 +124,11 @@ class TracingFileWatcher:
             return None
         self._seen = state
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = self.path.read_bytes()
             revision, config, sources = parse_document(text)
         except FileProblemError as e:
             return self._problem(state, e)
-        except (OSError, UnicodeDecodeError) as e:
+        except OSError as e:
             return self._problem(state, FileProblemError("read", f"cannot read: {e}"))
         try:
             applied = await self.applier.apply(

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pydantic
 
-from gatetrace.policy import reporters, sampling
+from gatetrace.policy import messages, reporters, sampling
 
 
 def _discriminators(union: Any) -> frozenset[str]:
@@ -103,14 +103,14 @@ _SECRET_FIELDS = frozenset({"headers"})
 
 
 def _describe(error: Any) -> str:
-    msg = str(error["msg"]).removeprefix("Value error, ")
+    msg = messages.shorten_quotes(str(error["msg"]).removeprefix("Value error, "))
     value = error.get("input")
     if error["type"] not in {"missing", "extra_forbidden"} and isinstance(
         value, str | int | float | bool
     ):
         if not _SECRET_FIELDS.isdisjoint(error["loc"]):
             return f"{msg} (value redacted)"
-        msg = f"{msg} (got {value!r})"
+        msg = f"{msg} (got {messages.echo(value)})"
     return msg
 
 

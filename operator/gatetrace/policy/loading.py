@@ -11,9 +11,8 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pydantic
-import yaml
 
-from gatetrace.policy import errors, model
+from gatetrace.policy import errors, messages, model, yamlsafe
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -40,7 +39,7 @@ def parse_policy(document: Any) -> model.TracingPolicy:
     kind = document.get("kind")
     if kind != model.KIND:
         raise errors.ValidationFailed(
-            [errors.FieldError("kind", f"expected {model.KIND!r}, got {kind!r}")]
+            [errors.FieldError("kind", f"expected {model.KIND!r}, got {messages.echo(kind)}")]
         )
     try:
         # Documents are wire form: camelCase only, as the API server accepts them.
@@ -49,22 +48,24 @@ def parse_policy(document: Any) -> model.TracingPolicy:
         raise errors.from_pydantic(e) from e
 
 
-def load_text(text: str, path: str = "<string>") -> list[LoadedDocument]:
-    """Every non-empty document of a multi-document YAML text."""
-    try:
-        documents = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
-        error = errors.FieldError("", f"YAML syntax error{where}: {problem}")
-        return [LoadedDocument(path, 0, None, (error,))]
+def load_text(text: str | bytes, path: str = "<string>") -> list[LoadedDocument]:
+    """Every non-empty document of a multi-document YAML text, each validated on its own.
+
+    A document with a YAML problem (syntax, alias bomb, depth) is reported as
+    that document; the others are still validated.
+    """
     loaded = []
-    for i, document in enumerate(documents):
+    for document in yamlsafe.load_documents(text):
+        if document.error is not None:
+            error = errors.FieldError("", document.error)
+            loaded.append(LoadedDocument(path, document.index, None, (error,)))
+            continue
         try:
-            loaded.append(LoadedDocument(path, i, parse_policy(document)))
+            policy = parse_policy(document.value)
         except errors.ValidationFailed as e:
-            loaded.append(LoadedDocument(path, i, None, e.errors))
+            loaded.append(LoadedDocument(path, document.index, None, e.errors))
+            continue
+        loaded.append(LoadedDocument(path, document.index, policy))
     return loaded
 
 
@@ -83,7 +84,7 @@ def load_paths(paths: Iterable[str | pathlib.Path]) -> list[LoadedDocument]:
     loaded: list[LoadedDocument] = []
     for path in _files(paths):
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes()
         except OSError as e:
             error = errors.FieldError("", f"cannot read: {e.strerror or e}")
             loaded.append(LoadedDocument(str(path), 0, None, (error,)))

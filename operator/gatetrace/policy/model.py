@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal, Self
 
 import pydantic
 
+from gatetrace.policy import messages as _messages
 from gatetrace.policy import reporters as reporters_mod
 from gatetrace.policy import sampling as sampling_mod
 from gatetrace.policy import status as status_mod
@@ -36,7 +37,7 @@ def _unique(values: list[Any], what: str) -> None:
     seen: set[Any] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} lists {value!r} twice")
+            raise ValueError(f"{what} lists {_messages.echo(value)} twice")
         seen.add(value)
 
 

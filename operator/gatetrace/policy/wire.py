@@ -13,6 +13,8 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import alias_generators
 
+from gatetrace.policy import messages as _messages
+
 _HTTP_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -38,13 +40,15 @@ def _check_http_url(value: object) -> object:
         return value  # the type check reports it
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"}:
-        raise ValueError(f"endpoint must be an http:// or https:// URL, got {value!r}")
+        raise ValueError(
+            f"endpoint must be an http:// or https:// URL, got {_messages.echo(value)}"
+        )
     if not parts.hostname:
-        raise ValueError(f"endpoint has no host: {value!r}")
+        raise ValueError(f"endpoint has no host: {_messages.echo(value)}")
     try:
         _ = parts.port
     except ValueError as e:
-        raise ValueError(f"endpoint has a bad port: {value!r}") from e
+        raise ValueError(f"endpoint has a bad port: {_messages.echo(value)}") from e
     return value
 
 
@@ -52,7 +56,7 @@ def _check_http_token(value: object) -> object:
     if not isinstance(value, str):
         return value
     if not _HTTP_TOKEN.match(value):
-        raise ValueError(f"not a valid HTTP header name: {value!r}")
+        raise ValueError(f"not a valid HTTP header name: {_messages.echo(value)}")
     return value.lower()
 
 
@@ -60,7 +64,7 @@ def _check_dns_label(value: object) -> object:
     if not isinstance(value, str):
         return value
     if not _DNS_LABEL.match(value):
-        raise ValueError(f"not a valid Kubernetes name (RFC 1123 label): {value!r}")
+        raise ValueError(f"not a valid Kubernetes name (RFC 1123 label): {_messages.echo(value)}")
     return value
 
 
