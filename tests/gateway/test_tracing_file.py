@@ -136,7 +136,7 @@ async def test_huge_value_is_not_repeated_in_the_log(
     tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     cm = ConfigMapDir(tmp_path)
-    watcher, holder = _make(cm.path)
+    watcher, _holder = _make(cm.path)
     cm.write_doc(1, {"sampling": {"sampler": {"type": "x" * 1_000_000}}})
     assert await watcher.check() == "invalid"
     [record] = [r for r in caplog.records if "rejected" in r.getMessage()]

@@ -114,7 +114,8 @@ def test_load_one_refuses_several_documents() -> None:
 
 def test_messages_never_repeat_a_huge_value() -> None:
     text = POLICY % "big" + "  tags: {a: " + "x" * 10_000_000 + "}\n"
-    text = text.replace("spec: {}\n", "spec:\n  sampling: {sampler: {type: " + "y" * 100_000 + "}}\n")
+    sampler = "spec:\n  sampling: {sampler: {type: " + "y" * 100_000 + "}}\n"
+    text = text.replace("spec: {}\n", sampler)
     [loaded] = loading.load_text(text, "big.yaml")
     assert loaded.policy is None
     assert all(len(p.msg) < 400 for p in loaded.problems), [len(p.msg) for p in loaded.problems]
