@@ -45,7 +45,7 @@ def echo(value: object, limit: int = ECHO_LIMIT) -> str:
     return f"a {type(value).__name__}"
 
 
-_LONG_QUOTE = re.compile(r"'([^']{%d})[^']+'" % ECHO_LIMIT)
+_LONG_QUOTE = re.compile("'([^']{" + str(ECHO_LIMIT) + "})[^']+'")
 
 
 def shorten_quotes(message: str) -> str:
