@@ -57,6 +57,8 @@ def policy_status(
     events: list[Event] = []
     if not record.valid:
         detail = "; ".join(f"{loc}: {msg}" for loc, msg in record.errors[:10])
+        if record.stale:
+            return _stale_status(record, detail, plans, pod_states, previous, now)
         conditions = [_condition("Accepted", False, "Invalid", detail, generation)]
         status: dict[str, Any] = {
             "observedGeneration": generation,
@@ -152,6 +154,42 @@ def policy_status(
         "clamps": clamps,
     }
     return _finish(status, conditions, previous, now, events, clamps=clamps)
+
+
+def _stale_status(
+    record: "_core.PolicyRecord",
+    detail: str,
+    plans: Mapping[str, _plan.PodPlan],
+    pod_states: Mapping[str, "_core.PodState"],
+    previous: Mapping[str, Any],
+    now: float,
+) -> tuple[dict[str, Any], list[Event]]:
+    """An invalid generation whose last valid one stays in force: the pods' status is the
+    in-force generation's, Accepted says why this one was refused, Degraded that it is stale."""
+    in_force = record.in_force()
+    assert in_force is not None
+    status, events = policy_status(in_force, plans, pod_states, previous={}, now=now)
+    generation = record.generation
+    stale = (
+        f"generation {generation} is invalid; generation {in_force.generation} "
+        "(the last valid one) stays in force"
+    )
+    conditions = [
+        _condition("Accepted", False, "Invalid", detail, generation),
+        *(
+            {**c, "observedGeneration": generation}
+            for c in status["conditions"]
+            if c["type"] not in {"Accepted", "Degraded"}
+        ),
+        _condition("Degraded", True, "StaleGeneration", stale, generation),
+    ]
+    for condition in conditions:
+        condition.pop("lastTransitionTime", None)
+    status = {k: v for k, v in status.items() if k != "conditions"}
+    status["observedGeneration"] = generation
+    status["lastValidGeneration"] = in_force.generation
+    events = [("Warning", "Invalid", f"{detail} ({stale})")]
+    return _finish(status, conditions, previous, now, [])[0], events
 
 
 def _finish(

@@ -15,6 +15,7 @@ pushes a stale revision over a newer one.
 """
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
@@ -80,10 +81,39 @@ class PolicyRecord:
     """Validation errors (field path, message); such a policy is left out of every plan."""
     status: Mapping[str, Any] = field(default_factory=dict)
     """The status the object carries now (so unchanged status is not rewritten)."""
+    last_valid: Mapping[str, Any] | None = None
+    """For an invalid generation: the body of the last valid one, which stays in force."""
+    last_valid_generation: int = 0
 
     @property
     def valid(self) -> bool:
         return not self.errors
+
+    @property
+    def stale(self) -> bool:
+        """Invalid now, with an earlier valid generation still in force."""
+        return not self.valid and self.last_valid is not None
+
+    def in_force(self) -> "PolicyRecord | None":
+        """The record the planner uses: this one if valid, else its last valid generation
+        (None: a policy that was never valid contributes nothing)."""
+        if self.valid:
+            return self
+        if self.last_valid is None:
+            return None
+        return PolicyRecord(self.ref, self.last_valid_generation, self.created, self.last_valid)
+
+    def keeping(self, held: "PolicyRecord | None") -> "PolicyRecord":
+        """This record, carrying ``held``'s generation in force if this one is invalid
+        (same object: a policy deleted and re-created starts afresh)."""
+        if self.valid or self.last_valid is not None or held is None or held.uid != self.uid:
+            return self
+        source = held.in_force()
+        if source is None:
+            return self
+        return dataclasses.replace(
+            self, last_valid=source.body, last_valid_generation=source.generation
+        )
 
     @property
     def uid(self) -> str:
@@ -120,12 +150,15 @@ class Reconciler:
         *,
         metrics: _metrics.OperatorMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        hold_back_invalid: bool = False,
     ) -> None:
         self.sink = sink
         self.pusher = pusher
         self.planner = planner
         self.metrics = metrics or _metrics.OperatorMetrics()
         self.clock = clock
+        self.hold_back_invalid = hold_back_invalid
+        """Do not push pods an invalid policy without a last valid generation may apply to."""
         self.policies: dict[_plan.PolicyRef, PolicyRecord] = {}
         self.pods: dict[str, _pods.GatewayPod] = {}
         self.pod_states: dict[str, PodState] = {}
@@ -147,7 +180,7 @@ class Reconciler:
         held = self.policies.get(record.ref)
         if held is not None and held.uid == record.uid and held.generation > record.generation:
             return False
-        self.policies[record.ref] = record
+        self.policies[record.ref] = record.keeping(held)
         self._wake.set()
         return True
 
@@ -246,11 +279,33 @@ class Reconciler:
             if not any(task.result() for task in tasks):
                 return
 
+    def _hold_back(self, plans: dict[str, _plan.PodPlan]) -> dict[str, _plan.PodPlan]:
+        """Without a last valid generation to fall back on (standalone mode without a
+        status folder), pods an invalid policy may apply to are not pushed at all."""
+        if not self.hold_back_invalid:
+            return plans
+        blocking = [r for r in self.policies.values() if not r.valid and r.last_valid is None]
+        if not blocking:
+            return plans
+        held: dict[str, _plan.PodPlan] = {}
+        for key, plan in plans.items():
+            refs = tuple(r.ref for r in blocking if _may_apply(r, plan.pod))
+            if not refs:
+                held[key] = plan
+                continue
+            names = ", ".join(ref.key for ref in refs)
+            error = (
+                f"not pushed: {names} is invalid and no earlier valid generation is known "
+                "(keep one with --status-dir)"
+            )
+            held[key] = _plan.PodPlan(plan.pod, {}, "", sources=refs, error=error)
+        return held
+
     async def _converge_once(self) -> list[asyncio.Task[bool]]:
-        valid = [p for p in self.policies.values() if p.valid]
+        in_force = [r for r in (p.in_force() for p in self.policies.values()) if r is not None]
         pods = sorted(self.pods.values(), key=lambda p: p.key)
         # gateway-wide traces/s budgets split among each gateway's pods (rateScope)
-        self.plans = plans = _shares.share_rates(self.planner(valid, pods))
+        self.plans = plans = _shares.share_rates(self._hold_back(self.planner(in_force, pods)))
         by_gateway: dict[GatewayKey, list[_plan.PodPlan]] = {}
         for plan in plans.values():
             if plan.error:
@@ -422,6 +477,7 @@ class Reconciler:
 
     async def _publish_statuses(self) -> None:
         now = self.clock()
+        self.metrics.stale_policies.set(sum(r.stale for r in self.policies.values()))
         for ref, record in sorted(self.policies.items()):
             if self.policies.get(ref) is not record:
                 continue  # deleted or replaced while an earlier status was written
@@ -453,6 +509,23 @@ class Reconciler:
         counts = Counter(s.state for k, s in self.pod_states.items() if k in self.pods)
         for state in ("Applied", "Pending", "Failed"):
             self.metrics.pods.set(counts.get(state, 0), (state,))
+
+
+def _may_apply(record: PolicyRecord, pod: _pods.GatewayPod) -> bool:
+    """Whether a policy could take part in ``pod``'s config, judged from what can be read
+    of an invalid body: a readable ``matchLabels`` selector limits it to the pods it
+    matches in its namespace; anything else (no selector: a cluster or namespace default,
+    or an override for traffic routed into its namespace) may reach any pod."""
+    spec = record.body.get("spec")
+    selector = spec.get("selector") if isinstance(spec, Mapping) else None
+    if not isinstance(selector, Mapping) or set(selector) != {"matchLabels"}:
+        return True
+    labels = selector["matchLabels"]
+    if not isinstance(labels, Mapping):
+        return True
+    if pod.namespace != record.ref.namespace:
+        return False
+    return all(pod.labels.get(str(k)) == v for k, v in labels.items())
 
 
 def _representative(plans: Sequence[_plan.PodPlan]) -> _plan.PodPlan:

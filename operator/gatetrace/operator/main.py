@@ -7,7 +7,7 @@ import logging
 import pathlib
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiohttp.web
@@ -131,8 +131,14 @@ async def run_standalone(
 ) -> int:
     """Standalone mode. With ``once``: one converge, a JSON summary on stdout,
     exit code 0 only when every gateway applied its config."""
+    for made in (config_dir, status_dir):
+        if made is not None:
+            made.mkdir(parents=True, exist_ok=True)
     folder = _standalone.PolicyFolder(policy_dir, default_namespace=namespace)
     sink = _standalone.FileSink(config_dir=config_dir, status_dir=status_dir)
+    # the last valid content of each policy outlives this process only in the status folder;
+    # without one, pods an invalid policy may reach are not pushed at all
+    store = _standalone.LastValidStore(status_dir)
     client = _delivery.AdminClient(lambda: token)
     pusher = _delivery.Pusher(
         client,
@@ -141,17 +147,21 @@ async def run_standalone(
     )
     metrics = _metrics.OperatorMetrics()
     reconciler = _core.Reconciler(
-        sink, pusher, _planner.IndexPlanner(settings.root_namespace), metrics=metrics
+        sink,
+        pusher,
+        _planner.IndexPlanner(settings.root_namespace),
+        metrics=metrics,
+        hold_back_invalid=status_dir is None,
     )
     try:
         if once:
             for gateway in gateways:
                 reconciler.upsert_pod(gateway.pod())
-            _standalone.sync_folder(reconciler, folder)
+            _standalone.sync_folder(reconciler, folder, store=store)
             await reconciler.converge()
             summary = summarize(reconciler)
             sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            return 0 if all(p["state"] == "Applied" for p in summary["pods"]) else 1
+            return _once_verdict(summary)
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -166,10 +176,29 @@ async def run_standalone(
                 poll_interval=poll_interval,
                 drift_interval=settings.drift_interval,
                 retry_interval=settings.retry_interval,
+                store=store,
             )
         return 0
     finally:
         await client.close()
+
+
+def _once_verdict(summary: Mapping[str, Any]) -> int:
+    """0 only when every policy is valid and every pod applied; otherwise 1, and stderr
+    says which."""
+    problems = [
+        f"policy {name} is invalid: {'; '.join(policy['errors'][:3])}"
+        for name, policy in summary["policies"].items()
+        if not policy["valid"]
+    ]
+    problems += [
+        f"pod {pod['pod']} is {pod['state']}: {pod['message']}"
+        for pod in summary["pods"]
+        if pod["state"] != "Applied"
+    ]
+    for problem in problems:
+        sys.stderr.write(problem + "\n")
+    return 1 if problems else 0
 
 
 def summarize(reconciler: _core.Reconciler) -> dict[str, Any]:
@@ -194,6 +223,7 @@ def summarize(reconciler: _core.Reconciler) -> dict[str, Any]:
         status = reconciler.last_status(ref) or {}
         policies[ref.key] = {
             "valid": record.valid,
+            "stale": record.stale,
             "errors": [f"{loc}: {msg}" for loc, msg in record.errors],
             "conditions": {
                 c["type"]: f"{c['status']} ({c['reason']}) {c.get('message', '')}".strip()

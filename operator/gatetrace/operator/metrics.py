@@ -22,3 +22,8 @@ class OperatorMetrics:
         self.drift = r.counter(
             "gatetrace_operator_drift_detected", "Pods found running another revision", []
         )
+        self.stale_policies = r.gauge(
+            "gatetrace_operator_policies_stale",
+            "Policies whose newest generation is invalid, running their last valid one",
+            [],
+        )

@@ -16,7 +16,8 @@ __all__ = ["record_from_object"]
 
 def record_from_object(obj: Mapping[str, Any]) -> _core.PolicyRecord:
     """Validate a TracingPolicy object; an invalid one keeps its field-path errors."""
-    meta = obj.get("metadata") or {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
     ref = _plan.PolicyRef(str(meta.get("namespace") or "default"), str(meta.get("name") or ""))
     errors: tuple[tuple[str, str], ...] = ()
     body = {k: v for k, v in obj.items() if k != "status"}

@@ -88,6 +88,8 @@ class TracingPolicyStatus(_StatusModel):
 
     observed_generation: Annotated[int, pydantic.Field(ge=0)] | None = None
     """The generation of the spec the status describes."""
+    last_valid_generation: Annotated[int, pydantic.Field(ge=0)] | None = None
+    """Set while the spec is invalid: the generation still in force (last known good)."""
     conditions: list[Condition] = pydantic.Field(default_factory=list)
     """Accepted, Applied, Conflicted, Degraded."""
     target_pods: Annotated[int, pydantic.Field(ge=0)] = 0
