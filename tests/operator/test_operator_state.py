@@ -48,19 +48,27 @@ class SecretsApi:
 
     async def secret(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        if name != SECRET:
+        if name not in SECRETS:
             return web.json_response({"kind": "Status", "code": 404}, status=404)
         self.asked.set()
         await self.release.wait()
-        token = base64.b64encode(b"Bearer t0ken").decode()
+        labels, data = SECRETS[name]
+        meta = {"name": name, "namespace": request.match_info["namespace"], "labels": labels}
+        encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
         return web.json_response(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": request.match_info["namespace"]},
-                "data": {"authorization": token},
-            }
+            {"apiVersion": "v1", "kind": "Secret", "metadata": meta, "data": encoded}
         )
+
+
+OPTED_IN = {"gatetrace.dev/reporter-credentials": "true"}
+SECRETS: dict[str, tuple[dict[str, str], dict[str, bytes]]] = {
+    SECRET: (OPTED_IN, {"authorization": b"Bearer t0ken"}),
+    # made with --from-file: the value ends in a newline
+    "from-file": (OPTED_IN, {"Authorization": b"Bearer f1le\n"}),
+    "db-password": ({}, {"password": b"hunter2"}),  # never opted in
+    "half-labelled": ({"gatetrace.dev/reporter-credentials": "yes"}, {"x-key": b"k"}),
+    "crlf": (OPTED_IN, {"x-key": b"a\r\nX-Injected: 1"}),
+}
 
 
 @pytest.fixture
@@ -74,7 +82,7 @@ async def api() -> AsyncIterator[tuple[SecretsApi, k8s.ApiClient]]:
         yield fake, client
 
 
-def _policy() -> dict[str, Any]:
+def _policy(secret: str = SECRET) -> dict[str, Any]:
     return {
         "apiVersion": "gatetrace.dev/v1alpha1",
         "kind": "TracingPolicy",
@@ -84,7 +92,7 @@ def _policy() -> dict[str, Any]:
                 {
                     "type": "otlpHttp",
                     "endpoint": "http://otel.observability:4318/v1/traces",
-                    "headersFrom": {"secretName": SECRET},
+                    "headersFrom": {"secretName": secret},
                 }
             ]
         },
@@ -183,3 +191,38 @@ async def test_a_policy_created_again_during_the_listing_is_kept(
     await asyncio.wait_for(pruning, 10)
     assert state.reconciler.policies[plan.PolicyRef("shop", "team")].uid == "u2"
     assert plan.PolicyRef("shop", "team") in state.bodies
+
+
+async def test_only_secrets_labelled_as_reporter_credentials_are_used(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    _, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(), client)
+    for name in ("db-password", "half-labelled"):
+        ref = await state.ingest_policy(_policy(name))
+        record = state.reconciler.policies[ref]
+        assert record.in_force() is None  # invalid, never valid: contributes nothing
+        (message,) = [m for where, m in record.errors if "headersFrom" in where]
+        assert f"Secret shop/{name} has not opted in" in message
+        assert 'gatetrace.dev/reporter-credentials="true"' in message
+        assert "hunter2" not in str(record.errors)
+        state.forget_policy(ref)
+
+
+async def test_secret_values_are_stripped_and_validated_as_header_values(
+    api: tuple[SecretsApi, k8s.ApiClient],
+) -> None:
+    _, client = api
+    state = handlers.OperatorState(settings.OperatorSettings(), client)
+    ref = await state.ingest_policy(_policy("from-file"))
+    record = state.reconciler.policies[ref]
+    assert not record.errors
+    reporter = record.body["spec"]["reporters"][0]
+    assert reporter["headers"] == {"authorization": "Bearer f1le"}
+
+    ref = await state.ingest_policy(_policy("crlf"))
+    record = state.reconciler.policies[ref]
+    (where, message), *_ = record.errors
+    assert where == "spec.reporters[0].headers.x-key"
+    assert "CR, LF" in message
+    assert "Injected" not in str(record.errors)

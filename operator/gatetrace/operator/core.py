@@ -32,12 +32,17 @@ from gatetrace.operator import plan as _plan
 from gatetrace.operator import pods as _pods
 from gatetrace.operator import shares as _shares
 
-__all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink"]
+__all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink", "SinkRefusedError"]
 
 log = logging.getLogger("gatetrace.operator")
 
 GatewayKey = tuple[str, str]
 """(namespace, gateway name)."""
+
+
+class SinkRefusedError(Exception):
+    """The sink will not store a gateway's config (e.g. its ConfigMap belongs to someone
+    else); the message says why. That gateway's pods are not pushed."""
 
 
 class Sink(Protocol):
@@ -316,13 +321,21 @@ class Reconciler:
         for gateway, gateway_plans in sorted(by_gateway.items()):
             revision = await self._revision_for(gateway, gateway_plans)
             representative = _representative(gateway_plans)
-            await self.sink.store_config(
-                gateway,
-                revision,
-                representative.version,
-                representative.config,
-                combined=self._revisions[gateway][1],
-            )
+            try:
+                await self.sink.store_config(
+                    gateway,
+                    revision,
+                    representative.version,
+                    representative.config,
+                    combined=self._revisions[gateway][1],
+                )
+            except SinkRefusedError as e:
+                log.warning("gateway %s/%s not pushed: %s", *gateway, e)
+                for plan in gateway_plans:
+                    refused = _plan.PodPlan(plan.pod, {}, "", sources=plan.sources, error=str(e))
+                    self.plans[plan.pod.key] = refused
+                    self._push_needed(refused, 0)
+                continue
             for plan in gateway_plans:
                 for request in self._push_needed(plan, revision):
                     task = self._launch(request)

@@ -19,6 +19,8 @@ from kubernetes.client import exceptions as k8s_exceptions
 from gatetrace.operator import core as _core
 from gatetrace.operator import plan as _plan
 from gatetrace.operator import pods as _pods
+from gatetrace.policy import messages as _messages
+from gatetrace.policy import secretrefs as _secretrefs
 
 __all__ = [
     "GROUP",
@@ -37,6 +39,10 @@ CONFIG_KEY = "tracing.json"
 REVISION_ANNOTATION = "gatetrace.dev/revision"
 COMBINED_ANNOTATION = "gatetrace.dev/combined"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gatetrace-operator"}
+CREDENTIALS_LABEL = "gatetrace.dev/reporter-credentials"
+"""Only Secrets labelled ``gatetrace.dev/reporter-credentials: "true"`` are read for
+``headersFrom``: a policy author may not send any other Secret of the namespace to
+an endpoint of their choice (the operator reads Secrets on their behalf)."""
 
 
 def configmap_payload(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -47,6 +53,12 @@ def configmap_payload(config: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(reporter, dict) and reporter.get("headersFrom"):
             reporter["headers"] = {}
     return stored
+
+
+def owned(labels: Mapping[str, str], gateway: str) -> bool:
+    """Whether a ConfigMap with these labels is the operator's own for ``gateway``."""
+    wanted = {**MANAGED_BY, _pods.GATEWAY_LABEL: gateway}
+    return all(labels.get(key) == value for key, value in wanted.items())
 
 
 class KubeSink:
@@ -108,11 +120,27 @@ class KubeSink:
         }
         cm_name = _pods.configmap_name(name)
         try:
-            await asyncio.to_thread(self.core.patch_namespaced_config_map, cm_name, namespace, body)
+            current = await asyncio.to_thread(
+                self.core.read_namespaced_config_map, cm_name, namespace
+            )
         except k8s_exceptions.ApiException as e:
             if e.status != 404:
                 raise
             await asyncio.to_thread(self.core.create_namespaced_config_map, namespace, body)
+        else:
+            meta = current.metadata
+            labels = (meta.labels if meta else None) or {}
+            if not owned(labels, name):
+                wanted = {**MANAGED_BY, _pods.GATEWAY_LABEL: name}
+                raise _core.SinkRefusedError(
+                    f"ConfigMap {namespace}/{cm_name} exists and was not created by the "
+                    f"gatetrace operator (labels {', '.join(f'{k}={v}' for k, v in wanted.items())}"
+                    " missing): refusing to overwrite it; delete or rename it"
+                )
+            # the resourceVersion makes the patch conditional: a ConfigMap replaced
+            # between the read and the patch gets a 409 instead of our data
+            body["metadata"]["resourceVersion"] = meta.resource_version if meta else None
+            await asyncio.to_thread(self.core.patch_namespaced_config_map, cm_name, namespace, body)
         self._written[gateway] = payload
 
     async def publish_status(self, ref: _plan.PolicyRef, status: Mapping[str, Any]) -> None:
@@ -182,13 +210,35 @@ async def resolve_secrets(
         except k8s_exceptions.ApiException as e:
             errors.append((where, f"Secret {namespace}/{secret_name}: {e.reason} ({e.status})"))
             continue
-        headers = dict(reporter.get("headers") or {})
+        labels = (secret.metadata.labels if secret.metadata else None) or {}
+        if labels.get(CREDENTIALS_LABEL) != "true":
+            errors.append(
+                (
+                    where,
+                    f"Secret {namespace}/{secret_name} has not opted in as reporter "
+                    f'credentials: label it {CREDENTIALS_LABEL}="true" (kubectl label secret '
+                    f"-n {namespace} {secret_name} {CREDENTIALS_LABEL}=true)",
+                )
+            )
+            continue
+        decoded: dict[str, str] = {}
         for key, value in (secret.data or {}).items():
             try:
-                headers[key.lower()] = base64.b64decode(value).decode("utf-8")
+                decoded[key] = base64.b64decode(value).decode("utf-8")
             except (ValueError, UnicodeDecodeError):
-                errors.append((where, f"Secret key {key!r} is not UTF-8 text"))
-        reporter["headers"] = headers
+                errors.append(
+                    (
+                        where,
+                        f"Secret {namespace}/{secret_name} key {_messages.echo(key)} "
+                        "is not UTF-8 text",
+                    )
+                )
+        # the policy's own headers win over the Secret's entries of the same name; the
+        # model then validates every name and value (values never echoed)
+        reporter["headers"] = {
+            **_secretrefs.header_entries(decoded),
+            **dict(reporter.get("headers") or {}),
+        }
     return body, names, errors
 
 

@@ -58,7 +58,7 @@ class OtlpHttpReporter(wire.WireModel):
     """Reporter type: otlpHttp."""
     endpoint: wire.HttpUrl
     """jaegerCollector, zipkin, otlpHttp: full http(s) URL spans are POSTed to."""
-    headers: Annotated[dict[wire.HeaderName, wire.LongText], pydantic.Field(max_length=32)] = (
+    headers: Annotated[dict[wire.HeaderName, wire.HeaderValue], pydantic.Field(max_length=32)] = (
         pydantic.Field(default_factory=dict)
     )
     """otlpHttp: extra request headers; values are redacted in every human rendering."""

@@ -27,6 +27,13 @@ def secret_names(config: model.TracingConfig) -> list[str]:
     ]
 
 
+def header_entries(data: Mapping[str, str]) -> dict[str, str]:
+    """A Secret's entries as reporter headers: names lower-cased, values stripped of
+    surrounding whitespace (a Secret made from a file usually ends in a newline).
+    Whatever is still not a valid header name or value is left for the model to reject."""
+    return {str(key).lower(): str(value).strip() for key, value in data.items()}
+
+
 def resolve_secrets(
     result: effective.EffectiveConfig, lookup: SecretLookup
 ) -> effective.EffectiveConfig:
@@ -40,7 +47,7 @@ def resolve_secrets(
         if not isinstance(reporter, reporters.OtlpHttpReporter) or reporter.headers_from is None:
             continue
         data = lookup(namespace, reporter.headers_from.secret_name)
-        wire["reporters"][i]["headers"] = {**dict(data), **reporter.headers}
+        wire["reporters"][i]["headers"] = {**header_entries(data), **reporter.headers}
     try:
         config = model.TracingConfig.model_validate(wire)
     except pydantic.ValidationError as e:

@@ -68,6 +68,15 @@ def _check_dns_label(value: object) -> object:
     return value
 
 
+def cel(*rules: tuple[str, str]) -> dict[str, Any]:
+    """``json_schema_extra`` carrying CEL rules (rule, message) into the CRD.
+
+    Each rule mirrors a pydantic validator of the same model, so the API
+    server rejects what ``gatetrace policy validate`` rejects.
+    """
+    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+
 Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
 """A probability in [0, 1]."""
 
@@ -99,16 +108,42 @@ ShortText = Annotated[str, pydantic.Field(min_length=1, max_length=256)]
 """A non-empty string of at most 256 characters (keys, tag names, hosts)."""
 
 LongText = Annotated[str, pydantic.Field(max_length=4096)]
-"""A string of at most 4096 characters (tag and header values)."""
+"""A string of at most 4096 characters (tag values)."""
+
+_HEADER_VALUE = re.compile(r"[^\x00-\x20\x7f]([^\x00-\x08\x0a-\x1f\x7f]*[^\x00-\x20\x7f])?")
+"""RFC 9110 §5.5 field-value: no control character but HTAB inside (so no CR/LF, which
+would split the header), no leading or trailing whitespace."""
+
+_HEADER_VALUE_MESSAGE = (
+    "not a valid HTTP header value: it must not contain CR, LF or other control "
+    "characters, nor begin or end with whitespace"
+)
 
 
-def cel(*rules: tuple[str, str]) -> dict[str, Any]:
-    """``json_schema_extra`` carrying CEL rules (rule, message) into the CRD.
+def _check_header_value(value: object) -> object:
+    if isinstance(value, str) and value and not _HEADER_VALUE.fullmatch(value):
+        raise ValueError(_HEADER_VALUE_MESSAGE)  # never echoed: values may be credentials
+    return value
 
-    Each rule mirrors a pydantic validator of the same model, so the API
-    server rejects what ``gatetrace policy validate`` rejects.
-    """
-    return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
+
+HeaderValue = Annotated[
+    str,
+    pydantic.Field(
+        max_length=4096,
+        # the same rule for the API server (RE2 and CEL's regex agree on these; an
+        # anchored JSON-schema pattern would not: '$' matches before a final newline
+        # in some engines)
+        json_schema_extra=cel(
+            (
+                r"!self.matches('[\\x00-\\x08\\x0a-\\x1f\\x7f]') "
+                r"&& !self.matches('^[ \\t]|[ \\t]$')",
+                _HEADER_VALUE_MESSAGE,
+            )
+        ),
+    ),
+    pydantic.AfterValidator(_check_header_value),
+]
+"""An HTTP header value (at most 4096 characters); the CRD checks the same rule in CEL."""
 
 
 LIST_SET: dict[str, Any] = {"x-kubernetes-list-type": "set"}
