@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from gatetrace.operator import core, delivery, plan, planner, standalone
+from gatetrace.operator import core, delivery, plan, planner, records, standalone
 from tests.operator import gateways as gw
 
 DEFAULT = """\
@@ -202,3 +202,57 @@ async def test_separate_once_runs_keep_the_last_valid_content_in_the_status_dir(
         assert after is not None and after.config == before.config
         summary = json.loads(second.stdout)
         assert summary["policies"]["gatetrace-system/cluster-default"]["stale"] is True
+
+
+async def test_an_operator_restarted_under_an_invalid_policy_holds_its_pods_back() -> None:
+    """Kubernetes mode after a restart: the invalid generation's status remembers that an
+    earlier one was valid, whose body this instance never saw. The pods it may reach keep
+    what they run (not pushed); a policy never valid still contributes nothing."""
+    async with gw.gateways(2) as (shop_gw, other_gw):
+        reconciler, sink = _reconciler()
+        reconciler.upsert_pod(
+            standalone.GatewaySpec("shop-gw", shop_gw.url, "shop", {"app": "gw"}).pod()
+        )
+        reconciler.upsert_pod(standalone.GatewaySpec("other-gw", other_gw.url, "other").pod())
+        await gw.put_by_hand(shop_gw.url, 7, {"tags": {"team": "before-restart"}})
+        was_valid = {
+            "observedGeneration": 3,
+            "conditions": [{"type": "Accepted", "status": "True", "reason": "Valid"}],
+        }
+        body = {
+            "apiVersion": "gatetrace.dev/v1alpha1",
+            "kind": "TracingPolicy",
+            "metadata": {"name": "team", "namespace": "shop", "generation": 4, "uid": "u"},
+            "spec": {"selector": {"matchLabels": {"app": "gw"}}, "tags": {"team": 7}},
+            "status": was_valid,
+        }
+        reconciler.upsert_policy(records.record_from_object(body))
+        await reconciler.converge()
+
+        current = shop_gw.holder.current
+        assert current is not None and current.revision == 7  # not pushed over
+        assert other_gw.holder.current is not None  # out of the selector's reach
+        assert reconciler.pod_states["shop/shop-gw"].state == "Failed"
+        assert "it restarted" in reconciler.pod_states["shop/shop-gw"].message
+        status = sink.statuses["shop/team"]
+        assert status["lastValidGeneration"] == 3
+        conditions = {c["type"]: c for c in status["conditions"]}
+        assert conditions["Accepted"]["status"] == "False"
+        assert conditions["Degraded"]["reason"] == "StaleGeneration"
+        assert reconciler.metrics.stale_policies.value() == 1
+
+        # its own status (as just published) keeps remembering on the next restart
+        body["status"] = status
+        restarted, _ = _reconciler()
+        restarted.upsert_policy(records.record_from_object(body))
+        assert restarted.policies[plan.PolicyRef("shop", "team")].remembered_valid_generation == 3
+
+        # never valid: nothing remembered, contributes nothing, does not hold back
+        del body["status"]
+        fresh, _ = _reconciler()
+        fresh.upsert_pod(
+            standalone.GatewaySpec("shop-gw", shop_gw.url, "shop", {"app": "gw"}).pod()
+        )
+        fresh.upsert_policy(records.record_from_object(body))
+        await fresh.converge()
+        assert fresh.pod_states["shop/shop-gw"].state == "Applied"

@@ -67,6 +67,15 @@ def policy_status(
             "pods": [],
             "clamps": [],
         }
+        remembered = record.remembered_valid_generation
+        if remembered is not None:
+            stale = (
+                f"generation {generation} is invalid; generation {remembered} (the last "
+                "valid one) stays on the gateway pods, which are not pushed until it is fixed"
+            )
+            conditions.append(_condition("Degraded", True, "StaleGeneration", stale, generation))
+            status["lastValidGeneration"] = remembered
+            detail = f"{detail} ({stale})"
         events.append(("Warning", "Invalid", detail))
         return _finish(status, conditions, previous, now, events)
 

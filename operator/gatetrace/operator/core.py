@@ -99,6 +99,27 @@ class PolicyRecord:
         """Invalid now, with an earlier valid generation still in force."""
         return not self.valid and self.last_valid is not None
 
+    @property
+    def remembered_valid_generation(self) -> int | None:
+        """For an invalid record whose last valid body is not held here (the operator
+        restarted): the last valid generation its status remembers, if any."""
+        if self.valid or self.last_valid is not None:
+            return None
+        remembered = self.status.get("lastValidGeneration")
+        if isinstance(remembered, int) and not isinstance(remembered, bool):
+            return remembered
+        observed = self.status.get("observedGeneration")
+        conditions = self.status.get("conditions")
+        if not isinstance(observed, int) or not isinstance(conditions, list):
+            return None
+        accepted = any(
+            isinstance(c, Mapping)
+            and c.get("type") == "Accepted"
+            and c.get("status") == "True"
+            for c in conditions
+        )
+        return observed if accepted else None
+
     def in_force(self) -> "PolicyRecord | None":
         """The record the planner uses: this one if valid, else its last valid generation
         (None: a policy that was never valid contributes nothing)."""
@@ -286,10 +307,15 @@ class Reconciler:
 
     def _hold_back(self, plans: dict[str, _plan.PodPlan]) -> dict[str, _plan.PodPlan]:
         """Without a last valid generation to fall back on (standalone mode without a
-        status folder), pods an invalid policy may apply to are not pushed at all."""
-        if not self.hold_back_invalid:
-            return plans
-        blocking = [r for r in self.policies.values() if not r.valid and r.last_valid is None]
+        status folder; or a policy whose status says it had one, which this operator
+        instance never saw), pods an invalid policy may apply to are not pushed at all."""
+        blocking = [
+            r
+            for r in self.policies.values()
+            if not r.valid
+            and r.last_valid is None
+            and (self.hold_back_invalid or r.remembered_valid_generation is not None)
+        ]
         if not blocking:
             return plans
         held: dict[str, _plan.PodPlan] = {}
@@ -299,10 +325,17 @@ class Reconciler:
                 held[key] = plan
                 continue
             names = ", ".join(ref.key for ref in refs)
-            error = (
-                f"not pushed: {names} is invalid and no earlier valid generation is known "
-                "(keep one with --status-dir)"
-            )
+            if self.hold_back_invalid:
+                error = (
+                    f"not pushed: {names} is invalid and no earlier valid generation is "
+                    "known (keep one with --status-dir)"
+                )
+            else:
+                error = (
+                    f"not pushed: {names} is invalid and its last valid generation is not "
+                    "held by this operator instance (it restarted): the pod keeps running "
+                    "it until the policy is fixed"
+                )
             held[key] = _plan.PodPlan(plan.pod, {}, "", sources=refs, error=error)
         return held
 
@@ -490,7 +523,12 @@ class Reconciler:
 
     async def _publish_statuses(self) -> None:
         now = self.clock()
-        self.metrics.stale_policies.set(sum(r.stale for r in self.policies.values()))
+        self.metrics.stale_policies.set(
+            sum(
+                r.stale or r.remembered_valid_generation is not None
+                for r in self.policies.values()
+            )
+        )
         for ref, record in sorted(self.policies.items()):
             if self.policies.get(ref) is not record:
                 continue  # deleted or replaced while an earlier status was written
