@@ -113,9 +113,7 @@ class PolicyRecord:
         if not isinstance(observed, int) or not isinstance(conditions, list):
             return None
         accepted = any(
-            isinstance(c, Mapping)
-            and c.get("type") == "Accepted"
-            and c.get("status") == "True"
+            isinstance(c, Mapping) and c.get("type") == "Accepted" and c.get("status") == "True"
             for c in conditions
         )
         return observed if accepted else None
@@ -525,8 +523,7 @@ class Reconciler:
         now = self.clock()
         self.metrics.stale_policies.set(
             sum(
-                r.stale or r.remembered_valid_generation is not None
-                for r in self.policies.values()
+                r.stale or r.remembered_valid_generation is not None for r in self.policies.values()
             )
         )
         for ref, record in sorted(self.policies.items()):
