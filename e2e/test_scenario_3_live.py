@@ -398,6 +398,94 @@ def test_delete_reverts_the_pods_to_the_remaining_policies(live: Live) -> None:
         )
 
 
+def _accepted(live: Live, name: str, namespace: str, status: str) -> Any:
+    """Waits for Accepted=`status` at the policy's current generation; the policy."""
+
+    def probe() -> dict[str, Any] | None:
+        obj = live.policy(name, namespace)
+        cond = kubeobj.condition(obj, "Accepted")
+        observed = (obj.get("status") or {}).get("observedGeneration")
+        if observed == obj["metadata"]["generation"] and cond and cond["status"] == status:
+            return obj
+        return None
+
+    return kubeobj.eventually(probe, 30.0, what=f"{namespace}/{name} Accepted={status}")
+
+
+def test_reporter_credentials_only_from_opted_in_secrets_and_kept_when_the_secret_goes(
+    live: Live,
+) -> None:
+    """No confused deputy, then last known good in Kubernetes mode: a policy naming a
+    Secret that did not opt in is Accepted=False and nothing is sent with it; labelled,
+    its (stripped) value goes to the OTLP endpoint; the Secret deleted, the policy is
+    invalid but its last valid generation stays in force on the pod."""
+    inner = live.pods["inner-0"].process
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "otlp-creds", "namespace": NS_B},
+        "stringData": {"authorization": "Bearer e2e-t0ken\n"},  # --from-file style
+    }
+    kubeobj.apply(live.kube, secret)
+    endpoint = f"{live.upstream.url}/v1/traces"
+    spec = {
+        "selector": {"matchLabels": LABELS},
+        "reporters": [
+            {"type": "memory"},
+            {"type": "otlpHttp", "endpoint": endpoint, "headersFrom": {"secretName": "otlp-creds"}},
+        ],
+        "batching": {"flushIntervalMs": 100},
+    }
+    before = inner.running()
+    kubeobj.apply(live.kube, kubeobj.policy("inner-otlp", NS_B, spec))
+    refused = _accepted(live, "inner-otlp", NS_B, "False")
+    message = kubeobj.condition(refused, "Accepted")["message"]  # type: ignore[index]
+    assert "Secret live-b/otlp-creds has not opted in" in message, message
+    assert "gatetrace.dev/reporter-credentials" in message
+    gateways.sampled_share(inner, "/app/x", 20)
+    time.sleep(1.0)
+    assert live.upstream.received("/v1/traces") == [], "spans were sent with a foreign Secret"
+    assert inner.running()["revision"] == before["revision"]  # never valid: contributes nothing
+
+    live.kube.kubectl_run(
+        "label", "secret", "otlp-creds", "-n", NS_B, "gatetrace.dev/reporter-credentials=true"
+    )
+    live.status_settled("inner-otlp", NS_B, 1, timeout=30.0)  # the drift timer re-reads it
+    applied = inner.running()
+    assert [r["type"] for r in applied["config"]["reporters"]] == ["memory", "otlpHttp"]
+
+    def sent() -> list[dict[str, str]] | None:
+        gateways.sampled_share(inner, "/app/x", 10)
+        return live.upstream.received("/v1/traces") or None
+
+    received = kubeobj.eventually(sent, 20.0, what="OTLP export with the Secret's header")
+    assert {h.get("authorization") for h in received} == {"Bearer e2e-t0ken"}
+
+    kubeobj.delete(live.kube, "secret", "otlp-creds", NS_B)
+
+    def stale() -> dict[str, Any] | None:
+        obj = live.policy("inner-otlp", NS_B)
+        degraded = kubeobj.condition(obj, "Degraded")
+        accepted = kubeobj.condition(obj, "Accepted")
+        if accepted and accepted["status"] == "False" and degraded and degraded["status"] == "True":
+            return obj
+        return None
+
+    obj = kubeobj.eventually(stale, 30.0, what="inner-otlp Degraded (stale generation)")
+    degraded = kubeobj.condition(obj, "Degraded")
+    assert degraded is not None and degraded["reason"] == "StaleGeneration"
+    assert "Secret live-b/otlp-creds" in kubeobj.condition(obj, "Accepted")["message"]  # type: ignore[index]
+    assert obj["status"]["lastValidGeneration"] == obj["metadata"]["generation"]
+    time.sleep(4)  # another drift pass: still nothing pushed over the pod
+    kept = inner.running()
+    assert (kept["revision"], kept["version"]) == (applied["revision"], applied["version"])
+
+    live.kube.kubectl_run("delete", "tp", "inner-otlp", "-n", NS_B, "--timeout=30s")
+    live.converged()
+    reverted = inner.running()["config"]
+    assert [r["type"] for r in reverted["reporters"]] == ["memory"]
+
+
 def test_a_new_ready_pod_gets_the_config(live: Live) -> None:
     pod = live.add_pod("edge-2", NS_A, "edge", "127.0.0.24", ready=False)
     time.sleep(2)

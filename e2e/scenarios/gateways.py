@@ -44,6 +44,11 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        assert isinstance(self.server, _Server)
+        with self.server.lock:
+            self.server.received.append(
+                (self.path, {k.lower(): v for k, v in self.headers.items()})
+            )
         status = 503 if self.path.rstrip("/").endswith("/fail") else 200
         body = json.dumps(
             {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}}
@@ -63,15 +68,24 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    received: list[tuple[str, dict[str, str]]]
+    lock: threading.Lock
 
 
 class Upstream:
-    """A threaded echo server on 127.0.0.1 (in the test process); `/.../fail` answers 503."""
+    """A threaded echo server on 127.0.0.1 (in the test process); `/.../fail` answers 503.
+    It remembers each request's path and headers (it also stands in for an OTLP receiver)."""
 
     def __init__(self) -> None:
         self._server = _Server((procs.LOOPBACK, 0), _EchoHandler)
+        self._server.received, self._server.lock = [], threading.Lock()
         self.url = f"http://{procs.LOOPBACK}:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def received(self, path: str) -> list[dict[str, str]]:
+        """Headers of the requests received so far on ``path`` (e.g. an OTLP reporter's)."""
+        with self._server.lock:
+            return [headers for p, headers in self._server.received if p == path]
 
     def __enter__(self) -> Self:
         self._thread.start()

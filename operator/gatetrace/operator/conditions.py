@@ -179,10 +179,16 @@ def _stale_status(
     assert in_force is not None
     status, events = policy_status(in_force, plans, pod_states, previous={}, now=now)
     generation = record.generation
-    stale = (
-        f"generation {generation} is invalid; generation {in_force.generation} "
-        "(the last valid one) stays in force"
-    )
+    if in_force.generation == generation:  # unchanged spec, e.g. its Secret went away
+        stale = (
+            f"generation {generation} no longer passes the operator's checks; "
+            "as it last passed them it stays in force"
+        )
+    else:
+        stale = (
+            f"generation {generation} is invalid; generation {in_force.generation} "
+            "(the last valid one) stays in force"
+        )
     conditions = [
         _condition("Accepted", False, "Invalid", detail, generation),
         *(

@@ -121,7 +121,8 @@ class RuleMatch(wire.WireModel):
     ) = None
     """HTTP methods (upper case); any of them matches."""
     headers: (
-        Annotated[dict[wire.HeaderName, wire.HeaderValue], pydantic.Field(max_length=16)] | None
+        Annotated[dict[wire.HeaderName, wire.MatchHeaderValue], pydantic.Field(max_length=16)]
+        | None
     ) = None
     """Request headers that must be present with exactly these values."""
 
