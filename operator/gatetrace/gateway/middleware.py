@@ -176,13 +176,15 @@ class TracingMiddleware:
         method = request.method
         if method not in _KNOWN_METHODS:
             method = "_OTHER"
+        # only a debug flag makes the peer's trust matter (sampling.debug: trusted)
+        trusted = parent is not None and parent.debug and self._peer_trusted(request)
         if route is None:
             name = method
-            info = _sampling.RequestInfo(request.method, raw_path, headers, "")
+            info = _sampling.RequestInfo(request.method, raw_path, headers, "", trusted)
             sampler = None
         else:
             name = method + route.span_name_suffix
-            info = _sampling.RequestInfo(request.method, raw_path, headers, route.name)
+            info = _sampling.RequestInfo(request.method, raw_path, headers, route.name, trusted)
             namespace = route.namespace
             sampler = None if namespace is None else active.sampler_for(namespace)
         root = active.tracer.start_root_context(
@@ -209,6 +211,13 @@ class TracingMiddleware:
         else:
             self._server_tags(active, request, server, route, method)
         return trace
+
+    def _peer_trusted(self, request: web.Request) -> bool:
+        """Whether the socket peer is one of the trusted proxies."""
+        if not self.resolver.enabled:
+            return False
+        address = clientip.parse_address(request.remote or "")
+        return address is not None and self.resolver.is_trusted(address)
 
     def _continued(
         self, active: state.ActiveTracing, extracted: _propagation.Extracted

@@ -15,9 +15,10 @@ The root sampler chain, outermost first::
 
     debug( priority( cap( parentBased( rules(default) ) ) ) )
 
-so a debug flag always wins, the global cap bounds the sampled traces, and
-the priority wrapper keeps errors/slow requests the cap or the sampler dropped
-(within its own budget).
+so the global cap bounds the sampled traces (one bucket shared with every
+namespace override's chain: the gateway's total), a debug flag counts against
+it unless ``sampling.debug`` says otherwise, and the priority wrapper keeps
+errors/slow requests the cap or the sampler dropped (within its own budget).
 """
 
 import dataclasses
@@ -50,6 +51,7 @@ from gatetrace.runtime.sampling import priority as _priority
 from gatetrace.runtime.sampling import probabilistic as _probabilistic
 from gatetrace.runtime.sampling import ratelimiting as _ratelimiting
 from gatetrace.runtime.sampling import rules as _rules
+from gatetrace.runtime.sampling import tokenbucket as _tokenbucket
 
 __all__ = [
     "MEMORY_FLUSH_INTERVAL_MS",
@@ -79,6 +81,8 @@ class SamplingChain:
     sampler: _sampling.Sampler
     prioritize: _sampling_model.Prioritize | None = None
     budget: _priority.PriorityBudget | None = None
+    gateway_cap: _tokenbucket.TokenBucket | None = None
+    """The gateway-wide traces/s bucket the chain draws from (None: no cap)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +173,16 @@ def build_sampling(
     *,
     loc: str = "sampling",
     budget: _priority.PriorityBudget | None = None,
+    gateway_cap: _tokenbucket.TokenBucket | None = None,
+    registry: _metrics.Registry | None = None,
 ) -> SamplingChain:
     """The sampler chain for one ``sampling`` block; ``budget`` is reused when given and
-    ``prioritize`` is set (so overrides sharing the gateway's settings share its budget)."""
+    ``prioritize`` is set (so overrides sharing the gateway's settings share its budget).
+
+    ``gateway_cap`` is the gateway's ``maxTracesPerSecond`` bucket, shared by the root
+    chain and every namespace override's chain, so the cap bounds the gateway's total;
+    an override's own (lower) cap applies within it. Built here when not given (the
+    root chain); :attr:`SamplingChain.gateway_cap` hands it on."""
     path = loc
     try:
         path = f"{loc}.sampler"
@@ -190,8 +201,16 @@ def build_sampling(
         if sampling.parent_based:
             sampler = _parentbased.ParentBasedSampler(sampler)
         path = f"{loc}.maxTracesPerSecond"
-        if sampling.max_traces_per_second is not None:
-            sampler = _cap.CappedSampler(sampler, sampling.max_traces_per_second)
+        own_cap = sampling.max_traces_per_second
+        if gateway_cap is None and own_cap is not None:  # the root chain: the gateway's cap
+            gateway_cap = _tokenbucket.TokenBucket(own_cap)
+            sampler = _cap.CappedSampler(sampler, own_cap, bucket=gateway_cap)
+        elif gateway_cap is not None:
+            if own_cap is not None and own_cap < gateway_cap.rate:
+                sampler = _cap.CappedSampler(sampler, own_cap)  # the override's own, within
+            sampler = _cap.CappedSampler(sampler, gateway_cap.rate, bucket=gateway_cap)
+        elif own_cap is not None:
+            sampler = _cap.CappedSampler(sampler, own_cap)
         path = f"{loc}.prioritize"
         prioritize = sampling.prioritize
         if prioritize is not None:
@@ -200,9 +219,11 @@ def build_sampling(
             sampler = _priority.PrioritySampler(sampler, budget)
         else:
             budget = None
+        path = f"{loc}.debug"
+        debug = _debug.DebugSampler(sampler, sampling.debug, cap=gateway_cap, registry=registry)
     except (ValueError, TypeError) as e:
         raise BuildFailed([_errors.FieldError(path, str(e))]) from e
-    return SamplingChain(_debug.DebugSampler(sampler), prioritize, budget)
+    return SamplingChain(debug, prioritize, budget, gateway_cap)
 
 
 def _resource(service: str, config: _model.TracingConfig) -> _span.Resource:
@@ -274,7 +295,7 @@ def build_runtime(
     reporters (the same names across builds, so counters survive config swaps).
     ``exporters`` turns each reporter model into an exporter; None builds no reporters.
     """
-    root = build_sampling(config.sampling)
+    root = build_sampling(config.sampling, registry=registry)
     namespace_samplers: dict[str, _sampling.Sampler] = {}
     namespace_prioritize: dict[str, _sampling_model.Prioritize | None] = {}
     for namespace in sorted(config.namespace_overrides):
@@ -284,6 +305,8 @@ def build_runtime(
             merged,
             loc=f"namespaceOverrides.{namespace}.sampling",
             budget=root.budget if same else None,
+            gateway_cap=root.gateway_cap,
+            registry=registry,
         )
         namespace_samplers[namespace] = chain.sampler
         if not same:

@@ -207,6 +207,14 @@ class Sampling(wire.WireModel):
         default_factory=NamespaceOverrideLimits
     )
     """Limits on sampling overrides set by policies of the namespaces traffic is routed to."""
+    debug: Literal["trusted", "capped", "ignore"] = "capped"
+    """What a client's debug flag (B3 ``d`` / ``X-B3-Flags: 1``, ``jaeger-debug-id``, the
+    Jaeger debug bit) gets it: ``capped`` (default) samples the trace if the
+    ``maxTracesPerSecond`` cap has room, counting against it like any other; ``trusted``
+    samples past the cap when the request comes from a ``trustedProxies`` address (others
+    as ``capped``); ``ignore`` leaves the decision to the sampler, as for a request that made
+no decision (the "accept" a debug flag implies is ignored too). Counted in
+    ``gatetrace_sampling_debug_decisions_total``."""
     rate_scope: Literal["pod", "gateway"] = "pod"
     """What every traces-per-second field of the sampling config counts: ``pod`` (each
     gateway pod on its own: three replicas sample up to three times as much) or

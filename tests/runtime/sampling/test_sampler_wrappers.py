@@ -1,8 +1,19 @@
 """The wrappers: global cap, debug forcing, error/latency priority, and fault containment."""
 
+import pytest
 from samplertools import ManualClock, make_params
 
-from gatetrace.runtime.sampling import base, cap, const, debug, priority, probabilistic
+from gatetrace.runtime import metrics
+from gatetrace.runtime.sampling import (
+    base,
+    cap,
+    const,
+    debug,
+    parentbased,
+    priority,
+    probabilistic,
+    tokenbucket,
+)
 
 
 class _Broken:
@@ -47,19 +58,53 @@ def test_cap_holds_over_time() -> None:
     assert 500 <= sampled <= 551
 
 
-def test_debug_wins_over_everything_and_is_counted() -> None:
+def test_debug_is_forced_only_while_the_gateway_cap_has_room() -> None:
     clock = ManualClock()
-    chain = debug.DebugSampler(cap.CappedSampler(const.ConstSampler(False), 1, clock=clock))
-    for parent_sampled in (False, None, True):
-        result = chain.should_sample(make_params(parent_sampled=parent_sampled, debug=True))
-        assert (result.decision, result.sampler_type, result.reason) == (
-            base.Decision.SAMPLE,
-            "debug",
-            "debug",
-        )
-    assert chain.forced == 3
+    bucket = tokenbucket.TokenBucket(1, clock=clock)
+    inner = cap.CappedSampler(const.ConstSampler(False), 1, bucket=bucket)
+    registry = metrics.Registry()
+    chain = debug.DebugSampler(inner, cap=bucket, registry=registry)
+    outcomes = [
+        chain.should_sample(make_params(parent_sampled=sampled, debug=True))
+        for sampled in (False, None, True)
+    ]
+    assert [(r.decision, r.reason) for r in outcomes] == [
+        (base.Decision.SAMPLE, "debug"),
+        (base.Decision.DROP, "cap"),
+        (base.Decision.DROP, "cap"),
+    ]
+    clock.advance(1.0)  # a token again
+    assert chain.should_sample(make_params(parent_sampled=None, debug=True)).sampled
+    assert chain.forced == 2
     assert not chain.should_sample(make_params(parent_sampled=True)).sampled
-    assert chain.describe().startswith("debug(cap(const(false)")
+    assert chain.describe().startswith("debug[capped](cap(const(false)")
+    counter = registry.metrics["gatetrace_sampling_debug_decisions"]
+    assert counter.value(("kept",)) == 2 and counter.value(("capped",)) == 2
+
+
+def test_trusted_debug_passes_the_cap_and_untrusted_does_not() -> None:
+    bucket = tokenbucket.TokenBucket(1, clock=ManualClock())
+    chain = debug.DebugSampler(const.ConstSampler(False), "trusted", cap=bucket)
+    trusted = base.RequestInfo("GET", "/", {}, "", True)
+    untrusted = base.RequestInfo("GET", "/", {}, "", False)
+    for _ in range(5):
+        assert chain.should_sample(
+            make_params(parent_sampled=True, debug=True, request=trusted)
+        ).sampled
+    assert chain.should_sample(
+        make_params(parent_sampled=True, debug=True, request=untrusted)
+    ).sampled
+    assert not chain.should_sample(
+        make_params(parent_sampled=True, debug=True, request=untrusted)
+    ).sampled
+
+
+def test_ignored_debug_leaves_the_decision_to_the_chain_as_undecided() -> None:
+    chain = debug.DebugSampler(parentbased.ParentBasedSampler(const.ConstSampler(False)), "ignore")
+    # B3 "d" reads as sampled + debug: neither counts
+    assert not chain.should_sample(make_params(parent_sampled=True, debug=True)).sampled
+    with pytest.raises(ValueError, match="debug must be one of trusted, capped, ignore"):
+        debug.DebugSampler(const.ConstSampler(False), "always")  # type: ignore[arg-type]
 
 
 def test_priority_turns_drops_into_record_only_with_the_budget() -> None:

@@ -41,6 +41,8 @@ class RequestInfo(NamedTuple):
     path: str
     headers: Mapping[str, str]
     route: str = ""
+    trusted: bool = False
+    """The socket peer is a trusted proxy (set only for requests with a debug flag)."""
 
 
 class SamplingParams(NamedTuple):

@@ -1,40 +1,99 @@
-"""Debug forcing: a caller's debug flag samples the trace, whatever else says.
+"""Debug flags: what a caller's request to force sampling is worth.
 
 The propagation formats set ``SpanContext.debug`` from B3's ``d`` /
-``X-B3-Flags: 1``, Jaeger's flag bit 2 or ``jaeger-debug-id``. Wrap the whole
-sampler chain with :class:`DebugSampler` so it wins over rules, caps and
-budgets. The forced decisions are still counted: the tracer's decision
-metrics see them with reason ``debug`` (and ``forced`` here counts them).
-The wrapped sampler is not consulted for forced traces, so debug traffic
-does not drain its rate limiters.
+``X-B3-Flags: 1``, Jaeger's flag bit 2 or ``jaeger-debug-id``. Any client can
+send them, so they are not a way around the gateway's traces/s cap unless the
+gateway is told to trust them. :class:`DebugSampler` wraps the whole sampler
+chain and applies one of three modes:
+
+``capped`` (the default)
+    a debug request is sampled if the gateway-wide cap has a token for it
+    (it counts against the cap like any other trace), else dropped (reason
+    ``cap``).
+``trusted``
+    as ``capped``, except that a request whose socket peer is one of the
+    gateway's trusted proxies (``RequestInfo.trusted``) is sampled past the cap.
+``ignore``
+    debug flags count for nothing, nor does the "accept" every format reads
+    into them (B3 ``d``, Jaeger's flags ``3``): the wrapped chain decides as
+    for a request that made no sampling decision.
+
+Each debug decision is counted by outcome (``kept``, ``trusted``, ``capped``,
+``ignored``). Forced traces do not consult the wrapped sampler, so debug
+traffic does not drain its rate limiters.
 """
 
-from gatetrace.runtime.sampling import base as _base
+from typing import Literal
 
-__all__ = ["DebugSampler"]
+from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime.sampling import base as _base
+from gatetrace.runtime.sampling import tokenbucket as _tb
+
+__all__ = ["DEBUG_MODES", "DebugMode", "DebugSampler"]
+
+DebugMode = Literal["trusted", "capped", "ignore"]
+DEBUG_MODES: tuple[DebugMode, ...] = ("trusted", "capped", "ignore")
 
 _FORCED = _base.SamplingResult(_base.Decision.SAMPLE, "debug", True, "debug")
+_CAPPED = _base.SamplingResult(_base.Decision.DROP, "debug", True, "cap")
 
 
 class DebugSampler:
-    """Sample traces whose remote parent asks for debug; ``inner`` decides the rest."""
+    """Applies the debug ``mode`` to requests whose remote parent asks for debug; ``inner``
+    decides the rest. ``cap`` is the gateway-wide traces/s bucket (None: no cap)."""
 
-    __slots__ = ("forced", "inner")
+    __slots__ = ("_counter", "cap", "forced", "inner", "mode")
 
-    def __init__(self, inner: _base.Sampler) -> None:
+    def __init__(
+        self,
+        inner: _base.Sampler,
+        mode: DebugMode = "capped",
+        *,
+        cap: _tb.TokenBucket | None = None,
+        registry: _metrics.Registry | None = None,
+    ) -> None:
+        if mode not in DEBUG_MODES:
+            raise ValueError(f"debug must be one of {', '.join(DEBUG_MODES)}, got {mode!r}")
         self.inner = inner
+        self.mode = mode
+        self.cap = cap
         self.forced = 0
-        """How many traces the debug flag forced."""
+        """How many traces a debug flag forced."""
+        registry = registry if registry is not None else _metrics.Registry()
+        self._counter = registry.counter(
+            "gatetrace_sampling_debug_decisions",
+            "Requests carrying a debug flag, by what the flag got them "
+            "(kept, trusted: sampled; capped: dropped by the cap; ignored: the sampler decided).",
+            ("decision",),
+        )
 
     def should_sample(self, params: _base.SamplingParams) -> _base.SamplingResult:
         parent = params.parent
         if parent is not None and parent.debug:
-            self.forced += 1
-            return _FORCED
+            return self._debug(params)
         try:  # as _base.decide, inlined: this wraps every root decision
             return self.inner.should_sample(params)
         except Exception:
             return _base.SAMPLER_ERROR
 
+    def _debug(self, params: _base.SamplingParams) -> _base.SamplingResult:
+        mode = self.mode
+        if mode == "ignore":
+            self._counter.inc(("ignored",))
+            assert params.parent is not None
+            # neither the flag nor the "accept" every format reads into it counts
+            undecided = params.parent._replace(debug=False, sampled=None)
+            return _base.decide(self.inner, params._replace(parent=undecided))
+        if mode == "trusted" and params.request is not None and params.request.trusted:
+            self._counter.inc(("trusted",))
+            self.forced += 1
+            return _FORCED
+        if self.cap is None or self.cap.try_acquire():
+            self._counter.inc(("kept",))
+            self.forced += 1
+            return _FORCED
+        self._counter.inc(("capped",))
+        return _CAPPED
+
     def describe(self) -> str:
-        return f"debug({self.inner.describe()})"
+        return f"debug[{self.mode}]({self.inner.describe()})"
