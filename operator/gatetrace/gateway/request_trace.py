@@ -45,7 +45,10 @@ KNOWN_TRACE_HEADERS: Final = frozenset(
 """Trace headers of every format we know, stripped from upstream requests whatever the
 configured formats: a stale one next to the gateway's fresh headers would fork the trace,
 and unfiltered baggage would bypass the baggage rules."""
-KNOWN_TRACE_PREFIXES: Final = ("x-b3-", "uberctx-", "x-baggage-")
+KNOWN_TRACE_PREFIXES: Final = ("x-b3-", "uberctx-", "x-baggage-", "ot-baggage-", "ot-tracer-")
+"""Header families of every format we know (OpenTracing's ``ot-tracer-*``/``ot-baggage-*``
+too, which no configured format reads: forwarded as they came they would bypass the
+baggage rules), stripped from upstream requests."""
 
 _SETTER: Final = _propagation.DictSetter()
 _CLIENT: Final = _span.SpanKind.CLIENT

@@ -66,6 +66,10 @@ __all__ = [
 ]
 
 
+CASE_INSENSITIVE_BAGGAGE_FORMATS: Final = frozenset({"jaeger", "xtrace"})
+"""Formats carrying baggage keys in header names (``uberctx-{key}``, ``X-Baggage-{key}``),
+which peers read case-insensitively."""
+
 MEMORY_FLUSH_INTERVAL_MS: Final = 100
 """The ``memory`` reporter flushes at least this often (ms), whatever ``batching`` says."""
 
@@ -235,13 +239,13 @@ def _resource(service: str, config: _model.TracingConfig) -> _span.Resource:
 def _build_propagator(
     config: _model.TracingConfig, registry: _metrics.Registry
 ) -> _propagation.Propagator:
-    limits = _propagation.BaggageLimits(config.baggage.max_entries, config.baggage.max_bytes)
     try:
         return _composite.build_propagator(
             config.propagation.extract,
             config.propagation.inject,
             _failures.MetricsFailureCounter(registry),
-            baggage_limits=limits,
+            # a parse bound only: the configured limits count what survives allow/deny
+            baggage_limits=_propagation.PARSE_BAGGAGE_LIMITS,
         )
     except (ValueError, TypeError) as e:
         raise BuildFailed([_errors.FieldError("propagation", str(e))]) from e
@@ -316,6 +320,10 @@ def build_runtime(
         deny=config.baggage.deny,
         max_entries=config.baggage.max_entries,
         max_bytes=config.baggage.max_bytes,
+        case_insensitive=bool(
+            CASE_INSENSITIVE_BAGGAGE_FORMATS
+            & {*config.propagation.extract, *config.propagation.inject}
+        ),
         registry=registry,
     )
     propagator = _build_propagator(config, registry)

@@ -3,10 +3,19 @@
 Baggage arriving from a client is untrusted: a caller may send thousands of
 entries or megabytes of text hoping the gateway copies them into every
 upstream request. :class:`BaggageRules` (the gateway's ``state.BaggageFilter``)
-keeps only allowed, non-denied keys and cuts the result to ``max_entries``
+keeps only allowed, non-denied keys and cuts what survives to ``max_entries``
 entries and ``max_bytes`` bytes in the W3C ``baggage`` serialisation, in the
-order the entries arrived. Every dropped entry is counted by reason in
-``gatetrace_baggage_dropped{reason}``.
+order the entries arrived (the propagators read with a larger, fixed parse
+bound, so denied or unknown entries never crowd out allowed ones). Every
+dropped entry is counted by reason in ``gatetrace_baggage_dropped{reason}``.
+
+Keys are compared the way the formats that carry them read them: W3C baggage
+keys are case-sensitive, but Jaeger's ``uberctx-{key}`` and the legacy
+``X-Baggage-{key}`` are header names, which peers read case-insensitively.
+``deny`` therefore always matches regardless of letter case; with
+``case_insensitive`` (a case-insensitive format is configured) ``allow`` does
+too, and of keys differing only in case the first is kept (reason
+``duplicate``): downstream they would be one key.
 """
 
 from collections.abc import Iterable
@@ -24,6 +33,7 @@ _DENIED = ("denied",)
 _NOT_ALLOWED = ("not_allowed",)
 _MAX_ENTRIES = ("max_entries",)
 _MAX_BYTES = ("max_bytes",)
+_DUPLICATE = ("duplicate",)
 
 
 def _utf8_length(text: str) -> int:
@@ -48,7 +58,15 @@ class BaggageRules:
     the ``,`` separators) is dropped and later, smaller ones may still fit.
     """
 
-    __slots__ = ("_allow", "_allow_all", "_deny", "_dropped", "max_bytes", "max_entries")
+    __slots__ = (
+        "_allow",
+        "_allow_all",
+        "_deny",
+        "_dropped",
+        "case_insensitive",
+        "max_bytes",
+        "max_entries",
+    )
 
     def __init__(
         self,
@@ -57,6 +75,7 @@ class BaggageRules:
         deny: Iterable[str] = (),
         max_entries: int = 64,
         max_bytes: int = 8192,
+        case_insensitive: bool = False,
         registry: metrics.Registry | None = None,
     ) -> None:
         if max_entries < 0:
@@ -65,8 +84,9 @@ class BaggageRules:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
         allowed = frozenset(allow)
         self._allow_all = not allowed or ALLOW_ALL in allowed
-        self._allow = allowed - {ALLOW_ALL}
-        self._deny = frozenset(deny)
+        self.case_insensitive = case_insensitive
+        self._allow = frozenset(k.lower() if case_insensitive else k for k in allowed - {ALLOW_ALL})
+        self._deny = frozenset(k.lower() for k in deny)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         registry = registry if registry is not None else metrics.Registry()
@@ -85,29 +105,39 @@ class BaggageRules:
 
     def allows(self, key: str) -> bool:
         """Whether the key passes the allow/deny lists (limits aside)."""
-        if key in self._deny:
+        lower = key.lower()
+        if lower in self._deny:
             return False
-        return self._allow_all or key in self._allow
+        return self._allow_all or (lower if self.case_insensitive else key) in self._allow
 
     def apply(self, baggage: _baggage.Baggage) -> _baggage.Baggage:
         """The entries of ``baggage`` that pass the rules, in their original order."""
         if not baggage:
             return baggage
         kept: dict[str, _baggage.BaggageEntry] = {}
+        seen: set[str] = set()
         used = 0
         changed = False
         dropped = self._dropped
         max_entries, max_bytes = self.max_entries, self.max_bytes
         deny, allow, allow_all = self._deny, self._allow, self._allow_all
+        folding = self.case_insensitive
         for key, entry in baggage.entries():
-            if key in deny:
+            lower = key.lower()
+            if lower in deny:
                 dropped.inc(_DENIED)
                 changed = True
                 continue
-            if not allow_all and key not in allow:
+            if not allow_all and (lower if folding else key) not in allow:
                 dropped.inc(_NOT_ALLOWED)
                 changed = True
                 continue
+            if folding:
+                if lower in seen:
+                    dropped.inc(_DUPLICATE)
+                    changed = True
+                    continue
+                seen.add(lower)
             if len(kept) >= max_entries:
                 dropped.inc(_MAX_ENTRIES)
                 changed = True
@@ -124,13 +154,14 @@ class BaggageRules:
         return _baggage.Baggage(kept) if kept else _baggage.EMPTY_BAGGAGE
 
     def dropped(self, reason: str) -> float:
-        """How many entries were dropped for ``reason`` (denied, not_allowed, max_entries,
-        max_bytes)."""
+        """How many entries were dropped for ``reason`` (denied, not_allowed, duplicate,
+        max_entries, max_bytes)."""
         return self._dropped.value((reason,))
 
     def __repr__(self) -> str:
         allow = "*" if self._allow_all else sorted(self._allow)
         return (
             f"BaggageRules(allow={allow}, deny={sorted(self._deny)}, "
-            f"max_entries={self.max_entries}, max_bytes={self.max_bytes})"
+            f"max_entries={self.max_entries}, max_bytes={self.max_bytes}, "
+            f"case_insensitive={self.case_insensitive})"
         )

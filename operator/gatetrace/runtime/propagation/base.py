@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULT_BAGGAGE_LIMITS",
     "EMPTY",
     "IGNORE_FAILURES",
+    "PARSE_BAGGAGE_LIMITS",
     "BaggageLimits",
     "DictGetter",
     "DictSetter",
@@ -139,6 +140,11 @@ class BaggageLimits(NamedTuple):
 
 
 DEFAULT_BAGGAGE_LIMITS = BaggageLimits()
+
+PARSE_BAGGAGE_LIMITS = BaggageLimits(max_entries=1024, max_bytes=65536)
+"""The fixed bound a gateway's propagators read and write baggage within: it only
+protects the parsers (the largest limits a config may set). The configured
+``maxEntries``/``maxBytes`` count what survives allow/deny (:mod:`..baggage_rules`)."""
 
 
 class FailureCounter(Protocol):
