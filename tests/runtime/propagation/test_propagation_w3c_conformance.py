@@ -107,9 +107,10 @@ TRACESTATE_VECTORS: list[tuple[str, Headers, dict[str, str] | None]] = [
         [("tracestate", "foo=1,bar=2"), ("tracestate", "rojo=1,congo=2"), ("tracestate", "baz=3")],
         {"foo": "1", "bar": "2", "rojo": "1", "congo": "2", "baz": "3"},
     ),
-    ("duplicate in one header", [("tracestate", "foo=1,foo=1")], None),
-    ("duplicate different values", [("tracestate", "foo=1,foo=2")], None),
-    ("duplicate across headers", [("tracestate", "foo=1"), ("tracestate", "foo=2")], None),
+    # Level 2: a duplicated key does not discard the header; the first member is kept
+    ("duplicate in one header", [("tracestate", "foo=1,foo=1")], {"foo": "1"}),
+    ("duplicate different values", [("tracestate", "foo=1,foo=2,bar=3")], {"foo": "1", "bar": "3"}),
+    ("duplicate across headers", [("tracestate", "foo=1"), ("tracestate", "foo=2")], {"foo": "1"}),
     ("all key chars", [("tracestate", _all_chars_key() + "=1")], {_all_chars_key(): "1"}),
     (
         "all key chars with vendor",
@@ -129,13 +130,18 @@ TRACESTATE_VECTORS: list[tuple[str, Headers, dict[str, str] | None]] = [
     ("space in key", [("tracestate", "foo =1")], None),
     ("upper key", [("tracestate", "FOO=1")], None),
     ("dot in key", [("tracestate", "foo.bar=1")], None),
-    ("digit first simple key", [("tracestate", "1foo=1")], None),
+    # Level 2 key = ( lcalpha / DIGIT ) 0*255 ( keychar ), keychar including "@"
+    ("digit first simple key", [("tracestate", "1foo=1")], {"1foo": "1"}),
+    ("digit only key", [("tracestate", "7=1")], {"7": "1"}),
+    ("one letter key", [("tracestate", "a=1")], {"a": "1"}),
     ("digit first tenant", [("tracestate", "1foo@bar=1")], {"1foo@bar": "1"}),
-    ("digit first system", [("tracestate", "foo@1bar=1")], None),
-    ("empty system", [("tracestate", "foo@=1,bar=2")], None),
-    ("empty tenant", [("tracestate", "@foo=1,bar=2")], None),
-    ("double at", [("tracestate", "foo@@bar=1,bar=2")], None),
-    ("two ats", [("tracestate", "foo@bar@baz=1,bar=2")], None),
+    ("digit first system", [("tracestate", "foo@1bar=1")], {"foo@1bar": "1"}),
+    ("at at the end", [("tracestate", "foo@=1,bar=2")], {"foo@": "1", "bar": "2"}),
+    ("key starting with at", [("tracestate", "@foo=1,bar=2")], None),
+    ("double at", [("tracestate", "foo@@bar=1,bar=2")], {"foo@@bar": "1", "bar": "2"}),
+    ("two ats", [("tracestate", "foo@bar@baz=1,bar=2")], {"foo@bar@baz": "1", "bar": "2"}),
+    ("underscore first", [("tracestate", "_foo=1")], None),
+    ("slash first", [("tracestate", "/foo=1")], None),
     (
         "key 256",
         [("tracestate", "foo=1"), ("tracestate", "z" * 256 + "=1")],
@@ -147,8 +153,22 @@ TRACESTATE_VECTORS: list[tuple[str, Headers, dict[str, str] | None]] = [
         [("tracestate", "foo=1"), ("tracestate", "t" * 241 + "@" + "v" * 14 + "=1")],
         {"foo": "1", "t" * 241 + "@" + "v" * 14: "1"},
     ),
-    ("tenant 242", [("tracestate", "foo=1"), ("tracestate", "t" * 242 + "@v=1")], None),
-    ("system 15", [("tracestate", "foo=1"), ("tracestate", "t@" + "v" * 15 + "=1")], None),
+    (
+        "tenant 242",
+        [("tracestate", "foo=1"), ("tracestate", "t" * 242 + "@v=1")],
+        {"foo": "1", "t" * 242 + "@v": "1"},
+    ),
+    (
+        "system 15",
+        [("tracestate", "foo=1"), ("tracestate", "t@" + "v" * 15 + "=1")],
+        {"foo": "1", "t@" + "v" * 15: "1"},
+    ),
+    (
+        "at key 256",
+        [("tracestate", "t" * 200 + "@" + "v" * 55 + "=1")],
+        {"t" * 200 + "@" + "v" * 55: "1"},
+    ),
+    ("at key 257", [("tracestate", "foo=1,t" + "@" * 256 + "=1")], None),
     ("value with equals", [("tracestate", "foo=bar=baz")], None),
     ("empty value", [("tracestate", "foo=,bar=3")], None),
     ("no equals", [("tracestate", "foo,bar=3")], None),
@@ -172,6 +192,19 @@ TRACESTATE_VECTORS: list[tuple[str, Headers, dict[str, str] | None]] = [
         {f"bar{i:02d}": f"{i:02d}" for i in range(1, 33)},
     ),
     ("33 members", [("tracestate", ",".join(f"bar{i:02d}={i:02d}" for i in range(1, 34)))], None),
+    (
+        "33 members over 4 headers",
+        [
+            ("tracestate", ",".join(f"bar{i:02d}={i:02d}" for i in range(j, min(j + 10, 34))))
+            for j in range(1, 34, 10)
+        ],
+        None,
+    ),
+    (
+        "32 members and empty ones",
+        [("tracestate", ",,".join(f"bar{i:02d}={i:02d}" for i in range(1, 33)) + ", ,")],
+        {f"bar{i:02d}": f"{i:02d}" for i in range(1, 33)},
+    ),
 ]
 
 

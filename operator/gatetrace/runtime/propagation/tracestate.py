@@ -1,13 +1,22 @@
-"""The W3C ``tracestate`` list: grammar, parsing and truncation (Trace Context §3.3).
+"""The W3C ``tracestate`` list: grammar, parsing and truncation (Trace Context Level 2).
 
-Parsing is all or nothing, as the spec's test suite expects at its strict
-level: several headers are combined in order, empty and whitespace-only list
-members are skipped, OWS (spaces and tabs) around members is ignored, and a
-single bad key or value, a duplicated key or more than 32 members discards the
-whole tracestate (the traceparent is kept). Formatting drops members that are
-not valid, repeats of a key and members past 32, then truncates to
-``max_chars`` the way §3.3.1.5 says: members longer than 128 characters
-first, starting from the right, then members from the right.
+Keys follow the Level 2 grammar, ``key = ( lcalpha / DIGIT ) 0*255 ( keychar )``
+with ``keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"``: a key starts
+with a lowercase letter or a digit, may hold ``@`` anywhere after that (``foo@``,
+``foo@@bar``, a 241-character tenant before ``@``...), 256 characters in all.
+Values are 1-256 printable ASCII characters but ``,`` and ``=``, not ending in a
+space (``value = 0*255(chr) nblk-chr``); leading spaces belong to the value.
+
+Parsing: several headers are combined in order (RFC 9110 §5.3), empty and
+whitespace-only list members are allowed and skipped, OWS (spaces and tabs)
+around members is ignored. A duplicated key does not discard the header: the
+first member of each key is kept (the spec lets a vendor discard duplicates).
+A bad key or value, or more than 32 list members, discards the whole tracestate
+(the traceparent is kept), as the spec's test suite expects at its strict level.
+Formatting drops members that are not valid, repeats of a key and members past
+32, then truncates to ``max_chars`` (at least the 512 the spec asks vendors to
+propagate) the way Level 2 says: whole entries only, those longer than 128
+characters first, starting from the right, then entries from the right.
 """
 
 from collections.abc import Sequence
@@ -34,25 +43,15 @@ _LARGE_MEMBER = 128
 
 _LCALPHA = frozenset("abcdefghijklmnopqrstuvwxyz")
 _LCALPHA_DIGIT = _LCALPHA | frozenset("0123456789")
-_KEY_CHARS = _LCALPHA_DIGIT | frozenset("_-*/")
+_KEY_CHARS = _LCALPHA_DIGIT | frozenset("_-*/@")
+_MAX_KEY = 256
 _VALUE_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {",", "="}
 _OWS = " \t"
 
 
 def is_valid_key(key: str) -> bool:
-    """``simple-key`` or ``tenant-id@system-id`` (multi-tenant) of the spec's grammar."""
-    at = key.find("@")
-    if at < 0:
-        return 0 < len(key) <= 256 and key[0] in _LCALPHA and _KEY_CHARS.issuperset(key)
-    tenant, system = key[:at], key[at + 1 :]
-    return (
-        0 < len(tenant) <= 241
-        and 0 < len(system) <= 14
-        and tenant[0] in _LCALPHA_DIGIT
-        and system[0] in _LCALPHA
-        and _KEY_CHARS.issuperset(tenant)
-        and _KEY_CHARS.issuperset(system)
-    )
+    """A Level 2 key: a lowercase letter or digit, then up to 255 of ``a-z0-9_-*/@``."""
+    return 0 < len(key) <= _MAX_KEY and key[0] in _LCALPHA_DIGIT and _KEY_CHARS.issuperset(key)
 
 
 def is_valid_value(value: str) -> bool:
@@ -70,17 +69,19 @@ def parse(values: Sequence[str]) -> tuple[_sc.TraceState, str]:
     text = values[0] if len(values) == 1 else ",".join(values)
     members: list[tuple[str, str]] = []
     seen: set[str] = set()
+    count = 0
     for raw in text.split(","):
         member = raw.strip(_OWS)
         if not member:
             continue
-        if len(members) == MAX_MEMBERS:
+        count += 1
+        if count > MAX_MEMBERS:
             return (), "tracestate_members"
         key, eq, value = member.partition("=")
         if not eq or not is_valid_key(key) or not is_valid_value(value):
             return (), "tracestate_member"
         if key in seen:
-            return (), "tracestate_duplicate"
+            continue  # the first member of a key wins
         seen.add(key)
         members.append((key, value))
     return tuple(members), ""
