@@ -126,6 +126,20 @@ class AdminConfig(_Model):
     """File holding the bearer token the admin API requires (surrounding whitespace ignored)."""
 
 
+class ConnectionLimits(_Model):
+    """Limits on client connections to the proxy port (slow or idle clients, floods)."""
+
+    head_timeout_ms: TimeoutMs = 10_000
+    """A request head (request line and headers) must arrive within this many ms of the
+    connection's start or of its first byte after an idle spell; else 408 and close.
+    A deadline, so a client trickling one byte a second is cut too. Default 10000."""
+    idle_timeout_ms: TimeoutMs = 60_000
+    """A keep-alive connection with no request for this long is closed. Default 60000."""
+    max_connections: Annotated[int, pydantic.Field(ge=1, le=1_000_000)] | None = None
+    """Client connections open at once; more are answered 503 and closed at once.
+    Default: half the process's open-file limit (at least 64)."""
+
+
 class RouteConfig(_Model):
     """One route: requests whose path starts with ``prefix`` go to ``upstream``."""
 
@@ -185,6 +199,8 @@ class GatewayConfig(_Model):
     and Proxy-Authorization."""
     routes: list[RouteConfig] = pydantic.Field(default_factory=list)
     """Routes; the longest matching prefix wins."""
+    connections: ConnectionLimits = ConnectionLimits()
+    """Client connection limits of the proxy port."""
     tracing_file: pathlib.Path | None = None
     """A tracing config file (the operator's ConfigMap), watched and applied on change."""
     tracing: dict[str, Any] | None = None

@@ -24,16 +24,18 @@ from typing import Final
 
 from aiohttp import web
 
-from gatetrace.gateway import clientip, config, middleware, proxy, routes, state
+from gatetrace.gateway import clientip, config, connections, middleware, proxy, routes, state
 from gatetrace.runtime import metrics
 
-__all__ = ["HOLDER", "PROXY", "REGISTRY", "SETTINGS", "TRACING", "make_proxy_app"]
+__all__ = ["GUARD", "HOLDER", "PROXY", "REGISTRY", "SETTINGS", "TRACING", "make_proxy_app"]
 
 SETTINGS: Final = web.AppKey("gatetrace_gateway_settings", config.GatewayConfig)
 HOLDER: Final = web.AppKey("gatetrace_tracing_holder", state.TracingHolder)
 REGISTRY: Final = web.AppKey("gatetrace_metrics_registry", metrics.Registry)
 PROXY: Final = web.AppKey("gatetrace_proxy", proxy.Proxy)
 TRACING: Final = web.AppKey("gatetrace_tracing_middleware", middleware.TracingMiddleware)
+GUARD: Final = web.AppKey("gatetrace_connection_guard", connections.ConnectionGuard)
+"""The client connection limits; serve the app with a ``connections.GuardedSite``."""
 
 
 GEN0_THRESHOLD: Final = 10_000
@@ -73,7 +75,15 @@ def make_proxy_app(
         blocked_headers=settings.recorded_header_blocklist,
         registry=registry,
     )
-    app = web.Application(middlewares=[tracing])
+    limits = settings.connections
+    guard = connections.ConnectionGuard(
+        head_timeout=limits.head_timeout_ms / 1000,
+        idle_timeout=limits.idle_timeout_ms / 1000,
+        max_connections=limits.max_connections or connections.default_max_connections(),
+        registry=registry,
+    )
+    app = web.Application(middlewares=[guard.middleware, tracing])
+    app[GUARD] = guard
     app[SETTINGS] = settings
     app[HOLDER] = holder
     app[REGISTRY] = registry

@@ -19,7 +19,16 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from gatetrace.gateway import admin, exporters, proxy_app, state, store, tracing_apply, tracing_file
+from gatetrace.gateway import (
+    admin,
+    connections,
+    exporters,
+    proxy_app,
+    state,
+    store,
+    tracing_apply,
+    tracing_file,
+)
 from gatetrace.gateway import config as _config
 from gatetrace.runtime import metrics as _metrics
 
@@ -154,8 +163,14 @@ class Gateway:
             app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
         )
         await runner.setup()
+        guard = app.get(proxy_app.GUARD)
+        site: web.BaseSite
+        if guard is not None:  # the proxy port: client connection limits
+            site = connections.GuardedSite(runner, host, port, guard)
+        else:
+            site = web.TCPSite(runner, host, port, reuse_address=True)
         try:
-            await web.TCPSite(runner, host, port, reuse_address=True).start()
+            await site.start()
         except OSError:
             await runner.cleanup()
             raise

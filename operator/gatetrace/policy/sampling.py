@@ -213,7 +213,7 @@ class Sampling(wire.WireModel):
     ``maxTracesPerSecond`` cap has room, counting against it like any other; ``trusted``
     samples past the cap when the request comes from a ``trustedProxies`` address (others
     as ``capped``); ``ignore`` leaves the decision to the sampler, as for a request that made
-no decision (the "accept" a debug flag implies is ignored too). Counted in
+    no decision (the "accept" a debug flag implies is ignored too). Counted in
     ``gatetrace_sampling_debug_decisions_total``."""
     rate_scope: Literal["pod", "gateway"] = "pod"
     """What every traces-per-second field of the sampling config counts: ``pod`` (each

@@ -1,0 +1,191 @@
+"""The proxy's p99 latency during a slowloris of 200 connections, against the same
+gateway without one, measured in alternating rounds of one run.
+
+Processes on 127.0.0.1: the upstream (``bench_gateway``'s tiny aiohttp app) and the real
+``gatetrace gateway`` CLI (default connection limits: 10 s request-head deadline). This
+process is the client: ``REQUESTS`` keep-alive requests over ``WORKERS`` connections per
+measurement; during an attack round, ``SLOW`` more connections each send a partial
+request head and then one byte a second. Each attack round checks that it measured what
+it claims: the gateway's ``connections_open`` gauge showed every slow connection open
+before and after the measurement, none had been cut or refused yet (the measurement ends
+well inside the head deadline), and every normal request got 200 with the upstream's
+body. Without the deadline the slow connections would simply stay; the point measured
+here is that while they are open, normal clients keep their latency.
+
+``run()`` returns one row: p99 under attack / p99 without (goal <= 2).
+"""
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import aiohttp
+
+from benchmarks import bench_gateway, common
+
+SLOW = 200
+REQUESTS = 600
+WORKERS = 4
+ROUNDS = 3
+PATH = "/api/items/1"
+
+
+@contextlib.contextmanager
+def _gateway(upstream_port: int) -> Iterator[tuple[str, str]]:
+    proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = pathlib.Path(tmp) / "gateway.yaml"
+        config.write_text(
+            f"listen: 127.0.0.1:{proxy_port}\n"
+            f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
+            "routes:\n"
+            f"  - {{name: items, prefix: /api/items, upstream: 'http://127.0.0.1:{upstream_port}'}}\n"
+        )
+        env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": secrets.token_hex(8)}
+        gatetrace = pathlib.Path(sys.executable).with_name("gatetrace")
+        proc = subprocess.Popen(
+            [str(gatetrace), "gateway", "--config", str(config), "--log-level", "WARNING"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            yield f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{admin_port}"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+async def _wait_ready(proxy: str) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while True:
+            try:
+                async with http.get(proxy + PATH) as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.1)
+
+
+async def _gauge(http: aiohttp.ClientSession, admin: str) -> float:
+    async with http.get(admin + "/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith("gatetrace_gateway_connections_open "):
+            return float(line.split()[-1])
+    raise RuntimeError("no gatetrace_gateway_connections_open in /metrics")
+
+
+async def _latencies(proxy: str) -> list[float]:
+    """Milliseconds per request; raises unless every request got the upstream's 200."""
+    out: list[float] = []
+    connector = aiohttp.TCPConnector(limit=WORKERS)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                started = time.perf_counter()
+                async with http.get(proxy + PATH) as response:
+                    body = await response.read()
+                out.append((time.perf_counter() - started) * 1000)
+                if response.status != 200 or b'"item"' not in body:
+                    raise RuntimeError(f"normal request failed: {response.status} {body[:80]!r}")
+
+        await asyncio.gather(*(worker(REQUESTS // WORKERS) for _ in range(WORKERS)))
+    return out
+
+
+async def _slowloris(proxy: str) -> tuple[list[asyncio.StreamWriter], asyncio.Task[None]]:
+    host, port = proxy.removeprefix("http://").split(":")
+    writers: list[asyncio.StreamWriter] = []
+    for index in range(SLOW):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"GET {PATH} HTTP/1.1\r\nHost: x\r\nX-Slow-{index}: ".encode())
+        writers.append(writer)
+
+    async def trickle() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            for writer in writers:
+                if not writer.is_closing():
+                    writer.write(b"a")
+
+    return writers, asyncio.create_task(trickle())
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+async def _measure(proxy: str, admin: str) -> tuple[float, float]:
+    await _wait_ready(proxy)
+    calm: list[float] = []
+    attacked: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        for round_ in range(ROUNDS):
+            for attack in (round_ % 2 == 1, round_ % 2 == 0):  # alternate which goes first
+                if not attack:
+                    calm.append(_p99(await _latencies(proxy)))
+                    continue
+                writers, trickling = await _slowloris(proxy)
+                try:
+                    await asyncio.sleep(0.3)
+                    before = await _gauge(http, admin)
+                    started = time.monotonic()
+                    attacked.append(_p99(await _latencies(proxy)))
+                    after = await _gauge(http, admin)
+                    if time.monotonic() - started > 8.0:
+                        raise RuntimeError("the measurement ran into the head deadline")
+                    if before < SLOW or after < SLOW:
+                        raise RuntimeError(
+                            f"slow connections not all open while measuring: {before}, {after}"
+                        )
+                finally:
+                    trickling.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await trickling
+                    for writer in writers:
+                        writer.close()
+                await asyncio.sleep(0.3)
+    return min(attacked), min(calm)
+
+
+def run() -> list[common.Row]:
+    with bench_gateway.children() as kids:
+        upstream = kids.start("upstream")
+        with _gateway(upstream) as (proxy, admin):
+            attacked, calm = asyncio.run(_measure(proxy, admin))
+    return [
+        common.Row(
+            f"proxy p99 latency during a slowloris of {SLOW} connections",
+            attacked,
+            calm,
+            unit="ms",
+            goal_ratio=2.0,
+            peer_name="the same gateway without one",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    for row in run():
+        print(
+            f"{row.name}: {row.ours:.2f} {row.unit} vs {row.peer:.2f} {row.unit}, "
+            f"ratio {row.ratio:.2f} (goal <= {row.goal_ratio:g})"
+        )
