@@ -160,8 +160,12 @@ class TracingMiddleware:
         self, active: state.ActiveTracing, request: web.Request
     ) -> request_trace.RequestTrace | request_trace.UnrecordedTrace:
         headers = request.headers
-        raw_path = request.rel_url.raw_path
-        route = self.table.match(raw_path)
+        raw_path = proxy.request_path(request)
+        if raw_path is None:  # climbs above the root: the proxy answers 400
+            raw_path = request.rel_url.raw_path
+            route = None
+        else:
+            route = self.table.match(raw_path)
         request[proxy.MATCHED_ROUTE] = route if route is not None else proxy.NO_ROUTE
         try:
             extracted = active.propagator.extract(headers, _GETTER, _propagation.EMPTY)

@@ -30,7 +30,8 @@ import multidict
 import yarl
 from aiohttp import web
 
-from gatetrace.gateway import clientip, routes
+from gatetrace.gateway import clientip, paths, routes
+from gatetrace.policy import messages as _messages
 from gatetrace.runtime import metrics
 
 __all__ = [
@@ -95,6 +96,18 @@ OBSERVER: Final = web.RequestKey("gatetrace_upstream_observer", UpstreamObserver
 """Where the tracing middleware leaves its observer for the proxy."""
 MATCHED_ROUTE: Final = web.RequestKey[routes.Route | NoRoute]("gatetrace_matched_route")
 """The route the middleware already matched (saves matching twice)."""
+REQUEST_PATH: Final = web.RequestKey[str]("gatetrace_request_path")
+"""The raw path without dot-segments ("" when it climbs above the root)."""
+
+
+def request_path(request: web.Request) -> str | None:
+    """The raw path the request is routed and forwarded by: dot-segments removed
+    (:mod:`.paths`); None when it climbs above the root (answered 400)."""
+    cached = request.get(REQUEST_PATH)
+    if cached is None:
+        normalized = paths.remove_dot_segments(request.rel_url.raw_path)
+        cached = request[REQUEST_PATH] = normalized if normalized is not None else ""
+    return cached or None
 
 
 def _connection_tokens(headers: multidict.CIMultiDictProxy[str]) -> frozenset[str]:
@@ -194,15 +207,19 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
+        path = request_path(request)
+        if path is None:
+            self._requests.inc(("", "400"))
+            return web.Response(status=400, text=f"bad request path: {paths.CLIMBS}\n")
         matched = request.get(MATCHED_ROUTE)
         if matched is None:
-            route = self.table.match(request.rel_url.raw_path)
+            route = self.table.match(path)
         else:
             route = None if isinstance(matched, NoRoute) else matched
         observer = request.get(OBSERVER)
         if route is None:
             self._requests.inc(("", "404"))
-            return web.Response(status=404, text=f"no route for {request.rel_url.raw_path}\n")
+            return web.Response(status=404, text=f"no route for {_messages.echo(path)}\n")
         status = 0
         try:
             response = await self._relay(request, route, observer)
@@ -267,7 +284,8 @@ class Proxy:
     async def _relay(
         self, request: web.Request, route: routes.Route, observer: UpstreamObserver | None
     ) -> web.StreamResponse:
-        url = route.upstream_url(request.rel_url.raw_path, request.rel_url.raw_query_string)
+        path = request.get(REQUEST_PATH) or request.rel_url.raw_path
+        url = route.upstream_url(path, request.rel_url.raw_query_string)
         headers = self._request_headers(request, observer)
         if observer is not None:
             observer.on_request(route, url, headers)
