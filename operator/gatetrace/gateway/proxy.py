@@ -28,7 +28,7 @@ from typing import Final, Protocol
 import aiohttp
 import multidict
 import yarl
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from gatetrace.gateway import clientip, paths, routes
 from gatetrace.policy import messages as _messages
@@ -131,6 +131,37 @@ def response_headers(
     return out
 
 
+class RelayedResponse(web.StreamResponse):
+    """The upstream's response as it came: aiohttp would add ``Content-Type:
+    application/octet-stream`` to a body without one, which the upstream did not send."""
+
+    __slots__ = ("_content_type_sent",)
+
+    def __init__(self, *, status: int, reason: str | None, headers: multidict.CIMultiDict[str]):
+        super().__init__(status=status, reason=reason, headers=headers)
+        self._content_type_sent = hdrs.CONTENT_TYPE in headers
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        if not self._content_type_sent:
+            self.headers.popall(hdrs.CONTENT_TYPE, None)
+
+
+def undecodable_header(headers: multidict.CIMultiDictProxy[str]) -> str | None:
+    """The name of the first header whose value was not UTF-8 on the wire, if any.
+
+    aiohttp decodes header bytes as UTF-8 with ``surrogateescape`` and its writer
+    drops the escapes, so such a value cannot be forwarded byte for byte: it is
+    refused, never silently changed."""
+    for name, value in headers.items():
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return name
+    return None
+
+
 class Proxy:
     """Answers requests by relaying them to the route's upstream."""
 
@@ -211,6 +242,13 @@ class Proxy:
         if path is None:
             self._requests.inc(("", "400"))
             return web.Response(status=400, text=f"bad request path: {paths.CLIMBS}\n")
+        bad = undecodable_header(request.headers)
+        if bad is not None:
+            self._requests.inc(("", "400"))
+            return web.Response(
+                status=400,
+                text=f"bad request header {_messages.echo(bad, 64)}: its value is not UTF-8\n",
+            )
         matched = request.get(MATCHED_ROUTE)
         if matched is None:
             route = self.table.match(path)
@@ -332,10 +370,24 @@ class Proxy:
         upstream: aiohttp.ClientResponse,
         observer: UpstreamObserver | None,
     ) -> web.StreamResponse:
+        bad = undecodable_header(upstream.headers)
+        if bad is not None:  # cannot be relayed as it came: a bad gateway answer
+            upstream.close()
+            failed: multidict.CIMultiDict[str] = multidict.CIMultiDict()
+            if observer is not None:
+                error = ValueError(
+                    f"upstream response header {_messages.echo(bad, 64)} is not UTF-8"
+                )
+                observer.on_failure("invalid_header", error, upstream=True)
+                observer.on_response(502, failed)
+            text = (
+                f"upstream sent header {_messages.echo(bad, 64)} with a value that is not UTF-8\n"
+            )
+            return web.Response(status=502, text=text, headers=failed)
         out = response_headers(upstream.headers)
         if observer is not None:
             observer.on_response(upstream.status, out)
-        response = web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=out)
+        response = RelayedResponse(status=upstream.status, reason=upstream.reason, headers=out)
         try:
             await response.prepare(request)
         except ConnectionError as exc:

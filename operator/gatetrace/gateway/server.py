@@ -16,11 +16,13 @@ import logging
 import pathlib
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
 from gatetrace.gateway import (
     admin,
+    badrequests,
     connections,
     exporters,
     proxy_app,
@@ -159,11 +161,19 @@ class Gateway:
         self, app: web.Application, listen: str
     ) -> tuple[web.AppRunner, tuple[str, int]]:
         host, port = _config.split_host_port(listen)
+        guard = app.get(proxy_app.GUARD)
+        extra: dict[str, Any] = {}
+        if guard is not None:  # the proxy port: the edge
+            extra["logger"] = badrequests.RequestErrorLog()
+            extra["keepalive_timeout"] = guard.idle_timeout
         runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=self.shutdown_timeout
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=self.shutdown_timeout,
+            **extra,
         )
         await runner.setup()
-        guard = app.get(proxy_app.GUARD)
         site: web.BaseSite
         if guard is not None:  # the proxy port: client connection limits
             site = connections.GuardedSite(runner, host, port, guard)

@@ -1,0 +1,162 @@
+"""Bytes on the wire through a running gateway on 127.0.0.1, with raw sockets on both
+sides: nothing is changed silently (non-UTF-8 header values are refused, a response
+without Content-Type stays without one) and malformed requests are logged in one
+WARNING line without their header values, rate-limited."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from serverharness import TOKEN
+
+from gatetrace.gateway import badrequests, config, server
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@contextlib.asynccontextmanager
+async def _raw_upstream(response: bytes, heads: list[bytes]) -> AsyncIterator[str]:
+    """An upstream answering every request with ``response`` exactly; records each head."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            heads.append(head)
+            writer.write(response)
+            await writer.drain()
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def _gateway(upstream: str) -> AsyncIterator[tuple[str, int]]:
+    doc = {
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
+        "routes": [{"name": "raw", "prefix": "/raw", "upstream": upstream}],
+    }
+    gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.2)
+    await gw.start()
+    assert gw.proxy_address is not None
+    try:
+        yield gw.proxy_address
+    finally:
+        await gw.stop(2.0)
+
+
+async def _exchange(address: tuple[str, int], request: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection(*address)
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    return answer
+
+
+def _head(answer: bytes) -> dict[bytes, bytes]:
+    head = answer.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, _, v in (line.partition(b":") for line in head)}
+
+
+OK_NO_TYPE = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+
+
+async def test_a_response_without_content_type_is_relayed_without_one() -> None:
+    heads: list[bytes] = []
+    async with _raw_upstream(OK_NO_TYPE, heads) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert answer.endswith(b"hello")
+    assert b"content-type" not in _head(answer)
+
+
+async def test_a_content_type_the_upstream_sent_is_kept_as_it_was() -> None:
+    typed = OK_NO_TYPE.replace(
+        b"Content-Length", b"Content-Type: text/x-odd; q=1\r\nContent-Length"
+    )
+    async with _raw_upstream(typed, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert _head(answer)[b"content-type"] == b"text/x-odd; q=1"
+
+
+async def test_a_request_header_that_is_not_utf8_gets_400_naming_it() -> None:
+    heads: list[bytes] = []
+    async with _raw_upstream(OK_NO_TYPE, heads) as up, _gateway(up) as address:
+        request = b"GET /raw/x HTTP/1.1\r\nHost: a\r\nX-Name: caf\xe9\r\nConnection: close\r\n\r\n"
+        answer = await _exchange(address, request)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert b"X-Name" in answer and b"not UTF-8" in answer
+        assert heads == []  # nothing reached the upstream
+        # valid UTF-8 beyond ASCII goes through byte for byte
+        request = (
+            b"GET /raw/x HTTP/1.1\r\nHost: a\r\nX-Name: caf\xc3\xa9\r\nConnection: close\r\n\r\n"
+        )
+        answer = await _exchange(address, request)
+        assert answer.startswith(b"HTTP/1.1 200 "), answer
+        assert b"X-Name: caf\xc3\xa9\r\n" in heads[0]
+
+
+async def test_an_upstream_header_that_is_not_utf8_gets_502_naming_it() -> None:
+    bad = OK_NO_TYPE.replace(b"Content-Length", b"X-Odd: \xff\xfe\r\nContent-Length")
+    async with _raw_upstream(bad, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 502 "), answer
+    assert b"X-Odd" in answer
+
+
+async def test_malformed_requests_log_one_warning_line_without_header_values(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _raw_upstream(OK_NO_TYPE, []) as up, _gateway(up) as address:
+        for _ in range(15):
+            bad = (
+                b"GET /raw/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer s3cr3t-t0ken\r\n"
+                b"X-Bad\x01Name: v\r\n\r\n"
+            )
+            answer = await _exchange(address, bad)
+            assert answer.split(b"\r\n", 1)[0].endswith(b" 400 Bad Request"), answer
+    text = caplog.text
+    assert "s3cr3t" not in text
+    assert "Traceback" not in text
+    malformed = [r for r in caplog.records if "malformed request" in r.getMessage()]
+    warned = [r for r in malformed if r.levelno == logging.WARNING]
+    assert len(warned) == 10  # the burst; the rest are counted, not logged
+    assert all(r.levelno < logging.ERROR for r in caplog.records if r.name.startswith("aiohttp"))
+    assert "from 127.0.0.1" in warned[0].getMessage()
+    assert "\n" not in warned[0].getMessage()
+
+
+def test_the_rate_limit_reports_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    log = badrequests.RequestErrorLog(burst=2, window=10.0, clock=lambda: now[0])
+    from aiohttp import http_exceptions
+
+    error = http_exceptions.BadHttpMessage("Invalid header value char:\n b'Bearer x'")
+    with caplog.at_level(logging.WARNING, logger="gatetrace.gateway"):
+        for _ in range(5):
+            log.exception("Error handling request from %s", "10.0.0.1", exc_info=error)
+        now[0] = 11.0
+        log.exception("Error handling request from %s", "10.0.0.1", exc_info=error)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "malformed request from 10.0.0.1: BadHttpMessage: Invalid header value char",
+        "malformed request from 10.0.0.1: BadHttpMessage: Invalid header value char",
+        "3 more malformed requests not logged in the last 10s",
+        "malformed request from 10.0.0.1: BadHttpMessage: Invalid header value char",
+    ]
