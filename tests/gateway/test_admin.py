@@ -239,7 +239,7 @@ async def test_too_large_without_content_length_is_413() -> None:
         ({"revision": 1, "config": {"bogus": 1}}, "config.bogus", ""),
         ({"revision": 1, "config": "text"}, "config", "object"),
         ({"config": _config()}, "revision", "required"),
-        ({"revision": -1, "config": _config()}, "revision", ">= 0"),
+        ({"revision": -1, "config": _config()}, "revision", "from 0 to 2^63-1"),
         ({"revision": "7", "config": _config()}, "revision", "integer"),
         ({"revision": True, "config": _config()}, "revision", "integer"),
         ({"revision": 1}, "config", "required"),

@@ -16,7 +16,6 @@ Everything but the probes and ``/metrics`` needs the bearer token
 """
 
 import datetime
-import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -94,11 +93,9 @@ async def put_tracing(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     try:
-        document = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as e:
-        return _error(400, f"body is not UTF-8 text: {e.reason} at byte {e.start}")
-    except json.JSONDecodeError as e:
-        return _error(400, f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
+        document = _messages.load_json(body)
+    except ValueError as e:
+        return _error(400, f"body: {e}")
     if not isinstance(document, dict):
         return _error(
             400, f"body must be a JSON object {{revision, config}}, got {type(document).__name__}"
@@ -110,9 +107,17 @@ async def put_tracing(request: web.Request) -> web.Response:
     revision = document.get("revision")
     if "revision" not in document:
         problems.append({"loc": "revision", "msg": "field required"})
-    elif isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+    elif (
+        isinstance(revision, bool)
+        or not isinstance(revision, int)
+        or not 0 <= revision <= tracing_apply.MAX_REVISION
+    ):
         problems.append(
-            {"loc": "revision", "msg": f"must be an integer >= 0, got {_messages.echo(revision)}"}
+            {
+                "loc": "revision",
+                "msg": "must be an integer from 0 to 2^63-1 (int64), got "
+                + _messages.echo(revision),
+            }
         )
     if "config" not in document:
         problems.append({"loc": "config", "msg": "field required"})

@@ -41,6 +41,8 @@ def bearer_auth(token: str, open_paths: Iterable[str] = OPEN_PATHS) -> typedefs.
         header = request.headers.get("Authorization")
         if header is None:
             return _refuse("missing Authorization header (expected: Bearer <token>)")
+        if not header.isascii():  # a token is ASCII; bytes that are not cannot match
+            return _refuse("Authorization header must be ASCII 'Bearer <token>'")
         scheme, _, credentials = header.partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return _refuse("Authorization header must be 'Bearer <token>'")

@@ -18,7 +18,6 @@ object (or repeated ``tag=key:value``). A bad parameter answers 400 with the
 parameter's name in the message.
 """
 
-import json
 import re
 import time
 from collections.abc import Mapping
@@ -28,6 +27,7 @@ from aiohttp import web
 
 from gatetrace.gateway import jaeger_json
 from gatetrace.gateway import store as _store
+from gatetrace.policy import messages as _messages
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 
@@ -61,11 +61,18 @@ class BadParameterError(ValueError):
         super().__init__(f"parameter {name!r}: {problem}")
 
 
+MAX_DURATION_NS = 100 * 365 * 86_400_000_000_000
+"""Durations (and lookbacks) beyond a century are refused: they only overflow."""
+MAX_INT_PARAM = 2**63 - 1
+
+
 def parse_duration_ns(text: str) -> int:
     """A Go-style duration (``1h30m``, ``1.5s``, ``250ms``) in nanoseconds."""
     text = text.strip()
     if not text:
         raise ValueError("empty duration")
+    if len(text) > 64:
+        raise ValueError(f"too long for a duration: {_messages.echo(text, 40)}")
     position = 0
     total = 0.0
     for match in _DURATION_PART.finditer(text):
@@ -74,7 +81,9 @@ def parse_duration_ns(text: str) -> int:
         total += float(match.group(1)) * _UNITS_NS[match.group(2)]
         position = match.end()
     if position != len(text):
-        raise ValueError(f"not a duration like 1.5s, 250ms or 100us: {text!r}")
+        raise ValueError(f"not a duration like 1.5s, 250ms or 100us: {_messages.echo(text, 40)}")
+    if not total <= MAX_DURATION_NS:  # also inf and nan
+        raise ValueError(f"longer than 100 years: {_messages.echo(text, 40)}")
     return int(total)
 
 
@@ -89,12 +98,14 @@ def _int_param(query: Mapping[str, str], name: str, *, minimum: int = 0) -> int 
     text = _param(query, name)
     if text is None:
         return None
+    if len(text) > 20:  # int64 has at most 19 digits and a sign
+        raise BadParameterError(name, f"not an int64: {_messages.echo(text, 40)}")
     try:
         value = int(text)
     except ValueError as e:
-        raise BadParameterError(name, f"not an integer: {text!r}") from e
-    if value < minimum:
-        raise BadParameterError(name, f"must be >= {minimum}, got {value}")
+        raise BadParameterError(name, f"not an integer: {_messages.echo(text, 40)}") from e
+    if value < minimum or value > MAX_INT_PARAM:
+        raise BadParameterError(name, f"must be from {minimum} to 2^63-1, got {value}")
     return value
 
 
@@ -113,9 +124,9 @@ def _tags_param(request: web.Request) -> tuple[tuple[str, str], ...]:
     text = _param(request.query, "tags")
     if text is not None:
         try:
-            document = json.loads(text)
+            document = _messages.load_json(text, max_depth=2)
         except ValueError as e:
-            raise BadParameterError("tags", f"not a JSON object: {e}") from e
+            raise BadParameterError("tags", f"not a JSON object of strings: {e}") from e
         if not isinstance(document, dict):
             raise BadParameterError(
                 "tags", 'expected a JSON object like {"http.status_code":"500"}'
@@ -124,12 +135,14 @@ def _tags_param(request: web.Request) -> tuple[tuple[str, str], ...]:
             if isinstance(value, bool):
                 value = "true" if value else "false"
             elif not isinstance(value, str | int | float):
-                raise BadParameterError("tags", f"value of {key!r} must be a string or number")
+                raise BadParameterError(
+                    "tags", f"value of {_messages.echo(key, 40)} must be a string or number"
+                )
             tags.append((str(key), str(value)))
     for item in request.query.getall("tag", ()):
         key, sep, value = item.partition(":")
         if not sep or not key:
-            raise BadParameterError("tag", f"expected key:value, got {item!r}")
+            raise BadParameterError("tag", f"expected key:value, got {_messages.echo(item, 40)}")
         tags.append((key, value))
     return tuple(tags)
 
@@ -137,7 +150,9 @@ def _tags_param(request: web.Request) -> tuple[tuple[str, str], ...]:
 def _trace_id(name: str, text: str) -> int:
     trace_id = ids.parse_trace_id(text)
     if trace_id is None:
-        raise BadParameterError(name, f"not a hex trace id of 1-32 digits: {text!r}")
+        raise BadParameterError(
+            name, f"not a hex trace id of 1-32 digits: {_messages.echo(text, 40)}"
+        )
     return trace_id
 
 

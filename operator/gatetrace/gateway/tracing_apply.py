@@ -36,6 +36,10 @@ __all__ = ["Applied", "Applier", "ApplyError", "InvalidConfigError", "StaleRevis
 _log = logging.getLogger(__name__)
 
 
+MAX_REVISION = 2**63 - 1
+"""Revisions are int64 (the operator's, Kubernetes', every JSON reader's safe range)."""
+
+
 class ApplyError(Exception):
     """A config was not applied; nothing running changed."""
 
@@ -172,11 +176,17 @@ class Applier:
     async def _apply(
         self, document: Any, revision: int, sources: Sequence[Mapping[str, Any]]
     ) -> Applied:
-        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
+        if (
+            isinstance(revision, bool)
+            or not isinstance(revision, int)
+            or not 0 <= revision <= MAX_REVISION
+        ):
             raise InvalidConfigError(
                 [
                     _errors.FieldError(
-                        "revision", f"must be an integer >= 0, got {_messages.echo(revision)}"
+                        "revision",
+                        "must be an integer from 0 to 2^63-1 (int64), got "
+                        + _messages.echo(revision),
                     )
                 ]
             )

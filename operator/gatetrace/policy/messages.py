@@ -4,10 +4,15 @@ Imports nothing of the project, so every module that raises (the wire
 validators, the models, the gateway config, the admin API) can use it.
 """
 
+import json
 import re
 import reprlib
+from typing import Any
 
-__all__ = ["ECHO_LIMIT", "echo", "shorten_quotes"]
+__all__ = ["ECHO_LIMIT", "MAX_JSON_DEPTH", "echo", "load_json", "shorten_quotes"]
+
+MAX_JSON_DEPTH = 64
+"""How deeply a JSON document from a client may nest (a tracing config needs < 10)."""
 
 ECHO_LIMIT = 120
 """How many characters of an offending value an error message repeats."""
@@ -53,3 +58,39 @@ def shorten_quotes(message: str) -> str:
     if len(message) <= 2 * ECHO_LIMIT:
         return message
     return _LONG_QUOTE.sub(r"'\1...'", message)
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit`` containers (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse a client's JSON; raise ``ValueError`` saying what is wrong (not UTF-8, not
+    JSON with line and column, nesting deeper than ``max_depth``), never ``RecursionError``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"not UTF-8 (byte {e.start})") from e
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nests deeper than {max_depth} levels") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from e
+    if _depth(document, max_depth):
+        raise ValueError(f"nests deeper than {max_depth} levels")
+    return document

@@ -1,11 +1,15 @@
 """Hiding secret values from every human rendering of a config.
 
 The effective config carries resolved Secret values (``otlpHttp`` headers);
-logs, the admin ``GET``, ``explain`` and status must never show them.  Every
-reporter header value is treated as secret: exporters' headers are almost
-always credentials, and a name is enough to debug with.
+logs, the admin ``GET``, the trace page, ``explain`` and status must never show
+them.  Every reporter header value is treated as secret: exporters' headers are
+almost always credentials, and a name is enough to debug with.  Reporter
+endpoints keep their host and path but lose URL userinfo and the values of
+query parameters whose names look secret (:func:`redact_url`).
 """
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,11 +17,44 @@ from gatetrace.policy import model
 
 REDACTED = "<redacted>"
 
+_SECRET_PARAM = re.compile(
+    r"key|token|secret|passw|pwd|auth|signature|sig$|credential|session|cookie", re.IGNORECASE
+)
+"""Query parameter names that look like they carry a credential (``api_key``, ``token``,
+``X-Amz-Signature``, ``sig``, ``password``, ``auth``...)."""
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo and the values of secret-looking query parameters
+    replaced by :data:`REDACTED` (an endpoint such as ``https://u:p@host/v1?api_key=..``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            if eq and _SECRET_PARAM.search(urllib.parse.unquote_plus(name)):
+                value = REDACTED
+            pairs.append(name + eq + value)
+        query = "&".join(pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
 
 def _redact_reporter(reporter: Any) -> Any:
-    if isinstance(reporter, Mapping) and isinstance(reporter.get("headers"), Mapping):
-        return {**reporter, "headers": dict.fromkeys(reporter["headers"], REDACTED)}
-    return reporter
+    if not isinstance(reporter, Mapping):
+        return reporter
+    out = dict(reporter)
+    if isinstance(out.get("headers"), Mapping):
+        out["headers"] = dict.fromkeys(out["headers"], REDACTED)
+    if isinstance(out.get("endpoint"), str):
+        out["endpoint"] = redact_url(out["endpoint"])
+    return out
 
 
 def redact(config: model.TracingConfig | Mapping[str, Any]) -> dict[str, Any]:
