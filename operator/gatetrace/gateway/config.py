@@ -201,6 +201,10 @@ class GatewayConfig(_Model):
     """Routes; the longest matching prefix wins."""
     connections: ConnectionLimits = ConnectionLimits()
     """Client connection limits of the proxy port."""
+    swap_grace_ms: TimeoutMs | None = None
+    """After a tracing config swap, the old config's reporters wait for the requests that
+    started under it to end (their spans go there), at most this long. Default: the
+    longest route ``connectTimeoutMs + timeoutMs`` plus 5 s."""
     tracing_file: pathlib.Path | None = None
     """A tracing config file (the operator's ConfigMap), watched and applied on change."""
     tracing: dict[str, Any] | None = None
@@ -227,6 +231,14 @@ class GatewayConfig(_Model):
                 )
             prefixes[route.prefix] = route.name
         return self
+
+    @property
+    def swap_grace_seconds(self) -> float:
+        """:attr:`swap_grace_ms` or its default, in seconds."""
+        if self.swap_grace_ms is not None:
+            return self.swap_grace_ms / 1000
+        longest = max((r.connect_timeout_ms + r.timeout_ms for r in self.routes), default=30_000)
+        return longest / 1000 + 5.0
 
     @property
     def recorded_header_blocklist(self) -> frozenset[str]:

@@ -114,6 +114,16 @@ class TracingMiddleware:
         active = self.holder.current
         if active is None:
             return await handler(request)
+        inflight = active.inflight
+        inflight.enter()  # its reporters stay until this request's spans are in
+        try:
+            return await self._traced(active, request, handler)
+        finally:
+            inflight.leave()
+
+    async def _traced(
+        self, active: state.ActiveTracing, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
         try:
             trace = self._start(active, request)
         except Exception:  # tracing must never break a request: go on untraced

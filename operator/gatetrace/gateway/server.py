@@ -73,7 +73,7 @@ class Gateway:
         *,
         token: str,
         file_poll_interval: float = 1.0,
-        drain_seconds: float = 2.0,
+        drain_seconds: float | None = None,
         shutdown_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
@@ -87,7 +87,7 @@ class Gateway:
             service=settings.service,
             registry=self.registry,
             exporters=exporters.factory(self.store),
-            drain_seconds=drain_seconds,
+            drain_seconds=settings.swap_grace_seconds if drain_seconds is None else drain_seconds,
             on_applied=lambda _parts, cfg: exporters.configure_store(self.store, cfg),
         )
         self.watcher: tracing_file.TracingFileWatcher | None = None

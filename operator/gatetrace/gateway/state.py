@@ -16,7 +16,14 @@ from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.sampling import base as _sampling
 
-__all__ = ["ActiveTracing", "BaggageFilter", "Closable", "PrioritySettings", "TracingHolder"]
+__all__ = [
+    "ActiveTracing",
+    "BaggageFilter",
+    "Closable",
+    "InFlight",
+    "PrioritySettings",
+    "TracingHolder",
+]
 
 
 class Closable(Protocol):
@@ -39,6 +46,32 @@ class PrioritySettings:
     """Upgrade on 5xx responses and upstream failures."""
     slower_than_ns: int | None = None
     """Upgrade when the server span took longer than this."""
+
+
+class InFlight:
+    """How many requests that started under one tracing config are still running: the
+    config's reporters are retired only once the last of them has ended (its spans
+    are in by then)."""
+
+    __slots__ = ("_idle", "count")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Event | None = None
+
+    def enter(self) -> None:
+        self.count += 1
+
+    def leave(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def idle(self) -> None:
+        """Returns once no request of this config is running."""
+        while self.count > 0:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +98,8 @@ class ActiveTracing:
     namespace_priority: Mapping[str, PrioritySettings] = field(default_factory=dict)
     """Priority settings for traffic routed to a namespace whose override sets its own
     ``prioritize`` (others use :attr:`priority`)."""
+    inflight: InFlight = field(default_factory=InFlight, compare=False)
+    """Requests running under this config (see :meth:`TracingHolder.swap`)."""
 
     def sampler_for(self, namespace: str | None) -> _sampling.Sampler | None:
         """The override sampler for a route's upstream namespace, or None for the default."""

@@ -14,7 +14,6 @@ revision with different content is refused too.
 """
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -139,7 +138,8 @@ class Applier:
         self.registry = registry
         self.exporters = exporters
         self.drain_seconds = drain_seconds
-        """Seconds the old reporters keep accepting spans of in-flight requests."""
+        """At most this many seconds the old reporters wait for the requests that started
+        under them to end (they close as soon as the last one has)."""
         self.close_timeout = close_timeout
         self.on_applied = on_applied
         self.metrics = _ApplyMetrics(registry)
@@ -255,10 +255,33 @@ class Applier:
         return Applied(revision, parts.version, True)
 
     async def _retire(self, old: _state.ActiveTracing) -> None:
-        """Let in-flight requests of the old config finish, then flush and close its reporters."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stop.wait(), self.drain_seconds)
+        """Wait for the last request that started under the old config to end (at most
+        ``drain_seconds``, less at shutdown), then flush and close its reporters and
+        drop the metric series of reporters the new config no longer has."""
+        idle = asyncio.ensure_future(old.inflight.idle())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait(
+                {idle, stop}, timeout=self.drain_seconds, return_when="FIRST_COMPLETED"
+            )
+        finally:
+            idle.cancel()
+            stop.cancel()
+        if old.inflight.count:
+            _log.warning(
+                "%d request(s) of tracing revision %d still running after %.0fs: "
+                "closing its reporters anyway",
+                old.inflight.count,
+                old.revision,
+                self.drain_seconds,
+            )
         await close_reporters(old.reporters, self.close_timeout)
+        current = self.holder.current
+        kept = {_labels(r) for r in (current.reporters if current is not None else ())}
+        for reporter in old.reporters:
+            labels = _labels(reporter)
+            if labels is not None and labels not in kept:
+                reporter.metrics.forget()  # type: ignore[attr-defined]
 
     async def close(self, timeout: float | None = None) -> None:
         """Shut down: retire pending old reporters now and flush/close the running ones."""
@@ -274,6 +297,12 @@ class Applier:
     def retiring(self) -> int:
         """Old reporter sets still waiting to be closed."""
         return len(self._closing)
+
+
+def _labels(reporter: _state.Closable) -> tuple[str, ...] | None:
+    metrics = getattr(reporter, "metrics", None)
+    labels = getattr(metrics, "labels", None)
+    return tuple(labels) if labels is not None else None
 
 
 async def close_reporters(reporters: Sequence[_state.Closable], timeout: float) -> None:

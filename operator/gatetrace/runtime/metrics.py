@@ -8,7 +8,7 @@ serves. Updates are plain dict operations, cheap enough for the hot path.
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = [
     "Counter",
@@ -45,6 +45,17 @@ class _Metric:
 
     def samples(self) -> Iterator[Sample]:
         raise NotImplementedError
+
+    def remove(self, prefix: Labels) -> None:
+        """Drop every series whose label values start with ``prefix`` (a component that
+        is gone, e.g. a reporter removed from the config, leaves no stale series)."""
+        n = len(prefix)
+        for store in self._series():
+            for labels in [k for k in store if k[:n] == prefix]:
+                del store[labels]
+
+    def _series(self) -> tuple[dict[Labels, Any], ...]:
+        return ()
 
 
 class Tally:
@@ -108,6 +119,9 @@ class Counter(_Metric):
         for labels, value in self.items():
             yield Sample("_total", self._pairs(labels), value)
 
+    def _series(self) -> tuple[dict[Labels, Any], ...]:
+        return (self._values, self._tallies)
+
 
 class Gauge(_Metric):
     kind = "gauge"
@@ -136,6 +150,9 @@ class Gauge(_Metric):
             yield Sample("", self._pairs(labels), value)
         for labels, function in list(self._functions.items()):
             yield Sample("", self._pairs(labels), function())
+
+    def _series(self) -> tuple[dict[Labels, Any], ...]:
+        return (self._values, self._functions)
 
 
 class Histogram(_Metric):
@@ -178,6 +195,9 @@ class Histogram(_Metric):
                 yield Sample("_bucket", (*pairs, ("le", le)), cumulative)
             yield Sample("_sum", pairs, self._sums.get(labels, 0.0))
             yield Sample("_count", pairs, cumulative)
+
+    def _series(self) -> tuple[dict[Labels, Any], ...]:
+        return (self._counts, self._sums)
 
 
 _M = TypeVar("_M", bound=_Metric)

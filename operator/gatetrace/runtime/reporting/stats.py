@@ -74,6 +74,20 @@ class ReporterMetrics:
             "gatetrace_reporter_queue_depth", "Spans waiting in a reporter's queue", base
         )
 
+    def forget(self) -> None:
+        """Remove this reporter's series (it was removed from the config)."""
+        for metric in (
+            self.queued,
+            self.exported,
+            self.dropped,
+            self.batches,
+            self.export_failures,
+            self.truncated,
+            self.export_seconds,
+            self.queue_depth,
+        ):
+            metric.remove(self.labels)
+
     def watch_queue(self, depth: Callable[[], float]) -> None:
         self.queue_depth.set_function(depth, self.labels)
 
