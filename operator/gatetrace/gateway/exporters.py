@@ -53,6 +53,9 @@ def configure_store(store: _store.SpanStore, config: _model.TracingConfig) -> No
     for reporter in config.reporters:
         if isinstance(reporter, _reporters.MemoryReporter):
             store.configure(
-                max_spans=reporter.max_spans, max_age_seconds=float(reporter.max_age_seconds)
+                max_spans=reporter.max_spans,
+                max_age_seconds=float(reporter.max_age_seconds),
+                max_bytes=reporter.max_bytes,
+                max_spans_per_trace=reporter.max_spans_per_trace,
             )
             return

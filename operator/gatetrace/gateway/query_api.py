@@ -18,9 +18,11 @@ object (or repeated ``tag=key:value``). A bad parameter answers 400 with the
 parameter's name in the message.
 """
 
+import asyncio
+import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -200,13 +202,15 @@ async def get_trace(request: web.Request) -> web.Response:
         trace_id = _trace_id("traceID", request.match_info["trace_id"])
     except BadParameterError as e:
         return _bad(e)
-    spans = request.app[STORE].trace(trace_id)
+    span_store = request.app[STORE]
+    await span_store.evict_async()
+    spans = span_store.trace(trace_id)
     if not spans:
         return web.json_response(
             jaeger_json.error_envelope(404, f"trace {ids.format_trace_id(trace_id)} not found"),
             status=404,
         )
-    return web.json_response(jaeger_json.envelope([jaeger_json.trace_json(spans)], total=0))
+    return await _rendered(lambda: jaeger_json.envelope([jaeger_json.trace_json(spans)], total=0))
 
 
 async def find_traces(request: web.Request) -> web.Response:
@@ -214,21 +218,23 @@ async def find_traces(request: web.Request) -> web.Response:
     try:
         wanted = [_trace_id("traceID", t) for t in request.query.getall("traceID", ())]
         if wanted:
-            traces = [span_store.trace(t) for t in wanted]
-            data = jaeger_json.traces_json(traces)
+            await span_store.evict_async()
+            traces = [span_store.trace(t) for t in wanted[:MAX_LIMIT]]
         else:
-            data = jaeger_json.traces_json(span_store.find_traces(_search_query(request)))
+            traces = await span_store.find_traces_async(_search_query(request))
     except BadParameterError as e:
         return _bad(e)
     # Jaeger's query service reports total 0 for trace answers; we do the same
-    return web.json_response(jaeger_json.envelope(data, total=0))
+    return await _rendered(lambda: jaeger_json.envelope(jaeger_json.traces_json(traces), total=0))
 
 
 async def services(request: web.Request) -> web.Response:
+    await request.app[STORE].evict_async()
     return web.json_response(jaeger_json.envelope(request.app[STORE].services()))
 
 
 async def service_operations(request: web.Request) -> web.Response:
+    await request.app[STORE].evict_async()
     names = sorted(
         {name for name, _ in request.app[STORE].operations(request.match_info["service"])}
     )
@@ -253,6 +259,7 @@ async def operations(request: web.Request) -> web.Response:
                 )
     except BadParameterError as e:
         return _bad(e)
+    await request.app[STORE].evict_async()
     data = [
         {"name": name, "spanKind": span_kind.value}
         for name, span_kind in request.app[STORE].operations(service, kind)
@@ -270,7 +277,7 @@ async def dependencies(request: web.Request) -> web.Response:
         end_ms = time.time_ns() // 1_000_000
     if lookback_ms is None:
         lookback_ms = DEFAULT_LOOKBACK_MS
-    deps = request.app[STORE].dependencies(end_ms * 1_000_000, lookback_ms * 1_000_000)
+    deps = await request.app[STORE].dependencies_async(end_ms * 1_000_000, lookback_ms * 1_000_000)
     data: list[dict[str, Any]] = [
         {"parent": d.parent, "child": d.child, "callCount": d.call_count} for d in deps
     ]
@@ -286,13 +293,20 @@ async def stats(request: web.Request) -> web.Response:
         return _bad(BadParameterError("window", "must be positive"))
     service = _param(request.query, "service")
     operation = _param(request.query, "operation")
-    result = request.app[STORE].stats(
+    result = await request.app[STORE].stats_async(
         service=service,
         operation=operation,
         window_seconds=window_ns / 1e9 if window_ns is not None else 300.0,
     )
     body: dict[str, Any] = {"service": service, "operation": operation, **result.to_json()}
     return web.json_response(body)
+
+
+async def _rendered(build: Callable[[], Any]) -> web.Response:
+    """Build and serialise a possibly large answer in a worker thread: the event loop
+    (the proxy's) keeps running meanwhile (the GIL is handed over every few ms)."""
+    body = await asyncio.to_thread(lambda: json.dumps(build(), separators=(",", ":")))
+    return web.Response(text=body, content_type="application/json")
 
 
 def add_routes(app: web.Application, span_store: _store.SpanStore) -> None:

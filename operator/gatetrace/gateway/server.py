@@ -80,6 +80,7 @@ class Gateway:
         self.registry = _metrics.Registry()
         self.holder = state.TracingHolder()
         self.store = store.SpanStore()
+        _watch_store(self.store, self.registry)
         self.shutdown_timeout = shutdown_timeout
         """Seconds :meth:`stop` grants in-flight requests plus the reporters' final flush."""
         self.applier = tracing_apply.Applier(
@@ -203,6 +204,23 @@ class Gateway:
         admin_runner, self._admin_runner = self._admin_runner, None
         if admin_runner is not None:
             await admin_runner.cleanup()
+
+
+def _watch_store(span_store: store.SpanStore, registry: _metrics.Registry) -> None:
+    """The memory reporter's store in /metrics: what it holds and what it refused."""
+    registry.gauge("gatetrace_store_spans", "Spans held by the in-memory store").set_function(
+        lambda: float(len(span_store))
+    )
+    registry.gauge(
+        "gatetrace_store_bytes", "Estimated bytes of the spans held by the in-memory store"
+    ).set_function(lambda: float(span_store.bytes))
+    registry.gauge(
+        "gatetrace_store_max_bytes", "The in-memory store's byte bound (memory.maxBytes)"
+    ).set_function(lambda: float(span_store.max_bytes))
+    registry.gauge(
+        "gatetrace_store_spans_dropped",
+        "Spans the in-memory store refused because their trace was full (a total)",
+    ).set_function(lambda: float(span_store.dropped))
 
 
 def _url(host: str, port: int) -> str:

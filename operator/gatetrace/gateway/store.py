@@ -1,24 +1,84 @@
 """The in-memory span store behind the query API (the ``memory`` reporter's sink).
 
-Bounded by span count and by age: the oldest spans are evicted first.
-Indexed by trace id, by service and by (service, operation), so the Jaeger
-query endpoints never scan the whole store to answer ``/api/services`` or a
-trace lookup. Everything runs on the event loop: no locks.
+Bounded by span count, by bytes (an estimate of what each span retains: its tags
+and logs are client-controlled strings) and by age: the oldest spans are evicted
+first. Each trace is bounded too (spans and bytes): one client reusing one
+``traceparent`` cannot grow a trace without end; spans past a trace's bound are
+dropped and counted (``dropped``). Indexed by trace id, by service and by
+(service, operation), so the Jaeger query endpoints never scan the whole store to
+answer ``/api/services`` or a trace lookup. Everything runs on the event loop: no
+locks. Searches, dependencies and stats that must scan have ``async`` forms
+(:meth:`SpanStore.find_traces_async`...) that yield to the loop every
+:data:`STEP` spans, so a query never holds the proxy up for long.
 """
 
+import asyncio
 import collections
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from gatetrace.runtime import span as _span
 
-__all__ = ["Dependency", "SpanStore", "Stats", "TraceQuery", "percentile"]
+__all__ = [
+    "STEP",
+    "Dependency",
+    "SpanStore",
+    "Stats",
+    "TraceQuery",
+    "percentile",
+    "retained_bytes",
+]
 
 _K = TypeVar("_K")
+_R = TypeVar("_R")
+
+STEP = 2_000
+"""Spans a scanning query looks at before it yields to the event loop."""
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_SPANS_PER_TRACE = 5_000
+
+_SPAN_BYTES = 700
+"""What a stored span costs before its strings: the Span object and its context, resource
+reference, tag dict and log list, and the store's own entry and index slots."""
+_ITEM_BYTES = 110
+"""A tag or log field: the dict slot, the key and value objects' headers."""
+
+
+def retained_bytes(span: _span.Span) -> int:
+    """An estimate of the memory ``span`` keeps alive in the store (CPython, ASCII text)."""
+    size = _SPAN_BYTES + len(span.name)
+    for key, value in span.tags.items():
+        size += _ITEM_BYTES + len(key) + (len(value) if isinstance(value, str) else 8)
+    for log in span.logs:
+        size += _ITEM_BYTES
+        for key, value in log.fields.items():
+            size += _ITEM_BYTES + len(key) + (len(value) if isinstance(value, str) else 8)
+    return size
+
+
+def _drive(steps: Generator[None, None, _R]) -> _R:
+    """Run a stepwise computation to its end, synchronously."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _R = done.value
+            return result
+
+
+async def _drive_async(steps: Generator[None, None, _R]) -> _R:
+    """Run a stepwise computation, yielding to the event loop between steps."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _R = done.value
+            return result
+        await asyncio.sleep(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +146,13 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
 class _Entry:
     span: _span.Span
     stored_at: float
+    size: int
 
 
 @dataclass(slots=True)
 class _Trace:
     spans: list[_span.Span] = field(default_factory=list)
+    size: int = 0
 
 
 def _tag_text(value: _span.TagValue) -> str:
@@ -128,14 +190,10 @@ class SpanStore:
         *,
         max_spans: int = 100_000,
         max_age_seconds: float = 3600.0,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_spans < 1:
-            raise ValueError(f"max_spans must be >= 1, got {max_spans}")
-        if max_age_seconds <= 0:
-            raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds}")
-        self.max_spans = max_spans
-        self.max_age_seconds = max_age_seconds
         self._clock = clock
         self._entries: collections.deque[_Entry] = collections.deque()
         self._traces: dict[int, _Trace] = {}
@@ -145,18 +203,43 @@ class SpanStore:
         self._by_operation: dict[tuple[str, str], dict[int, int]] = {}
         # service -> operation -> (kind -> span count)
         self._operations: dict[str, dict[str, dict[_span.SpanKind, int]]] = {}
+        self.bytes = 0
+        """Estimated bytes of the spans held (:func:`retained_bytes`)."""
         self.evicted = 0
-        """Spans evicted so far (count or age)."""
+        """Spans evicted so far (count, bytes or age)."""
+        self.dropped = 0
+        """Spans refused because their trace was at its bound."""
+        self.configure(
+            max_spans=max_spans,
+            max_age_seconds=max_age_seconds,
+            max_bytes=max_bytes,
+            max_spans_per_trace=max_spans_per_trace,
+        )
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def configure(self, *, max_spans: int, max_age_seconds: float) -> None:
+    def configure(
+        self,
+        *,
+        max_spans: int,
+        max_age_seconds: float,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_spans_per_trace: int = DEFAULT_MAX_SPANS_PER_TRACE,
+    ) -> None:
         """Change the bounds (a new ``memory`` reporter config); evicts at once if smaller."""
-        if max_spans < 1 or max_age_seconds <= 0:
-            raise ValueError("max_spans must be >= 1 and max_age_seconds > 0")
+        if max_spans < 1:
+            raise ValueError(f"max_spans must be >= 1, got {max_spans}")
+        if max_age_seconds <= 0:
+            raise ValueError(f"max_age_seconds must be > 0, got {max_age_seconds}")
+        if max_bytes < 1 or max_spans_per_trace < 1:
+            raise ValueError("max_bytes and max_spans_per_trace must be >= 1")
         self.max_spans = max_spans
         self.max_age_seconds = max_age_seconds
+        self.max_bytes = max_bytes
+        self.max_spans_per_trace = max_spans_per_trace
+        self.max_trace_bytes = max(1024 * 1024, max_bytes // 16)
+        """One trace holds at most this many bytes (a sixteenth of the store, >= 1 MiB)."""
         self.evict()
 
     # -- writing -----------------------------------------------------------
@@ -167,11 +250,20 @@ class SpanStore:
         for span in spans:
             if span.end_ns is None:
                 continue
-            self._entries.append(_Entry(span, now))
+            size = retained_bytes(span)
             trace = self._traces.get(span.trace_id)
             if trace is None:
                 trace = self._traces[span.trace_id] = _Trace()
+            elif (
+                len(trace.spans) >= self.max_spans_per_trace
+                or trace.size + size > self.max_trace_bytes
+            ):
+                self.dropped += 1
+                continue
+            self._entries.append(_Entry(span, now, size))
             trace.spans.append(span)
+            trace.size += size
+            self.bytes += size
             service = _service(span)
             traces = self._by_service.setdefault(service, {})
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
@@ -181,24 +273,41 @@ class SpanStore:
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
         self.evict(now)
 
-    def evict(self, now: float | None = None) -> int:
-        """Drop spans beyond ``max_spans`` and older than ``max_age_seconds``; return how many."""
+    def evict(self, now: float | None = None, *, at_most: int | None = None) -> int:
+        """Drop spans beyond ``max_spans`` or ``max_bytes`` and older than
+        ``max_age_seconds`` (oldest first, ``at_most`` of them); return how many."""
         if now is None:
             now = self._clock()
         oldest_allowed = now - self.max_age_seconds
         entries = self._entries
         dropped = 0
-        while entries and (len(entries) > self.max_spans or entries[0].stored_at < oldest_allowed):
-            self._forget(entries.popleft().span)
+        while entries and (
+            len(entries) > self.max_spans
+            or self.bytes > self.max_bytes
+            or entries[0].stored_at < oldest_allowed
+        ):
+            if at_most is not None and dropped >= at_most:
+                break
+            entry = entries.popleft()
+            self.bytes -= entry.size
+            self._forget(entry.span, entry.size)
             dropped += 1
         self.evicted += dropped
         return dropped
 
-    def _forget(self, span: _span.Span) -> None:
+    async def evict_async(self) -> None:
+        """:meth:`evict` in steps of :data:`STEP` spans (what queries call first: after a
+        quiet hour, every span may have aged out at once)."""
+        now = self._clock()
+        while self.evict(now, at_most=STEP) == STEP:
+            await asyncio.sleep(0)
+
+    def _forget(self, span: _span.Span, size: int) -> None:
         trace = self._traces.get(span.trace_id)
         if trace is not None:
             with contextlib.suppress(ValueError):
                 trace.spans.remove(span)
+            trace.size -= size
             if not trace.spans:
                 del self._traces[span.trace_id]
         service = _service(span)
@@ -278,15 +387,29 @@ class SpanStore:
     def find_traces(self, query: TraceQuery) -> list[list[_span.Span]]:
         """Traces with at least one span matching ``query``, newest first, at most ``limit``."""
         self.evict()
+        return _drive(self._find_traces(query))
+
+    async def find_traces_async(self, query: TraceQuery) -> list[list[_span.Span]]:
+        """:meth:`find_traces`, yielding to the event loop every :data:`STEP` spans."""
+        await self.evict_async()
+        return await _drive_async(self._find_traces(query))
+
+    def _find_traces(self, query: TraceQuery) -> Generator[None, None, list[list[_span.Span]]]:
         found: list[list[_span.Span]] = []
         if query.limit <= 0:
             return found
+        budget = STEP
         for trace_id in reversed(self._candidate_ids(query.service, query.operation)):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
-            if any(self._matches(span, query) for span in trace.spans):
-                found.append(sorted(trace.spans, key=lambda s: (s.start_ns, s.span_id)))
+            spans = tuple(trace.spans)  # the store may change while we yield
+            budget -= len(spans)
+            if budget <= 0:
+                yield
+                budget = STEP
+            if any(self._matches(span, query) for span in spans):
+                found.append(sorted(spans, key=lambda s: (s.start_ns, s.span_id)))
                 if len(found) >= query.limit:
                     break
         found.sort(key=lambda spans: min(s.start_ns for s in spans), reverse=True)
@@ -295,11 +418,27 @@ class SpanStore:
     def dependencies(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """Service-to-service call counts from parent/child spans started in the window."""
         self.evict()
+        return _drive(self._dependencies(end_ns, lookback_ns))
+
+    async def dependencies_async(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
+        """:meth:`dependencies`, yielding to the event loop every :data:`STEP` spans."""
+        await self.evict_async()
+        return await _drive_async(self._dependencies(end_ns, lookback_ns))
+
+    def _dependencies(
+        self, end_ns: int, lookback_ns: int
+    ) -> Generator[None, None, list[Dependency]]:
         start_ns = end_ns - lookback_ns
         counts: dict[tuple[str, str], int] = {}
-        for trace in self._traces.values():
-            by_id = {s.span_id: s for s in trace.spans}
-            for span in trace.spans:
+        budget = STEP
+        for trace in list(self._traces.values()):
+            spans = tuple(trace.spans)
+            budget -= len(spans)
+            if budget <= 0:
+                yield
+                budget = STEP
+            by_id = {s.span_id: s for s in spans}
+            for span in spans:
                 if span.parent_id is None or not start_ns <= span.start_ns <= end_ns:
                     continue
                 parent = by_id.get(span.parent_id)
@@ -319,14 +458,36 @@ class SpanStore:
     ) -> Stats:
         """Count, errors and latency percentiles of spans that ended within the window."""
         self.evict()
+        return _drive(self._stats(service, operation, window_seconds))
+
+    async def stats_async(
+        self,
+        *,
+        service: str | None = None,
+        operation: str | None = None,
+        window_seconds: float = 300.0,
+    ) -> Stats:
+        """:meth:`stats`, yielding to the event loop every :data:`STEP` spans."""
+        await self.evict_async()
+        return await _drive_async(self._stats(service, operation, window_seconds))
+
+    def _stats(
+        self, service: str | None, operation: str | None, window_seconds: float
+    ) -> Generator[None, None, Stats]:
         since_ns = int((self._clock() - window_seconds) * 1e9)
         durations: list[float] = []
         errors = 0
+        budget = STEP
         for trace_id in self._candidate_ids(service, operation):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
-            for span in trace.spans:
+            spans = tuple(trace.spans)
+            budget -= len(spans)
+            if budget <= 0:
+                yield
+                budget = STEP
+            for span in spans:
                 if service is not None and _service(span) != service:
                     continue
                 if operation is not None and span.name != operation:

@@ -77,6 +77,13 @@ class MemoryReporter(wire.WireModel):
     """memory: spans kept before the oldest are evicted. Default 100000."""
     max_age_seconds: Annotated[int, pydantic.Field(ge=1, le=604_800)] = 3600
     """memory: spans older than this are evicted. Default 3600."""
+    max_bytes: Annotated[int, pydantic.Field(ge=1_048_576, le=68_719_476_736)] = 268_435_456
+    """memory: estimated bytes of the spans kept (their tags and logs hold client-controlled
+    strings); the oldest are evicted past it. One trace keeps at most a sixteenth of it.
+    Default 268435456 (256 MiB)."""
+    max_spans_per_trace: Annotated[int, pydantic.Field(ge=1, le=1_000_000)] = 5000
+    """memory: spans kept per trace; more spans of a full trace are dropped (one client
+    reusing one traceparent cannot grow a trace without end). Default 5000."""
 
 
 class LogReporter(wire.WireModel):
