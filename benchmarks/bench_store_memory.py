@@ -1,0 +1,163 @@
+"""The gateway's memory after 100,000 spans carrying 4 KB client-controlled strings, against
+the memory reporter's byte bound.
+
+Processes on 127.0.0.1: the upstream (``bench_gateway``'s tiny aiohttp app) and the real
+``gatetrace gateway`` CLI, tracing every request (const sampler) into its ``memory``
+reporter with ``maxBytes`` = ``BOUND``. This process sends ``REQUESTS`` requests whose path
+is 4 KB long (the server and client spans both record it: ``url.path``, ``url.full``), so
+``2 x REQUESTS`` = 100,000 spans reach the store. Unbounded, they would take ~1 GB.
+
+It checks that it measured what it claims: the memory reporter exported every span
+(``gatetrace_reporter_spans_exported_total``), the store evicted the rest
+(``gatetrace_store_bytes`` <= the bound) and every request got 200. The figure is the
+gateway's RSS growth (``VmRSS`` after, minus the idle gateway's before), which must stay
+under the bound + 50 MB: ``run()`` returns it as one row against the bound + 50 MB.
+"""
+
+import asyncio
+import os
+import pathlib
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+
+import aiohttp
+
+from benchmarks import bench_gateway, common
+
+REQUESTS = 50_000
+BOUND = 64 * 1024 * 1024
+SLACK = 50 * 1024 * 1024
+CONCURRENCY = 16
+LONG = "/api/items/" + "p" * 4096
+
+
+def _rss_bytes(pid: int) -> int:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def _metric(http: aiohttp.ClientSession, admin: str, prefix: str) -> float:
+    async with http.get(admin + "/metrics") as response:
+        text = await response.text()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def _load(proxy: str, admin: str, pid: int) -> tuple[int, int, float, float]:
+    async with aiohttp.ClientSession() as http:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                async with http.get(proxy + "/api/items/1") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        idle = _rss_bytes(pid)
+        sent = 0
+
+        async def worker(count: int) -> None:
+            nonlocal sent
+            for _ in range(count):
+                async with http.get(proxy + LONG) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise RuntimeError(f"request failed: {response.status}")
+                sent += 1
+
+        await asyncio.gather(*(worker(REQUESTS // CONCURRENCY) for _ in range(CONCURRENCY)))
+        spans = 2 * sent + 2  # and the warm-up request's two
+        exported = 0.0
+        for _ in range(100):  # the memory reporter flushes every 100 ms
+            exported = await _metric(
+                http, admin, 'gatetrace_reporter_spans_exported_total{reporter="memory"'
+            )
+            if exported >= spans:
+                break
+            await asyncio.sleep(0.1)
+        if exported != spans:
+            raise RuntimeError(f"{exported:.0f} spans reached the store, expected {spans}")
+        held = await _metric(http, admin, "gatetrace_store_bytes ")
+        if held > BOUND:
+            raise RuntimeError(f"the store holds {held:.0f} bytes, over its {BOUND} bound")
+        after = _rss_bytes(pid)
+    return spans, idle, after, held
+
+
+def measure() -> tuple[int, int, float, float]:
+    with bench_gateway.children() as kids:
+        upstream = kids.start("upstream")
+        proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
+        with tempfile.TemporaryDirectory() as tmp:
+            config = pathlib.Path(tmp) / "gateway.yaml"
+            config.write_text(
+                f"listen: 127.0.0.1:{proxy_port}\n"
+                f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
+                "routes:\n"
+                f"  - {{name: items, prefix: /api/items, "
+                f"upstream: 'http://127.0.0.1:{upstream}'}}\n"
+                "tracing:\n"
+                "  sampling: {sampler: {type: const, decision: true}}\n"
+                f"  reporters: [{{type: memory, maxSpans: 10000000, maxBytes: {BOUND}}}]\n"
+            )
+            env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": secrets.token_hex(8)}
+            gatetrace = pathlib.Path(sys.executable).with_name("gatetrace")
+            proc = subprocess.Popen(
+                [str(gatetrace), "gateway", "--config", str(config), "--log-level", "WARNING"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+            )
+            try:
+                return asyncio.run(
+                    _load(
+                        f"http://127.0.0.1:{proxy_port}",
+                        f"http://127.0.0.1:{admin_port}",
+                        proc.pid,
+                    )
+                )
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def run() -> list[common.Row]:
+    spans, idle, after, _held = measure()
+    mib = 1024 * 1024
+    return [
+        common.Row(
+            f"gateway RSS growth after {spans:,} spans of 4 KB tags (maxBytes {BOUND // mib} MiB)",
+            (after - idle) / mib,
+            (BOUND + SLACK) / mib,
+            unit="MiB",
+            goal_ratio=1.0,
+            peer_name="the byte bound + 50 MB",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    started = time.monotonic()
+    spans, idle, after, held = measure()
+    mib = 1024 * 1024
+    print(
+        f"{spans:,} spans: gateway RSS {idle / mib:.1f} MiB idle -> {after / mib:.1f} MiB "
+        f"(growth {(after - idle) / mib:.1f} MiB; store {held / mib:.1f} MiB; "
+        f"bound {BOUND / mib:.0f} MiB + 50 MB) in {time.monotonic() - started:.0f}s"
+    )
