@@ -7,6 +7,7 @@ Environment variables are read only here, at the edge.
 """
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 
@@ -89,9 +90,17 @@ SUBCOMMANDS: dict[str, tuple[str, Registration]] = {
 """name -> (help, registration). Add subcommands here."""
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("gatetrace")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="gatetrace", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gatetrace {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, register) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help_text)

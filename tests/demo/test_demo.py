@@ -1,6 +1,7 @@
 """`gatetrace demo` as a user runs it: a subprocess, its report, and nothing left behind."""
 
 import os
+import pathlib
 import re
 import signal
 import socket
@@ -99,3 +100,54 @@ def test_bad_arguments_are_named() -> None:
     )
     assert result.returncode == 2
     assert "--policies: /nonexistent is not a folder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--jaeger-agent", "nohostport", "argument --jaeger-agent: expected HOST:PORT"),
+        ("--jaeger-agent", "host:99999", "argument --jaeger-agent: expected HOST:PORT"),
+        ("--zipkin", "notaurl", "argument --zipkin: expected an http(s)://"),
+        ("--otlp", "ftp://x/v1/traces", "argument --otlp: expected an http(s)://"),
+    ],
+)
+def test_bad_backend_flags_are_refused_by_name(flag: str, value: str, message: str) -> None:
+    result = subprocess.run(
+        [*DEMO, flag, value], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(120)
+def test_serving_survives_a_broken_policy_file() -> None:
+    """`metadata: oops` dropped into the watched folder is an invalid record, not a crash."""
+    with subprocess.Popen(
+        [*DEMO, "--requests", "20", "--serve", "--seed", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    ) as proc:
+        assert proc.stdout is not None
+        seen = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "Ctrl-C to stop." in line:
+                break
+        text = "".join(seen)
+        folder = pathlib.Path(re.search(r"policies:\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+        (folder / "99-broken.yaml").write_text(
+            "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\nmetadata: oops\nspec: {}\n"
+        )
+        time.sleep(4)  # a few polls of the folder
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        ports = _ports(text)
+        assert not any(_closed(port) for port in ports)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0

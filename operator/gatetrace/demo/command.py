@@ -5,6 +5,7 @@ import asyncio
 import logging
 import pathlib
 import sys
+import urllib.parse
 from collections.abc import Callable
 
 from gatetrace.demo import run as _run
@@ -17,6 +18,24 @@ def _rate(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be within [0, 1], got {text}")
     return value
+
+
+def _host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT (port 1-65535), got {text!r}")
+    return text
+
+
+def _http_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    try:
+        _ = parts.port
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad port in {text!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"expected an http(s)://HOST[:PORT]/... URL, got {text!r}")
+    return text
 
 
 def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
@@ -52,9 +71,14 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
         action="store_true",
         help="keep running after the report (trace page, query API; edit policies live)",
     )
-    add("--jaeger-agent", metavar="HOST:PORT", help="also report to a real Jaeger agent (UDP)")
-    add("--zipkin", metavar="URL", help="also report to a real Zipkin (/api/v2/spans)")
-    add("--otlp", metavar="URL", help="also report to a real OTLP/HTTP endpoint (/v1/traces)")
+    add(
+        "--jaeger-agent",
+        type=_host_port,
+        metavar="HOST:PORT",
+        help="also report to a real Jaeger agent (UDP)",
+    )
+    add("--zipkin", type=_http_url, metavar="URL", help="also report to a real Zipkin")
+    add("--otlp", type=_http_url, metavar="URL", help="also report to a real OTLP/HTTP endpoint")
     add("--seed", type=int, metavar="N", help="seed for a repeatable traffic mix")
     return run
 

@@ -147,7 +147,12 @@ def run(args: argparse.Namespace) -> int:
         if args.gateway:
             sys.stderr.write("--gateway needs --standalone DIR\n")
             return 2
-        asyncio.run(_main.run_kopf(settings, kubeconfig=args.kubeconfig))
+        try:
+            _main.load_client_config(args.kubeconfig)  # fail fast, in one line
+            asyncio.run(_main.run_kopf(settings, kubeconfig=args.kubeconfig))
+        except _main.KubeconfigError as e:
+            sys.stderr.write(f"gatetrace operator: {e}\n")
+            return 2
         return 0
     namespace = args.namespace[0] if args.namespace else "default"
     try:

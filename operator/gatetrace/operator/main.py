@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import pathlib
 import signal
 import sys
@@ -76,6 +77,43 @@ def _connection_from_client(config: Any) -> kopf.ConnectionInfo:
     )
 
 
+class KubeconfigError(Exception):
+    """No usable cluster credentials; the message is one line saying what to do."""
+
+
+def load_client_config(kubeconfig: str | None) -> None:
+    """Load the client configuration: ``kubeconfig``, else in-cluster, else the default
+    kubeconfig (``$KUBECONFIG`` or ``~/.kube/config``); :class:`KubeconfigError` if none."""
+    if kubeconfig:
+        if not os.path.isfile(kubeconfig):
+            raise KubeconfigError(
+                f"--kubeconfig {kubeconfig}: no such file (give the path of a kubeconfig, "
+                "or run in a cluster)"
+            )
+        try:
+            k8s_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+        except Exception as e:  # any failure to read it (YAML, keys, files): one clear line
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise KubeconfigError(
+                f"--kubeconfig {kubeconfig}: not a usable kubeconfig: {first}"
+            ) from None
+        return
+    try:
+        k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
+        return
+    except k8s_config.ConfigException:
+        pass
+    default = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+    try:
+        k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    except Exception as e:  # any failure to read it: one clear line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise KubeconfigError(
+            f"no cluster credentials: not running in a cluster and {default} is not usable "
+            f"({first}); pass --kubeconfig FILE, or use --standalone DIR without a cluster"
+        ) from None
+
+
 async def run_kopf(
     settings: _settings.OperatorSettings,
     *,
@@ -83,13 +121,7 @@ async def run_kopf(
     stop: asyncio.Event | None = None,
 ) -> None:
     """The kopf operator until ``stop`` (or SIGTERM/SIGINT, which kopf handles)."""
-    if kubeconfig:
-        k8s_config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    else:
-        try:
-            k8s_config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except k8s_config.ConfigException:
-            k8s_config.load_kube_config()  # type: ignore[no-untyped-call]
+    load_client_config(kubeconfig)
     formats = {"json": kopf.LogFormat.JSON, "full": kopf.LogFormat.FULL}
     kopf.configure(log_format=formats.get(settings.log_format, kopf.LogFormat.PLAIN))
     api = k8s.ApiClient()

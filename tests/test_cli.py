@@ -1,0 +1,50 @@
+"""The ``gatetrace`` command's own surface, run as a user runs it (a subprocess)."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import gatetrace.cli
+
+GATETRACE = [sys.executable, "-m", "gatetrace.cli"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GATETRACE, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_version() -> None:
+    result = _run("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("gatetrace ")
+    assert result.stdout.split()[1][0].isdigit()
+    assert gatetrace.cli.build_parser() is not None
+
+
+def test_operator_without_credentials_says_so_in_one_line(tmp_path: pathlib.Path) -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"}
+    }
+    env["HOME"] = str(tmp_path)  # no ~/.kube/config
+    result = _run("operator", env=env)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "no cluster credentials" in lines[0] and "--kubeconfig FILE" in lines[0]
+
+    result = _run("operator", "--kubeconfig", str(tmp_path / "missing"), env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"gatetrace operator: --kubeconfig {tmp_path / 'missing'}: no such file "
+        "(give the path of a kubeconfig, or run in a cluster)"
+    )
+
+    broken = tmp_path / "broken"
+    broken.write_text("this: [is not a kubeconfig\n")
+    result = _run("operator", "--kubeconfig", str(broken), env=env)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "not a usable kubeconfig" in result.stderr
