@@ -175,6 +175,39 @@ def test_chart_crd_is_the_generated_one() -> None:
         (("gateway.routes[0].prefix=api",), "does not match pattern"),
         (("image.pullPolicy=Sometimes",), "/image/pullPolicy"),
         (("operator.unknownKey=1",), "unknownKey"),
+        # the gateway config model's rules, through the chart (the pod would crash-loop)
+        (("gateway.enabled=true", "gateway.routes[0].name=has space"), "/gateway/routes/0/name"),
+        (("gateway.routes[0].timeoutMs=99999999",), "/gateway/routes/0/timeoutMs"),
+        (("gateway.routes[0].upstream=http://u/x?q=1",), "/gateway/routes/0/upstream"),
+        (("gateway.routes[0].namespace=Not_A_Namespace",), "/gateway/routes/0/namespace"),
+        (
+            (
+                "gateway.enabled=true",
+                "gateway.routes[0].name=a",
+                "gateway.routes[0].prefix=/api",
+                "gateway.routes[0].upstream=http://a:80",
+                "gateway.routes[1].name=b",
+                "gateway.routes[1].prefix=/api/",
+                "gateway.routes[1].upstream=http://b:80",
+            ),
+            'gateway.routes: "b" and "a" have the same prefix "/api"',
+        ),
+        (
+            (
+                "gateway.enabled=true",
+                "gateway.routes[0].name=a",
+                "gateway.routes[0].prefix=/a",
+                "gateway.routes[0].upstream=http://a:80",
+                "gateway.routes[1].name=a",
+                "gateway.routes[1].prefix=/b",
+                "gateway.routes[1].upstream=http://b:80",
+            ),
+            'duplicate route name "a"',
+        ),
+        (
+            ("gateway.enabled=true", "gateway.port=9901", "gateway.adminPort=9901"),
+            "gateway.port and gateway.adminPort must differ",
+        ),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], needle: str) -> None:
@@ -198,3 +231,35 @@ def test_values_are_documented_line_by_line() -> None:
         assert above.startswith("#"), f"values.yaml line {index + 1} has no comment: {lines[index]}"
     schema = json.loads((CHART / "values.schema.json").read_text())
     assert schema["additionalProperties"] is False
+
+
+def test_chart_route_schema_is_derived_from_the_gateway_config_model() -> None:
+    from gatetrace.gateway import values_schema
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    routes = schema["properties"]["gateway"]["properties"]["routes"]
+    assert routes == {"type": "array", "items": values_schema.route_schema()}, (
+        "run `python -m gatetrace.gateway.values_schema` to regenerate the chart schema"
+    )
+
+
+def test_every_route_the_chart_accepts_the_gateway_accepts_too() -> None:
+    """The rendered gateway config of good values parses; the model and the chart agree."""
+    from gatetrace.gateway import config as gateway_config
+
+    sets = (
+        "gateway.enabled=true",
+        "gateway.routes[0].name=users.v2_x-1",
+        "gateway.routes[0].prefix=/api/users",
+        "gateway.routes[0].upstream=http://users.shop.svc:8080/base",
+        "gateway.routes[0].namespace=shop",
+        "gateway.routes[0].timeoutMs=3600000",
+    )
+    docs = render(*sets)
+    (cm,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("gateway-config")
+    ]
+    parsed = gateway_config.parse_config(yaml.safe_load(cm["data"]["gateway.yaml"]))
+    assert parsed.routes[0].name == "users.v2_x-1"

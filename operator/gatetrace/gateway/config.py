@@ -101,7 +101,9 @@ def _check_upstream(value: str) -> str:
 ListenAddress = Annotated[str, pydantic.AfterValidator(_check_listen)]
 HeaderName = Annotated[str, pydantic.Field(max_length=256), pydantic.AfterValidator(_check_header)]
 UpstreamUrl = Annotated[
-    str, pydantic.Field(max_length=2048), pydantic.AfterValidator(_check_upstream)
+    str,
+    pydantic.Field(max_length=2048, json_schema_extra={"pattern": r"^https?://[^/?#\s]+[^?#\s]*$"}),
+    pydantic.AfterValidator(_check_upstream),
 ]
 TimeoutMs = Annotated[int, pydantic.Field(gt=0, le=3_600_000)]
 
@@ -143,16 +145,23 @@ class ConnectionLimits(_Model):
 class RouteConfig(_Model):
     """One route: requests whose path starts with ``prefix`` go to ``upstream``."""
 
-    name: Annotated[str, pydantic.Field(min_length=1, max_length=128, pattern=r"^[\w.\-]+$")]
+    name: Annotated[
+        str, pydantic.Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    ]
     """Route name: the ``route`` metric label and the ``gatetrace.route`` span tag."""
-    prefix: Annotated[str, pydantic.Field(max_length=1024)]
+    prefix: Annotated[
+        str, pydantic.Field(max_length=1024, json_schema_extra={"pattern": _PREFIX.pattern})
+    ]
     """Path prefix, matched on whole segments (``/api/users`` matches ``/api/users/7``,
     not ``/api/usersx``); the longest matching prefix wins."""
-    upstream: Annotated[
-        str, pydantic.Field(max_length=2048), pydantic.AfterValidator(_check_upstream)
-    ]
+    upstream: UpstreamUrl
     """Base URL of the upstream (``http://users.shop.svc:8080``); the request path is appended."""
-    namespace: str | None = None
+    namespace: (
+        Annotated[
+            str, pydantic.Field(json_schema_extra={"pattern": _DNS_LABEL.pattern, "maxLength": 63})
+        ]
+        | None
+    ) = None
     """Kubernetes namespace of the upstream service (selects namespace sampling overrides)."""
     strip_prefix: bool = False
     """Remove ``prefix`` from the path before it is appended to ``upstream``."""
