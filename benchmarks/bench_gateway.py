@@ -141,6 +141,7 @@ async def _serve_gateway(upstream: str, mode: str, collector: str) -> None:
     if "decision reused" in mode or "constant headers" in mode:
         _lower_bound(mode)
     app = proxy_app.make_proxy_app(settings, holder, registry)
+    proxy_app.tune_collector()  # as `gatetrace gateway` does at start
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)

@@ -70,10 +70,10 @@ def test_errors_about_header_values_never_show_the_value() -> None:
 
 def test_every_human_rendering_is_redacted() -> None:
     result = secretrefs.resolve_secrets(_result(), lambda ns, n: {"authorization": "Bearer s3cr3t"})
-    assert "s3cr3t" in json.dumps(result.document())  # the PUT body must carry it
+    assert "s3cr3t" in json.dumps(effective.wire_config(result.config))  # the PUT body needs it
     for text in (
         json.dumps(redaction.redact(result.config)),
-        json.dumps(redaction.redact(result.document()["config"])),
+        json.dumps(redaction.redact(effective.wire_config(result.config))),
         cli.explain_json(result),
         cli.render_explanation(result, None),
     ):

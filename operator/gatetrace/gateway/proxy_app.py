@@ -2,7 +2,8 @@
 
 One catch-all route to the :class:`~gatetrace.gateway.proxy.Proxy` handler,
 the tracing middleware in front of it, and the upstream connection pool
-opened and closed with the app (``cleanup_ctx``). When the app starts, the
+opened and closed with the app (``cleanup_ctx``). At process start
+(:func:`tune_collector`, called by ``gatetrace gateway`` once it serves), the
 objects alive then (modules, config, policy models: most of the heap) are
 moved out of the garbage collector's reach with :func:`gc.freeze`, once per
 process: they live as long as the process, and every full collection would
@@ -27,7 +28,16 @@ from aiohttp import web
 from gatetrace.gateway import clientip, config, connections, middleware, proxy, routes, state
 from gatetrace.runtime import metrics
 
-__all__ = ["GUARD", "HOLDER", "PROXY", "REGISTRY", "SETTINGS", "TRACING", "make_proxy_app"]
+__all__ = [
+    "GUARD",
+    "HOLDER",
+    "PROXY",
+    "REGISTRY",
+    "SETTINGS",
+    "TRACING",
+    "make_proxy_app",
+    "tune_collector",
+]
 
 SETTINGS: Final = web.AppKey("gatetrace_gateway_settings", config.GatewayConfig)
 HOLDER: Final = web.AppKey("gatetrace_tracing_holder", state.TracingHolder)
@@ -44,9 +54,11 @@ GEN0_THRESHOLD: Final = 10_000
 _frozen = False
 
 
-async def _freeze_long_lived(app: web.Application) -> None:
-    """Collect once, exempt everything alive now from future collections, and let the
-    young generation grow to :data:`GEN0_THRESHOLD` before it is collected."""
+def tune_collector() -> None:
+    """At process start, once (``gatetrace gateway``, not the app factory: building an app
+    in a test must not retune the collector of the whole test session): collect once,
+    exempt everything alive now from future collections, and let the young generation
+    grow to :data:`GEN0_THRESHOLD` before it is collected."""
     global _frozen
     if _frozen:
         return
@@ -91,5 +103,4 @@ def make_proxy_app(
     app[TRACING] = tracing
     app.router.add_route("*", "/{path:.*}", handler.handle)
     app.cleanup_ctx.append(handler.lifespan)
-    app.on_startup.append(_freeze_long_lived)
     return app

@@ -18,6 +18,7 @@ from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _spancontext
 from gatetrace.runtime.propagation import base as _propagation
+from gatetrace.runtime.propagation import composite as _composite
 
 __all__ = [
     "KNOWN_TRACE_HEADERS",
@@ -27,28 +28,32 @@ __all__ = [
     "UnrecordedTrace",
 ]
 
-KNOWN_TRACE_HEADERS: Final = frozenset(
-    {
-        "traceparent",
-        "tracestate",
-        "baggage",
-        "b3",
-        "uber-trace-id",
-        "jaeger-debug-id",
-        "jaeger-baggage",
-        "x-trace-id",
-        "x-span-id",
-        "x-parent-span-id",
-        "x-sampled",
-    }
-)
-"""Trace headers of every format we know, stripped from upstream requests whatever the
-configured formats: a stale one next to the gateway's fresh headers would fork the trace,
-and unfiltered baggage would bypass the baggage rules."""
-KNOWN_TRACE_PREFIXES: Final = ("x-b3-", "uberctx-", "x-baggage-", "ot-baggage-", "ot-tracer-")
-"""Header families of every format we know (OpenTracing's ``ot-tracer-*``/``ot-baggage-*``
-too, which no configured format reads: forwarded as they came they would bypass the
-baggage rules), stripped from upstream requests."""
+_READ_ELSEWHERE: Final = frozenset({"jaeger-baggage", "x-parent-span-id"})
+"""Trace headers other implementations of our formats send but our propagators do not read
+(Jaeger clients' ``jaeger-baggage``, the legacy ``X-Parent-Span-Id``)."""
+_OTHER_FAMILIES: Final = ("ot-baggage-", "ot-tracer-")
+"""OpenTracing's header families, which no format reads: forwarded as they came they would
+fork the trace and bypass the baggage rules."""
+
+
+def _every_format_fields() -> tuple[frozenset[str], tuple[str, ...]]:
+    """The headers (and ``prefix-`` families) every registered format reads or writes,
+    from the runtime's format registry: a new format is covered without an edit here."""
+    exact: set[str] = set(_READ_ELSEWHERE)
+    prefixes: set[str] = set(_OTHER_FAMILIES)
+    for factory in _composite.FORMATS.values():
+        for name in factory(
+            _propagation.IGNORE_FAILURES, _propagation.DEFAULT_BAGGAGE_LIMITS
+        ).fields:
+            lower = name.lower()
+            (prefixes.add if lower.endswith("-") else exact.add)(lower)
+    return frozenset(exact), tuple(sorted(prefixes))
+
+
+KNOWN_TRACE_HEADERS, KNOWN_TRACE_PREFIXES = _every_format_fields()
+"""Trace headers (and header families) of every format we know, stripped from upstream
+requests whatever the configured formats: a stale one next to the gateway's fresh headers
+would fork the trace, and unfiltered baggage would bypass the baggage rules."""
 
 _SETTER: Final = _propagation.DictSetter()
 _CLIENT: Final = _span.SpanKind.CLIENT

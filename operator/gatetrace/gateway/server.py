@@ -277,6 +277,7 @@ async def run_gateway(config_path: str | pathlib.Path, *, admin_token: str | Non
         return 2
 
     def announce(gateway: Gateway) -> None:
+        proxy_app.tune_collector()  # the process's long-lived objects exist now
         print(f"gateway: {gateway.proxy_url}", flush=True)
         print(f"admin: {gateway.admin_url}", flush=True)
 

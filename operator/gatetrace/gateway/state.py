@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gatetrace.runtime import span as _span
 from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.sampling import base as _sampling
@@ -136,7 +135,3 @@ class TracingHolder:
         """Install ``new`` (one reference assignment) and return the old state to close."""
         old, self._current = self._current, new
         return old
-
-
-def span_is_error(span: _span.Span) -> bool:
-    return span.status.code is _span.StatusCode.ERROR

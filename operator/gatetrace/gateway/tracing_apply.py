@@ -42,13 +42,9 @@ MAX_REVISION = 2**63 - 1
 class ApplyError(Exception):
     """A config was not applied; nothing running changed."""
 
-    status = 400
-
 
 class StaleRevisionError(ApplyError):
     """The revision is older than the running one (or equal with other content)."""
-
-    status = 409
 
     def __init__(self, message: str, running: int) -> None:
         super().__init__(message)
@@ -57,8 +53,6 @@ class StaleRevisionError(ApplyError):
 
 class InvalidConfigError(ApplyError):
     """The config failed validation or could not be built; ``errors`` are ``{loc, msg}``."""
-
-    status = 422
 
     def __init__(self, errors: Sequence[_errors.FieldError]) -> None:
         self.errors = tuple(errors)

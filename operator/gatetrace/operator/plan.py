@@ -1,7 +1,7 @@
 """The operator's view of a plan: which config each gateway pod should run.
 
-:func:`compute_plans` asks :mod:`gatetrace.policy` for the effective config of
-every pod and keeps what delivery and status need: the config document, its
+:class:`~gatetrace.operator.planner.IndexPlanner` asks :mod:`gatetrace.policy` for the
+effective config of every pod and keeps what delivery and status need: the config document, its
 content hash, the policies it came from, conflicts and clamps.
 """
 

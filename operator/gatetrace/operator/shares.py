@@ -17,19 +17,13 @@ from dataclasses import replace
 from typing import Any, Final
 
 from gatetrace.operator import plan as _plan
+from gatetrace.policy import sampling as _sampling
 
 __all__ = ["RATE_KEYS", "share_rates"]
 
-RATE_KEYS: Final = frozenset(
-    {
-        "tracesPerSecond",
-        "targetTracesPerSecond",
-        "lowerBoundTracesPerSecond",
-        "maxTracesPerSecond",
-        "maxPerSecond",
-    }
-)
-"""The traces/s fields (wire names); they occur only in sampling configs."""
+RATE_KEYS: Final = _sampling.rate_keys()
+"""The traces/s fields (wire names), found by the unit the sampling models declare; they
+occur only in sampling configs."""
 
 _DECIMALS: Final = 6
 _SMALLEST: Final = 10.0**-_DECIMALS

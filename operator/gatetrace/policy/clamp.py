@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import Any
 
-from gatetrace.policy import merge, sampling
+from gatetrace.policy import merge, sampling, wire
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -23,6 +23,10 @@ class ClampNote:
     path: str
     requested: str
     applied: str
+
+
+_PROBABILITIES = sampling.sampler_fields(wire.PROBABILITY)
+_TRACES_PER_SECOND = sampling.sampler_fields(wire.TRACES_PER_SECOND)
 
 
 def _show(value: Any) -> str:
@@ -43,23 +47,19 @@ class _Clamper:
 
     def sampler(self, spec: dict[str, Any], path: str) -> dict[str, Any]:
         out = dict(spec)
-        kind = out.get("type")
-        if kind == "const":
+        if out.get("type") == "const":
             if out.get("decision") is True and self.max_rate < 1.0:
                 replaced = {"type": "probabilistic", "rate": self.max_rate}
                 self.notes.append(ClampNote(path, _show(spec), _show(replaced)))
                 return replaced
-        elif kind == "probabilistic":
-            self._cap(out, "rate", self.max_rate, path)
-        elif kind == "rateLimiting":
-            self._cap(out, "tracesPerSecond", self.max_tps, path)
-        elif kind == "adaptive":
-            self._cap(out, "maxRate", self.max_rate, path)
-            self._cap(out, "minRate", self.max_rate, path)
-            self._cap(out, "targetTracesPerSecond", self.max_tps, path)
-        elif kind == "perOperation":
-            self._cap(out, "defaultRate", self.max_rate, path)
-            self._cap(out, "lowerBoundTracesPerSecond", self.max_tps, path)
+            return out
+        # every probability and every traces/s field of any sampler type, found by the
+        # unit its model declares: a new sampler field cannot escape the limits
+        for key in list(out):
+            if key in _PROBABILITIES:
+                self._cap(out, key, self.max_rate, path)
+            elif key in _TRACES_PER_SECOND:
+                self._cap(out, key, self.max_tps, path)
         return out
 
     def sampling(self, layer: merge.Layer) -> merge.Layer:
@@ -86,8 +86,10 @@ class _Clamper:
         return out
 
 
-OVERRIDABLE = ("sampler", "parentBased", "rules", "prioritize", "maxTracesPerSecond")
-"""Wire names of the sampling fields a namespace override may set."""
+OVERRIDABLE = tuple(
+    info.alias or name for name, info in sampling.SamplingOverride.model_fields.items()
+)
+"""Wire names of the sampling fields a namespace override may set (its model's fields)."""
 
 
 def override_layer(spec_sampling: sampling.Sampling) -> merge.Layer:

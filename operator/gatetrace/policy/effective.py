@@ -166,14 +166,6 @@ class EffectiveConfig:
     revision: int = 0
     """Assigned by the operator: increases with every config it pushes."""
 
-    def with_revision(self, revision: int) -> "EffectiveConfig":
-        """The same config stamped with ``revision``."""
-        return dataclasses.replace(self, revision=revision)
-
-    def document(self) -> dict[str, Any]:
-        """The admin API ``PUT`` body ``{revision, config}`` (NOT redacted: it carries secrets)."""
-        return {"revision": self.revision, "config": wire_config(self.config)}
-
 
 def wire_config(config: model.TracingConfig) -> dict[str, Any]:
     """The canonical JSON-ready dict of a config (camelCase, nulls left out)."""

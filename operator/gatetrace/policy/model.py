@@ -8,6 +8,7 @@ in :mod:`gatetrace.policy.sampling` and :mod:`gatetrace.policy.reporters`.
 """
 
 import datetime
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, Self
 
@@ -25,6 +26,9 @@ API_VERSION: Final = "gatetrace.dev/v1alpha1"
 KIND: Final = "TracingPolicy"
 
 PropagationFormat = Literal["tracecontext", "baggage", "b3", "b3multi", "jaeger", "xtrace"]
+PROPAGATION_FORMATS: tuple[str, ...] = typing.get_args(PropagationFormat)
+"""The formats a policy may name: the runtime's registry
+(``gatetrace.runtime.propagation.composite.FORMATS``) has exactly these (a test holds it)."""
 """A wire format for trace context; see DESIGN.md."""
 
 _LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
@@ -49,12 +53,15 @@ class Propagation(wire.WireModel):
     """Which trace-context formats are read from requests and written to upstreams."""
 
     extract: Annotated[
-        list[PropagationFormat], pydantic.Field(max_length=6, json_schema_extra=wire.LIST_SET)
+        list[PropagationFormat],
+        pydantic.Field(max_length=len(PROPAGATION_FORMATS), json_schema_extra=wire.LIST_SET),
     ] = pydantic.Field(default_factory=_default_formats)
     """Formats read from incoming requests, tried in order. Default [tracecontext, baggage]."""
     inject: Annotated[
         list[PropagationFormat],
-        pydantic.Field(min_length=1, max_length=6, json_schema_extra=wire.LIST_SET),
+        pydantic.Field(
+            min_length=1, max_length=len(PROPAGATION_FORMATS), json_schema_extra=wire.LIST_SET
+        ),
     ] = pydantic.Field(default_factory=_default_formats)
     """Formats written to upstream requests. Default [tracecontext, baggage]."""
 

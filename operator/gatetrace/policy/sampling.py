@@ -5,7 +5,8 @@ that sets a sampler replaces the inherited one whole (two sampler types share
 no fields).  Defaults are safe: parent-based probabilistic sampling at 1%.
 """
 
-from typing import Annotated, Literal, Self
+import typing
+from typing import Annotated, Any, Literal, Self
 
 import pydantic
 
@@ -78,7 +79,9 @@ class PerOperationSampler(wire.WireModel):
     """Sampler type: perOperation."""
     default_rate: wire.Rate
     """perOperation: probability for each operation, in [0, 1]."""
-    lower_bound_traces_per_second: Annotated[float, pydantic.Field(ge=0.0, le=1_000_000.0)] = 0.0
+    lower_bound_traces_per_second: Annotated[
+        float, pydantic.Field(ge=0.0, le=1_000_000.0), wire.TRACES_PER_SECOND
+    ] = 0.0
     """perOperation: traces per second guaranteed to every operation (per pod or per
     gateway: see ``rateScope``). Default 0."""
     max_operations: Annotated[int, pydantic.Field(ge=1, le=100_000)] = 2000
@@ -221,3 +224,45 @@ class Sampling(wire.WireModel):
     ``gateway`` (the gateway's Ready pods together: the operator gives each pod an equal
     share, rounded to 6 decimals, and re-divides whenever pods come and go). A gateway given
     a config directly, without the operator, counts per pod. Default pod."""
+
+
+def _marked(annotation: Any, unit: wire.Unit) -> bool:
+    if typing.get_origin(annotation) is Annotated:
+        base, *metadata = typing.get_args(annotation)
+        return any(m is unit for m in metadata) or _marked(base, unit)
+    return any(_marked(arg, unit) for arg in typing.get_args(annotation))
+
+
+def _models(annotation: Any) -> list[type[pydantic.BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def fields_in(unit: wire.Unit, *roots: type[pydantic.BaseModel]) -> frozenset[str]:
+    """Wire names of every field, in ``roots`` and the models they nest, whose type is
+    marked with ``unit``: derived from the models, so a new field cannot be forgotten."""
+    found: set[str] = set()
+    seen: set[type[pydantic.BaseModel]] = set()
+    todo = list(roots)
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            wire_name = info.alias or name
+            if any(m is unit for m in info.metadata) or _marked(info.annotation, unit):
+                found.add(wire_name)
+            todo.extend(_models(info.annotation))
+    return frozenset(found)
+
+
+def rate_keys() -> frozenset[str]:
+    """Wire names of the traces/s fields of ``spec.sampling`` (and namespace overrides)."""
+    return fields_in(wire.TRACES_PER_SECOND, Sampling, SamplingOverride)
+
+
+def sampler_fields(unit: wire.Unit) -> frozenset[str]:
+    """Wire names of the fields of any sampler type whose type is marked with ``unit``."""
+    return fields_in(unit, *_models(Sampler))

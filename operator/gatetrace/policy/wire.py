@@ -77,10 +77,29 @@ def cel(*rules: tuple[str, str]) -> dict[str, Any]:
     return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
 
 
-Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0)]
+class Unit:
+    """A marker in a field's ``Annotated`` metadata naming the unit of its value; tools find
+    fields by it (the operator divides every traces/s field among a gateway's pods)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Unit({self.name!r})"
+
+
+TRACES_PER_SECOND = Unit("traces/s")
+"""The unit of every traces-per-second field (see ``sampling.rate_keys``)."""
+PROBABILITY = Unit("probability")
+"""The unit of every sampling probability field (clamped to ``maxRate`` in overrides)."""
+
+Rate = Annotated[float, pydantic.Field(ge=0.0, le=1.0), PROBABILITY]
 """A probability in [0, 1]."""
 
-PerSecond = Annotated[float, pydantic.Field(gt=0.0, le=1_000_000.0)]
+
+PerSecond = Annotated[float, pydantic.Field(gt=0.0, le=1_000_000.0), TRACES_PER_SECOND]
 """A strictly positive number of traces per second."""
 
 HttpUrl = Annotated[

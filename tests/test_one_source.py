@@ -1,0 +1,105 @@
+"""Facts that live in one place and are derived (or pinned) elsewhere: each test fails when
+one side changes without the other. See docs/extending.md for the tasks they guard."""
+
+import typing
+from typing import Annotated, Any
+
+import pydantic
+import pytest
+
+from gatetrace.gateway import exporters, request_trace, store
+from gatetrace.operator import shares
+from gatetrace.policy import clamp, model, reporters, sampling, wire
+from gatetrace.runtime.propagation import base as propagation
+from gatetrace.runtime.propagation import composite
+
+
+def test_the_policy_names_exactly_the_runtimes_formats() -> None:
+    assert tuple(composite.FORMATS) == model.PROPAGATION_FORMATS
+    every = list(model.PROPAGATION_FORMATS)
+    config = model.TracingConfig.model_validate(
+        {"propagation": {"extract": every, "inject": every}}
+    )
+    assert list(config.propagation.extract) == every
+
+
+def test_every_formats_headers_are_stripped_before_injection() -> None:
+    for name, factory in composite.FORMATS.items():
+        fields = factory(propagation.IGNORE_FAILURES, propagation.DEFAULT_BAGGAGE_LIMITS).fields
+        for header in fields:
+            lower = header.lower()
+            if lower.endswith("-"):
+                assert lower in request_trace.KNOWN_TRACE_PREFIXES, (name, lower)
+            else:
+                assert lower in request_trace.KNOWN_TRACE_HEADERS, (name, lower)
+
+
+def test_rate_fields_are_found_by_their_unit() -> None:
+    assert sampling.rate_keys() == shares.RATE_KEYS
+    assert {"tracesPerSecond", "maxTracesPerSecond", "maxPerSecond"} <= shares.RATE_KEYS
+
+    class NewSampler(wire.WireModel):  # what a maintainer adds next
+        burst_traces_per_second: wire.PerSecond = 1.0
+        ratio: wire.Rate = 0.5
+        label: str = ""
+
+    class Holder(wire.WireModel):
+        sampler: NewSampler | None = None
+        extra: Annotated[float, wire.TRACES_PER_SECOND] = 0.0
+
+    assert sampling.fields_in(wire.TRACES_PER_SECOND, Holder) == {
+        "burstTracesPerSecond",
+        "extra",
+    }
+    assert sampling.fields_in(wire.PROBABILITY, Holder) == {"ratio"}
+
+
+def _sampler_classes() -> list[type[pydantic.BaseModel]]:
+    union = typing.get_args(sampling.Sampler)[0]
+    return [c for c in typing.get_args(union) if isinstance(c, type)]
+
+
+@pytest.mark.parametrize("cls", _sampler_classes(), ids=lambda c: c.__name__)
+def test_every_limited_field_of_every_sampler_is_clamped(cls: type[pydantic.BaseModel]) -> None:
+    limits = sampling.NamespaceOverrideLimits(allowed=True, max_rate=0.1, max_traces_per_second=5.0)
+    spec: dict[str, Any] = {"type": cls.model_fields["type"].default}
+    marked = sampling.fields_in(wire.PROBABILITY, cls) | sampling.fields_in(
+        wire.TRACES_PER_SECOND, cls
+    )
+    for name, info in cls.model_fields.items():
+        alias = info.alias or name
+        if alias in marked:
+            spec[alias] = 1.0 if alias in sampling.fields_in(wire.PROBABILITY, cls) else 1000.0
+    if spec["type"] == "const":
+        spec["decision"] = True
+    clamped, notes = clamp.clamp_override({"sampler": spec}, limits)
+    if spec["type"] == "const":
+        assert clamped["sampler"] == {"type": "probabilistic", "rate": 0.1}
+        return
+    changed = {
+        note.path.rsplit(".", 1)[1] for note in notes if note.path.startswith("sampling.sampler.")
+    }
+    assert changed == marked, (cls.__name__, changed, marked)
+
+
+def test_overrides_may_set_exactly_the_override_models_fields() -> None:
+    assert set(clamp.OVERRIDABLE) == {
+        info.alias or name for name, info in sampling.SamplingOverride.model_fields.items()
+    }
+
+
+def _reporter_classes() -> list[type[pydantic.BaseModel]]:
+    union = typing.get_args(reporters.Reporter)[0]
+    return [c for c in typing.get_args(union) if isinstance(c, type)]
+
+
+@pytest.mark.parametrize("cls", _reporter_classes(), ids=lambda c: c.__name__)
+def test_every_reporter_type_has_an_exporter(cls: type[pydantic.BaseModel]) -> None:
+    minimal: dict[str, Any] = {"type": cls.model_fields["type"].default}
+    if "endpoint" in cls.model_fields:
+        minimal["endpoint"] = "http://127.0.0.1:9/x"
+    if "host" in cls.model_fields:
+        minimal["host"] = "127.0.0.1"
+    reporter = cls.model_validate(minimal)
+    exporter = exporters.factory(store.SpanStore())(reporter)  # type: ignore[arg-type]
+    assert exporter is not None
