@@ -39,9 +39,12 @@ __all__ = [
     "MATCHED_ROUTE",
     "NO_ROUTE",
     "OBSERVER",
+    "PATH_REFUSED",
+    "REQUEST_PATH",
     "NoRoute",
     "Proxy",
     "UpstreamObserver",
+    "request_path",
     "response_headers",
 ]
 
@@ -97,16 +100,23 @@ OBSERVER: Final = web.RequestKey("gatetrace_upstream_observer", UpstreamObserver
 MATCHED_ROUTE: Final = web.RequestKey[routes.Route | NoRoute]("gatetrace_matched_route")
 """The route the middleware already matched (saves matching twice)."""
 REQUEST_PATH: Final = web.RequestKey[str]("gatetrace_request_path")
-"""The raw path without dot-segments ("" when it climbs above the root)."""
+"""The raw path without dot-segments ("" when it is refused)."""
+PATH_REFUSED: Final = web.RequestKey[str]("gatetrace_path_refused")
+"""Why the request path is refused (set when :data:`REQUEST_PATH` is "")."""
 
 
-def request_path(request: web.Request) -> str | None:
+def request_path(request: web.Request, table: routes.RouteTable) -> str | None:
     """The raw path the request is routed and forwarded by: dot-segments removed
-    (:mod:`.paths`); None when it climbs above the root (answered 400)."""
+    (:meth:`.routes.RouteTable.resolve`); None when it is refused (answered 400, the
+    reason in :data:`PATH_REFUSED`)."""
     cached = request.get(REQUEST_PATH)
     if cached is None:
-        normalized = paths.remove_dot_segments(request.rel_url.raw_path)
-        cached = request[REQUEST_PATH] = normalized if normalized is not None else ""
+        try:
+            cached, _ = table.resolve(request.rel_url.raw_path)
+        except paths.PathRefusedError as exc:
+            request[PATH_REFUSED] = str(exc)
+            cached = ""
+        request[REQUEST_PATH] = cached
     return cached or None
 
 
@@ -238,10 +248,12 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        path = request_path(request)
+        path = request_path(request, self.table)
         if path is None:
             self._requests.inc(("", "400"))
-            return web.Response(status=400, text=f"bad request path: {paths.CLIMBS}\n")
+            reason = request.get(PATH_REFUSED, paths.CLIMBS)
+            text = f"bad request path {_messages.echo(request.rel_url.raw_path)}: {reason}\n"
+            return web.Response(status=400, text=text)
         bad = undecodable_header(request.headers)
         if bad is not None:
             self._requests.inc(("", "400"))
