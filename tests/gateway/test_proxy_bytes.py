@@ -81,6 +81,35 @@ async def test_a_response_without_content_type_is_relayed_without_one() -> None:
     assert b"content-type" not in _head(answer)
 
 
+@pytest.mark.parametrize(
+    "response",
+    [
+        OK_NO_TYPE,
+        b"HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
+        b'HTTP/1.1 304 Not Modified\r\nETag: "e"\r\n\r\n',
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ],
+)
+async def test_no_header_is_added_to_a_relayed_response_but_date(response: bytes) -> None:
+    async with _raw_upstream(response, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    sent = set(_head(response))
+    added = set(_head(answer)) - sent
+    # Date: RFC 9110 6.6.1 has a proxy add it; the rest is framing of this connection
+    assert added <= {b"date", b"connection", b"transfer-encoding", b"content-length"}, answer
+
+
+async def test_a_server_header_the_upstream_sent_is_kept_as_it_was() -> None:
+    named = OK_NO_TYPE.replace(b"Content-Length", b"Server: upstream/1.0\r\nContent-Length")
+    async with _raw_upstream(named, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert _head(answer)[b"server"] == b"upstream/1.0"
+
+
 async def test_a_content_type_the_upstream_sent_is_kept_as_it_was() -> None:
     typed = OK_NO_TYPE.replace(
         b"Content-Length", b"Content-Type: text/x-odd; q=1\r\nContent-Length"

@@ -143,18 +143,24 @@ def response_headers(
 
 class RelayedResponse(web.StreamResponse):
     """The upstream's response as it came: aiohttp would add ``Content-Type:
-    application/octet-stream`` to a body without one, which the upstream did not send."""
+    application/octet-stream`` to a body without one and its own ``Server`` header,
+    neither of which the upstream sent. (``Date`` is kept: RFC 9110 6.6.1 has a proxy
+    add one when the upstream did not.)"""
 
-    __slots__ = ("_content_type_sent",)
+    __slots__ = ("_not_sent",)
 
     def __init__(self, *, status: int, reason: str | None, headers: multidict.CIMultiDict[str]):
         super().__init__(status=status, reason=reason, headers=headers)
-        self._content_type_sent = hdrs.CONTENT_TYPE in headers
+        self._not_sent = tuple(name for name in _DEFAULTED if name not in headers)
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        if not self._content_type_sent:
-            self.headers.popall(hdrs.CONTENT_TYPE, None)
+        for name in self._not_sent:
+            self.headers.popall(name, None)
+
+
+_DEFAULTED: Final = (hdrs.CONTENT_TYPE, hdrs.SERVER)
+"""Response headers aiohttp sets when absent, which a relayed response must not get."""
 
 
 def undecodable_header(headers: multidict.CIMultiDictProxy[str]) -> str | None:
