@@ -9,6 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp import http_exceptions
 from serverharness import TOKEN
 
 from gatetrace.gateway import badrequests, config, server
@@ -171,11 +172,81 @@ async def test_malformed_requests_log_one_warning_line_without_header_values(
     assert "\n" not in warned[0].getMessage()
 
 
+MALFORMED = [
+    # (request, what the log line says): the reason, never the data quoted after it
+    (
+        b"POST /raw/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer s3cr3t\r\n"
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "BadHttpMessage: Transfer-Encoding can't be present with Content-Length",
+    ),
+    (
+        b"GET /raw/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer s3cr3t\x7f\r\n\r\n",
+        "BadHttpMessage: Invalid header value char",
+    ),
+    (
+        b"GET /raw/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer s3cr3t"
+        + b"x" * 9000
+        + b"\r\n\r\n",
+        "LineTooLong: Got more than 8190 bytes when reading",
+    ),
+    (
+        b"GET mailto:s3cr3t HTTP/1.1\r\nHost: a\r\n\r\n",
+        "InvalidURLError: Unexpected char in url schema",
+    ),
+    # a request target aiohttp refuses by quoting it whole: only that it was refused
+    (b"CONNECT s3cr3t@:80 HTTP/1.1\r\nHost: a\r\n\r\n", "InvalidURLError: invalid request target"),
+    (
+        b"GET http://user:s3cr3t@/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        "InvalidURLError: invalid request target",
+    ),
+]
+
+
+async def test_malformed_requests_are_logged_by_their_reason_without_request_data(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _raw_upstream(OK_NO_TYPE, []) as up, _gateway(up) as address:
+        for request, _ in MALFORMED:
+            answer = await _exchange(address, request)
+            assert b" 400 " in answer.split(b"\r\n", 1)[0], answer
+    assert "s3cr3t" not in caplog.text
+    lines = [r.getMessage() for r in caplog.records if r.name == "gatetrace.gateway"]
+    assert lines == [f"malformed request from 127.0.0.1: {says}" for _, says in MALFORMED]
+
+
+@pytest.mark.parametrize(
+    ("error", "says"),
+    [
+        # aiohttp's pure-Python parser quotes what it refused after the reason
+        (http_exceptions.BadStatusLine("GET /x?token=s3cr3t HTTP/1.1"), "Bad status line"),
+        (http_exceptions.BadHttpMethod("G@T /x?token=s3cr3t"), "Bad HTTP method in status line"),
+        (http_exceptions.BadHttpMethod("s3cr3t"), "Bad HTTP method in status line"),
+        (http_exceptions.InvalidHeader(b"Bearer s3cr3t"), "Invalid HTTP header"),
+        (http_exceptions.LineTooLong(b"Bearer s3cr3t...", 8190), "Got more than 8190 bytes"),
+        (http_exceptions.InvalidURLError("/x?token=s3cr3t"), "invalid request target"),
+        # a quoted header name is no data: kept
+        (
+            http_exceptions.BadHttpMessage("Duplicate 'Content-Length' header found."),
+            "Duplicate 'Content-Length' header found.",
+        ),
+        # nothing unprintable reaches the log line
+        (http_exceptions.BadHttpMessage("odd\x1b[2J\rthing"), "odd\\x1b[2J\\rthing"),
+        (http_exceptions.BadHttpMessage("x" * 500), "x" * 80 + "..."),
+    ],
+)
+def test_a_parse_error_is_described_without_the_data_it_quotes(
+    error: http_exceptions.HttpProcessingError, says: str
+) -> None:
+    described = badrequests.describe(error)
+    assert described.split(": ", 1)[1].startswith(says), described
+    assert "s3cr3t" not in described
+    assert described.isprintable()
+
+
 def test_the_rate_limit_reports_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     log = badrequests.RequestErrorLog(burst=2, window=10.0, clock=lambda: now[0])
-    from aiohttp import http_exceptions
-
     error = http_exceptions.BadHttpMessage("Invalid header value char:\n b'Bearer x'")
     with caplog.at_level(logging.WARNING, logger="gatetrace.gateway"):
         for _ in range(5):

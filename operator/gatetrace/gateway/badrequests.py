@@ -5,15 +5,17 @@ the offending bytes, so a bad request's ``Authorization: Bearer ...`` lands in t
 log, and a client sending garbage in a loop fills it. The proxy's server is given a
 :class:`RequestErrorLog` instead of aiohttp's logger: a parse error (the client's
 fault) becomes ``malformed request from ADDR: Kind: reason`` at WARNING on
-``gatetrace.gateway``, the reason cut before any quoted data, at most ``burst`` lines
+``gatetrace.gateway``, the reason cut before any quoted data (:func:`describe`: no
+header value, no request target, nothing unprintable), at most ``burst`` lines
 per ``window`` seconds, then one line counting what was suppressed. Everything else
 (an error in the app itself) goes to aiohttp's logger as before.
 """
 
 import logging
+import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import http_exceptions
 
@@ -23,14 +25,35 @@ _log = logging.getLogger("gatetrace.gateway")
 _aiohttp = logging.getLogger("aiohttp.server")
 
 
+_QUOTED_NAME: Final = re.compile(r"""(['"])[!#$%&*+.^_`|~0-9A-Za-z-]{1,64}\1(?= header)""")
+"""A quoted header name (``Duplicate 'Content-Length' header``): no data, kept."""
+_DATA: Final = re.compile(r""":\s|\sb?['"]|b['"]|\n""")
+"""Where the data aiohttp quotes after a reason starts (``: b'...'``, ``'GET /...'``)."""
+REASON_LIMIT: Final = 80
+
+
 def describe(exc: BaseException) -> str:
-    """``Kind: reason`` of a parse error, without the bytes aiohttp quotes after a colon."""
-    message = str(getattr(exc, "message", "") or "").strip()
-    for stop in (":", "'", '"', "\n"):
-        message = message.split(stop, 1)[0]
-    message = message.strip()[:80]
+    """``Kind: reason`` of a parse error: one printable line without the request data
+    aiohttp quotes after the reason (header values, the request line), at most
+    :data:`REASON_LIMIT` characters of reason."""
     kind = type(exc).__name__
-    return f"{kind}: {message}" if message else kind
+    message = str(getattr(exc, "message", "") or "").strip()
+    if isinstance(exc, http_exceptions.InvalidURLError) and "\n" not in message:
+        # the refused target itself, not a reason ('user:password@...', a token...)
+        return f"{kind}: invalid request target"
+    names = [m.span() for m in _QUOTED_NAME.finditer(message)]
+    cut = len(message)
+    for data in _DATA.finditer(message):
+        quote = data.end() - 1
+        if not any(start <= quote < end for start, end in names):
+            cut = data.start()
+            break
+    reason = message[:cut].strip()
+    if len(reason) > REASON_LIMIT:
+        reason = reason[:REASON_LIMIT] + "..."
+    if not reason.isprintable():
+        reason = "".join(c if c.isprintable() else repr(c)[1:-1] for c in reason)
+    return f"{kind}: {reason}" if reason else kind
 
 
 class RequestErrorLog:
