@@ -149,6 +149,28 @@ async def test_an_upstream_header_that_is_not_utf8_gets_502_naming_it() -> None:
     assert b"X-Odd" in answer
 
 
+async def test_an_upstream_reason_phrase_that_is_not_utf8_gets_502_saying_so() -> None:
+    bad = OK_NO_TYPE.replace(b"200 OK", b"200 Tr\xe8s bien")
+    async with _raw_upstream(bad, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 502 "), answer  # not "200 Trs bien"
+    assert b"reason phrase" in answer and b"not UTF-8" in answer
+
+
+async def test_utf8_beyond_ascii_from_an_upstream_is_relayed_byte_for_byte() -> None:
+    sent = OK_NO_TYPE.replace(b"200 OK", b"200 Tr\xc3\xa8s bien").replace(
+        b"Content-Length", b"X-Name: caf\xc3\xa9\r\nContent-Length"
+    )
+    async with _raw_upstream(sent, []) as up, _gateway(up) as address:
+        answer = await _exchange(
+            address, b"GET /raw/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        )
+    assert answer.startswith(b"HTTP/1.1 200 Tr\xc3\xa8s bien\r\n"), answer
+    assert b"\r\nX-Name: caf\xc3\xa9\r\n" in answer
+
+
 async def test_malformed_requests_log_one_warning_line_without_header_values(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

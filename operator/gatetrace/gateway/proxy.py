@@ -178,6 +178,21 @@ def undecodable_header(headers: multidict.CIMultiDictProxy[str]) -> str | None:
     return None
 
 
+def _unrelayable(upstream: aiohttp.ClientResponse) -> str | None:
+    """Why the upstream's response head cannot be relayed byte for byte, if it cannot:
+    a header value or the reason phrase that was not UTF-8 (see :func:`undecodable_header`)."""
+    bad = undecodable_header(upstream.headers)
+    if bad is not None:
+        return f"upstream sent header {_messages.echo(bad, 64)} with a value that is not UTF-8"
+    reason = upstream.reason
+    if reason is not None and not reason.isascii():
+        try:
+            reason.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"upstream sent status {upstream.status} with a reason phrase that is not UTF-8"
+    return None
+
+
 class Proxy:
     """Answers requests by relaying them to the route's upstream."""
 
@@ -388,20 +403,14 @@ class Proxy:
         upstream: aiohttp.ClientResponse,
         observer: UpstreamObserver | None,
     ) -> web.StreamResponse:
-        bad = undecodable_header(upstream.headers)
-        if bad is not None:  # cannot be relayed as it came: a bad gateway answer
+        problem = _unrelayable(upstream)
+        if problem is not None:  # cannot be relayed as it came: a bad gateway answer
             upstream.close()
             failed: multidict.CIMultiDict[str] = multidict.CIMultiDict()
             if observer is not None:
-                error = ValueError(
-                    f"upstream response header {_messages.echo(bad, 64)} is not UTF-8"
-                )
-                observer.on_failure("invalid_header", error, upstream=True)
+                observer.on_failure("invalid_header", ValueError(problem), upstream=True)
                 observer.on_response(502, failed)
-            text = (
-                f"upstream sent header {_messages.echo(bad, 64)} with a value that is not UTF-8\n"
-            )
-            return web.Response(status=502, text=text, headers=failed)
+            return web.Response(status=502, text=problem + "\n", headers=failed)
         out = response_headers(upstream.headers)
         if observer is not None:
             observer.on_response(upstream.status, out)
