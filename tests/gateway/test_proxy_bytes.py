@@ -282,3 +282,23 @@ def test_the_rate_limit_reports_what_it_suppressed(caplog: pytest.LogCaptureFixt
         "3 more malformed requests not logged in the last 10s",
         "malformed request from 10.0.0.1: BadHttpMessage: Invalid header value char",
     ]
+
+
+async def test_what_the_rate_limit_suppressed_is_counted_when_the_window_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = badrequests.RequestErrorLog(burst=1, window=0.05)
+    error = http_exceptions.BadHttpMessage("Invalid header value char")
+    with caplog.at_level(logging.WARNING, logger="gatetrace.gateway"):
+        for _ in range(4):
+            log.exception("Error handling request from %s", "10.0.0.1", exc_info=error)
+        # no further malformed request: the count still comes, once the window is over
+        for _ in range(100):
+            if len(caplog.records) > 1:
+                break
+            await asyncio.sleep(0.01)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == [
+        "malformed request from 10.0.0.1: BadHttpMessage: Invalid header value char",
+        "3 more malformed requests not logged in the last 0.05s",
+    ]

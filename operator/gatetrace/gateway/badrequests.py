@@ -7,10 +7,12 @@ log, and a client sending garbage in a loop fills it. The proxy's server is give
 fault) becomes ``malformed request from ADDR: Kind: reason`` at WARNING on
 ``gatetrace.gateway``, the reason cut before any quoted data (:func:`describe`: no
 header value, no request target, nothing unprintable), at most ``burst`` lines
-per ``window`` seconds, then one line counting what was suppressed. Everything else
+per ``window`` seconds, then one line counting what was suppressed (when the window
+ends, whether or not another malformed request comes). Everything else
 (an error in the app itself) goes to aiohttp's logger as before.
 """
 
+import asyncio
 import logging
 import re
 import time
@@ -72,6 +74,7 @@ class RequestErrorLog:
         self._window_start = float("-inf")
         self._logged = 0
         self._suppressed = 0
+        self._timer: asyncio.TimerHandle | None = None
 
     def exception(self, msg: str, *args: Any, exc_info: Any = None, **kw: Any) -> None:
         if isinstance(exc_info, http_exceptions.HttpProcessingError):
@@ -83,18 +86,39 @@ class RequestErrorLog:
     def _malformed(self, remote: str, reason: str) -> None:
         now = self._clock()
         if now - self._window_start >= self.window:
-            if self._suppressed:
-                _log.warning(
-                    "%d more malformed requests not logged in the last %.0fs",
-                    self._suppressed,
-                    self.window,
-                )
-            self._window_start, self._logged, self._suppressed = now, 0, 0
+            self._report_suppressed()
+            self._window_start, self._logged = now, 0
         if self._logged >= self.burst:
             self._suppressed += 1
+            if self._suppressed == 1:
+                self._report_later(self._window_start + self.window - now)
             return
         self._logged += 1
         _log.warning("malformed request from %s: %s", remote, reason)
+
+    def _report_later(self, delay: float) -> None:
+        """Count the suppressed ones when the window ends, even if no request follows."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test): the next malformed request reports them
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = loop.call_later(max(delay, 0.0), self._window_over)
+
+    def _window_over(self) -> None:
+        self._timer = None
+        self._report_suppressed()
+        self._window_start = float("-inf")
+
+    def _report_suppressed(self) -> None:
+        if self._suppressed:
+            _log.warning(
+                "%d more malformed requests not logged in the last %gs",
+                self._suppressed,
+                self.window,
+            )
+            self._suppressed = 0
 
     # -- the rest of the Logger surface aiohttp uses: aiohttp's own logger -------
 
