@@ -19,8 +19,8 @@ somewhere the route never allowed. So the gateway does it first, on the raw
   refused (:data:`AMBIGUOUS`) rather than forwarded;
 - a trailing dot-segment leaves a trailing ``/`` (``/a/b/..`` is ``/a/``), as the RFC says.
 
-Paths without a ``.``, ``%2``, ``\\`` or ``;`` in them (nearly all) are returned as
-they are, after four ``in`` tests.
+Paths with no segment starting with ``.`` or ``%2`` and no ``\\`` (nearly all, even
+``/x.json``) are returned as they are after three ``in`` tests (:func:`plain`).
 """
 
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ __all__ = [
     "Normalized",
     "PathRefusedError",
     "normalize",
+    "plain",
     "remove_dot_segments",
 ]
 
@@ -77,13 +78,14 @@ def _ambiguous(segment: str) -> bool:
     return any(_dot_kind(piece.split(";", 1)[0]) == 2 for piece in segment.split("\\"))
 
 
+def plain(raw_path: str) -> bool:
+    """Whether ``raw_path`` surely has no dot-segment, nor a segment some servers read as
+    one: none starts with ``.`` or ``%2`` (``/x.json`` is plain), and no ``\\``."""
+    return "/." not in raw_path and "/%2" not in raw_path and "\\" not in raw_path
+
+
 def _remove(raw_path: str, *, strict: bool) -> Normalized | None:
-    if (
-        "." not in raw_path
-        and "%2" not in raw_path
-        and "\\" not in raw_path
-        and ";" not in raw_path
-    ):
+    if plain(raw_path):
         return Normalized(raw_path, NO_CLIMB)
     segments = raw_path.split("/")
     if segments[0] != "":  # not absolute (``*``, or an absolute-form target): left alone

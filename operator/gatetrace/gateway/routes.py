@@ -114,6 +114,8 @@ class RouteTable:
     def resolve(self, raw_path: str) -> tuple[str, Route | None]:
         """The path without dot-segments and the route it matches, or
         :class:`~gatetrace.gateway.paths.PathRefusedError` saying why it cannot be routed."""
+        if paths.plain(raw_path):  # nearly every request
+            return raw_path, self.match(raw_path)
         normalized = paths.normalize(raw_path)
         path = normalized.path
         route = self.match(path)
