@@ -43,8 +43,11 @@ class Route:
     upstream_host: str
     upstream_port: int
     upstream_scheme: str
-    prefix_depth: int = 0
-    """Segments in ``prefix`` (0 for ``/``)."""
+
+    @property
+    def prefix_depth(self) -> int:
+        """Segments in ``prefix`` (0 for ``/``)."""
+        return 0 if self.prefix == "/" else self.prefix.count("/")
 
     @classmethod
     def from_config(cls, route: _config.RouteConfig) -> "Route":
@@ -67,7 +70,6 @@ class Route:
             upstream_host=url.host,
             upstream_port=url.port,
             upstream_scheme=url.scheme,
-            prefix_depth=0 if route.prefix == "/" else route.prefix.count("/"),
         )
 
     def upstream_url(self, raw_path: str, raw_query: str) -> str:
