@@ -266,6 +266,21 @@ def test_a_parse_error_is_described_without_the_data_it_quotes(
     assert described.isprintable()
 
 
+async def test_non_http_traffic_is_logged_by_the_gateway_logger_at_debug(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    async with _raw_upstream(OK_NO_TYPE, []) as up, _gateway(up) as address:
+        # TLS (or a scanner) on the plain port: aiohttp keeps it at DEBUG, and so do we
+        answer = await _exchange(address, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+        assert b" 400 " in answer.split(b"\r\n", 1)[0], answer
+    lines = [r for r in caplog.records if "malformed request" in r.getMessage()]
+    assert [(r.name, r.levelno) for r in lines] == [("gatetrace.gateway", logging.DEBUG)]
+    assert lines[0].getMessage() == (
+        "malformed request from 127.0.0.1: BadHttpMethod: Invalid method encountered"
+    )
+
+
 def test_the_rate_limit_reports_what_it_suppressed(caplog: pytest.LogCaptureFixture) -> None:
     now = [0.0]
     log = badrequests.RequestErrorLog(burst=2, window=10.0, clock=lambda: now[0])

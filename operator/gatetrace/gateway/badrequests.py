@@ -8,8 +8,10 @@ fault) becomes ``malformed request from ADDR: Kind: reason`` at WARNING on
 ``gatetrace.gateway``, the reason cut before any quoted data (:func:`describe`: no
 header value, no request target, nothing unprintable), at most ``burst`` lines
 per ``window`` seconds, then one line counting what was suppressed (when the window
-ends, whether or not another malformed request comes). Everything else
-(an error in the app itself) goes to aiohttp's logger as before.
+ends, whether or not another malformed request comes). What aiohttp keeps at DEBUG
+(non-HTTP traffic on a connection's first request: TLS, scanners) stays at DEBUG, on
+the same logger. Everything else (an error in the app itself) goes to aiohttp's
+logger as before.
 """
 
 import asyncio
@@ -126,7 +128,7 @@ class RequestErrorLog:
         exc = kw.get("exc_info")
         if isinstance(exc, http_exceptions.HttpProcessingError):  # e.g. a non-HTTP client
             remote = args[0] if args else "?"
-            _aiohttp.debug("malformed request from %s: %s", remote, describe(exc))
+            _log.debug("malformed request from %s: %s", remote, describe(exc))
             return
         _aiohttp.debug(msg, *args, **kw)
 
