@@ -277,7 +277,7 @@ async def test_non_http_traffic_is_logged_by_the_gateway_logger_at_debug(
     lines = [r for r in caplog.records if "malformed request" in r.getMessage()]
     assert [(r.name, r.levelno) for r in lines] == [("gatetrace.gateway", logging.DEBUG)]
     assert lines[0].getMessage() == (
-        "malformed request from 127.0.0.1: BadHttpMethod: Invalid method encountered"
+        "malformed request from 127.0.0.1: BadHttpMethod: Received HTTPS traffic on an HTTP port"
     )
 
 
