@@ -4,13 +4,14 @@ them) and an upstream that records the raw path it was asked for."""
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from serverharness import TOKEN
 
-from gatetrace.gateway import config, paths, server
+from gatetrace.gateway import config, paths, routes, server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,6 +73,49 @@ def test_segments_some_servers_read_as_dot_dot_are_refused(raw: str) -> None:
     with pytest.raises(paths.PathRefusedError, match=r"read as '\.\.' by some servers"):
         paths.normalize(raw)
     assert paths.remove_dot_segments(raw) == raw  # RFC 3986 alone keeps them
+
+
+def _lenient_segments(path: str) -> list[str]:
+    """``path``'s segments as the most lenient upstream reads them: ``\\`` and ``/`` both
+    separators, ``;params`` dropped, ``%2e`` decoded."""
+    pieces = path.replace("\\", "/").split("/")
+    return [p.split(";", 1)[0].replace("%2e", ".").replace("%2E", ".") for p in pieces]
+
+
+def test_nothing_forwarded_climbs_out_of_the_upstream_base_path() -> None:
+    table = routes.RouteTable.from_config(
+        config.parse_config(
+            {
+                "routes": [
+                    {
+                        "name": "strip",
+                        "prefix": "/strip",
+                        "upstream": "http://u:80/base",
+                        "stripPrefix": True,
+                    },
+                    {"name": "deep", "prefix": "/api/v1", "upstream": "http://u:80/svc"},
+                ]
+            }
+        ).routes
+    )
+    parts = ["a", ".", "..", "%2e", "%2E%2e", ".%2e", "..;p", "a\\..", "%2f..", "", "strip"]
+    forwarded = 0
+    for start in ("/strip", "/api/v1", "/api", ""):
+        for combo in itertools.product(parts, repeat=3):
+            raw = start + "/" + "/".join(combo)
+            try:
+                path, route = table.resolve(raw)
+            except paths.PathRefusedError:
+                continue
+            if route is None:
+                continue
+            url = route.upstream_url(path, "")
+            upstream_path = url.split("://", 1)[1].partition("/")[2]
+            base = "svc/api/v1" if route.name == "deep" else "base"
+            assert upstream_path == base or upstream_path.startswith(base + "/"), (raw, url)
+            assert ".." not in _lenient_segments(upstream_path), (raw, url)
+            forwarded += 1
+    assert forwarded > 100  # the property was tried on real forwards, not only refusals
 
 
 @contextlib.asynccontextmanager
