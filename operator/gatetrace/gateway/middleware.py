@@ -170,8 +170,8 @@ class TracingMiddleware:
         self, active: state.ActiveTracing, request: web.Request
     ) -> request_trace.RequestTrace | request_trace.UnrecordedTrace:
         headers = request.headers
-        raw_path = proxy.request_path(request)
-        if raw_path is None:  # climbs above the root: the proxy answers 400
+        raw_path = proxy.request_path(request, self.table)
+        if raw_path is None:  # refused (climbs above a prefix...): the proxy answers 400
             raw_path = request.rel_url.raw_path
             route = None
         else:

@@ -39,9 +39,12 @@ __all__ = [
     "MATCHED_ROUTE",
     "NO_ROUTE",
     "OBSERVER",
+    "PATH_REFUSED",
+    "REQUEST_PATH",
     "NoRoute",
     "Proxy",
     "UpstreamObserver",
+    "request_path",
     "response_headers",
 ]
 
@@ -97,16 +100,23 @@ OBSERVER: Final = web.RequestKey("gatetrace_upstream_observer", UpstreamObserver
 MATCHED_ROUTE: Final = web.RequestKey[routes.Route | NoRoute]("gatetrace_matched_route")
 """The route the middleware already matched (saves matching twice)."""
 REQUEST_PATH: Final = web.RequestKey[str]("gatetrace_request_path")
-"""The raw path without dot-segments ("" when it climbs above the root)."""
+"""The raw path without dot-segments ("" when it is refused)."""
+PATH_REFUSED: Final = web.RequestKey[str]("gatetrace_path_refused")
+"""Why the request path is refused (set when :data:`REQUEST_PATH` is "")."""
 
 
-def request_path(request: web.Request) -> str | None:
+def request_path(request: web.Request, table: routes.RouteTable) -> str | None:
     """The raw path the request is routed and forwarded by: dot-segments removed
-    (:mod:`.paths`); None when it climbs above the root (answered 400)."""
+    (:meth:`.routes.RouteTable.resolve`); None when it is refused (answered 400, the
+    reason in :data:`PATH_REFUSED`)."""
     cached = request.get(REQUEST_PATH)
     if cached is None:
-        normalized = paths.remove_dot_segments(request.rel_url.raw_path)
-        cached = request[REQUEST_PATH] = normalized if normalized is not None else ""
+        try:
+            cached, _ = table.resolve(request.rel_url.raw_path)
+        except paths.PathRefusedError as exc:
+            request[PATH_REFUSED] = str(exc)
+            cached = ""
+        request[REQUEST_PATH] = cached
     return cached or None
 
 
@@ -133,18 +143,24 @@ def response_headers(
 
 class RelayedResponse(web.StreamResponse):
     """The upstream's response as it came: aiohttp would add ``Content-Type:
-    application/octet-stream`` to a body without one, which the upstream did not send."""
+    application/octet-stream`` to a body without one and its own ``Server`` header,
+    neither of which the upstream sent. (``Date`` is kept: RFC 9110 6.6.1 has a proxy
+    add one when the upstream did not.)"""
 
-    __slots__ = ("_content_type_sent",)
+    __slots__ = ("_not_sent",)
 
     def __init__(self, *, status: int, reason: str | None, headers: multidict.CIMultiDict[str]):
         super().__init__(status=status, reason=reason, headers=headers)
-        self._content_type_sent = hdrs.CONTENT_TYPE in headers
+        self._not_sent = tuple(name for name in _DEFAULTED if name not in headers)
 
     async def _prepare_headers(self) -> None:
         await super()._prepare_headers()
-        if not self._content_type_sent:
-            self.headers.popall(hdrs.CONTENT_TYPE, None)
+        for name in self._not_sent:
+            self.headers.popall(name, None)
+
+
+_DEFAULTED: Final = (hdrs.CONTENT_TYPE, hdrs.SERVER)
+"""Response headers aiohttp sets when absent, which a relayed response must not get."""
 
 
 def undecodable_header(headers: multidict.CIMultiDictProxy[str]) -> str | None:
@@ -159,6 +175,21 @@ def undecodable_header(headers: multidict.CIMultiDictProxy[str]) -> str | None:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 return name
+    return None
+
+
+def _unrelayable(upstream: aiohttp.ClientResponse) -> str | None:
+    """Why the upstream's response head cannot be relayed byte for byte, if it cannot:
+    a header value or the reason phrase that was not UTF-8 (see :func:`undecodable_header`)."""
+    bad = undecodable_header(upstream.headers)
+    if bad is not None:
+        return f"upstream sent header {_messages.echo(bad, 64)} with a value that is not UTF-8"
+    reason = upstream.reason
+    if reason is not None and not reason.isascii():
+        try:
+            reason.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"upstream sent status {upstream.status} with a reason phrase that is not UTF-8"
     return None
 
 
@@ -238,10 +269,12 @@ class Proxy:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        path = request_path(request)
+        path = request_path(request, self.table)
         if path is None:
             self._requests.inc(("", "400"))
-            return web.Response(status=400, text=f"bad request path: {paths.CLIMBS}\n")
+            reason = request.get(PATH_REFUSED, paths.CLIMBS)
+            text = f"bad request path {_messages.echo(request.rel_url.raw_path)}: {reason}\n"
+            return web.Response(status=400, text=text)
         bad = undecodable_header(request.headers)
         if bad is not None:
             self._requests.inc(("", "400"))
@@ -370,20 +403,14 @@ class Proxy:
         upstream: aiohttp.ClientResponse,
         observer: UpstreamObserver | None,
     ) -> web.StreamResponse:
-        bad = undecodable_header(upstream.headers)
-        if bad is not None:  # cannot be relayed as it came: a bad gateway answer
+        problem = _unrelayable(upstream)
+        if problem is not None:  # cannot be relayed as it came: a bad gateway answer
             upstream.close()
             failed: multidict.CIMultiDict[str] = multidict.CIMultiDict()
             if observer is not None:
-                error = ValueError(
-                    f"upstream response header {_messages.echo(bad, 64)} is not UTF-8"
-                )
-                observer.on_failure("invalid_header", error, upstream=True)
+                observer.on_failure("invalid_header", ValueError(problem), upstream=True)
                 observer.on_response(502, failed)
-            text = (
-                f"upstream sent header {_messages.echo(bad, 64)} with a value that is not UTF-8\n"
-            )
-            return web.Response(status=502, text=text, headers=failed)
+            return web.Response(status=502, text=problem + "\n", headers=failed)
         out = response_headers(upstream.headers)
         if observer is not None:
             observer.on_response(upstream.status, out)

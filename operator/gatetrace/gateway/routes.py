@@ -5,6 +5,13 @@ A prefix ``/api/users`` matches ``/api/users``, ``/api/users/`` and
 is done on the raw (percent-encoded) path, so an encoded slash or letter
 never sneaks a request into another route. Lookup walks the path's segments
 through a dict: cost grows with path depth, not with the number of routes.
+
+:meth:`RouteTable.resolve` is what the proxy routes by: the path without
+dot-segments (:mod:`.paths`), and refused when a ``..`` removed a segment of a
+route's prefix, that of the route the path was sent to (``/echo/../strip/x``
+leaves ``/echo``) or that of the route it ends in (``/x/../strip/y`` enters
+``/strip`` from outside): a ``..`` may only undo what the client added below a
+prefix, so what reaches an upstream is always under its base path.
 """
 
 from collections.abc import Iterable
@@ -14,6 +21,8 @@ import aiohttp
 import yarl
 
 from gatetrace.gateway import config as _config
+from gatetrace.gateway import paths
+from gatetrace.policy import messages as _messages
 
 __all__ = ["Route", "RouteTable"]
 
@@ -34,6 +43,11 @@ class Route:
     upstream_host: str
     upstream_port: int
     upstream_scheme: str
+
+    @property
+    def prefix_depth(self) -> int:
+        """Segments in ``prefix`` (0 for ``/``)."""
+        return 0 if self.prefix == "/" else self.prefix.count("/")
 
     @classmethod
     def from_config(cls, route: _config.RouteConfig) -> "Route":
@@ -98,3 +112,20 @@ class RouteTable:
             route = by_prefix.get(path)
             if route is not None:
                 return route
+
+    def resolve(self, raw_path: str) -> tuple[str, Route | None]:
+        """The path without dot-segments and the route it matches, or
+        :class:`~gatetrace.gateway.paths.PathRefusedError` saying why it cannot be routed."""
+        if paths.plain(raw_path):  # nearly every request
+            return raw_path, self.match(raw_path)
+        normalized = paths.normalize(raw_path)
+        path = normalized.path
+        route = self.match(path)
+        if normalized.floor != paths.NO_CLIMB:
+            for climbed in (self.match(raw_path), route):
+                if climbed is not None and normalized.floor < climbed.prefix_depth:
+                    raise paths.PathRefusedError(
+                        f"the path climbs above the prefix {_messages.echo(climbed.prefix)} "
+                        f"of route {_messages.echo(climbed.name)} with '..' segments"
+                    )
+        return path, route
