@@ -94,11 +94,14 @@ def test_invalid_example_is_rejected_naming_the_field(
 
 
 def _names_field(message: str, field: str) -> bool:
-    """The message names `field`: its whole path, or (a CEL rule on the parent object)
-    the parent's path followed by the field's own name."""
+    """The message names `field`: its whole path (a map key in brackets, as the API server
+    writes it), or (a CEL rule on the parent object) the parent's path followed by the
+    field's own name."""
     if field in message:
         return True
     parent, _, leaf = field.rpartition(".")
+    if f"{parent}[{leaf}]" in message:  # a map key, as the API server writes it
+        return True
     leaf = leaf.split("[")[0]
     at = message.find(f"{parent}: ")
     return (
