@@ -6,7 +6,6 @@ test_reconcile_gateways.py).
 """
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -211,9 +210,3 @@ async def test_push_all_runs_concurrently(serve: Any) -> None:
     await pusher.client.close()
     assert all(r.applied for r in results)
     assert elapsed < 1.2  # five 0.3 s pushes, not one after the other
-
-
-def test_error_detail_formats() -> None:
-    body = json.dumps({"errors": [{"loc": ["a", "b"], "msg": "bad"}]})
-    assert delivery._error_detail(body) == "a.b: bad"
-    assert delivery._error_detail("plain") == "plain"

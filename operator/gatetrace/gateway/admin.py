@@ -26,6 +26,8 @@ from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply, u
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import state as _state
 from gatetrace.gateway import store as _store
+from gatetrace.policy import admin_protocol as _protocol
+from gatetrace.policy import errors as _errors
 from gatetrace.policy import messages as _messages
 from gatetrace.policy import redaction
 from gatetrace.runtime import metrics as _metrics
@@ -45,7 +47,6 @@ HOLDER: web.AppKey[_state.TracingHolder] = web.AppKey("gatetrace_holder", _state
 APPLIER: web.AppKey[tracing_apply.Applier] = web.AppKey("gatetrace_applier", tracing_apply.Applier)
 REGISTRIES: web.AppKey[list[_metrics.Registry]] = web.AppKey("gatetrace_registries", list)
 _MAX_BODY: web.AppKey[int] = web.AppKey("gatetrace_max_body", int)
-_BODY_KEYS = frozenset({"revision", "config", "version", "sources"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,13 +65,13 @@ async def get_tracing(request: web.Request) -> web.Response:
     if active is None:
         return _error(404, "no tracing config is loaded yet")
     return web.json_response(
-        {
-            "revision": active.revision,
-            "version": active.version,
-            "appliedAt": _iso(active.applied_at),
-            "config": redaction.redact(active.config),
-            "sources": list(active.sources),
-        }
+        _protocol.running_body(
+            active.revision,
+            active.version,
+            _iso(active.applied_at),
+            redaction.redact(active.config),
+            active.sources,
+        )
     )
 
 
@@ -93,43 +94,16 @@ async def put_tracing(request: web.Request) -> web.Response:
     if isinstance(body, web.Response):
         return body
     try:
-        document = _messages.load_json(body)
-    except ValueError as e:
+        put = _protocol.parse_put(_messages.load_json(body))
+    except _errors.ValidationFailed as e:
+        return _invalid([err.to_dict() for err in e.errors])
+    except TypeError as e:  # not a JSON object
+        return _error(400, str(e))
+    except ValueError as e:  # not JSON (or not UTF-8, or too deep)
         return _error(400, f"body: {e}")
-    if not isinstance(document, dict):
-        return _error(
-            400, f"body must be a JSON object {{revision, config}}, got {type(document).__name__}"
-        )
-    problems = [
-        {"loc": key, "msg": "unknown field (expected revision, config)"}
-        for key in sorted(set(document) - _BODY_KEYS)
-    ]
-    revision = document.get("revision")
-    if "revision" not in document:
-        problems.append({"loc": "revision", "msg": "field required"})
-    elif (
-        isinstance(revision, bool)
-        or not isinstance(revision, int)
-        or not 0 <= revision <= tracing_apply.MAX_REVISION
-    ):
-        problems.append(
-            {
-                "loc": "revision",
-                "msg": "must be an integer from 0 to 2^63-1 (int64), got "
-                + _messages.echo(revision),
-            }
-        )
-    if "config" not in document:
-        problems.append({"loc": "config", "msg": "field required"})
-    sources = document.get("sources", [])
-    if not isinstance(sources, list) or not all(isinstance(s, dict) for s in sources):
-        problems.append({"loc": "sources", "msg": "must be a list of objects"})
-    if problems:
-        return _invalid(problems)
-    assert isinstance(revision, int)
     try:
         applied = await request.app[APPLIER].apply(
-            document["config"], revision=revision, source="admin", sources=sources
+            put.config, revision=put.revision, source="admin", sources=put.sources
         )
     except tracing_apply.StaleRevisionError as e:
         return _error(409, str(e), runningRevision=e.running)
@@ -221,8 +195,8 @@ def make_admin_app(
     app[APPLIER] = applier
     app[REGISTRIES] = [registry, *extra_registries]
     app[_MAX_BODY] = max_body_bytes
-    app.router.add_get("/admin/v1/tracing", get_tracing)
-    app.router.add_put("/admin/v1/tracing", put_tracing)
+    app.router.add_get(_protocol.TRACING_PATH, get_tracing)
+    app.router.add_put(_protocol.TRACING_PATH, put_tracing)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -24,19 +24,15 @@ from typing import Any
 import pydantic
 
 from gatetrace.gateway import state as _state
+from gatetrace.policy import admin_protocol as _protocol
 from gatetrace.policy import build as _build
 from gatetrace.policy import errors as _errors
-from gatetrace.policy import messages as _messages
 from gatetrace.policy import model as _model
 from gatetrace.runtime import metrics as _metrics
 
 __all__ = ["Applied", "Applier", "ApplyError", "InvalidConfigError", "StaleRevisionError"]
 
 _log = logging.getLogger(__name__)
-
-
-MAX_REVISION = 2**63 - 1
-"""Revisions are int64 (the operator's, Kubernetes', every JSON reader's safe range)."""
 
 
 class ApplyError(Exception):
@@ -170,20 +166,9 @@ class Applier:
     async def _apply(
         self, document: Any, revision: int, sources: Sequence[Mapping[str, Any]]
     ) -> Applied:
-        if (
-            isinstance(revision, bool)
-            or not isinstance(revision, int)
-            or not 0 <= revision <= MAX_REVISION
-        ):
-            raise InvalidConfigError(
-                [
-                    _errors.FieldError(
-                        "revision",
-                        "must be an integer from 0 to 2^63-1 (int64), got "
-                        + _messages.echo(revision),
-                    )
-                ]
-            )
+        problem = _protocol.revision_problem(revision)
+        if problem is not None:
+            raise InvalidConfigError([_errors.FieldError("revision", problem)])
         async with self.holder.lock:
             config = validate(document)
             running = self.holder.current

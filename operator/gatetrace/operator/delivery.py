@@ -19,6 +19,8 @@ from typing import Any
 
 import aiohttp
 
+from gatetrace.policy import admin_protocol as _protocol
+
 __all__ = [
     "AdminClient",
     "PushOutcome",
@@ -29,7 +31,7 @@ __all__ = [
     "RunningState",
 ]
 
-TRACING_PATH = "/admin/v1/tracing"
+TRACING_PATH = _protocol.TRACING_PATH
 
 
 class PushOutcome(enum.Enum):
@@ -148,17 +150,14 @@ class AdminClient:
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
-        if not isinstance(body, dict):
+        running = _protocol.parse_running(body)
+        if running is None:
             return None
-        revision = body.get("revision")
-        version = body.get("version")
-        if not isinstance(revision, int) or isinstance(revision, bool):
-            return None
-        return RunningState(revision, version if isinstance(version, str) else "")
+        return RunningState(running.revision, running.version)
 
     async def put_once(self, request: PushRequest, timeout: float) -> tuple[PushOutcome, str]:
         payload = json.dumps(
-            {"revision": request.revision, "config": request.config}, separators=(",", ":")
+            _protocol.put_body(request.revision, request.config), separators=(",", ":")
         )
         try:
             async with self._client().put(
@@ -179,7 +178,7 @@ class AdminClient:
 
 
 def _classify(status: int, text: str) -> tuple[PushOutcome, str]:
-    detail = _error_detail(text)
+    detail = _protocol.error_detail(text)
     if 200 <= status < 300:
         return PushOutcome.APPLIED, ""
     if status == 409:
@@ -191,29 +190,6 @@ def _classify(status: int, text: str) -> tuple[PushOutcome, str]:
     if status == 429 or status >= 500:
         return PushOutcome.SERVER_ERROR, f"HTTP {status}: {detail}"
     return PushOutcome.REJECTED, f"HTTP {status}: {detail}"
-
-
-def _error_detail(text: str) -> str:
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return text[:300]
-    if isinstance(body, dict):
-        errors = body.get("errors")
-        if isinstance(errors, list) and errors:
-            parts = []
-            for error in errors[:5]:
-                if isinstance(error, dict):
-                    loc = error.get("loc", "")
-                    if isinstance(loc, list):
-                        loc = ".".join(str(p) for p in loc)
-                    parts.append(f"{loc}: {error.get('msg', '')}")
-            return "; ".join(parts)
-        for key in ("message", "error"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value[:300]
-    return text[:300]
 
 
 class Pusher:
