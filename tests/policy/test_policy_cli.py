@@ -108,3 +108,29 @@ def test_subcommands_are_registered_in_one_place() -> None:
     assert {"crds", "policy"} <= set(cli.SUBCOMMANDS)
     with pytest.raises(SystemExit):
         cli.main([])
+
+
+def test_validate_reports_every_problem_of_every_document(tmp_path: pathlib.Path) -> None:
+    """All messages of a block, each document on its own (a syntax error in document 2 of 3
+    does not hide documents 1 and 3), files that are not UTF-8 or nest too deeply named."""
+    head = "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
+    (tmp_path / "three.yaml").write_text(
+        head
+        + "metadata: {name: a, namespace: x}\nspec: {}\n---\nkind: [oops\n---\n"
+        + head
+        + "metadata: {name: c, namespace: x}\nspec:\n  sampling:\n"
+        + "    sampler: {type: probabilistic, rate: 7}\n"
+        + "    maxTracesPerSecond: -1\n    parentBased: maybe\n"
+    )
+    (tmp_path / "latin.yaml").write_bytes(b"kind: Trac\xe9ngPolicy\n")
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    code, text = policy_cli.validate([str(tmp_path)])
+    assert code == 1
+    lines = text.splitlines()
+    assert any(line.startswith("three.yaml#1: ok") or "three.yaml#1: ok" in line for line in lines)
+    assert any("three.yaml#2: YAML syntax error" in line for line in lines)
+    third = [line for line in lines if "three.yaml#3:" in line]
+    assert len(third) == 3, third  # rate, maxTracesPerSecond and parentBased
+    assert any("latin.yaml#1: not UTF-8 text: byte 0xe9" in line for line in lines)
+    assert any("deep.yaml#1" in line and "deeper than 64" in line for line in lines)
+    assert "Traceback" not in text
