@@ -3,12 +3,10 @@ that their transitions deserve. Pure functions of the reconciler's state."""
 
 import datetime
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gatetrace.operator import plan as _plan
-
-if TYPE_CHECKING:
-    from gatetrace.operator import core as _core
+from gatetrace.operator import records_model as _core
 
 __all__ = ["Event", "policy_status", "without_times"]
 
@@ -44,9 +42,9 @@ def _condition(
 
 
 def policy_status(
-    record: "_core.PolicyRecord",
+    record: _core.PolicyRecord,
     plans: Mapping[str, _plan.PodPlan],
-    pod_states: Mapping[str, "_core.PodState"],
+    pod_states: Mapping[str, _core.PodState],
     *,
     previous: Mapping[str, Any],
     now: float,
@@ -166,10 +164,10 @@ def policy_status(
 
 
 def _stale_status(
-    record: "_core.PolicyRecord",
+    record: _core.PolicyRecord,
     detail: str,
     plans: Mapping[str, _plan.PodPlan],
-    pod_states: Mapping[str, "_core.PodState"],
+    pod_states: Mapping[str, _core.PodState],
     previous: Mapping[str, Any],
     now: float,
 ) -> tuple[dict[str, Any], list[Event]]:
