@@ -343,7 +343,7 @@ class TestMutation:
         assert sent(updated) == "gatetrace=p1,rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
 
     def test_an_updated_member_moves_to_the_front(self) -> None:
-        members = tuple((received("congo=congosFirstPosition,rojo=rojosFirstPosition") or {}).items())
+        members = (("congo", "congosFirstPosition"), ("rojo", "rojosFirstPosition"))
         updated = tracestate.set_member(members, "rojo", "rojosSecondPosition")
         assert sent(updated) == "rojo=rojosSecondPosition,congo=congosFirstPosition"
         again = tracestate.set_member(updated, "congo", "congosSecondPosition")
@@ -351,7 +351,11 @@ class TestMutation:
 
     def test_the_key_is_never_repeated(self) -> None:
         members = (("a", "1"), ("me", "old"), ("b", "2"), ("me", "older"))
-        assert tracestate.set_member(members, "me", "new") == (("me", "new"), ("a", "1"), ("b", "2"))
+        assert tracestate.set_member(members, "me", "new") == (
+            ("me", "new"),
+            ("a", "1"),
+            ("b", "2"),
+        )
 
     def test_adding_to_32_members_drops_the_right_most(self) -> None:
         members = tuple((f"k{i:02d}", "1") for i in range(32))
