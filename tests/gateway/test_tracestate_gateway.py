@@ -166,13 +166,15 @@ def _forwarded(fields: list[str], expected: str | None) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def _stack(**sampler: Any) -> AsyncIterator[proxyharness.Stack]:
+async def _stack(
+    extract: tuple[str, ...] = ("tracecontext", "baggage", "b3"), **sampler: Any
+) -> AsyncIterator[proxyharness.Stack]:
     collector = proxyharness.Collector()
     registry = metrics.Registry()
     active = proxyharness.make_active(
         collector,
         registry=registry,
-        extract=["tracecontext", "baggage", "b3"],
+        extract=extract,
         inject=["tracecontext", "baggage"],
         **sampler,
     )
@@ -262,3 +264,18 @@ async def test_over_512_characters_truncated_by_level_2_order_upstream() -> None
         seen = await _send(stack, "/api/users/1", ["k" * 256 + "=" + "v" * 256])
         assert seen.all("tracestate") == []
         assert _trace_id(seen) == TRACE
+
+
+async def test_tracestate_goes_on_when_another_format_gives_the_same_trace() -> None:
+    """b3 is first in the extract order; a valid traceparent of the same trace still
+    brings its tracestate, one of another trace does not."""
+    async with _stack(extract=("b3", "tracecontext")) as stack:
+        b3 = f"{TRACE}-{SPAN}-1"
+        headers = {"b3": b3, "traceparent": TP, "tracestate": "rojo=1,congo@=2"}
+        await stack.get("/api/users/1", headers=headers)
+        seen = stack.users.received[-1]
+        assert _trace_id(seen) == TRACE and seen.all("tracestate") == ["rojo=1,congo@=2"]
+        other = TP.replace(TRACE[:4], "ffff")
+        await stack.get("/api/users/1", headers={**headers, "traceparent": other})
+        seen = stack.users.received[-1]
+        assert _trace_id(seen) == TRACE and seen.all("tracestate") == []

@@ -10,7 +10,7 @@ import pytest
 from proptools import context, counter, counts, extract, inject
 
 from gatetrace.runtime import spancontext as _sc
-from gatetrace.runtime.propagation import tracecontext, tracestate
+from gatetrace.runtime.propagation import composite, tracecontext, tracestate
 
 TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -224,6 +224,66 @@ class TestList:
         assert extract(propagator, [("tracestate", "foo=1")]).context is None
         assert extract(propagator, [("traceparent", "zz"), ("tracestate", "Bad")]).context is None
         assert counts(failures) == {("tracecontext", "format"): 1}  # no tracestate failure
+
+
+def test_a_higher_traceparent_version_still_has_its_tracestate_parsed() -> None:
+    """Versioning of tracestate: parse it if a higher version is detected."""
+    found = extract(
+        tracecontext.TraceContextPropagator(),
+        [("traceparent", "cc" + TP[2:] + "-what-comes-next"), ("tracestate", "foo@=1, bar=2")],
+    )
+    assert found.context is not None
+    assert found.context.trace_state == (("foo@", "1"), ("bar", "2"))
+    assert inject(tracecontext.TraceContextPropagator(), found.context)["tracestate"] == (
+        "foo@=1,bar=2"
+    )
+
+
+class TestAnotherFormatWon:
+    """A receiver MUST send a received tracestate on: when an earlier format in the
+    extract order gives the same trace as a valid traceparent, its tracestate is kept."""
+
+    B3 = "0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-1"
+
+    def _found(
+        self, *headers: tuple[str, str]
+    ) -> tuple[_sc.TraceState, str, dict[tuple[str, ...], float]]:
+        failures = counter()
+        propagator = composite.build_propagator(["b3", "tracecontext"], [], failures)
+        found = extract(propagator, list(headers))
+        assert found.context is not None and found.format == "b3"
+        assert found.context.span_id_hex == "00f067aa0ba902b7"  # b3's context, not replaced
+        return found.context.trace_state, found.format, counts(failures)
+
+    def test_same_trace_keeps_the_tracestate(self) -> None:
+        state, _, failed = self._found(
+            ("b3", self.B3), ("traceparent", TP), ("tracestate", "foo@=1,bar=2")
+        )
+        assert state == (("foo@", "1"), ("bar", "2")) and not failed
+
+    def test_another_trace_does_not(self) -> None:
+        other = TP.replace("0af7", "1af7")
+        state, _, _ = self._found(("b3", self.B3), ("traceparent", other), ("tracestate", "a=1"))
+        assert state == ()
+
+    def test_an_invalid_traceparent_does_not_and_is_not_counted(self) -> None:
+        for bad in ("ff" + TP[2:], TP + "x", "nonsense"):
+            state, _, failed = self._found(
+                ("b3", self.B3), ("traceparent", bad), ("tracestate", "a=1")
+            )
+            assert state == () and not failed
+        state, _, failed = self._found(
+            ("b3", self.B3), ("traceparent", TP), ("traceparent", TP), ("tracestate", "a=1")
+        )
+        assert state == () and not failed
+
+    def test_a_bad_tracestate_is_discarded_and_counted(self) -> None:
+        state, _, failed = self._found(("b3", self.B3), ("traceparent", TP), ("tracestate", "@a=1"))
+        assert state == () and failed == {("tracecontext", "tracestate_member"): 1}
+
+    def test_no_tracestate_nothing_read(self) -> None:
+        state, _, failed = self._found(("b3", self.B3), ("traceparent", "ff" + TP[2:]))
+        assert state == () and not failed
 
 
 class TestDuplicatedKeys:
