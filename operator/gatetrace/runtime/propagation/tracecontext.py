@@ -10,9 +10,14 @@
 - OWS around the value is ignored; two ``traceparent`` headers are invalid.
 
 When ``traceparent`` is absent or invalid, ``tracestate`` is ignored as the
-spec requires. Hot path: one anchored regular expression match (measured
-faster here than slicing plus set tests) and three ``int(..., 16)``. Values
-longer than 512 characters are rejected.
+spec requires. When an earlier format in the extract order already gave the
+context, a ``tracestate`` is still carried on (a receiver MUST send it on) if
+a valid ``traceparent`` names the same trace; that ``traceparent`` is read
+only then, and its problems are not counted (it is not used).
+
+Hot path: one anchored regular expression match (measured faster here than
+slicing plus set tests) and three ``int(..., 16)``. Values longer than 512
+characters are rejected.
 """
 
 import re
@@ -68,14 +73,14 @@ class TraceContextPropagator:
     ) -> _base.Extracted:
         previous = found.context
         if previous is not None and previous.trace_id:
-            return found  # an earlier format won: not even read
+            return self._carry_state(carrier, getter, found, previous)  # an earlier format won
         values = getter.get(carrier, _TRACEPARENT)
         if not values:
             return found
         if len(values) != 1:
             self._failures.failed(FORMAT, "duplicate")
             return found
-        context = self._parse(values[0])
+        context = self._parse(values[0], self._failures)
         if context is None:
             return found
         states = getter.get(carrier, _TRACESTATE)
@@ -91,35 +96,64 @@ class TraceContextPropagator:
             )
         return _base.adopt(found, context, FORMAT)
 
-    def _parse(self, value: str) -> _sc.SpanContext | None:
+    def _carry_state(
+        self,
+        carrier: Any,
+        getter: _base.Getter,
+        found: _base.Extracted,
+        previous: _sc.SpanContext,
+    ) -> _base.Extracted:
+        """``found`` with the tracestate of a valid traceparent of the same trace."""
+        states = getter.get(carrier, _TRACESTATE)
+        if not states or previous.trace_state:
+            return found
+        values = getter.get(carrier, _TRACEPARENT)
+        if not values or len(values) != 1:
+            return found
+        context = self._parse(values[0], _base.IGNORE_FAILURES)
+        if context is None or context.trace_id != previous.trace_id:
+            return found
+        members, reason = _tracestate.parse(states)
+        if reason:
+            self._failures.failed(FORMAT, reason)
+            return found
+        if not members:
+            return found
+        context = _new_tuple(_SpanContext, (*previous[:6], members, *previous[7:]))
+        return _new_tuple(
+            _Extracted, (context, found.baggage, found.format, found.sampled, found.debug)
+        )
+
+    @staticmethod
+    def _parse(value: str, failures: _base.FailureCounter) -> _sc.SpanContext | None:
         match = _TRACEPARENT_RE(value)
         if match is None or len(value) != 55:
             if len(value) > MAX_TRACEPARENT_CHARS:
-                self._failures.failed(FORMAT, "too_long")
+                failures.failed(FORMAT, "too_long")
                 return None
             value = value.strip(_OWS)
             match = _TRACEPARENT_RE(value)
             if match is None:
-                self._failures.failed(FORMAT, "format")
+                failures.failed(FORMAT, "format")
                 return None
         version, trace_hex, span_hex, flags_hex = match.groups()
         if version == "00":
             if len(value) != 55:
-                self._failures.failed(FORMAT, "format")
+                failures.failed(FORMAT, "format")
                 return None
         elif version == "ff":
-            self._failures.failed(FORMAT, "version")
+            failures.failed(FORMAT, "version")
             return None
         elif len(value) > 55 and value[55] != "-":
-            self._failures.failed(FORMAT, "format")
+            failures.failed(FORMAT, "format")
             return None
         trace_id = int(trace_hex, 16)
         if not trace_id:
-            self._failures.failed(FORMAT, "trace_id")
+            failures.failed(FORMAT, "trace_id")
             return None
         span_id = int(span_hex, 16)
         if not span_id:
-            self._failures.failed(FORMAT, "span_id")
+            failures.failed(FORMAT, "span_id")
             return None
         sampled, random = _FLAG_BITS[flags_hex]
         head = (trace_id, span_id, sampled, False, random, True)

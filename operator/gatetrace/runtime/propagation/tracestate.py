@@ -17,6 +17,11 @@ Formatting drops members that are not valid, repeats of a key and members past
 32, then truncates to ``max_chars`` (at least the 512 the spec asks vendors to
 propagate) the way Level 2 says: whole entries only, those longer than 128
 characters first, starting from the right, then entries from the right.
+
+Mutating (a vendor's own entry): :func:`set_member` puts ``key=value`` at the
+front, whether new or updated, removes any other member of that key and, past
+32 members, the right-most; :func:`delete_member` removes a key. Other members
+keep their order. Both take and return the immutable members tuple.
 """
 
 from collections.abc import Sequence
@@ -27,10 +32,13 @@ __all__ = [
     "DEFAULT_MAX_CHARS",
     "MAX_HEADER_CHARS",
     "MAX_MEMBERS",
+    "InvalidMemberError",
+    "delete_member",
     "format_members",
     "is_valid_key",
     "is_valid_value",
     "parse",
+    "set_member",
 ]
 
 MAX_MEMBERS = 32
@@ -47,6 +55,18 @@ _KEY_CHARS = _LCALPHA_DIGIT | frozenset("_-*/@")
 _MAX_KEY = 256
 _VALUE_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - {",", "="}
 _OWS = " \t"
+_ECHO_LIMIT = 40
+
+
+class InvalidMemberError(ValueError):
+    """A member our own code tries to set breaks the Level 2 grammar (a bug, not input)."""
+
+
+def _echo(text: str) -> str:
+    # runtime may not import gatetrace.policy.messages: the same bounded echo, for str only
+    if len(text) <= _ECHO_LIMIT:
+        return repr(text)
+    return f"{text[:_ECHO_LIMIT]!r}... ({len(text)} characters)"
 
 
 def is_valid_key(key: str) -> bool:
@@ -116,3 +136,25 @@ def format_members(members: _sc.TraceState, max_chars: int = DEFAULT_MAX_CHARS) 
         while kept and length > max_chars:
             length -= len(kept.pop()) + 1
     return ",".join(kept), dropped
+
+
+def set_member(members: _sc.TraceState, key: str, value: str) -> _sc.TraceState:
+    """``members`` with ``key=value`` first (added, or updated and moved to the front)."""
+    if not is_valid_key(key):
+        raise InvalidMemberError(
+            f"tracestate key {_echo(key)}: must begin with a lowercase letter or a digit"
+            " and hold at most 256 characters of a-z 0-9 _ - * / @"
+        )
+    if not is_valid_value(value):
+        raise InvalidMemberError(
+            f"tracestate value for {_echo(key)}: {_echo(value)} must be 1-256 printable"
+            " ASCII characters but ',' and '=', not ending in a space"
+        )
+    others = [member for member in members if member[0] != key]
+    del others[MAX_MEMBERS - 1 :]  # adding past 32 drops the right-most
+    return ((key, value), *others)
+
+
+def delete_member(members: _sc.TraceState, key: str) -> _sc.TraceState:
+    """``members`` without any member of ``key``, the others in their order."""
+    return tuple(member for member in members if member[0] != key)
