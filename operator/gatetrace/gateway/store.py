@@ -245,6 +245,7 @@ class SpanStore:
         """Spans evicted so far (count, bytes or age)."""
         self.dropped = 0
         """Spans refused because their trace was at its bound."""
+        self._settling: asyncio.Task[None] | None = None
         self.configure(
             max_spans=max_spans,
             max_age_seconds=max_age_seconds,
@@ -276,13 +277,23 @@ class SpanStore:
         self.max_spans_per_trace = max_spans_per_trace
         self.max_trace_bytes = max(1024 * 1024, max_bytes // 16)
         """One trace holds at most this many bytes (a sixteenth of the store, >= 1 MiB)."""
-        self.evict()
+        if self.evict(at_most=STEP) < STEP:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a synchronous test): no one to hold up
+            self.evict()
+            return
+        # a smaller bound on a running gateway: the rest in steps, the proxy runs between
+        if self._settling is None or self._settling.done():
+            self._settling = loop.create_task(self.evict_async())
 
     # -- writing -----------------------------------------------------------
 
     def add(self, spans: Iterable[_span.Span]) -> None:
         """Store finished spans (the memory reporter's batch)."""
         now = self._clock()
+        added = added_bytes = 0
         for span in spans:
             if span.end_ns is None:
                 continue
@@ -300,6 +311,8 @@ class SpanStore:
             trace.spans.append(span)
             trace.size += size
             self.bytes += size
+            added += 1
+            added_bytes += size
             service = _service(span)
             traces = self._by_service.setdefault(service, {})
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
@@ -307,7 +320,11 @@ class SpanStore:
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
             kinds = self._operations.setdefault(service, {}).setdefault(span.name, {})
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
-        self.evict(now)
+        # Work in proportion to what came in: room for this batch (each evicted span frees
+        # one count and at least _SPAN_BYTES) plus one STEP of any backlog (spans aged out
+        # during a quiet spell, a smaller bound just configured), so the store stays within
+        # its bounds yet one batch never evicts the whole store in the proxy's turn.
+        self.evict(now, at_most=added + added_bytes // _SPAN_BYTES + 1 + STEP)
 
     def evict(self, now: float | None = None, *, at_most: int | None = None) -> int:
         """Drop spans beyond ``max_spans`` or ``max_bytes`` and older than
@@ -433,25 +450,28 @@ class SpanStore:
         return await _drive_async(self._find_traces(query))
 
     def _find_traces(self, query: TraceQuery) -> Generator[None, None, list[list[_span.Span]]]:
-        found: list[list[_span.Span]] = []
+        found: list[tuple[int, list[_span.Span]]] = []
         if query.limit <= 0:
-            return found
+            return []
+        # a span is compared with each tag asked for: a step is STEP spans' worth of that
+        cost = 1 + len(query.tags)
         budget = STEP
         for trace_id in reversed(self._candidate_ids(query.service, query.operation)):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
             spans = tuple(trace.spans)  # the store may change while we yield
-            budget -= len(spans)
+            budget -= len(spans) * cost
             if budget <= 0:
                 yield
                 budget = STEP
             if any(self._matches(span, query) for span in spans):
-                found.append(sorted(spans, key=lambda s: (s.start_ns, s.span_id)))
+                ordered = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
+                found.append((ordered[0].start_ns, ordered))
                 if len(found) >= query.limit:
                     break
-        found.sort(key=lambda spans: min(s.start_ns for s in spans), reverse=True)
-        return found
+        found.sort(key=lambda started: started[0], reverse=True)
+        return [spans for _, spans in found]
 
     def dependencies(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """Service-to-service call counts from parent/child spans started in the window."""
