@@ -271,3 +271,42 @@ async def test_a_large_trace_arrives_whole_through_the_query_api() -> None:
         assert names[f"{root.span_id:016x}"] == "GET /" + "😀" * 10
         searched = await (await a.get("/api/traces?service=up&limit=5")).json()
         assert [t["traceID"] for t in searched["data"]] == [tid]
+
+
+async def test_stats_percentiles_are_computed_in_steps_and_exact() -> None:
+    """100,000 durations: sorted in runs and merged stepwise, with the same nearest ranks
+    as one sort."""
+    spans_store = store.SpanStore(max_spans=200_000, clock=lambda: 1_700_000_100.0)
+    durations = [((i * 7919) % 100_003) * 1_000 for i in range(30_000)]
+    spans_store.add(
+        [
+            make_span(service="svc", duration_ns=d, error=i % 10 == 0)
+            for i, d in enumerate(durations)
+        ]
+    )
+    ordered = sorted(d / 1e6 for d in durations)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    result = await spans_store.stats_async(service="svc", window_seconds=10**6)
+    running.cancel()
+    assert ticks - before >= 2 * 30_000 // store.STEP - 2
+    assert (result.count, result.errors) == (30_000, 3_000)
+    assert result.p50_ms == store.percentile(ordered, 0.5)
+    assert result.p90_ms == store.percentile(ordered, 0.9)
+    assert result.p95_ms == store.percentile(ordered, 0.95)
+    assert result.p99_ms == store.percentile(ordered, 0.99)
+    assert result.max_ms == ordered[-1]
+    assert spans_store.stats(service="svc", window_seconds=10**6) == result
+    small = store.SpanStore()
+    small.add([make_span(service="s", duration_ns=3_000_000)])
+    assert small.stats(service="s", window_seconds=10**10).p99_ms == 3.0
+    assert store.SpanStore().stats(service="s").count == 0
