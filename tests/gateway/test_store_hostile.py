@@ -14,6 +14,7 @@ from gt_spans import make_span
 from gatetrace.gateway import jaeger_json, query_api, store
 from gatetrace.runtime import baggage
 from gatetrace.runtime import span as span_mod
+from gatetrace.runtime.reporting import memory
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -310,3 +311,29 @@ async def test_stats_percentiles_are_computed_in_steps_and_exact() -> None:
     small.add([make_span(service="s", duration_ns=3_000_000)])
     assert small.stats(service="s", window_seconds=10**10).p99_ms == 3.0
     assert store.SpanStore().stats(service="s").count == 0
+
+
+async def test_spans_a_full_trace_refuses_are_the_memory_reporters_drops_by_reason() -> None:
+    spans_store = store.SpanStore(max_spans_per_trace=100, max_bytes=16 * 1024 * 1024)
+    processor = memory.memory_processor(spans_store)
+    processor.start()
+    one = make_span()
+    for _ in range(250):
+        processor.on_end(make_span(trace_id=one.trace_id))
+    huge = {f"t{i}": "h" * 4000 + str(i) for i in range(128)}  # ~0.5 MB a span
+    for _ in range(3):
+        processor.on_end(make_span(trace_id=one.trace_id + 1, tags=huge))
+    assert await processor.force_flush(2)
+    m = processor.metrics
+    assert m.dropped_count("trace_spans") == 150
+    assert m.dropped_count("trace_bytes") == 2  # a trace holds 1 MiB here: one such span
+    assert m.exported.value(m.labels) == 100 + 1
+    assert spans_store.dropped_by_reason == {"trace_spans": 150, "trace_bytes": 2}
+    assert spans_store.dropped == 152
+    await processor.shutdown(1)
+    # a lone span larger than a trace may be is refused too (it would empty the store)
+    lone = make_span(tags=huge)
+    fields: dict[str, span_mod.TagValue] = {f"f{j}": "l" * 4000 + str(j) for j in range(32)}
+    lone.logs.extend(span_mod.LogRecord(lone.start_ns, dict(fields)) for _ in range(8))
+    small = store.SpanStore(max_bytes=1024 * 1024)
+    assert small.add([lone]) == {"trace_bytes": 1} and len(small) == 0

@@ -272,6 +272,8 @@ class SpanStore:
         """Spans evicted so far (count, bytes or age)."""
         self.dropped = 0
         """Spans refused because their trace was at its bound."""
+        self.dropped_by_reason: dict[str, int] = {}
+        """:attr:`dropped` by reason (``trace_spans``, ``trace_bytes``)."""
         self._settling: asyncio.Task[None] | None = None
         self.configure(
             max_spans=max_spans,
@@ -317,23 +319,30 @@ class SpanStore:
 
     # -- writing -----------------------------------------------------------
 
-    def add(self, spans: Iterable[_span.Span]) -> None:
-        """Store finished spans (the memory reporter's batch)."""
+    def add(self, spans: Iterable[_span.Span]) -> dict[str, int]:
+        """Store finished spans (the memory reporter's batch); return how many were refused,
+        by reason (``trace_spans``, ``trace_bytes``: their trace was at its bound)."""
         now = self._clock()
         added = added_bytes = 0
+        refused: dict[str, int] = {}
         for span in spans:
             if span.end_ns is None:
                 continue
             size = retained_bytes(span)
             trace = self._traces.get(span.trace_id)
+            if trace is not None and len(trace.spans) >= self.max_spans_per_trace:
+                reason = "trace_spans"
+            elif (trace.size if trace is not None else 0) + size > self.max_trace_bytes:
+                reason = "trace_bytes"  # a lone span that big too: it would empty the store
+            else:
+                reason = ""
+            if reason:
+                self.dropped += 1
+                refused[reason] = refused.get(reason, 0) + 1
+                self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + 1
+                continue
             if trace is None:
                 trace = self._traces[span.trace_id] = _Trace()
-            elif (
-                len(trace.spans) >= self.max_spans_per_trace
-                or trace.size + size > self.max_trace_bytes
-            ):
-                self.dropped += 1
-                continue
             self._entries.append(_Entry(span, now, size))
             trace.spans.append(span)
             trace.size += size
@@ -352,6 +361,7 @@ class SpanStore:
         # during a quiet spell, a smaller bound just configured), so the store stays within
         # its bounds yet one batch never evicts the whole store in the proxy's turn.
         self.evict(now, at_most=added + added_bytes // _SPAN_BYTES + 1 + STEP)
+        return refused
 
     def evict(self, now: float | None = None, *, at_most: int | None = None) -> int:
         """Drop spans beyond ``max_spans`` or ``max_bytes`` and older than
