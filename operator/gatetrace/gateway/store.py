@@ -15,16 +15,14 @@ locks. Searches, dependencies and stats that must scan have ``async`` forms
 import asyncio
 import collections
 import contextlib
-import heapq
 import math
-import sys
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gatetrace.gateway import span_size, stepwise
 from gatetrace.runtime import span as _span
-from gatetrace.runtime import spancontext
 
 __all__ = [
     "STEP",
@@ -37,111 +35,13 @@ __all__ = [
 ]
 
 _K = TypeVar("_K")
-_R = TypeVar("_R")
 
-STEP = 2_000
+STEP = stepwise.STEP
 """Spans a scanning query looks at before it yields to the event loop."""
+retained_bytes = span_size.retained_bytes
+percentile = stepwise.percentile
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_TRACE = 5_000
-
-_SPAN_BYTES = 650
-"""What a stored span costs before its strings: the Span object and its context, resource
-reference, tag dict and log list, and the store's own entry and index slots."""
-_SLOT_BYTES = 12
-"""A tag or log field beyond its key and value objects: its share of the dict."""
-_NUMBER_BYTES = 32
-"""An int or float tag value (or a bool's slot)."""
-_PAIR_BYTES = 70
-"""A tracestate member or baggage entry beyond its strings: the tuple and its slot."""
-_REFERENCE_BYTES = 200
-"""A reference beyond what its context carries: the Reference and SpanContext tuples."""
-
-
-def _value_bytes(value: object) -> int:
-    # sys.getsizeof, not len: CPython stores a string of emoji in 4 bytes a character,
-    # and the client chooses the characters
-    return sys.getsizeof(value) if isinstance(value, str) else _NUMBER_BYTES
-
-
-def _context_bytes(context: spancontext.SpanContext) -> int:
-    """What a context carries from the client: tracestate members, baggage, a debug id."""
-    size = 0
-    for key, value in context.trace_state:
-        size += _PAIR_BYTES + sys.getsizeof(key) + sys.getsizeof(value)
-    if context.baggage:
-        for key, entry in context.baggage.entries():
-            size += _PAIR_BYTES + sys.getsizeof(key) + sys.getsizeof(entry.value)
-            if entry.metadata:
-                size += sys.getsizeof(entry.metadata)
-    if context.debug_id:
-        size += sys.getsizeof(context.debug_id)
-    return size
-
-
-def retained_bytes(span: _span.Span) -> int:
-    """An estimate of the memory ``span`` keeps alive in the store (CPython): its strings
-    measured as CPython holds them, its context's tracestate and baggage, its status text
-    and references. Objects shared with other spans are counted for each (an overestimate,
-    never an under-)."""
-    size = _SPAN_BYTES + sys.getsizeof(span.name) + _context_bytes(span.context)
-    for key, value in span.tags.items():
-        size += _SLOT_BYTES + sys.getsizeof(key) + _value_bytes(value)
-    for log in span.logs:
-        size += _SLOT_BYTES + _SPAN_BYTES // 8
-        for key, value in log.fields.items():
-            size += _SLOT_BYTES + sys.getsizeof(key) + _value_bytes(value)
-    if span.status.description:
-        size += sys.getsizeof(span.status.description)
-    for reference in span.references:
-        size += _REFERENCE_BYTES + _context_bytes(reference.context)
-    return size
-
-
-def _drive(steps: Generator[None, None, _R]) -> _R:
-    """Run a stepwise computation to its end, synchronously."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: _R = done.value
-            return result
-
-
-async def _drive_async(steps: Generator[None, None, _R]) -> _R:
-    """Run a stepwise computation, yielding to the event loop between steps."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: _R = done.value
-            return result
-        await asyncio.sleep(0)
-
-
-def _order_statistics(
-    values: list[float], ranks: Sequence[int]
-) -> Generator[None, None, list[float]]:
-    """The values at the 1-based ``ranks`` of ``values`` sorted, in steps: runs of a few
-    STEP sorted on their own, then merged STEP values at a time."""
-    run_length = 4 * STEP
-    runs: list[list[float]] = []
-    for start in range(0, len(values), run_length):
-        runs.append(sorted(values[start : start + run_length]))
-        yield
-    if len(runs) == 1:
-        return [runs[0][rank - 1] for rank in ranks]
-    found: dict[int, float] = {}
-    merged = heapq.merge(*runs)
-    position = 0
-    value = 0.0
-    for rank in sorted(set(ranks)):
-        while position < rank:
-            value = next(merged)
-            position += 1
-            if position % STEP == 0:
-                yield
-        found[rank] = value
-    return [found[rank] for rank in ranks]
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,14 +95,6 @@ class Stats:
             "max": self.max_ms,
             "windowSeconds": self.window_seconds,
         }
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (0.0 when empty)."""
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(slots=True)
@@ -357,10 +249,10 @@ class SpanStore:
             kinds = self._operations.setdefault(service, {}).setdefault(span.name, {})
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
         # Work in proportion to what came in: room for this batch (each evicted span frees
-        # one count and at least _SPAN_BYTES) plus one STEP of any backlog (spans aged out
+        # one count and at least MIN_SPAN_BYTES) plus one STEP of any backlog (spans aged out
         # during a quiet spell, a smaller bound just configured), so the store stays within
         # its bounds yet one batch never evicts the whole store in the proxy's turn.
-        self.evict(now, at_most=added + added_bytes // _SPAN_BYTES + 1 + STEP)
+        self.evict(now, at_most=added + added_bytes // span_size.MIN_SPAN_BYTES + 1 + STEP)
         return refused
 
     def evict(self, now: float | None = None, *, at_most: int | None = None) -> int:
@@ -479,12 +371,12 @@ class SpanStore:
     def find_traces(self, query: TraceQuery) -> list[list[_span.Span]]:
         """Traces with at least one span matching ``query``, newest first, at most ``limit``."""
         self.evict()
-        return _drive(self._find_traces(query))
+        return stepwise.drive(self._find_traces(query))
 
     async def find_traces_async(self, query: TraceQuery) -> list[list[_span.Span]]:
         """:meth:`find_traces`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._find_traces(query))
+        return await stepwise.drive_async(self._find_traces(query))
 
     def _find_traces(self, query: TraceQuery) -> Generator[None, None, list[list[_span.Span]]]:
         found: list[tuple[int, list[_span.Span]]] = []
@@ -513,12 +405,12 @@ class SpanStore:
     def dependencies(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """Service-to-service call counts from parent/child spans started in the window."""
         self.evict()
-        return _drive(self._dependencies(end_ns, lookback_ns))
+        return stepwise.drive(self._dependencies(end_ns, lookback_ns))
 
     async def dependencies_async(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """:meth:`dependencies`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._dependencies(end_ns, lookback_ns))
+        return await stepwise.drive_async(self._dependencies(end_ns, lookback_ns))
 
     def _dependencies(
         self, end_ns: int, lookback_ns: int
@@ -553,7 +445,7 @@ class SpanStore:
     ) -> Stats:
         """Count, errors and latency percentiles of spans that ended within the window."""
         self.evict()
-        return _drive(self._stats(service, operation, window_seconds))
+        return stepwise.drive(self._stats(service, operation, window_seconds))
 
     async def stats_async(
         self,
@@ -564,7 +456,7 @@ class SpanStore:
     ) -> Stats:
         """:meth:`stats`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._stats(service, operation, window_seconds))
+        return await stepwise.drive_async(self._stats(service, operation, window_seconds))
 
     def _stats(
         self, service: str | None, operation: str | None, window_seconds: float
@@ -597,5 +489,5 @@ class SpanStore:
         count = len(durations)
         # nearest ranks, as percentile() takes them; one sort of 100,000 floats is ~10 ms
         ranks = [max(1, math.ceil(fraction * count)) for fraction in (0.5, 0.9, 0.95, 0.99)]
-        p50, p90, p95, p99, top = yield from _order_statistics(durations, [*ranks, count])
+        p50, p90, p95, p99, top = yield from stepwise.order_statistics(durations, [*ranks, count])
         return Stats(count, errors, p50, p90, p95, p99, top, window_seconds)
