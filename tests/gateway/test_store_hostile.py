@@ -4,11 +4,12 @@ steps; searches whose cost grows with the number of tags asked for."""
 
 import asyncio
 import json
+import logging
 import tracemalloc
 from collections.abc import Callable
 
 import pytest
-from adminharness import running_admin
+from adminharness import AUTH, running_admin
 from gt_spans import make_span
 
 from gatetrace.gateway import jaeger_json, query_api, store
@@ -337,3 +338,31 @@ async def test_spans_a_full_trace_refuses_are_the_memory_reporters_drops_by_reas
     lone.logs.extend(span_mod.LogRecord(lone.start_ns, dict(fields)) for _ in range(8))
     small = store.SpanStore(max_bytes=1024 * 1024)
     assert small.add([lone]) == {"trace_bytes": 1} and len(small) == 0
+
+
+async def test_a_client_leaving_mid_answer_is_not_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running_admin() as a:
+        root = make_span(service="gw")
+        a.store.add(
+            [root]
+            + [
+                make_span(service="up", parent=root, tags={"big": "x" * 4000 + str(i)})
+                for i in range(3000)
+            ]
+        )
+        server = a.client.server
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        writer.write(
+            f"GET /api/traces/{root.trace_id:032x} HTTP/1.1\r\nHost: a\r\n"
+            f"Authorization: {AUTH['Authorization']}\r\n\r\n".encode()
+        )
+        head = await asyncio.wait_for(reader.read(4096), 10)
+        assert head.startswith(b"HTTP/1.1 200 ")
+        writer.transport.abort()  # gone, ~12 MB unread
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert (await a.get("/api/services")).status == 200
+    assert "Traceback" not in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
