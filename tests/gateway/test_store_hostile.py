@@ -366,3 +366,31 @@ async def test_a_client_leaving_mid_answer_is_not_an_error(
         assert (await a.get("/api/services")).status == 200
     assert "Traceback" not in caplog.text
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_traces_by_id_are_gathered_in_steps_each_once() -> None:
+    spans_store = store.SpanStore()
+    roots = [make_span(service="gw") for _ in range(10)]
+    for root in roots:
+        spans_store.add([root] + [make_span(service="up", parent=root) for _ in range(999)])
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    wanted = [root.trace_id for root in roots] + [12345]
+    traces = await spans_store.traces_async(wanted)
+    running.cancel()
+    assert ticks >= 10_000 // store.STEP - 1
+    assert [len(t) for t in traces] == [1000] * 10 + [0]
+    assert traces[3] == spans_store.trace(roots[3].trace_id)
+    async with running_admin() as a:
+        a.store.add(spans_store.trace(roots[0].trace_id))
+        tid = f"{roots[0].trace_id:032x}"
+        body = await (await a.get(f"/api/traces?traceID={tid}&traceID={tid.upper()}")).json()
+        assert [t["traceID"] for t in body["data"]] == [tid]

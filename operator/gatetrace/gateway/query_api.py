@@ -224,8 +224,8 @@ async def find_traces(request: web.Request) -> web.StreamResponse:
     try:
         wanted = [_trace_id("traceID", t) for t in request.query.getall("traceID", ())]
         if wanted:
-            await span_store.evict_async()
-            traces = [span_store.trace(t) for t in wanted[:MAX_LIMIT]]
+            # each trace once: a repeated id would send the same spans again
+            traces = await span_store.traces_async(list(dict.fromkeys(wanted))[:MAX_LIMIT])
         else:
             traces = await span_store.find_traces_async(_search_query(request))
     except BadParameterError as e:
