@@ -88,7 +88,7 @@ def test_adding_after_a_quiet_spell_evicts_in_bounded_steps() -> None:
     while len(spans_store) > batches:
         spans_store.add([make_span()])
         batches += 1
-        assert batches < 20
+        assert batches < 10_000 // store.STEP + 5
     assert batches >= 10_000 // (store.STEP + 10)
     assert spans_store.evicted == 10_000
 
@@ -386,7 +386,7 @@ async def test_traces_by_id_are_gathered_in_steps_each_once() -> None:
     wanted = [root.trace_id for root in roots] + [12345]
     traces = await spans_store.traces_async(wanted)
     running.cancel()
-    assert ticks >= 10_000 // store.STEP - 1
+    assert ticks >= min(10, 10_000 // store.STEP) - 1  # a trace is looked at in one go
     assert [len(t) for t in traces] == [1000] * 10 + [0]
     assert traces[3] == spans_store.trace(roots[3].trace_id)
     async with running_admin() as a:

@@ -15,7 +15,7 @@ __all__ = ["STEP", "drive", "drive_async", "order_statistics", "percentile"]
 
 _R = TypeVar("_R")
 
-STEP = 2_000
+STEP = 500
 """Spans a step looks at (a few milliseconds of work) before it yields."""
 
 
