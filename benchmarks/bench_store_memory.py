@@ -8,13 +8,21 @@ is 4 KB long (the server and client spans both record it: ``url.path``, ``url.fu
 ``2 x REQUESTS`` = 100,000 spans reach the store. Unbounded, they would take ~1 GB.
 
 It checks that it measured what it claims: the memory reporter exported every span
-(``gatetrace_reporter_spans_exported_total``), the store evicted the rest
-(``gatetrace_store_bytes`` <= the bound) and every request got 200. The figure is the
-gateway's RSS growth (``VmRSS`` after, minus the idle gateway's before), which must stay
-under the bound + 50 MB: ``run()`` returns it as one row against the bound + 50 MB.
+(``gatetrace_reporter_spans_exported_total``) and dropped none, the store is full but
+within its bound (``gatetrace_store_bytes`` between 90% of the bound and the bound, so
+the figure is that of a full store) and holds spans, and every request got 200; the whole
+run has a deadline (``DEADLINE_S``). The figure is the gateway's RSS growth (``VmRSS``
+after, minus the idle gateway's before), which must stay under the bound + 50 MB:
+``run()`` returns it as one row against the bound + 50 MB.
+
+Then, with the store full, the proxy's slowest request (probed back to back) while the
+query API answers a search returning the whole store, dependencies, stats and a
+non-matching search, against its slowest over as long without queries (second row): the
+store scans in steps and streams answers in pieces, so queries must not stall the proxy.
 """
 
 import asyncio
+import dataclasses
 import os
 import pathlib
 import secrets
@@ -32,6 +40,10 @@ BOUND = 64 * 1024 * 1024
 SLACK = 50 * 1024 * 1024
 CONCURRENCY = 16
 LONG = "/api/items/" + "p" * 4096
+STALL_GOAL = 3.0
+"""The proxy's slowest request during queries may be this many times its slowest without."""
+DEADLINE_S = 300.0
+"""The whole measurement (start, load, flush) must finish within this."""
 
 
 def _rss_bytes(pid: int) -> int:
@@ -51,8 +63,84 @@ async def _metric(http: aiohttp.ClientSession, admin: str, prefix: str) -> float
     return total
 
 
-async def _load(proxy: str, admin: str, pid: int) -> tuple[int, int, float, float]:
-    async with aiohttp.ClientSession() as http:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Figures:
+    spans: int
+    """Spans the memory reporter delivered to the store."""
+    idle_rss: int
+    after_rss: int
+    held: float
+    """The store's own estimate of what it holds (``gatetrace_store_bytes``)."""
+    quiet_ms: float
+    """The proxy's slowest probe request over a spell without queries."""
+    busy_ms: float
+    """The proxy's slowest probe request while the query API answered from the full store."""
+    answered: int
+    """Bytes of the query answers read during the busy spell."""
+
+
+async def _probe(http: aiohttp.ClientSession, proxy: str, until: asyncio.Future[None]) -> float:
+    """Request the proxy back to back until ``until`` is done; the slowest, in ms."""
+    slowest = 0.0
+    while not until.done():
+        started = time.perf_counter()
+        async with http.get(proxy + "/api/items/1") as response:
+            await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"probe request failed: {response.status}")
+        slowest = max(slowest, time.perf_counter() - started)
+        await asyncio.sleep(0.002)
+    return slowest * 1000
+
+
+def _query_everything(admin: str, token: str) -> int:
+    """In its own thread and loop (reading 60 MB must not slow the probe's loop): the
+    services, a search returning the whole store, one trace, dependencies, stats."""
+
+    async def queries() -> int:
+        read = 0
+        headers = {"Authorization": f"Bearer {token}"}
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(headers=headers, timeout=timeout) as http:
+            async with http.get(admin + "/api/services") as response:
+                service = (await response.json())["data"][0]
+            paths = [
+                f"/api/traces?service={service}&limit=10000",
+                f"/api/dependencies?lookback={24 * 3600 * 1000}",
+                f"/api/stats?service={service}&window=24h",
+                f"/api/traces?service={service}&limit=10000&minDuration=1us&tag=no:match",
+            ]
+            for path in paths:
+                async with http.get(admin + path) as response:
+                    if response.status != 200:
+                        raise RuntimeError(f"{path}: {response.status}")
+                    async for chunk in response.content.iter_chunked(1 << 16):
+                        read += len(chunk)
+        return read
+
+    return asyncio.run(queries())
+
+
+async def _stalls(
+    http: aiohttp.ClientSession, proxy: str, admin: str, token: str
+) -> tuple[float, float, int]:
+    loop = asyncio.get_running_loop()
+    busy_done: asyncio.Future[None] = loop.create_future()
+    querying = loop.run_in_executor(None, _query_everything, admin, token)
+    querying.add_done_callback(lambda _: busy_done.set_result(None))
+    started = time.monotonic()
+    busy = await _probe(http, proxy, busy_done)
+    answered = await querying
+    spell = time.monotonic() - started
+    quiet_done: asyncio.Future[None] = loop.create_future()
+    loop.call_later(spell, quiet_done.set_result, None)
+    quiet = await _probe(http, proxy, quiet_done)
+    return quiet, busy, answered
+
+
+async def _load(proxy: str, admin: str, pid: int, token: str) -> Figures:
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -89,14 +177,24 @@ async def _load(proxy: str, admin: str, pid: int) -> tuple[int, int, float, floa
             await asyncio.sleep(0.1)
         if exported != spans:
             raise RuntimeError(f"{exported:.0f} spans reached the store, expected {spans}")
+        dropped = await _metric(
+            http, admin, 'gatetrace_reporter_spans_dropped_total{reporter="memory"'
+        )
+        if dropped:
+            raise RuntimeError(f"the memory reporter dropped {dropped:.0f} spans")
         held = await _metric(http, admin, "gatetrace_store_bytes ")
         if held > BOUND:
             raise RuntimeError(f"the store holds {held:.0f} bytes, over its {BOUND} bound")
+        if held < 0.9 * BOUND:  # else the figure would be that of a store not yet full
+            raise RuntimeError(f"the store holds {held:.0f} bytes, not near its {BOUND} bound")
+        if not await _metric(http, admin, "gatetrace_store_spans "):
+            raise RuntimeError("the store holds no spans")
         after = _rss_bytes(pid)
-    return spans, idle, after, held
+        quiet, busy, answered = await _stalls(http, proxy, admin, token)
+    return Figures(spans, idle, after, held, quiet, busy, answered)
 
 
-def measure() -> tuple[int, int, float, float]:
+def measure() -> Figures:
     with bench_gateway.children() as kids:
         upstream = kids.start("upstream")
         proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
@@ -112,7 +210,8 @@ def measure() -> tuple[int, int, float, float]:
                 "  sampling: {sampler: {type: const, decision: true}}\n"
                 f"  reporters: [{{type: memory, maxSpans: 10000000, maxBytes: {BOUND}}}]\n"
             )
-            env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": secrets.token_hex(8)}
+            token = secrets.token_hex(8)
+            env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": token}
             gatetrace = pathlib.Path(sys.executable).with_name("gatetrace")
             proc = subprocess.Popen(
                 [str(gatetrace), "gateway", "--config", str(config), "--log-level", "WARNING"],
@@ -121,10 +220,14 @@ def measure() -> tuple[int, int, float, float]:
             )
             try:
                 return asyncio.run(
-                    _load(
-                        f"http://127.0.0.1:{proxy_port}",
-                        f"http://127.0.0.1:{admin_port}",
-                        proc.pid,
+                    asyncio.wait_for(
+                        _load(
+                            f"http://127.0.0.1:{proxy_port}",
+                            f"http://127.0.0.1:{admin_port}",
+                            proc.pid,
+                            token,
+                        ),
+                        DEADLINE_S,
                     )
                 )
             finally:
@@ -137,27 +240,43 @@ def measure() -> tuple[int, int, float, float]:
 
 
 def run() -> list[common.Row]:
-    spans, idle, after, _held = measure()
+    figures = measure()
     mib = 1024 * 1024
     return [
         common.Row(
-            f"gateway RSS growth after {spans:,} spans of 4 KB tags (maxBytes {BOUND // mib} MiB)",
-            (after - idle) / mib,
+            f"gateway RSS growth after {figures.spans:,} spans of 4 KB tags "
+            f"(maxBytes {BOUND // mib} MiB)",
+            (figures.after_rss - figures.idle_rss) / mib,
             (BOUND + SLACK) / mib,
             unit="MiB",
             goal_ratio=1.0,
             peer_name="the byte bound + 50 MB",
-        )
+        ),
+        common.Row(
+            f"proxy's slowest request while the query API answers "
+            f"{figures.answered / mib:.0f} MiB from the full store",
+            figures.busy_ms,
+            figures.quiet_ms,
+            unit="ms",
+            goal_ratio=STALL_GOAL,
+            peer_name="the same gateway, as long, without queries",
+        ),
     ]
 
 
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     started = time.monotonic()
-    spans, idle, after, held = measure()
+    figures = measure()
     mib = 1024 * 1024
+    growth = figures.after_rss - figures.idle_rss
     print(
-        f"{spans:,} spans: gateway RSS {idle / mib:.1f} MiB idle -> {after / mib:.1f} MiB "
-        f"(growth {(after - idle) / mib:.1f} MiB; store {held / mib:.1f} MiB; "
-        f"bound {BOUND / mib:.0f} MiB + 50 MB) in {time.monotonic() - started:.0f}s"
+        f"{figures.spans:,} spans: gateway RSS {figures.idle_rss / mib:.1f} MiB idle -> "
+        f"{figures.after_rss / mib:.1f} MiB (growth {growth / mib:.1f} MiB; store estimate "
+        f"{figures.held / mib:.1f} MiB; bound {BOUND / mib:.0f} MiB + 50 MB) "
+        f"in {time.monotonic() - started:.0f}s\n"
+        f"growth / bound = {growth / BOUND:.2f}; growth / (bound + 50 MB) = "
+        f"{growth / (BOUND + SLACK):.2f} (goal <= 1)\n"
+        f"proxy's slowest request: {figures.busy_ms:.1f} ms while the query API answered "
+        f"{figures.answered / mib:.1f} MiB, {figures.quiet_ms:.1f} ms without queries"
     )

@@ -7,13 +7,22 @@ Jaeger UI and Grafana's Jaeger data source read exactly this: traces with
 query service's envelope ``{data, total, limit, offset, errors}``.
 """
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 
-__all__ = ["envelope", "error_envelope", "span_json", "tag", "trace_json", "traces_json"]
+__all__ = [
+    "encode_traces",
+    "envelope",
+    "error_envelope",
+    "span_json",
+    "tag",
+    "trace_json",
+    "traces_json",
+]
 
 _REF_TYPES = {
     _span.ReferenceType.CHILD_OF: "CHILD_OF",
@@ -139,3 +148,52 @@ def trace_json(spans: Sequence[_span.Span]) -> dict[str, Any]:
 
 def traces_json(traces: Iterable[Sequence[_span.Span]]) -> list[dict[str, Any]]:
     return [trace_json(spans) for spans in traces if spans]
+
+
+CHUNK_CHARS = 64 * 1024
+""":func:`encode_traces` hands out pieces of about this size (at least one span each)."""
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_traces(traces: Iterable[Sequence[_span.Span]]) -> Iterator[str]:
+    """``envelope(traces_json(traces), total=0)`` as compact ASCII JSON, in pieces.
+
+    The pieces joined equal ``json.dumps`` of that envelope, but no piece is much more
+    than :data:`CHUNK_CHARS` (a span is never split): the caller yields to the event loop
+    between pieces. One ``json.dumps`` of a whole answer holds the GIL until it is done,
+    so a worker thread would not spare the proxy's loop a 100 MB answer.
+    """
+    parts: list[str] = ['{"data":[']
+    size = 0
+    first_trace = True
+    for spans in traces:
+        if not spans:
+            continue
+        trace_id = _dumps(ids.format_trace_id(spans[0].trace_id))
+        parts.append(f'{"" if first_trace else ","}{{"traceID":{trace_id},"spans":[')
+        first_trace = False
+        processes: dict[_span.Resource, str] = {}
+        first_span = True
+        for span in sorted(spans, key=lambda s: (s.start_ns, s.span_id)):
+            process_id = processes.get(span.resource)
+            if process_id is None:
+                process_id = processes[span.resource] = f"p{len(processes) + 1}"
+            text = _dumps(span_json(span, process_id))
+            parts.append(text if first_span else "," + text)
+            first_span = False
+            size += len(text)
+            if size >= CHUNK_CHARS:
+                yield "".join(parts)
+                parts.clear()
+                size = 0
+        described = {
+            pid: {
+                "serviceName": resource.service_name,
+                "tags": [tag(k, v) for k, v in resource.tags],
+            }
+            for resource, pid in processes.items()
+        }
+        parts.append(f'],"processes":{_dumps(described)},"warnings":null}}')
+    parts.append('],"total":0,"limit":0,"offset":0,"errors":null}')
+    yield "".join(parts)

@@ -19,10 +19,9 @@ parameter's name in the message.
 """
 
 import asyncio
-import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -38,6 +37,9 @@ __all__ = ["STORE", "BadParameterError", "add_routes", "parse_duration_ns"]
 STORE: web.AppKey[_store.SpanStore] = web.AppKey("gatetrace_span_store", _store.SpanStore)
 
 MAX_LIMIT = 10_000
+MAX_TAGS = 64
+"""Tags one search may ask for (``tags`` and ``tag`` together): each is compared with each
+span scanned."""
 DEFAULT_LIMIT = 20
 DEFAULT_LOOKBACK_MS = 24 * 3600 * 1000
 
@@ -141,11 +143,15 @@ def _tags_param(request: web.Request) -> tuple[tuple[str, str], ...]:
                     "tags", f"value of {_messages.echo(key, 40)} must be a string or number"
                 )
             tags.append((str(key), str(value)))
+            if len(tags) > MAX_TAGS:
+                raise BadParameterError("tags", f"at most {MAX_TAGS} tags in one search")
     for item in request.query.getall("tag", ()):
         key, sep, value = item.partition(":")
         if not sep or not key:
             raise BadParameterError("tag", f"expected key:value, got {_messages.echo(item, 40)}")
         tags.append((key, value))
+        if len(tags) > MAX_TAGS:
+            raise BadParameterError("tag", f"at most {MAX_TAGS} tags (with 'tags') in one search")
     return tuple(tags)
 
 
@@ -197,7 +203,7 @@ def _search_query(request: web.Request) -> _store.TraceQuery:
     )
 
 
-async def get_trace(request: web.Request) -> web.Response:
+async def get_trace(request: web.Request) -> web.StreamResponse:
     try:
         trace_id = _trace_id("traceID", request.match_info["trace_id"])
     except BadParameterError as e:
@@ -210,22 +216,22 @@ async def get_trace(request: web.Request) -> web.Response:
             jaeger_json.error_envelope(404, f"trace {ids.format_trace_id(trace_id)} not found"),
             status=404,
         )
-    return await _rendered(lambda: jaeger_json.envelope([jaeger_json.trace_json(spans)], total=0))
+    return await _streamed(request, [spans])
 
 
-async def find_traces(request: web.Request) -> web.Response:
+async def find_traces(request: web.Request) -> web.StreamResponse:
     span_store = request.app[STORE]
     try:
         wanted = [_trace_id("traceID", t) for t in request.query.getall("traceID", ())]
         if wanted:
-            await span_store.evict_async()
-            traces = [span_store.trace(t) for t in wanted[:MAX_LIMIT]]
+            # each trace once: a repeated id would send the same spans again
+            traces = await span_store.traces_async(list(dict.fromkeys(wanted))[:MAX_LIMIT])
         else:
             traces = await span_store.find_traces_async(_search_query(request))
     except BadParameterError as e:
         return _bad(e)
     # Jaeger's query service reports total 0 for trace answers; we do the same
-    return await _rendered(lambda: jaeger_json.envelope(jaeger_json.traces_json(traces), total=0))
+    return await _streamed(request, traces)
 
 
 async def services(request: web.Request) -> web.Response:
@@ -255,7 +261,8 @@ async def operations(request: web.Request) -> web.Response:
             kind = _KINDS.get(kind_text.lower())
             if kind is None:
                 raise BadParameterError(
-                    "spanKind", f"expected one of {sorted(_KINDS)}, got {kind_text!r}"
+                    "spanKind",
+                    f"expected one of {sorted(_KINDS)}, got {_messages.echo(kind_text, 40)}",
                 )
     except BadParameterError as e:
         return _bad(e)
@@ -302,11 +309,19 @@ async def stats(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-async def _rendered(build: Callable[[], Any]) -> web.Response:
-    """Build and serialise a possibly large answer in a worker thread: the event loop
-    (the proxy's) keeps running meanwhile (the GIL is handed over every few ms)."""
-    body = await asyncio.to_thread(lambda: json.dumps(build(), separators=(",", ":")))
-    return web.Response(text=body, content_type="application/json")
+async def _streamed(
+    request: web.Request, traces: Sequence[Sequence[_span.Span]]
+) -> web.StreamResponse:
+    """Send a trace answer in pieces (:func:`jaeger_json.encode_traces`), yielding to the
+    event loop (the proxy's) between pieces: a 100 MB answer never holds it up for long,
+    and is never held whole in memory a second time."""
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    for piece in jaeger_json.encode_traces(traces):
+        await response.write(piece.encode("ascii"))
+        await asyncio.sleep(0)  # write() returns at once while the socket takes data
+    await response.write_eof()
+    return response
 
 
 def add_routes(app: web.Application, span_store: _store.SpanStore) -> None:

@@ -17,10 +17,11 @@ import collections
 import contextlib
 import math
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from gatetrace.gateway import span_size, stepwise
 from gatetrace.runtime import span as _span
 
 __all__ = [
@@ -34,51 +35,13 @@ __all__ = [
 ]
 
 _K = TypeVar("_K")
-_R = TypeVar("_R")
 
-STEP = 2_000
+STEP = stepwise.STEP
 """Spans a scanning query looks at before it yields to the event loop."""
+retained_bytes = span_size.retained_bytes
+percentile = stepwise.percentile
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_SPANS_PER_TRACE = 5_000
-
-_SPAN_BYTES = 700
-"""What a stored span costs before its strings: the Span object and its context, resource
-reference, tag dict and log list, and the store's own entry and index slots."""
-_ITEM_BYTES = 110
-"""A tag or log field: the dict slot, the key and value objects' headers."""
-
-
-def retained_bytes(span: _span.Span) -> int:
-    """An estimate of the memory ``span`` keeps alive in the store (CPython, ASCII text)."""
-    size = _SPAN_BYTES + len(span.name)
-    for key, value in span.tags.items():
-        size += _ITEM_BYTES + len(key) + (len(value) if isinstance(value, str) else 8)
-    for log in span.logs:
-        size += _ITEM_BYTES
-        for key, value in log.fields.items():
-            size += _ITEM_BYTES + len(key) + (len(value) if isinstance(value, str) else 8)
-    return size
-
-
-def _drive(steps: Generator[None, None, _R]) -> _R:
-    """Run a stepwise computation to its end, synchronously."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: _R = done.value
-            return result
-
-
-async def _drive_async(steps: Generator[None, None, _R]) -> _R:
-    """Run a stepwise computation, yielding to the event loop between steps."""
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            result: _R = done.value
-            return result
-        await asyncio.sleep(0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +95,6 @@ class Stats:
             "max": self.max_ms,
             "windowSeconds": self.window_seconds,
         }
-
-
-def percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending sequence (0.0 when empty)."""
-    if not ordered:
-        return 0.0
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(slots=True)
@@ -209,6 +164,9 @@ class SpanStore:
         """Spans evicted so far (count, bytes or age)."""
         self.dropped = 0
         """Spans refused because their trace was at its bound."""
+        self.dropped_by_reason: dict[str, int] = {}
+        """:attr:`dropped` by reason (``trace_spans``, ``trace_bytes``)."""
+        self._settling: asyncio.Task[None] | None = None
         self.configure(
             max_spans=max_spans,
             max_age_seconds=max_age_seconds,
@@ -240,30 +198,49 @@ class SpanStore:
         self.max_spans_per_trace = max_spans_per_trace
         self.max_trace_bytes = max(1024 * 1024, max_bytes // 16)
         """One trace holds at most this many bytes (a sixteenth of the store, >= 1 MiB)."""
-        self.evict()
+        if self.evict(at_most=STEP) < STEP:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a tool, a synchronous test): no one to hold up
+            self.evict()
+            return
+        # a smaller bound on a running gateway: the rest in steps, the proxy runs between
+        if self._settling is None or self._settling.done():
+            self._settling = loop.create_task(self.evict_async())
 
     # -- writing -----------------------------------------------------------
 
-    def add(self, spans: Iterable[_span.Span]) -> None:
-        """Store finished spans (the memory reporter's batch)."""
+    def add(self, spans: Iterable[_span.Span]) -> dict[str, int]:
+        """Store finished spans (the memory reporter's batch); return how many were refused,
+        by reason (``trace_spans``, ``trace_bytes``: their trace was at its bound)."""
         now = self._clock()
+        added = added_bytes = 0
+        refused: dict[str, int] = {}
         for span in spans:
             if span.end_ns is None:
                 continue
             size = retained_bytes(span)
             trace = self._traces.get(span.trace_id)
+            if trace is not None and len(trace.spans) >= self.max_spans_per_trace:
+                reason = "trace_spans"
+            elif (trace.size if trace is not None else 0) + size > self.max_trace_bytes:
+                reason = "trace_bytes"  # a lone span that big too: it would empty the store
+            else:
+                reason = ""
+            if reason:
+                self.dropped += 1
+                refused[reason] = refused.get(reason, 0) + 1
+                self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + 1
+                continue
             if trace is None:
                 trace = self._traces[span.trace_id] = _Trace()
-            elif (
-                len(trace.spans) >= self.max_spans_per_trace
-                or trace.size + size > self.max_trace_bytes
-            ):
-                self.dropped += 1
-                continue
             self._entries.append(_Entry(span, now, size))
             trace.spans.append(span)
             trace.size += size
             self.bytes += size
+            added += 1
+            added_bytes += size
             service = _service(span)
             traces = self._by_service.setdefault(service, {})
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
@@ -271,7 +248,12 @@ class SpanStore:
             traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
             kinds = self._operations.setdefault(service, {}).setdefault(span.name, {})
             kinds[span.kind] = kinds.get(span.kind, 0) + 1
-        self.evict(now)
+        # Work in proportion to what came in: room for this batch (each evicted span frees
+        # one count and at least MIN_SPAN_BYTES) plus one STEP of any backlog (spans aged out
+        # during a quiet spell, a smaller bound just configured), so the store stays within
+        # its bounds yet one batch never evicts the whole store in the proxy's turn.
+        self.evict(now, at_most=added + added_bytes // span_size.MIN_SPAN_BYTES + 1 + STEP)
+        return refused
 
     def evict(self, now: float | None = None, *, at_most: int | None = None) -> int:
         """Drop spans beyond ``max_spans`` or ``max_bytes`` and older than
@@ -339,6 +321,25 @@ class SpanStore:
             return []
         return sorted(trace.spans, key=lambda s: (s.start_ns, s.span_id))
 
+    async def traces_async(self, trace_ids: Iterable[int]) -> list[list[_span.Span]]:
+        """:meth:`trace` of each id (an empty list for an unknown one), yielding to the
+        event loop every :data:`STEP` spans."""
+        await self.evict_async()
+        return await stepwise.drive_async(self._traces_of(trace_ids))
+
+    def _traces_of(self, trace_ids: Iterable[int]) -> Generator[None, None, list[list[_span.Span]]]:
+        found: list[list[_span.Span]] = []
+        budget = STEP
+        for trace_id in trace_ids:
+            trace = self._traces.get(trace_id)
+            spans = tuple(trace.spans) if trace is not None else ()
+            budget -= len(spans)
+            if budget <= 0:
+                yield
+                budget = STEP
+            found.append(sorted(spans, key=lambda s: (s.start_ns, s.span_id)))
+        return found
+
     def services(self) -> list[str]:
         self.evict()
         return sorted(self._by_service)
@@ -389,43 +390,46 @@ class SpanStore:
     def find_traces(self, query: TraceQuery) -> list[list[_span.Span]]:
         """Traces with at least one span matching ``query``, newest first, at most ``limit``."""
         self.evict()
-        return _drive(self._find_traces(query))
+        return stepwise.drive(self._find_traces(query))
 
     async def find_traces_async(self, query: TraceQuery) -> list[list[_span.Span]]:
         """:meth:`find_traces`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._find_traces(query))
+        return await stepwise.drive_async(self._find_traces(query))
 
     def _find_traces(self, query: TraceQuery) -> Generator[None, None, list[list[_span.Span]]]:
-        found: list[list[_span.Span]] = []
+        found: list[tuple[int, list[_span.Span]]] = []
         if query.limit <= 0:
-            return found
+            return []
+        # a span is compared with each tag asked for: a step is STEP spans' worth of that
+        cost = 1 + len(query.tags)
         budget = STEP
         for trace_id in reversed(self._candidate_ids(query.service, query.operation)):
             trace = self._traces.get(trace_id)
             if trace is None:
                 continue
             spans = tuple(trace.spans)  # the store may change while we yield
-            budget -= len(spans)
+            budget -= len(spans) * cost
             if budget <= 0:
                 yield
                 budget = STEP
             if any(self._matches(span, query) for span in spans):
-                found.append(sorted(spans, key=lambda s: (s.start_ns, s.span_id)))
+                ordered = sorted(spans, key=lambda s: (s.start_ns, s.span_id))
+                found.append((ordered[0].start_ns, ordered))
                 if len(found) >= query.limit:
                     break
-        found.sort(key=lambda spans: min(s.start_ns for s in spans), reverse=True)
-        return found
+        found.sort(key=lambda started: started[0], reverse=True)
+        return [spans for _, spans in found]
 
     def dependencies(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """Service-to-service call counts from parent/child spans started in the window."""
         self.evict()
-        return _drive(self._dependencies(end_ns, lookback_ns))
+        return stepwise.drive(self._dependencies(end_ns, lookback_ns))
 
     async def dependencies_async(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
         """:meth:`dependencies`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._dependencies(end_ns, lookback_ns))
+        return await stepwise.drive_async(self._dependencies(end_ns, lookback_ns))
 
     def _dependencies(
         self, end_ns: int, lookback_ns: int
@@ -460,7 +464,7 @@ class SpanStore:
     ) -> Stats:
         """Count, errors and latency percentiles of spans that ended within the window."""
         self.evict()
-        return _drive(self._stats(service, operation, window_seconds))
+        return stepwise.drive(self._stats(service, operation, window_seconds))
 
     async def stats_async(
         self,
@@ -471,7 +475,7 @@ class SpanStore:
     ) -> Stats:
         """:meth:`stats`, yielding to the event loop every :data:`STEP` spans."""
         await self.evict_async()
-        return await _drive_async(self._stats(service, operation, window_seconds))
+        return await stepwise.drive_async(self._stats(service, operation, window_seconds))
 
     def _stats(
         self, service: str | None, operation: str | None, window_seconds: float
@@ -499,14 +503,10 @@ class SpanStore:
                 durations.append((span.end_ns - span.start_ns) / 1e6)
                 if span.is_error:
                     errors += 1
-        durations.sort()
-        return Stats(
-            count=len(durations),
-            errors=errors,
-            p50_ms=percentile(durations, 0.50),
-            p90_ms=percentile(durations, 0.90),
-            p95_ms=percentile(durations, 0.95),
-            p99_ms=percentile(durations, 0.99),
-            max_ms=durations[-1] if durations else 0.0,
-            window_seconds=window_seconds,
-        )
+        if not durations:
+            return Stats(0, errors, 0.0, 0.0, 0.0, 0.0, 0.0, window_seconds)
+        count = len(durations)
+        # nearest ranks, as percentile() takes them; one sort of 100,000 floats is ~10 ms
+        ranks = [max(1, math.ceil(fraction * count)) for fraction in (0.5, 0.9, 0.95, 0.99)]
+        p50, p90, p95, p99, top = yield from stepwise.order_statistics(durations, [*ranks, count])
+        return Stats(count, errors, p50, p90, p95, p99, top, window_seconds)

@@ -18,7 +18,7 @@ and tools.
 """
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from gatetrace.runtime import metrics as _metrics
@@ -42,8 +42,9 @@ MEMORY_BATCH_SETTINGS = engine.BatchSettings(
 class SpanSink(Protocol):
     """A store of finished spans. ``add`` runs on the event loop: keep it fast and bounded."""
 
-    def add(self, spans: Sequence[_span.Span]) -> None:
-        """Take ownership of ``spans`` (finished, immutable). May evict old spans."""
+    def add(self, spans: Sequence[_span.Span]) -> Mapping[str, int] | None:
+        """Take ownership of ``spans`` (finished, immutable). May evict old spans. May
+        return how many of them it refused, by reason (counted as the reporter's drops)."""
         ...
 
 
@@ -57,10 +58,10 @@ class MemoryExporter:
 
     async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
         try:
-            self.sink.add(spans)
+            refused = self.sink.add(spans)
         except Exception as error:
             return export.ExportOutcome(export.ExportResult.FAILURE, type(error).__name__)
-        return export.ExportOutcome.success()
+        return export.ExportOutcome.success(dropped=refused)
 
     async def close(self) -> None:
         return None
