@@ -246,7 +246,7 @@ def _build_propagator(
         return _composite.build_propagator(
             config.propagation.extract,
             config.propagation.inject,
-            _failures.MetricsFailureCounter(registry),
+            _baggage_rules.ParseLimitDrops(_failures.MetricsFailureCounter(registry), registry),
             # a parse bound only: the configured limits count what survives allow/deny
             baggage_limits=_propagation.PARSE_BAGGAGE_LIMITS,
         )
