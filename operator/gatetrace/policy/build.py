@@ -227,7 +227,9 @@ def build_sampling(
         else:
             budget = None
         path = f"{loc}.debug"
-        debug = _debug.DebugSampler(sampler, sampling.debug, cap=caps, registry=registry)
+        debug = _debug.DebugSampler(
+            sampler, sampling.debug, cap=caps, budget=budget, registry=registry
+        )
     except (ValueError, TypeError) as e:
         raise BuildFailed([_errors.FieldError(path, str(e))]) from e
     return SamplingChain(debug, prioritize, budget, gateway_cap)

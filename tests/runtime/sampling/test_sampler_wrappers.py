@@ -190,3 +190,15 @@ def test_debug_counts_against_every_cap_of_its_chain() -> None:
     kept = [chain.should_sample(flagged).sampled for _ in range(10)]
     assert sum(kept) == 1
     assert round(gateway.available) == 49  # the refused ones took nothing from the gateway
+
+
+def test_a_capped_debug_trace_may_still_be_kept_for_an_error_like_any_capped_trace() -> None:
+    clock = ManualClock()
+    bucket = tokenbucket.TokenBucket(1, clock=clock)
+    budget = priority.PriorityBudget(5, clock=clock)
+    chain = debug.DebugSampler(const.ConstSampler(False), cap=bucket, budget=budget)
+    flagged = make_params(parent_sampled=True, debug=True)
+    assert chain.should_sample(flagged).sampled
+    capped = chain.should_sample(flagged)
+    assert (capped.decision, capped.reason) == (base.Decision.RECORD_ONLY, "cap")
+    assert capped.budget is budget

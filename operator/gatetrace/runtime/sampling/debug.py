@@ -10,7 +10,9 @@ chain and applies one of three modes:
     a debug request is sampled if the gateway-wide cap has a token for it
     (it counts against the cap like any other trace), and, for traffic routed
     to a namespace override with its own ``maxTracesPerSecond``, that cap too;
-    else dropped (reason ``cap``).
+    else dropped (reason ``cap``), or, with error/latency priority configured
+    (``budget``), recorded so an error or a slow response may still keep it
+    within the priority budget, as for any trace the cap dropped.
 ``trusted``
     as ``capped``, except that a request whose socket peer is one of the
     gateway's trusted proxies (``RequestInfo.trusted``) is sampled past the caps.
@@ -27,6 +29,7 @@ traffic does not drain its rate limiters.
 from typing import Literal
 
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import span as _span
 from gatetrace.runtime.sampling import base as _base
 from gatetrace.runtime.sampling import tokenbucket as _tb
 
@@ -45,7 +48,7 @@ class DebugSampler:
     buckets (a namespace override's own and the gateway's) that must each grant a token;
     None or empty: no cap."""
 
-    __slots__ = ("_counter", "caps", "forced", "inner", "mode")
+    __slots__ = ("_capped", "_counter", "caps", "forced", "inner", "mode")
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class DebugSampler:
         mode: DebugMode = "capped",
         *,
         cap: _tb.TokenBucket | tuple[_tb.TokenBucket, ...] | None = None,
+        budget: _span.UpgradeBudget | None = None,
         registry: _metrics.Registry | None = None,
     ) -> None:
         if mode not in DEBUG_MODES:
@@ -62,6 +66,12 @@ class DebugSampler:
         self.caps: tuple[_tb.TokenBucket, ...] = (
             () if cap is None else cap if isinstance(cap, tuple) else (cap,)
         )
+        self._capped = (
+            _CAPPED
+            if budget is None
+            else _CAPPED._replace(decision=_base.Decision.RECORD_ONLY, budget=budget)
+        )
+        """What a debug request the cap refuses gets; ``budget``: the priority budget."""
         self.forced = 0
         """How many traces a debug flag forced."""
         registry = registry if registry is not None else _metrics.Registry()
@@ -98,7 +108,7 @@ class DebugSampler:
             self.forced += 1
             return _FORCED
         self._counter.inc(("capped",))
-        return _CAPPED
+        return self._capped
 
     def describe(self) -> str:
         return f"debug[{self.mode}]({self.inner.describe()})"
