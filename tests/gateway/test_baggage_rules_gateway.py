@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+import multidict
 import pytest
 from serverharness import TOKEN, upstream
 
@@ -129,3 +130,16 @@ async def test_limits_count_what_survives_the_rules() -> None:
         received = await _upstream_headers(gw, http, {"baggage": "a=1,b=2,c=3"})
         assert received["baggage"] == "a=1,b=2"
         assert (await _dropped(gw, http))["max_entries"] == 1
+
+
+async def test_entries_past_the_parse_bound_are_counted_as_baggage_drops() -> None:
+    # the propagators read at most 1024 entries (a fixed bound protecting the parser);
+    # what they leave out is a baggage drop too, with its own reason
+    entries = ["tenant-id=acme"] + [f"k{i}=1" for i in range(1030)]
+    sent = multidict.CIMultiDict(("baggage", ",".join(entries[i : i + 400])) for i in (0, 400, 800))
+    async with _gateway({"allow": ["tenant-id"]}) as (gw, http):
+        received = await _upstream_headers(gw, http, sent)
+        assert received["baggage"] == "tenant-id=acme"
+        dropped = await _dropped(gw, http)
+        assert dropped["parse_limit"] == 1031 - 1024
+        assert dropped["not_allowed"] == 1023

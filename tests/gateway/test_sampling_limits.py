@@ -138,3 +138,41 @@ async def test_the_cap_bounds_the_gateway_total_over_namespace_overrides() -> No
             kept += await _sampled(gw, http, "/other/1", {})
         # one bucket of 2/s for the whole gateway: 2 tokens, plus the refill meanwhile
         assert 2 <= kept <= 4, kept
+
+
+def _override_cap_tracing(**root: Any) -> dict[str, Any]:
+    return {
+        "sampling": {
+            "sampler": {"type": "const", "decision": False},
+            "namespaceOverrides": {"allowed": True},
+            **root,
+        },
+        "namespaceOverrides": {"shop": {"sampling": {"maxTracesPerSecond": 1}}},
+        "propagation": {"extract": EXTRACT, "inject": ["tracecontext"]},
+        "reporters": [{"type": "memory"}],
+    }
+
+
+@pytest.mark.parametrize("flag", ["b3 single d", "uber-trace-id debug bit"])
+async def test_a_debug_flag_counts_against_a_namespace_overrides_own_cap(flag: str) -> None:
+    # no gateway-wide cap: the override's own cap is the only limit on its traffic
+    async with _gateway(_override_cap_tracing()) as (gw, http):
+        kept = [await _sampled(gw, http, "/api/users/1", DEBUG_HEADERS[flag]) for _ in range(20)]
+        assert 1 <= sum(kept) <= 3, kept
+        counted = await _metric(gw, http, "gatetrace_sampling_debug_decisions_total")
+        assert counted['gatetrace_sampling_debug_decisions_total{decision="capped"}'] == 20 - sum(
+            kept
+        )
+
+
+async def test_a_debug_flag_counts_against_an_override_cap_within_the_gateway_cap() -> None:
+    async with _gateway(_override_cap_tracing(maxTracesPerSecond=50)) as (gw, http):
+        kept = [await _sampled(gw, http, "/api/users/1", {"b3": "d"}) for _ in range(20)]
+        assert 1 <= sum(kept) <= 3, kept
+
+
+async def test_trusted_debug_passes_an_overrides_own_cap_too() -> None:
+    tracing = _override_cap_tracing(maxTracesPerSecond=1, debug="trusted")
+    async with _gateway(tracing, trusted=["127.0.0.1/32"]) as (gw, http):
+        kept = [await _sampled(gw, http, "/api/users/1", {"b3": "d"}) for _ in range(10)]
+        assert all(kept)

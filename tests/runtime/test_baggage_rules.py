@@ -2,7 +2,9 @@
 
 import pytest
 
-from gatetrace.runtime import baggage, baggage_rules, metrics
+from gatetrace.runtime import baggage, baggage_rules, metrics, propagation
+from gatetrace.runtime.propagation import baggage as baggage_propagation
+from gatetrace.runtime.propagation import failures, jaeger
 
 
 def _bag(*pairs: tuple[str, str]) -> baggage.Baggage:
@@ -105,3 +107,19 @@ def test_drops_are_counted_in_the_given_registry() -> None:
 def test_negative_limits_are_rejected_naming_the_field(field: str) -> None:
     with pytest.raises(ValueError, match=field):
         baggage_rules.BaggageRules(**{field: -1})  # type: ignore[arg-type]
+
+
+def test_entries_a_format_leaves_out_at_its_parse_bound_count_as_baggage_drops() -> None:
+    registry = metrics.Registry()
+    inner = failures.MetricsFailureCounter(registry)
+    counter = baggage_rules.ParseLimitDrops(inner, registry)
+    limits = propagation.BaggageLimits(max_entries=2, max_bytes=1024)
+    getter = propagation.DictGetter()
+    w3c = baggage_propagation.BaggagePropagator(counter, limits=limits)
+    w3c.extract({"baggage": "a=1,b=2,c=3,d=4"}, getter, propagation.EMPTY)
+    uber = jaeger.JaegerPropagator(counter, limits=limits)
+    uber.extract({f"uberctx-k{i}": "v" for i in range(3)}, getter, propagation.EMPTY)
+    counter.failed("b3", "limit")  # not a baggage format: no entry was dropped
+    rules = baggage_rules.BaggageRules(registry=registry)
+    assert rules.dropped("parse_limit") == 3
+    assert inner.count("baggage", "limit") == 2 and inner.count("b3", "limit") == 1

@@ -206,15 +206,18 @@ def build_sampling(
             sampler = _parentbased.ParentBasedSampler(sampler)
         path = f"{loc}.maxTracesPerSecond"
         own_cap = sampling.max_traces_per_second
-        if gateway_cap is None and own_cap is not None:  # the root chain: the gateway's cap
+        caps: tuple[_tokenbucket.TokenBucket, ...] = ()
+        if gateway_cap is None and own_cap is not None:
+            # the root chain: the gateway's cap (or an override's, when the gateway has none)
             gateway_cap = _tokenbucket.TokenBucket(own_cap)
-            sampler = _cap.CappedSampler(sampler, own_cap, bucket=gateway_cap)
+            capped = _cap.CappedSampler(sampler, own_cap, bucket=gateway_cap)
+            sampler, caps = capped, capped.buckets
         elif gateway_cap is not None:
-            if own_cap is not None and own_cap < gateway_cap.rate:
-                sampler = _cap.CappedSampler(sampler, own_cap)  # the override's own, within
-            sampler = _cap.CappedSampler(sampler, gateway_cap.rate, bucket=gateway_cap)
-        elif own_cap is not None:
-            sampler = _cap.CappedSampler(sampler, own_cap)
+            if own_cap is not None and own_cap < gateway_cap.rate:  # the override's own, within
+                capped = _cap.CappedSampler(sampler, own_cap, within=gateway_cap)
+            else:
+                capped = _cap.CappedSampler(sampler, gateway_cap.rate, bucket=gateway_cap)
+            sampler, caps = capped, capped.buckets
         path = f"{loc}.prioritize"
         prioritize = sampling.prioritize
         if prioritize is not None:
@@ -224,7 +227,9 @@ def build_sampling(
         else:
             budget = None
         path = f"{loc}.debug"
-        debug = _debug.DebugSampler(sampler, sampling.debug, cap=gateway_cap, registry=registry)
+        debug = _debug.DebugSampler(
+            sampler, sampling.debug, cap=caps, budget=budget, registry=registry
+        )
     except (ValueError, TypeError) as e:
         raise BuildFailed([_errors.FieldError(path, str(e))]) from e
     return SamplingChain(debug, prioritize, budget, gateway_cap)
@@ -243,7 +248,7 @@ def _build_propagator(
         return _composite.build_propagator(
             config.propagation.extract,
             config.propagation.inject,
-            _failures.MetricsFailureCounter(registry),
+            _baggage_rules.ParseLimitDrops(_failures.MetricsFailureCounter(registry), registry),
             # a parse bound only: the configured limits count what survives allow/deny
             baggage_limits=_propagation.PARSE_BAGGAGE_LIMITS,
         )

@@ -7,7 +7,8 @@ keeps only allowed, non-denied keys and cuts what survives to ``max_entries``
 entries and ``max_bytes`` bytes in the W3C ``baggage`` serialisation, in the
 order the entries arrived (the propagators read with a larger, fixed parse
 bound, so denied or unknown entries never crowd out allowed ones). Every
-dropped entry is counted by reason in ``gatetrace_baggage_dropped{reason}``.
+dropped entry is counted by reason in ``gatetrace_baggage_dropped{reason}``,
+those past the parse bound too (``parse_limit``, through :class:`ParseLimitDrops`).
 
 Keys are compared the way the formats that carry them read them: W3C baggage
 keys are case-sensitive, but Jaeger's ``uberctx-{key}`` and the legacy
@@ -23,8 +24,12 @@ from typing import Final
 
 from gatetrace.runtime import baggage as _baggage
 from gatetrace.runtime import metrics
+from gatetrace.runtime.propagation import base as _propagation
 
-__all__ = ["ALLOW_ALL", "BaggageRules"]
+__all__ = ["ALLOW_ALL", "BAGGAGE_FORMATS", "BaggageRules", "ParseLimitDrops"]
+
+BAGGAGE_FORMATS: Final = frozenset({"baggage", "jaeger", "xtrace"})
+"""The propagation formats that carry baggage entries (and drop them at their bound)."""
 
 ALLOW_ALL: Final = "*"
 """An ``allow`` member that allows every key that is not denied."""
@@ -34,6 +39,30 @@ _NOT_ALLOWED = ("not_allowed",)
 _MAX_ENTRIES = ("max_entries",)
 _MAX_BYTES = ("max_bytes",)
 _DUPLICATE = ("duplicate",)
+_PARSE_LIMIT = ("parse_limit",)
+
+
+def _dropped_counter(registry: metrics.Registry) -> metrics.Counter:
+    return registry.counter(
+        "gatetrace_baggage_dropped", "Baggage entries dropped by the gateway", ["reason"]
+    )
+
+
+class ParseLimitDrops:
+    """A propagation failure counter that also counts, as baggage drops with reason
+    ``parse_limit``, the entries a baggage-carrying format left out at its fixed bound
+    (its ``limit`` failures); every failure still reaches ``inner``."""
+
+    __slots__ = ("_dropped", "inner")
+
+    def __init__(self, inner: _propagation.FailureCounter, registry: metrics.Registry) -> None:
+        self.inner = inner
+        self._dropped = _dropped_counter(registry)
+
+    def failed(self, fmt: str, reason: str) -> None:
+        if reason == "limit" and fmt in BAGGAGE_FORMATS:
+            self._dropped.inc(_PARSE_LIMIT)
+        self.inner.failed(fmt, reason)
 
 
 def _utf8_length(text: str) -> int:
@@ -90,9 +119,7 @@ class BaggageRules:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         registry = registry if registry is not None else metrics.Registry()
-        self._dropped = registry.counter(
-            "gatetrace_baggage_dropped", "Baggage entries dropped by the gateway", ["reason"]
-        )
+        self._dropped = _dropped_counter(registry)
 
     @property
     def allow(self) -> frozenset[str]:
@@ -155,7 +182,7 @@ class BaggageRules:
 
     def dropped(self, reason: str) -> float:
         """How many entries were dropped for ``reason`` (denied, not_allowed, duplicate,
-        max_entries, max_bytes)."""
+        max_entries, max_bytes, parse_limit)."""
         return self._dropped.value((reason,))
 
     def __repr__(self) -> str:

@@ -164,3 +164,41 @@ def test_composites_never_raise_when_a_part_does() -> None:
         assert result.reason == "sampler_error"
         assert result.decision in (base.Decision.DROP, base.Decision.RECORD_ONLY)
     assert base.decide(_Broken(), make_params()) is base.SAMPLER_ERROR
+
+
+def test_an_override_cap_within_the_gateway_cap_spends_no_token_the_gateway_refuses() -> None:
+    clock = ManualClock()
+    gateway = tokenbucket.TokenBucket(1, clock=clock)
+    shop = cap.CappedSampler(const.ConstSampler(True), 5, clock=clock, within=gateway)
+    other = cap.CappedSampler(const.ConstSampler(True), 1, bucket=gateway)
+    assert other.should_sample(make_params()).sampled  # the gateway's one token
+    for _ in range(5):  # the gateway refuses: shop's own bucket is not drained meanwhile
+        assert not shop.should_sample(make_params()).sampled
+    assert shop.capped == 5
+    clock.advance(1.0)
+    assert shop.should_sample(make_params()).sampled
+    assert [round(b.available, 6) for b in shop.buckets] == [4.0, 0.0]
+    assert shop.describe() == "cap(const(true), maxTracesPerSecond=5)"
+
+
+def test_debug_counts_against_every_cap_of_its_chain() -> None:
+    clock = ManualClock()
+    gateway = tokenbucket.TokenBucket(50, clock=clock)
+    own = tokenbucket.TokenBucket(1, clock=clock)
+    chain = debug.DebugSampler(const.ConstSampler(False), cap=(own, gateway))
+    flagged = make_params(parent_sampled=None, debug=True)
+    kept = [chain.should_sample(flagged).sampled for _ in range(10)]
+    assert sum(kept) == 1
+    assert round(gateway.available) == 49  # the refused ones took nothing from the gateway
+
+
+def test_a_capped_debug_trace_may_still_be_kept_for_an_error_like_any_capped_trace() -> None:
+    clock = ManualClock()
+    bucket = tokenbucket.TokenBucket(1, clock=clock)
+    budget = priority.PriorityBudget(5, clock=clock)
+    chain = debug.DebugSampler(const.ConstSampler(False), cap=bucket, budget=budget)
+    flagged = make_params(parent_sampled=True, debug=True)
+    assert chain.should_sample(flagged).sampled
+    capped = chain.should_sample(flagged)
+    assert (capped.decision, capped.reason) == (base.Decision.RECORD_ONLY, "cap")
+    assert capped.budget is budget

@@ -6,7 +6,9 @@ the decision becomes DROP with reason ``cap`` (the wrapped sampler's type and
 parameter are kept, so the metrics show whose traces were capped).
 RECORD_ONLY and DROP answers pass unchanged and cost nothing. Chains built
 with the same ``bucket`` share one cap (the gateway's total over its
-namespace overrides' chains).
+namespace overrides' chains); ``within`` nests a cap inside such a shared one
+(a namespace override's own cap): a trace needs a token from both, and one
+refused by either takes none from the other.
 """
 
 from gatetrace.runtime.sampling import base as _base
@@ -18,7 +20,7 @@ __all__ = ["CappedSampler"]
 class CappedSampler:
     """At most ``max_traces_per_second`` of ``inner``'s SAMPLE decisions stay sampled."""
 
-    __slots__ = ("_bucket", "capped", "inner", "max_traces_per_second")
+    __slots__ = ("buckets", "capped", "inner", "max_traces_per_second")
 
     def __init__(
         self,
@@ -27,23 +29,25 @@ class CappedSampler:
         *,
         clock: _tb.Clock | None = None,
         bucket: _tb.TokenBucket | None = None,
+        within: _tb.TokenBucket | None = None,
     ) -> None:
         self.inner = inner
         self.max_traces_per_second = _tb.check_per_second(
             "max_traces_per_second", max_traces_per_second
         )
-        self._bucket = (
+        own = (
             bucket
             if bucket is not None
             else _tb.TokenBucket(self.max_traces_per_second, clock=clock)
         )
-        """Shared by every chain given the same bucket: one cap over all of them."""
+        self.buckets: tuple[_tb.TokenBucket, ...] = (own,) if within is None else (own, within)
+        """Each must grant a token; a bucket given to several chains caps them together."""
         self.capped = 0
         """How many sampled decisions the cap turned into drops."""
 
     def should_sample(self, params: _base.SamplingParams) -> _base.SamplingResult:
         result = _base.decide(self.inner, params)
-        if result.decision is not _base.Decision.SAMPLE or self._bucket.try_acquire():
+        if result.decision is not _base.Decision.SAMPLE or _tb.acquire_all(self.buckets):
             return result
         self.capped += 1
         return result._replace(decision=_base.Decision.DROP, reason="cap")

@@ -8,11 +8,14 @@ chain and applies one of three modes:
 
 ``capped`` (the default)
     a debug request is sampled if the gateway-wide cap has a token for it
-    (it counts against the cap like any other trace), else dropped (reason
-    ``cap``).
+    (it counts against the cap like any other trace), and, for traffic routed
+    to a namespace override with its own ``maxTracesPerSecond``, that cap too;
+    else dropped (reason ``cap``), or, with error/latency priority configured
+    (``budget``), recorded so an error or a slow response may still keep it
+    within the priority budget, as for any trace the cap dropped.
 ``trusted``
     as ``capped``, except that a request whose socket peer is one of the
-    gateway's trusted proxies (``RequestInfo.trusted``) is sampled past the cap.
+    gateway's trusted proxies (``RequestInfo.trusted``) is sampled past the caps.
 ``ignore``
     debug flags count for nothing, nor does the "accept" every format reads
     into them (B3 ``d``, Jaeger's flags ``3``): the wrapped chain decides as
@@ -26,6 +29,7 @@ traffic does not drain its rate limiters.
 from typing import Literal
 
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import span as _span
 from gatetrace.runtime.sampling import base as _base
 from gatetrace.runtime.sampling import tokenbucket as _tb
 
@@ -40,23 +44,34 @@ _CAPPED = _base.SamplingResult(_base.Decision.DROP, "debug", True, "cap")
 
 class DebugSampler:
     """Applies the debug ``mode`` to requests whose remote parent asks for debug; ``inner``
-    decides the rest. ``cap`` is the gateway-wide traces/s bucket (None: no cap)."""
+    decides the rest. ``cap`` is the traces/s bucket the chain's cap draws from, or the
+    buckets (a namespace override's own and the gateway's) that must each grant a token;
+    None or empty: no cap."""
 
-    __slots__ = ("_counter", "cap", "forced", "inner", "mode")
+    __slots__ = ("_capped", "_counter", "caps", "forced", "inner", "mode")
 
     def __init__(
         self,
         inner: _base.Sampler,
         mode: DebugMode = "capped",
         *,
-        cap: _tb.TokenBucket | None = None,
+        cap: _tb.TokenBucket | tuple[_tb.TokenBucket, ...] | None = None,
+        budget: _span.UpgradeBudget | None = None,
         registry: _metrics.Registry | None = None,
     ) -> None:
         if mode not in DEBUG_MODES:
             raise ValueError(f"debug must be one of {', '.join(DEBUG_MODES)}, got {mode!r}")
         self.inner = inner
         self.mode = mode
-        self.cap = cap
+        self.caps: tuple[_tb.TokenBucket, ...] = (
+            () if cap is None else cap if isinstance(cap, tuple) else (cap,)
+        )
+        self._capped = (
+            _CAPPED
+            if budget is None
+            else _CAPPED._replace(decision=_base.Decision.RECORD_ONLY, budget=budget)
+        )
+        """What a debug request the cap refuses gets; ``budget``: the priority budget."""
         self.forced = 0
         """How many traces a debug flag forced."""
         registry = registry if registry is not None else _metrics.Registry()
@@ -88,12 +103,12 @@ class DebugSampler:
             self._counter.inc(("trusted",))
             self.forced += 1
             return _FORCED
-        if self.cap is None or self.cap.try_acquire():
+        if not self.caps or _tb.acquire_all(self.caps):
             self._counter.inc(("kept",))
             self.forced += 1
             return _FORCED
         self._counter.inc(("capped",))
-        return _CAPPED
+        return self._capped
 
     def describe(self) -> str:
         return f"debug[{self.mode}]({self.inner.describe()})"

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 
-__all__ = ["Clock", "TokenBucket"]
+__all__ = ["Clock", "TokenBucket", "acquire_all"]
 
 Clock = Callable[[], float]
 """Seconds from a monotonic source; only differences matter."""
@@ -64,3 +64,18 @@ class TokenBucket:
     def available(self) -> float:
         """Tokens in the bucket now (refilled up to the clock's time)."""
         return self._refill()
+
+
+def acquire_all(buckets: tuple[TokenBucket, ...]) -> bool:
+    """Take one token from each of ``buckets`` if every one holds a token, else none.
+
+    For nested caps (a namespace override's own within the gateway's): a cap that
+    refuses must not leave the others spent.
+    """
+    if len(buckets) == 1:
+        return buckets[0].try_acquire()
+    if all(bucket.available >= 1.0 for bucket in buckets):
+        for bucket in buckets:
+            bucket.try_acquire()
+        return True
+    return False
