@@ -48,3 +48,11 @@ def test_operator_without_credentials_says_so_in_one_line(tmp_path: pathlib.Path
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not a usable kubeconfig" in result.stderr
+
+
+def test_python_dash_m_gatetrace_runs_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gatetrace", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gatetrace ")

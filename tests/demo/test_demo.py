@@ -109,6 +109,9 @@ def test_bad_arguments_are_named() -> None:
         ("--jaeger-agent", "host:99999", "argument --jaeger-agent: expected HOST:PORT"),
         ("--zipkin", "notaurl", "argument --zipkin: expected an http(s)://"),
         ("--otlp", "ftp://x/v1/traces", "argument --otlp: expected an http(s)://"),
+        ("--requests", "0", "argument --requests: must be an integer >= 1, got '0'"),
+        ("--concurrency", "many", "argument --concurrency: must be an integer >= 1, got 'many'"),
+        ("--seed", "x", "argument --seed: invalid int value: 'x'"),
     ],
 )
 def test_bad_backend_flags_are_refused_by_name(flag: str, value: str, message: str) -> None:
