@@ -148,9 +148,7 @@ def _unreadable_files(folder: pathlib.Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("action", ["validate", "explain"])
-def test_unreadable_files_are_named_never_a_traceback(
-    tmp_path: pathlib.Path, action: str
-) -> None:
+def test_unreadable_files_are_named_never_a_traceback(tmp_path: pathlib.Path, action: str) -> None:
     expected = _unreadable_files(tmp_path)
     if action == "validate":
         result = _cli("policy", "validate", str(tmp_path))
@@ -176,8 +174,9 @@ def test_syntax_error_in_document_2_of_3_leaves_1_and_3_validated(tmp_path: path
     result = _cli("policy", "validate", str(path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     lines = result.stdout.splitlines()
-    assert f"{path}#1: spec.sampling.sampler.rate: Input should be less than or equal to 1" in (
-        lines[0]
+    assert (
+        f"{path}#1: spec.sampling.sampler.rate: Input should be less than or equal to 1"
+        in (lines[0])
     )
     assert lines[1].startswith(f"{path}#2: YAML syntax error at line 9")
     assert lines[2].startswith(f"{path}#3: spec.batching.flushIntervalMs:")
