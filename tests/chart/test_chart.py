@@ -242,7 +242,7 @@ def test_chart_route_schema_is_derived_from_the_gateway_config_model() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     routes = schema["properties"]["gateway"]["properties"]["routes"]
     assert routes == {"type": "array", "items": values_schema.route_schema()}, (
-        "run `python -m gatetrace.gateway.values_schema` to regenerate the chart schema"
+        "run `make chart-schema` to regenerate the chart schema"
     )
 
 
