@@ -56,3 +56,11 @@ def test_python_dash_m_gatetrace_runs_the_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("gatetrace ")
+
+
+def test_operator_kubeconfig_that_is_a_folder_is_named(tmp_path: pathlib.Path) -> None:
+    result = _run("operator", "--kubeconfig", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gatetrace operator: --kubeconfig {tmp_path}: is a folder, not a kubeconfig file\n"
+    )
