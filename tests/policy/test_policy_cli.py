@@ -32,87 +32,6 @@ def test_validate_rejects_with_file_document_and_field(capsys: pytest.CaptureFix
     assert "1 valid, 1 invalid" in out
 
 
-def test_validate_warns_when_a_policy_alone_breaks_the_defaults(tmp_path: pathlib.Path) -> None:
-    path = tmp_path / "p.yaml"
-    path.write_text(
-        "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
-        "metadata: {name: p, namespace: x}\nspec: {batching: {maxBatchSize: 4096}}\n"
-    )
-    code, text = policy_cli.validate([str(path)])
-    assert code == 0
-    assert "warning: over the built-in defaults, batching.maxBatchSize 4096 is above" in text
-
-
-def test_validate_with_nothing_to_read_fails(tmp_path: pathlib.Path) -> None:
-    assert policy_cli.validate([str(tmp_path)])[0] == 1
-
-
-def test_explain_shows_config_provenance_and_clamps(capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.main(
-        [
-            "policy",
-            "explain",
-            "--policies",
-            str(EXAMPLES),
-            "--pod-namespace",
-            "edge",
-            "--pod-labels",
-            "app.kubernetes.io/name=api-gateway",
-            "--route-namespace",
-            "shop",
-        ]
-    )
-    out = capsys.readouterr().out
-    assert code == 0
-    assert "workload   edge/checkout" in out
-    assert "override   shop/shop-sampling" in out
-    assert "sampling.sampler" in out
-    assert "shop (shop/shop-sampling) sampling.sampler.rate clamped: 0.8 -> 0.5" in out
-    assert (
-        "sampling for traffic routed to namespace shop "
-        "(overridden: maxTracesPerSecond, rules, sampler)" in out
-    )
-    assert "version: sha256:" in out
-
-
-def test_explain_redacts_header_values(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "p.yaml").write_text(
-        "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
-        "metadata: {name: p, namespace: gatetrace-system}\n"
-        "spec:\n  reporters:\n  - type: otlpHttp\n    endpoint: http://otel:4318/v1/traces\n"
-        "    headers: {authorization: Bearer s3cr3t}\n"
-    )
-    code, text = policy_cli.explain(str(tmp_path), pod_namespace="edge", pod_labels={})
-    assert code == 0
-    assert "s3cr3t" not in text
-    assert "authorization: <redacted>" in text
-
-
-def test_explain_refuses_invalid_policy_files(tmp_path: pathlib.Path) -> None:
-    (tmp_path / "bad.yaml").write_text((INVALID / "typo-field.yaml").read_text())
-    code, text = policy_cli.explain(str(tmp_path), pod_namespace="edge", pod_labels={})
-    assert code == 1
-    assert "spec.sampling.parentbased: Extra inputs are not permitted" in text
-
-
-def test_bad_pod_labels_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["policy", "explain", "--policies", str(EXAMPLES), "--pod-namespace", "edge"]
-    assert cli.main([*args, "--pod-labels", "app"]) == 2
-    assert "bad label 'app'" in capsys.readouterr().err
-
-
-def test_parse_labels() -> None:
-    assert policy_cli.parse_labels("a=1, b=2,,c=") == {"a": "1", "b": "2", "c": ""}
-    with pytest.raises(ValueError, match="=x"):
-        policy_cli.parse_labels("=x")
-
-
-def test_subcommands_are_registered_in_one_place() -> None:
-    assert {"crds", "policy"} <= set(cli.SUBCOMMANDS)
-    with pytest.raises(SystemExit):
-        cli.main([])
-
-
 # --- through the installed entry point, as a user runs it (a subprocess) ---
 
 GATETRACE = [sys.executable, "-m", "gatetrace"]
@@ -219,3 +138,84 @@ def test_every_message_of_a_block_is_reported(
     assert result.returncode == 1 and "Traceback" not in result.stderr
     for message in messages:
         assert message in result.stdout, result.stdout
+
+
+def test_validate_warns_when_a_policy_alone_breaks_the_defaults(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
+        "metadata: {name: p, namespace: x}\nspec: {batching: {maxBatchSize: 4096}}\n"
+    )
+    code, text = policy_cli.validate([str(path)])
+    assert code == 0
+    assert "warning: over the built-in defaults, batching.maxBatchSize 4096 is above" in text
+
+
+def test_validate_with_nothing_to_read_fails(tmp_path: pathlib.Path) -> None:
+    assert policy_cli.validate([str(tmp_path)])[0] == 1
+
+
+def test_explain_shows_config_provenance_and_clamps(capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(
+        [
+            "policy",
+            "explain",
+            "--policies",
+            str(EXAMPLES),
+            "--pod-namespace",
+            "edge",
+            "--pod-labels",
+            "app.kubernetes.io/name=api-gateway",
+            "--route-namespace",
+            "shop",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "workload   edge/checkout" in out
+    assert "override   shop/shop-sampling" in out
+    assert "sampling.sampler" in out
+    assert "shop (shop/shop-sampling) sampling.sampler.rate clamped: 0.8 -> 0.5" in out
+    assert (
+        "sampling for traffic routed to namespace shop "
+        "(overridden: maxTracesPerSecond, rules, sampler)" in out
+    )
+    assert "version: sha256:" in out
+
+
+def test_explain_redacts_header_values(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
+        "metadata: {name: p, namespace: gatetrace-system}\n"
+        "spec:\n  reporters:\n  - type: otlpHttp\n    endpoint: http://otel:4318/v1/traces\n"
+        "    headers: {authorization: Bearer s3cr3t}\n"
+    )
+    code, text = policy_cli.explain(str(tmp_path), pod_namespace="edge", pod_labels={})
+    assert code == 0
+    assert "s3cr3t" not in text
+    assert "authorization: <redacted>" in text
+
+
+def test_explain_refuses_invalid_policy_files(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "bad.yaml").write_text((INVALID / "typo-field.yaml").read_text())
+    code, text = policy_cli.explain(str(tmp_path), pod_namespace="edge", pod_labels={})
+    assert code == 1
+    assert "spec.sampling.parentbased: Extra inputs are not permitted" in text
+
+
+def test_bad_pod_labels_are_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["policy", "explain", "--policies", str(EXAMPLES), "--pod-namespace", "edge"]
+    assert cli.main([*args, "--pod-labels", "app"]) == 2
+    assert "bad label 'app'" in capsys.readouterr().err
+
+
+def test_parse_labels() -> None:
+    assert policy_cli.parse_labels("a=1, b=2,,c=") == {"a": "1", "b": "2", "c": ""}
+    with pytest.raises(ValueError, match="=x"):
+        policy_cli.parse_labels("=x")
+
+
+def test_subcommands_are_registered_in_one_place() -> None:
+    assert {"crds", "policy"} <= set(cli.SUBCOMMANDS)
+    with pytest.raises(SystemExit):
+        cli.main([])
