@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e bench demo crds readme clean
+.PHONY: test lint unit e2e bench demo crds readme chart-schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,3 +47,7 @@ readme: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+## make chart-schema: regenerate the chart's values.schema.json routes from the gateway model
+chart-schema: $(STAMP)
+	$(BIN)/python -m gatetrace.gateway.values_schema charts/gatetrace/values.schema.json

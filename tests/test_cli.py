@@ -48,3 +48,19 @@ def test_operator_without_credentials_says_so_in_one_line(tmp_path: pathlib.Path
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not a usable kubeconfig" in result.stderr
+
+
+def test_python_dash_m_gatetrace_runs_the_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gatetrace", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("gatetrace ")
+
+
+def test_operator_kubeconfig_that_is_a_folder_is_named(tmp_path: pathlib.Path) -> None:
+    result = _run("operator", "--kubeconfig", str(tmp_path))
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"gatetrace operator: --kubeconfig {tmp_path}: is a folder, not a kubeconfig file\n"
+    )

@@ -3,9 +3,12 @@ every object, least-privilege RBAC, hardening, the admin NetworkPolicy, the CRD.
 
 import json
 import pathlib
+import random
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
+import pydantic
 import pytest
 import yaml
 
@@ -239,7 +242,7 @@ def test_chart_route_schema_is_derived_from_the_gateway_config_model() -> None:
     schema = json.loads((CHART / "values.schema.json").read_text())
     routes = schema["properties"]["gateway"]["properties"]["routes"]
     assert routes == {"type": "array", "items": values_schema.route_schema()}, (
-        "run `python -m gatetrace.gateway.values_schema` to regenerate the chart schema"
+        "run `make chart-schema` to regenerate the chart schema"
     )
 
 
@@ -263,3 +266,142 @@ def test_every_route_the_chart_accepts_the_gateway_accepts_too() -> None:
     ]
     parsed = gateway_config.parse_config(yaml.safe_load(cm["data"]["gateway.yaml"]))
     assert parsed.routes[0].name == "users.v2_x-1"
+
+
+_GOOD_ROUTE: dict[str, Any] = {"name": "r", "prefix": "/r", "upstream": "http://r:80"}
+_ROUTE_CANDIDATES: dict[str, list[Any]] = {
+    "name": ["users.v2_x-1", "a b", "", "x" * 129, "caf\u00e9", "a/b", 7],
+    "prefix": ["/", "/api/", "api", "/a b", "/a?x", "/a#x", "/%2e/;p", "/" + "a" * 1024, ""],
+    "upstream": [
+        "http://users.shop.svc:8080/base",
+        "https://[::1]:8443/x",
+        "http://[::ffff:1.2.3.4]",
+        "http://u:p@a:1/x",
+        "http://a:00080",
+        "http://a:65536",
+        "http://a:99999",
+        "http://a:x",
+        "http://:80",
+        "http://@a",
+        "http://[zz]",
+        "http://[1.2.3.4]",
+        "http://[:0]",
+        "http://[::1",
+        "http://a]b",
+        "http://a/x?q=1",
+        "http://a/#f",
+        "ftp://a",
+        "http://a b",
+        "http://a:80" + "/x" * 1100,
+    ],
+    "namespace": ["shop", "Shop", "-a", "a-", "a" * 64, "a.b", None],
+    "timeoutMs": [1, 3_600_000, 0, -1, 3_600_001, 99_999_999, 1.5, True, "5"],
+    "connectTimeoutMs": [2000, 0, 3_600_001, None],
+    "stripPrefix": [True, False, "yes", 1],
+    "extra": [1],
+}
+
+
+def _route_cases() -> list[dict[str, Any]]:
+    cases = [
+        {**_GOOD_ROUTE, field: value}
+        for field, values in _ROUTE_CANDIDATES.items()
+        for value in values
+    ]
+    rng = random.Random(14)
+    parts = [
+        "a",
+        ":",
+        ":80",
+        ":0",
+        ":65536",
+        ":x",
+        "@",
+        "[::1]",
+        "[",
+        "]",
+        "/",
+        "?",
+        "#",
+        " ",
+        "%",
+        "[1.2.3.4]",
+        "::",
+        "1",
+        "ffff",
+        "1.2.3.4",
+        ".",
+        "01",
+    ]
+    for _ in range(3000):
+        tail = "".join(rng.choice(parts) for _ in range(rng.randint(1, 6)))
+        cases.append({**_GOOD_ROUTE, "upstream": rng.choice(["http://", "http://["]) + tail})
+    return cases
+
+
+def _gateway_accepts(route: dict[str, Any]) -> bool:
+    from gatetrace.gateway import config as gateway_config
+
+    try:
+        gateway_config.RouteConfig.model_validate(route)
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
+def _route_schema() -> dict[str, Any]:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    routes: dict[str, Any] = schema["properties"]["gateway"]["properties"]["routes"]["items"]
+    return routes
+
+
+def test_every_route_rule_of_the_model_is_in_the_chart_schema() -> None:
+    """Whatever the chart's route schema accepts, the gateway's config model accepts too."""
+    validator = jsonschema.Draft7Validator(_route_schema())
+    cases = _route_cases()
+    slipping = [c for c in cases if validator.is_valid(c) and not _gateway_accepts(c)]
+    assert slipping == []
+    refused = sum(not _gateway_accepts(c) for c in cases)
+    assert refused > 100  # the corpus does try the model's rules
+
+
+def test_helm_refuses_the_routes_the_gateway_refuses(tmp_path: pathlib.Path) -> None:
+    """The same, by the real helm (Go regular expressions): one bad route per index."""
+    bad = [
+        c
+        for c in (
+            {**_GOOD_ROUTE, field: value}
+            for field, values in _ROUTE_CANDIDATES.items()
+            for value in values
+        )
+        if not _gateway_accepts(c)
+    ]
+    validator = jsonschema.Draft7Validator(_route_schema())
+    # what the schema accepts by Python's regular expressions, helm accepts too
+    good = [c for c in _route_cases()[:200] if validator.is_valid(c)]
+    good = [{**c, "name": f"g{i}", "prefix": f"/g{i}"} for i, c in enumerate(good)]
+    assert len(bad) > 30 and len(good) > 20
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"gateway": {"enabled": True, "routes": bad + good}}))
+    result = helm("template", "gt", str(CHART), "-f", str(values), check=False)
+    assert result.returncode != 0
+    for index in range(len(bad)):
+        assert f"at '/gateway/routes/{index}" in result.stderr, bad[index]
+    for index in range(len(bad), len(bad) + len(good)):
+        assert f"at '/gateway/routes/{index}" not in result.stderr, good[index - len(bad)]
+
+
+@pytest.mark.parametrize(
+    ("sets", "needle"),
+    [
+        (("gateway.service=" + "s" * 257,), "at '/gateway/service'"),
+        (("gateway.trustedProxies[0]=notanip",), "at '/gateway/trustedProxies/0'"),
+    ],
+)
+def test_gateway_fields_the_gateway_refuses_are_refused(sets: tuple[str, ...], needle: str) -> None:
+    argv = ["template", "gt", str(CHART), "--set", "gateway.enabled=true"]
+    for item in sets:
+        argv += ["--set", item]
+    result = helm(*argv, check=False)
+    assert result.returncode != 0
+    assert needle in result.stderr

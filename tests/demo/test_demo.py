@@ -109,6 +109,9 @@ def test_bad_arguments_are_named() -> None:
         ("--jaeger-agent", "host:99999", "argument --jaeger-agent: expected HOST:PORT"),
         ("--zipkin", "notaurl", "argument --zipkin: expected an http(s)://"),
         ("--otlp", "ftp://x/v1/traces", "argument --otlp: expected an http(s)://"),
+        ("--requests", "0", "argument --requests: must be an integer >= 1, got '0'"),
+        ("--concurrency", "many", "argument --concurrency: must be an integer >= 1, got 'many'"),
+        ("--seed", "x", "argument --seed: invalid int value: 'x'"),
     ],
 )
 def test_bad_backend_flags_are_refused_by_name(flag: str, value: str, message: str) -> None:
@@ -151,3 +154,23 @@ def test_serving_survives_a_broken_policy_file() -> None:
         assert not any(_closed(port) for port in ports)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_broken_policy_at_start_is_reported_not_a_crash(tmp_path: pathlib.Path) -> None:
+    root = pathlib.Path(__file__).resolve().parents[2]
+    for policy in (root / "examples" / "demo").glob("*.yaml"):
+        (tmp_path / policy.name).write_text(policy.read_text())
+    (tmp_path / "99-broken.yaml").write_text(
+        "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\nmetadata: oops\nspec: {}\n"
+    )
+    result = subprocess.run(
+        [*DEMO, "--policies", str(tmp_path), "--requests", "10", "--seed", "1"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "99-broken.yaml#1 metadata: expected a mapping, got 'oops'" in result.stdout

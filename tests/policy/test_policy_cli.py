@@ -1,6 +1,9 @@
 """``gatetrace policy validate|explain`` and ``gatetrace crds`` through the real entry point."""
 
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 
@@ -27,6 +30,114 @@ def test_validate_rejects_with_file_document_and_field(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert f"{bad}#1: spec.sampling.sampler.rate: Input should be less than or equal to 1" in out
     assert "1 valid, 1 invalid" in out
+
+
+# --- through the installed entry point, as a user runs it (a subprocess) ---
+
+GATETRACE = [sys.executable, "-m", "gatetrace"]
+_HEAD = "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\n"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GATETRACE, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONWARNINGS": "error"},
+    )
+
+
+def _policy(name: str, spec: str) -> str:
+    return f"{_HEAD}metadata: {{name: {name}, namespace: a}}\nspec: {spec}\n"
+
+
+def _unreadable_files(folder: pathlib.Path) -> dict[str, str]:
+    """file name -> what its error line must say; every one written into ``folder``."""
+    (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    (folder / "latin1.yaml").write_bytes(
+        (_HEAD + "metadata: {name: café, namespace: a}\n").encode("latin-1")
+    )
+    (folder / "deep.yaml").write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    return {
+        "binary.yaml": "#1: not UTF-8 text: byte 0x80",
+        "latin1.yaml": "#1: not UTF-8 text: byte 0xe9",
+        "deep.yaml": "#1: line 1: nested deeper than",
+    }
+
+
+@pytest.mark.parametrize("action", ["validate", "explain"])
+def test_unreadable_files_are_named_never_a_traceback(tmp_path: pathlib.Path, action: str) -> None:
+    expected = _unreadable_files(tmp_path)
+    if action == "validate":
+        result = _cli("policy", "validate", str(tmp_path))
+        out = result.stdout
+    else:
+        result = _cli("policy", "explain", "--policies", str(tmp_path), "--pod-namespace", "a")
+        out = result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    for name, message in expected.items():
+        assert f"{tmp_path / name}{message}" in out, out
+
+
+def test_syntax_error_in_document_2_of_3_leaves_1_and_3_validated(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "three.yaml"
+    path.write_text(
+        _policy("one", "{sampling: {sampler: {type: probabilistic, rate: 7}}}")
+        + "---\n"
+        + f"{_HEAD}metadata: {{name: two, namespace: a\nspec: {{}}\n"
+        + "---\n"
+        + _policy("three", "{batching: {flushIntervalMs: 0}}")
+    )
+    result = _cli("policy", "validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert (
+        f"{path}#1: spec.sampling.sampler.rate: Input should be less than or equal to 1"
+        in (lines[0])
+    )
+    assert lines[1].startswith(f"{path}#2: YAML syntax error at line 9")
+    assert lines[2].startswith(f"{path}#3: spec.batching.flushIntervalMs:")
+    assert lines[-1] == "0 valid, 3 invalid"
+
+
+@pytest.mark.parametrize(
+    ("spec", "messages"),
+    [
+        (
+            "{sampling: {sampler: {type: probabilistic, rate: -1, bogus: 3}}}",
+            [
+                "spec.sampling.sampler.rate: Input should be greater than or equal to 0",
+                "spec.sampling.sampler.bogus: Extra inputs are not permitted",
+            ],
+        ),
+        (
+            "{baggage: {allow: [a, b, b], deny: [a], tagKeys: [a, c]}}",
+            [
+                "allow lists 'b' twice",
+                "keys both allowed and denied: ['a']",
+                "tagKeys names denied keys: ['a']",
+                "tagKeys names keys that are not allowed: ['c']",
+            ],
+        ),
+        (
+            "{headerTags: [{header: x-a, tag: a}, {header: x-a, tag: b}],"
+            " reporters: [{type: memory}, {type: memory}]}",
+            ["headerTags lists 'x-a' twice", "reporters lists"],
+        ),
+    ],
+    ids=["fields", "baggage-rules", "spec-rules"],
+)
+def test_every_message_of_a_block_is_reported(
+    tmp_path: pathlib.Path, spec: str, messages: list[str]
+) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(_policy("p", spec))
+    result = _cli("policy", "validate", str(path))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    for message in messages:
+        assert message in result.stdout, result.stdout
 
 
 def test_validate_warns_when_a_policy_alone_breaks_the_defaults(tmp_path: pathlib.Path) -> None:

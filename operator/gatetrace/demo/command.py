@@ -20,6 +20,16 @@ def _rate(text: str) -> float:
     return value
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def _host_port(text: str) -> str:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
@@ -45,8 +55,20 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
         "cluster and no backend."
     )
     add = parser.add_argument
-    add("--requests", type=int, default=200, metavar="N", help="requests per phase (default 200)")
-    add("--concurrency", type=int, default=8, metavar="N", help="requests in flight (default 8)")
+    add(
+        "--requests",
+        type=_positive_int,
+        default=200,
+        metavar="N",
+        help="requests per phase (default 200)",
+    )
+    add(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="requests in flight (default 8)",
+    )
     add(
         "--policies",
         type=pathlib.Path,
@@ -84,9 +106,6 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.requests < 1 or args.concurrency < 1:
-        sys.stderr.write("--requests and --concurrency must be >= 1\n")
-        return 2
     if not args.policies.is_dir():
         sys.stderr.write(f"--policies: {args.policies} is not a folder\n")
         return 2

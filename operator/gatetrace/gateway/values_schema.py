@@ -20,6 +20,38 @@ __all__ = ["route_schema", "write"]
 _DROP = frozenset({"title", "default"})
 
 
+def _upstream_pattern() -> str:
+    """The grammar :func:`gatetrace.gateway.config._check_upstream` lets through, as a
+    regular expression (Go's RE2 and Python's agree on it): a host, a port 0-65535, a
+    bracketed IPv6 literal that is one, no query or fragment."""
+    h16 = "[0-9A-Fa-f]{1,4}"
+    octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+    ls32 = f"(?:{h16}:{h16}|{octet}(?:\\.{octet}){{3}})"
+
+    def head(n: int) -> str:
+        return f"(?:(?:{h16}:){{0,{n}}}{h16})?" if n else f"(?:{h16})?"
+
+    ipv6 = "|".join(
+        [
+            f"(?:{h16}:){{6}}{ls32}",
+            f"::(?:{h16}:){{5}}{ls32}",
+            f"{head(0)}::(?:{h16}:){{4}}{ls32}",
+            f"{head(1)}::(?:{h16}:){{3}}{ls32}",
+            f"{head(2)}::(?:{h16}:){{2}}{ls32}",
+            f"{head(3)}::{h16}:{ls32}",
+            f"{head(4)}::{ls32}",
+            f"{head(5)}::{h16}",
+            f"{head(6)}::",
+        ]
+    )
+    host = f"(?:\\[(?:{ipv6})\\]|[^/?#\\s@:\\[\\]]+)"
+    port = (
+        "(?::0*(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]"
+        "|6553[0-5])?)?"
+    )
+    return f"^https?://(?:[^/?#\\s\\[\\]]*@)?{host}{port}(?:/[^?#\\s]*)?$"
+
+
 def _clean(node: Any) -> Any:
     if isinstance(node, dict):
         return {k: _clean(v) for k, v in node.items() if k not in _DROP}
@@ -36,6 +68,8 @@ def route_schema() -> dict[str, Any]:
     # null is how values files unset a key; a string must be a namespace name
     strings = [branch for branch in namespace.pop("anyOf") if branch.get("type") == "string"]
     namespace.update(strings[0])
+    # the model's own pattern only sketches an URL; its validator checks host and port
+    cleaned["properties"]["upstream"]["pattern"] = _upstream_pattern()
     # the gateway answers 400 for any prefix it cannot match: keep its grammar exact
     return cleaned
 

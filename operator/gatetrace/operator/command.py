@@ -147,6 +147,12 @@ def run(args: argparse.Namespace) -> int:
         if args.gateway:
             sys.stderr.write("--gateway needs --standalone DIR\n")
             return 2
+        if args.kubeconfig and os.path.isdir(args.kubeconfig):
+            sys.stderr.write(
+                f"gatetrace operator: --kubeconfig {args.kubeconfig}: "
+                "is a folder, not a kubeconfig file\n"
+            )
+            return 2
         try:
             _main.load_client_config(args.kubeconfig)  # fail fast, in one line
             asyncio.run(_main.run_kopf(settings, kubeconfig=args.kubeconfig))

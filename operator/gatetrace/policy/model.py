@@ -37,12 +37,20 @@ LabelKey = Annotated[str, pydantic.Field(min_length=1, max_length=317, pattern=_
 LabelValue = Annotated[str, pydantic.Field(max_length=63, pattern=_LABEL_VALUE)]
 
 
-def _unique(values: list[Any], what: str) -> None:
+def _duplicates(values: list[Any], what: str) -> list[str]:
     seen: set[Any] = set()
+    problems: list[str] = []
     for value in values:
         if value in seen:
-            raise ValueError(f"{what} lists {_messages.echo(value)} twice")
+            problems.append(f"{what} lists {_messages.echo(value)} twice")
         seen.add(value)
+    return problems
+
+
+def _refuse(problems: list[str]) -> None:
+    """One error listing every problem of a block, so a user fixes them all at once."""
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _default_formats() -> list[PropagationFormat]:
@@ -67,8 +75,7 @@ class Propagation(wire.WireModel):
 
     @pydantic.model_validator(mode="after")
     def _no_duplicates(self) -> Self:
-        _unique(self.extract, "extract")
-        _unique(self.inject, "inject")
+        _refuse(_duplicates(self.extract, "extract") + _duplicates(self.inject, "inject"))
         return self
 
 
@@ -117,19 +124,22 @@ class Baggage(wire.WireModel):
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> Self:
-        _unique(self.allow, "allow")
-        _unique(self.deny, "deny")
-        _unique(self.tag_keys, "tagKeys")
+        problems = [
+            *_duplicates(self.allow, "allow"),
+            *_duplicates(self.deny, "deny"),
+            *_duplicates(self.tag_keys, "tagKeys"),
+        ]
         both = sorted(set(self.allow) & set(self.deny))
         if both:
-            raise ValueError(f"keys both allowed and denied: {both}")
+            problems.append(f"keys both allowed and denied: {both}")
         denied = sorted(set(self.tag_keys) & set(self.deny))
         if denied:
-            raise ValueError(f"tagKeys names denied keys: {denied}")
+            problems.append(f"tagKeys names denied keys: {denied}")
         if "*" not in self.allow:
             missing = sorted(set(self.tag_keys) - set(self.allow))
             if missing:
-                raise ValueError(f"tagKeys names keys that are not allowed: {missing}")
+                problems.append(f"tagKeys names keys that are not allowed: {missing}")
+        _refuse(problems)
         return self
 
 
@@ -305,8 +315,9 @@ class TracingSettings(wire.WireModel):
 
     @pydantic.model_validator(mode="after")
     def _no_duplicates(self) -> Self:
-        _unique([h.header for h in self.header_tags], "headerTags")
-        _unique([reporters_mod.reporter_identity(r) for r in self.reporters], "reporters")
+        headers = [h.header for h in self.header_tags]
+        reporters = [reporters_mod.reporter_identity(r) for r in self.reporters]
+        _refuse(_duplicates(headers, "headerTags") + _duplicates(reporters, "reporters"))
         return self
 
 
