@@ -23,7 +23,6 @@ never queued. ``gatetrace_gateway_connections_open``, ``..._rejected_total`` and
 
 import asyncio
 import resource
-from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -95,21 +94,6 @@ class ConnectionGuard:
     def timed_out(self, phase: str) -> None:
         self._timed_out.inc((phase,))
 
-    @web.middleware
-    async def middleware(
-        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
-        """Marks the connection busy while its request is handled, idle after."""
-        transport = request.transport
-        guarded = self.open.get(transport) if transport is not None else None
-        if guarded is not None:
-            guarded.busy()
-        try:
-            return await handler(request)
-        finally:
-            if guarded is not None:
-                guarded.idle()
-
 
 class GuardedProtocol(asyncio.Protocol):
     """aiohttp's protocol for one connection, with the deadlines of the module docstring."""
@@ -167,7 +151,7 @@ class GuardedProtocol(asyncio.Protocol):
         if self._transport is not None:
             self._inner.resume_writing()
 
-    # -- request lifecycle (from ConnectionGuard.middleware) -----------------
+    # -- request lifecycle (from the proxy's handler) ---------------------------
 
     def busy(self) -> None:
         self._cancel()

@@ -117,54 +117,49 @@ class TracingMiddleware:
         inflight = active.inflight
         inflight.enter()  # its reporters stay until this request's spans are in
         try:
-            return await self._traced(active, request, handler)
-        finally:
-            inflight.leave()
-
-    async def _traced(
-        self, active: state.ActiveTracing, request: web.Request, handler: Handler
-    ) -> web.StreamResponse:
-        try:
-            trace = self._start(active, request)
-        except Exception:  # tracing must never break a request: go on untraced
-            self._errors.inc(("start",))
-            return await handler(request)
-        if isinstance(trace, request_trace.UnrecordedTrace):  # the sampler dropped it: no spans
+            try:
+                trace = self._start(active, request)
+            except Exception:  # tracing must never break a request: go on untraced
+                self._errors.inc(("start",))
+                return await handler(request)
+            if isinstance(trace, request_trace.UnrecordedTrace):  # the sampler dropped it: no spans
+                request[proxy.OBSERVER] = trace
+                try:
+                    response = await handler(request)
+                except web.HTTPException as exc:
+                    exc.headers[self._header_name] = trace.trace_id
+                    raise
+                if not response.prepared:
+                    response.headers[self._header_name] = trace.trace_id
+                return response
+            server = trace.server
+            token = _context.attach(server)
             request[proxy.OBSERVER] = trace
+            status = 0
             try:
                 response = await handler(request)
+                status = response.status
+                if not response.prepared:
+                    response.headers[self._header_name] = trace.trace_id
+                return response
             except web.HTTPException as exc:
+                status = exc.status
                 exc.headers[self._header_name] = trace.trace_id
                 raise
-            if not response.prepared:
-                response.headers[self._header_name] = trace.trace_id
-            return response
-        server = trace.server
-        token = _context.attach(server)
-        request[proxy.OBSERVER] = trace
-        status = 0
-        try:
-            response = await handler(request)
-            status = response.status
-            if not response.prepared:
-                response.headers[self._header_name] = trace.trace_id
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            exc.headers[self._header_name] = trace.trace_id
-            raise
-        except asyncio.CancelledError:
-            # the client went away and aiohttp cancelled the handler: not a server error
-            server.log({"event": "client_aborted"})
-            raise
-        except BaseException as exc:
-            status = 500
-            if server.recording:
-                server.record_exception(exc)
-            raise
+            except asyncio.CancelledError:
+                # the client went away and aiohttp cancelled the handler: not a server error
+                server.log({"event": "client_aborted"})
+                raise
+            except BaseException as exc:
+                status = 500
+                if server.recording:
+                    server.record_exception(exc)
+                raise
+            finally:
+                _context.detach(token)
+                self._finish(active, trace, status)
         finally:
-            _context.detach(token)
-            self._finish(active, trace, status)
+            inflight.leave()
 
     def _start(
         self, active: state.ActiveTracing, request: web.Request

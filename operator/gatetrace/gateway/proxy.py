@@ -31,6 +31,7 @@ import yarl
 from aiohttp import hdrs, web
 
 from gatetrace.gateway import clientip, paths, routes
+from gatetrace.gateway import connections as _connections
 from gatetrace.policy import messages as _messages
 from gatetrace.runtime import metrics
 
@@ -204,7 +205,10 @@ class Proxy:
         *,
         max_connections_per_host: int = 512,
         keepalive_timeout: float = 30.0,
+        connections: _connections.ConnectionGuard | None = None,
     ) -> None:
+        self.connections = connections
+        """Client connection limits (the head/idle deadlines pause while a request runs)."""
         self.table = table
         self.resolver = resolver
         self._max_per_host = max_connections_per_host
@@ -268,38 +272,47 @@ class Proxy:
         return code
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        started = time.perf_counter()
-        path = request_path(request, self.table)
-        if path is None:
-            self._requests.inc(("", "400"))
-            reason = request.get(PATH_REFUSED, paths.CLIMBS)
-            text = f"bad request path {_messages.echo(request.rel_url.raw_path)}: {reason}\n"
-            return web.Response(status=400, text=text)
-        bad = undecodable_header(request.headers)
-        if bad is not None:
-            self._requests.inc(("", "400"))
-            return web.Response(
-                status=400,
-                text=f"bad request header {_messages.echo(bad, 64)}: its value is not UTF-8\n",
-            )
-        matched = request.get(MATCHED_ROUTE)
-        if matched is None:
-            route = self.table.match(path)
-        else:
-            route = None if isinstance(matched, NoRoute) else matched
-        observer = request.get(OBSERVER)
-        if route is None:
-            self._requests.inc(("", "404"))
-            return web.Response(status=404, text=f"no route for {_messages.echo(path)}\n")
-        status = 0
+        # the connection is busy (no head/idle deadline) while its request is handled
+        guard = self.connections
+        conn = guard.open.get(request.transport) if guard is not None else None  # type: ignore[arg-type]
+        if conn is not None:
+            conn.busy()
         try:
-            response = await self._relay(request, route, observer)
-            status = response.status
-            return response
+            started = time.perf_counter()
+            path = request_path(request, self.table)
+            if path is None:
+                self._requests.inc(("", "400"))
+                reason = request.get(PATH_REFUSED, paths.CLIMBS)
+                text = f"bad request path {_messages.echo(request.rel_url.raw_path)}: {reason}\n"
+                return web.Response(status=400, text=text)
+            bad = undecodable_header(request.headers)
+            if bad is not None:
+                self._requests.inc(("", "400"))
+                return web.Response(
+                    status=400,
+                    text=f"bad request header {_messages.echo(bad, 64)}: its value is not UTF-8\n",
+                )
+            matched = request.get(MATCHED_ROUTE)
+            if matched is None:
+                route = self.table.match(path)
+            else:
+                route = None if isinstance(matched, NoRoute) else matched
+            observer = request.get(OBSERVER)
+            if route is None:
+                self._requests.inc(("", "404"))
+                return web.Response(status=404, text=f"no route for {_messages.echo(path)}\n")
+            status = 0
+            try:
+                response = await self._relay(request, route, observer)
+                status = response.status
+                return response
+            finally:
+                name = route.name
+                self._requests.inc((name, self._code(status or 499)))
+                self._duration.observe(time.perf_counter() - started, (name,))
         finally:
-            name = route.name
-            self._requests.inc((name, self._code(status or 499)))
-            self._duration.observe(time.perf_counter() - started, (name,))
+            if conn is not None:
+                conn.idle()
 
     def _request_headers(
         self, request: web.Request, observer: UpstreamObserver | None

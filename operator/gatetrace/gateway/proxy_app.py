@@ -78,7 +78,6 @@ def make_proxy_app(
     """Build the proxy app; the upstream pool opens when the app starts."""
     table = routes.RouteTable.from_config(settings.routes)
     resolver = clientip.ClientIpResolver(settings.trusted_proxies)
-    handler = proxy.Proxy(table, resolver, registry)
     tracing = middleware.TracingMiddleware(
         holder,
         table,
@@ -94,7 +93,8 @@ def make_proxy_app(
         max_connections=limits.max_connections or connections.default_max_connections(),
         registry=registry,
     )
-    app = web.Application(middlewares=[guard.middleware, tracing])
+    handler = proxy.Proxy(table, resolver, registry, connections=guard)
+    app = web.Application(middlewares=[tracing])
     app[GUARD] = guard
     app[SETTINGS] = settings
     app[HOLDER] = holder
