@@ -5,6 +5,7 @@ throughout. Deadlines are configured short (0.3-0.5 s) to keep the tests quick."
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -109,6 +110,28 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_slow_upstream_is_no
         counted = await _metrics(gw)
         assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] == 1
         assert counted.get('gatetrace_gateway_connections_timed_out_total{phase="head"}', 0) == 0
+
+
+async def test_a_client_that_never_reads_is_cut_at_the_idle_deadline_too() -> None:
+    # pipelined requests whose answers the client never reads: they fill every buffer, so
+    # a graceful close could never flush and the connection (and its fd) would stay open
+    async with _gateway(headTimeoutMs=5000, idleTimeoutMs=300) as (gw, host, port):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        _reader, writer = await asyncio.open_connection(sock=sock)
+        head = b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n"
+        writer.write(head * 3000)  # about 12 MB of answers, never read
+        deadline = time.monotonic() + 10.0
+        counted = await _metrics(gw)
+        while counted["gatetrace_gateway_connections_open"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counted = await _metrics(gw)
+        writer.transport.abort()
+        assert counted["gatetrace_gateway_connections_open"] == 0, counted
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] >= 1
+        assert await _normal_request(gw) == 200
 
 
 async def test_connections_past_the_bound_are_refused_at_once_and_others_still_served() -> None:

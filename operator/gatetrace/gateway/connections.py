@@ -16,6 +16,9 @@ is a :class:`GuardedProtocol` in front of aiohttp's own protocol, moving through
 ``idle``
     between keep-alive requests: closed after ``idle_timeout`` without a byte.
 
+A connection cut by a deadline whose answers the client has not read (the write buffer
+is not empty) is aborted rather than closed: a graceful close would wait for them.
+
 Connections past ``max_connections`` are answered ``503`` and closed at once,
 never queued. ``gatetrace_gateway_connections_open``, ``..._rejected_total`` and
 ``..._timed_out_total{phase}`` report it all.
@@ -198,7 +201,13 @@ class GuardedProtocol(asyncio.Protocol):
         self._guard.timed_out(state)
         if state == _HEAD:
             transport.write(_REQUEST_TIMEOUT)
-        transport.close()
+        if transport.get_write_buffer_size():
+            # the client is not reading (answers of pipelined requests pile up, or the
+            # 408 did not fit): a graceful close would wait for a flush that never comes
+            # and keep the connection, and its file descriptor, forever
+            transport.abort()
+        else:
+            transport.close()
 
 
 class GuardedSite(web.BaseSite):
