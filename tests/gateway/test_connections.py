@@ -112,6 +112,44 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_slow_upstream_is_no
         assert counted.get('gatetrace_gateway_connections_timed_out_total{phase="head"}', 0) == 0
 
 
+async def test_the_next_head_on_a_keep_alive_connection_has_its_own_deadline() -> None:
+    # after an answer the connection is idle (long deadline); the first byte of the next
+    # head starts a head deadline, which trickling does not extend
+    async with _gateway(headTimeoutMs=400, idleTimeoutMs=5000) as (gw, host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await asyncio.wait_for(reader.readexactly(length), 5.0)
+        await asyncio.sleep(0.6)  # idle past the head deadline: not cut
+        started = time.monotonic()
+        second = b"GET /api/users/2 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+
+        async def trickle() -> None:
+            for byte in second:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+
+        sending = asyncio.create_task(trickle())
+        answer = await _read_all(reader, 5.0)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
+        took = time.monotonic() - started
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+        assert 0.3 < took < 2.5, took
+        counted = await _metrics(gw)
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="head"}'] == 1
+        assert counted.get('gatetrace_gateway_connections_timed_out_total{phase="idle"}', 0) == 0
+
+
 async def test_a_client_that_never_reads_is_cut_at_the_idle_deadline_too() -> None:
     # pipelined requests whose answers the client never reads: they fill every buffer, so
     # a graceful close could never flush and the connection (and its fd) would stay open
