@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from serverharness import TOKEN, upstream
 
 from gatetrace.gateway import config, server
@@ -170,6 +171,50 @@ async def test_a_client_that_never_reads_is_cut_at_the_idle_deadline_too() -> No
         assert counted["gatetrace_gateway_connections_open"] == 0, counted
         assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] >= 1
         assert await _normal_request(gw) == 200
+
+
+async def test_a_client_that_stops_reading_a_large_answer_is_cut_at_the_idle_deadline() -> None:
+    # slow read: the proxy's writes wait for a client that never drains them; the
+    # connection is cut once its answer has waited idleTimeoutMs, the relay ends
+    big = b"x" * (32 * 1024 * 1024)
+
+    async def large(_request: web.Request) -> web.Response:
+        return web.Response(body=big)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", large)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    up = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    doc = {
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
+        "routes": [{"name": "big", "prefix": "/big", "upstream": up}],
+        "connections": {"idleTimeoutMs": 300},
+    }
+    gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.2)
+    await gw.start()
+    assert gw.proxy_address is not None
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, gw.proxy_address)
+        _reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /big/file HTTP/1.1\r\nHost: x\r\n\r\n")  # never read
+        deadline = time.monotonic() + 10.0
+        await asyncio.sleep(0.5)
+        counted = await _metrics(gw)
+        while counted["gatetrace_gateway_connections_open"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counted = await _metrics(gw)
+        writer.transport.abort()
+        assert counted["gatetrace_gateway_connections_open"] == 0, counted
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] == 1
+    finally:
+        await gw.stop(2.0)
+        await runner.cleanup()
 
 
 async def test_connections_past_the_bound_are_refused_at_once_and_others_still_served() -> None:
