@@ -55,6 +55,17 @@ _OVERLOADED: Final = _plain(
 )
 
 
+def _close(transport: asyncio.Transport) -> None:
+    """Closes gracefully when all written has reached the kernel, else aborts: with the
+    client not reading (answers of pipelined requests pile up, or the last answer did
+    not fit), a graceful close would wait for a flush that never comes and keep the
+    connection, and its file descriptor, forever."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+    else:
+        transport.close()
+
+
 def default_max_connections() -> int:
     """Half the process's open-file limit (the rest is for upstream connections, the
     admin port and files), at least 64."""
@@ -139,7 +150,7 @@ class GuardedProtocol(asyncio.Protocol):
         if len(guard.open) >= guard.max_connections:
             guard.rejected()
             transport.write(_OVERLOADED)
-            transport.close()
+            _close(transport)
             self._state = "rejected"
             return
         self._transport = transport
@@ -224,13 +235,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._guard.timed_out(state)
         if state == _HEAD:
             transport.write(_REQUEST_TIMEOUT)
-        if transport.get_write_buffer_size():
-            # the client is not reading (answers of pipelined requests pile up, or the
-            # 408 did not fit): a graceful close would wait for a flush that never comes
-            # and keep the connection, and its file descriptor, forever
-            transport.abort()
-        else:
-            transport.close()
+        _close(transport)
 
 
 class GuardedSite(web.BaseSite):
