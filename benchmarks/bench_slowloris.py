@@ -7,10 +7,12 @@ process is the client: ``REQUESTS`` keep-alive requests over ``WORKERS`` connect
 measurement; during an attack round, ``SLOW`` more connections each send a partial
 request head and then one byte a second. Each attack round checks that it measured what
 it claims: the gateway's ``connections_open`` gauge showed every slow connection open
-before and after the measurement, none had been cut or refused yet (the measurement ends
-well inside the head deadline), and every normal request got 200 with the upstream's
-body. Without the deadline the slow connections would simply stay; the point measured
-here is that while they are open, normal clients keep their latency.
+before and after the measurement, none had been cut or refused meanwhile (the
+rejected and timed-out counters did not move; the measurement ends well inside the head
+deadline), every slow connection was sent a byte during the measurement (it spans at
+least ``MIN_SECONDS``), and every normal request got 200 with the upstream's body.
+Without the deadline the slow connections would simply stay; the point measured here
+is that while they are open, normal clients keep their latency.
 
 ``run()`` returns one row: p99 under attack / p99 without (goal <= 2).
 """
@@ -34,6 +36,7 @@ from benchmarks import bench_gateway, common
 SLOW = 200
 REQUESTS = 600
 WORKERS = 4
+MIN_SECONDS = 1.5  # each measurement spans at least one trickle tick of every slow connection
 ROUNDS = 3
 PATH = "/api/items/1"
 
@@ -82,23 +85,37 @@ async def _wait_ready(proxy: str) -> None:
             await asyncio.sleep(0.1)
 
 
-async def _gauge(http: aiohttp.ClientSession, admin: str) -> float:
+async def _connections(http: aiohttp.ClientSession, admin: str) -> dict[str, float]:
+    """The gateway's ``gatetrace_gateway_connections_*`` series (open, rejected, timed out)."""
     async with http.get(admin + "/metrics") as response:
         text = await response.text()
-    for line in text.splitlines():
-        if line.startswith("gatetrace_gateway_connections_open "):
-            return float(line.split()[-1])
-    raise RuntimeError("no gatetrace_gateway_connections_open in /metrics")
+    found = {
+        key: float(value)
+        for key, _, value in (line.rpartition(" ") for line in text.splitlines())
+        if key.startswith("gatetrace_gateway_connections_")
+    }
+    if "gatetrace_gateway_connections_open" not in found:
+        raise RuntimeError("no gatetrace_gateway_connections_open in /metrics")
+    return found
+
+
+def _cut(series: dict[str, float]) -> float:
+    """Connections the gateway refused or cut so far."""
+    return sum(value for key, value in series.items() if "_rejected" in key or "_timed_out" in key)
 
 
 async def _latencies(proxy: str) -> list[float]:
-    """Milliseconds per request; raises unless every request got the upstream's 200."""
+    """Milliseconds per request, at least ``REQUESTS`` of them over at least
+    ``MIN_SECONDS``; raises unless every request got the upstream's 200."""
     out: list[float] = []
     connector = aiohttp.TCPConnector(limit=WORKERS)
+    until = time.monotonic() + MIN_SECONDS
     async with aiohttp.ClientSession(connector=connector) as http:
 
         async def worker(count: int) -> None:
-            for _ in range(count):
+            done = 0
+            while done < count or time.monotonic() < until:
+                done += 1
                 started = time.perf_counter()
                 async with http.get(proxy + PATH) as response:
                     body = await response.read()
@@ -110,7 +127,11 @@ async def _latencies(proxy: str) -> list[float]:
     return out
 
 
-async def _slowloris(proxy: str) -> tuple[list[asyncio.StreamWriter], asyncio.Task[None]]:
+async def _slowloris(
+    proxy: str, ticks: list[float]
+) -> tuple[list[asyncio.StreamWriter], asyncio.Task[None]]:
+    """``SLOW`` connections with a partial request head, then a byte a second on each
+    still open; ``ticks`` gets the time of each round in which every one got its byte."""
     host, port = proxy.removeprefix("http://").split(":")
     writers: list[asyncio.StreamWriter] = []
     for index in range(SLOW):
@@ -121,9 +142,13 @@ async def _slowloris(proxy: str) -> tuple[list[asyncio.StreamWriter], asyncio.Ta
     async def trickle() -> None:
         while True:
             await asyncio.sleep(1.0)
+            sent = 0
             for writer in writers:
                 if not writer.is_closing():
                     writer.write(b"a")
+                    sent += 1
+            if sent == len(writers):
+                ticks.append(time.monotonic())
 
     return writers, asyncio.create_task(trickle())
 
@@ -142,19 +167,31 @@ async def _measure(proxy: str, admin: str) -> tuple[float, float]:
                 if not attack:
                     calm.append(_p99(await _latencies(proxy)))
                     continue
-                writers, trickling = await _slowloris(proxy)
+                ticks: list[float] = []
+                opened = time.monotonic()
+                writers, trickling = await _slowloris(proxy, ticks)
                 try:
                     await asyncio.sleep(0.3)
-                    before = await _gauge(http, admin)
+                    before = await _connections(http, admin)
                     started = time.monotonic()
                     attacked.append(_p99(await _latencies(proxy)))
-                    after = await _gauge(http, admin)
-                    if time.monotonic() - started > 8.0:
+                    ended = time.monotonic()
+                    after = await _connections(http, admin)
+                    if ended - opened > 8.0:  # the default head deadline is 10 s
                         raise RuntimeError("the measurement ran into the head deadline")
-                    if before < SLOW or after < SLOW:
+                    open_before = before["gatetrace_gateway_connections_open"]
+                    open_after = after["gatetrace_gateway_connections_open"]
+                    if open_before < SLOW or open_after < SLOW:
                         raise RuntimeError(
-                            f"slow connections not all open while measuring: {before}, {after}"
+                            f"slow connections not all open while measuring: "
+                            f"{open_before}, {open_after}"
                         )
+                    if _cut(after) != _cut(before):  # so the gauge counted the slow ones
+                        raise RuntimeError(
+                            f"connections refused or cut while measuring: {before} -> {after}"
+                        )
+                    if not any(started <= tick <= ended for tick in ticks):
+                        raise RuntimeError("the slow connections did not trickle while measuring")
                 finally:
                     trickling.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -5,12 +5,14 @@ throughout. Deadlines are configured short (0.3-0.5 s) to keep the tests quick."
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from serverharness import TOKEN, upstream
 
 from gatetrace.gateway import config, server
@@ -109,6 +111,110 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_slow_upstream_is_no
         counted = await _metrics(gw)
         assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] == 1
         assert counted.get('gatetrace_gateway_connections_timed_out_total{phase="head"}', 0) == 0
+
+
+async def test_the_next_head_on_a_keep_alive_connection_has_its_own_deadline() -> None:
+    # after an answer the connection is idle (long deadline); the first byte of the next
+    # head starts a head deadline, which trickling does not extend
+    async with _gateway(headTimeoutMs=400, idleTimeoutMs=5000) as (gw, host, port):
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5.0)
+        assert head.startswith(b"HTTP/1.1 200 "), head[:80]
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await asyncio.wait_for(reader.readexactly(length), 5.0)
+        await asyncio.sleep(0.6)  # idle past the head deadline: not cut
+        started = time.monotonic()
+        second = b"GET /api/users/2 HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100
+
+        async def trickle() -> None:
+            for byte in second:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.02)
+
+        sending = asyncio.create_task(trickle())
+        answer = await _read_all(reader, 5.0)
+        sending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            await sending
+        took = time.monotonic() - started
+        writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
+        assert 0.3 < took < 2.5, took
+        counted = await _metrics(gw)
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="head"}'] == 1
+        assert counted.get('gatetrace_gateway_connections_timed_out_total{phase="idle"}', 0) == 0
+
+
+async def test_a_client_that_never_reads_is_cut_at_the_idle_deadline_too() -> None:
+    # pipelined requests whose answers the client never reads: they fill every buffer, so
+    # a graceful close could never flush and the connection (and its fd) would stay open
+    async with _gateway(headTimeoutMs=5000, idleTimeoutMs=300) as (gw, host, port):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (host, port))
+        _reader, writer = await asyncio.open_connection(sock=sock)
+        head = b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 4000 + b"\r\n\r\n"
+        writer.write(head * 3000)  # about 12 MB of answers, never read
+        deadline = time.monotonic() + 10.0
+        counted = await _metrics(gw)
+        while counted["gatetrace_gateway_connections_open"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counted = await _metrics(gw)
+        writer.transport.abort()
+        assert counted["gatetrace_gateway_connections_open"] == 0, counted
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] >= 1
+        assert await _normal_request(gw) == 200
+
+
+async def test_a_client_that_stops_reading_a_large_answer_is_cut_at_the_idle_deadline() -> None:
+    # slow read: the proxy's writes wait for a client that never drains them; the
+    # connection is cut once its answer has waited idleTimeoutMs, the relay ends
+    big = b"x" * (32 * 1024 * 1024)
+
+    async def large(_request: web.Request) -> web.Response:
+        return web.Response(body=big)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", large)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    up = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    doc = {
+        "listen": "127.0.0.1:0",
+        "admin": {"listen": "127.0.0.1:0"},
+        "routes": [{"name": "big", "prefix": "/big", "upstream": up}],
+        "connections": {"idleTimeoutMs": 300},
+    }
+    gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.2)
+    await gw.start()
+    assert gw.proxy_address is not None
+    try:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, gw.proxy_address)
+        _reader, writer = await asyncio.open_connection(sock=sock)
+        writer.write(b"GET /big/file HTTP/1.1\r\nHost: x\r\n\r\n")  # never read
+        deadline = time.monotonic() + 10.0
+        await asyncio.sleep(0.5)
+        counted = await _metrics(gw)
+        while counted["gatetrace_gateway_connections_open"] and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            counted = await _metrics(gw)
+        writer.transport.abort()
+        assert counted["gatetrace_gateway_connections_open"] == 0, counted
+        assert counted['gatetrace_gateway_connections_timed_out_total{phase="idle"}'] == 1
+    finally:
+        await gw.stop(2.0)
+        await runner.cleanup()
 
 
 async def test_connections_past_the_bound_are_refused_at_once_and_others_still_served() -> None:

@@ -136,7 +136,8 @@ class ConnectionLimits(_Model):
     connection's start or of its first byte after an idle spell; else 408 and close.
     A deadline, so a client trickling one byte a second is cut too. Default 10000."""
     idle_timeout_ms: TimeoutMs = 60_000
-    """A keep-alive connection with no request for this long is closed. Default 60000."""
+    """A keep-alive connection with no request for this long is closed, and so is one
+    whose client has not read its answer for this long (a slow reader). Default 60000."""
     max_connections: Annotated[int, pydantic.Field(ge=1, le=1_000_000)] | None = None
     """Client connections open at once; more are answered 503 and closed at once.
     Default: half the process's open-file limit (at least 64)."""

@@ -16,6 +16,13 @@ is a :class:`GuardedProtocol` in front of aiohttp's own protocol, moving through
 ``idle``
     between keep-alive requests: closed after ``idle_timeout`` without a byte.
 
+Whatever the phase, a client that stops reading its answer (the write buffer stays
+above its high-water mark, so the writer waits) is cut when it has not drained it for
+``idle_timeout``, counted as ``idle``: a slow reader holds its connection no longer
+than an idle one. A connection cut by a deadline whose answers the client has not read
+(the write buffer is not empty) is aborted rather than closed: a graceful close would
+wait for them.
+
 Connections past ``max_connections`` are answered ``503`` and closed at once,
 never queued. ``gatetrace_gateway_connections_open``, ``..._rejected_total`` and
 ``..._timed_out_total{phase}`` report it all.
@@ -45,6 +52,17 @@ _REQUEST_TIMEOUT: Final = _plain("408 Request Timeout", "request head not receiv
 _OVERLOADED: Final = _plain(
     "503 Service Unavailable", "too many connections, retry\n", "Retry-After: 1"
 )
+
+
+def _close(transport: asyncio.Transport) -> None:
+    """Closes gracefully when all written has reached the kernel, else aborts: with the
+    client not reading (answers of pipelined requests pile up, or the last answer did
+    not fit), a graceful close would wait for a flush that never comes and keep the
+    connection, and its file descriptor, forever."""
+    if transport.get_write_buffer_size():
+        transport.abort()
+    else:
+        transport.close()
 
 
 def default_max_connections() -> int:
@@ -98,13 +116,14 @@ class ConnectionGuard:
 class GuardedProtocol(asyncio.Protocol):
     """aiohttp's protocol for one connection, with the deadlines of the module docstring."""
 
-    __slots__ = ("_guard", "_inner", "_state", "_timer", "_transport")
+    __slots__ = ("_guard", "_inner", "_stalled", "_state", "_timer", "_transport")
 
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self._inner = inner
         self._guard = guard
         self._state = _HEAD
         self._timer: asyncio.TimerHandle | None = None
+        self._stalled: asyncio.TimerHandle | None = None  # the client not reading
         self._transport: asyncio.Transport | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------
@@ -115,7 +134,7 @@ class GuardedProtocol(asyncio.Protocol):
         if len(guard.open) >= guard.max_connections:
             guard.rejected()
             transport.write(_OVERLOADED)
-            transport.close()
+            _close(transport)
             self._state = "rejected"
             return
         self._transport = transport
@@ -140,15 +159,20 @@ class GuardedProtocol(asyncio.Protocol):
         if transport is None:
             return
         self._cancel()
+        self._unstall()
         self._guard.open.pop(transport, None)
         self._inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
         if self._transport is not None:
+            self._unstall()
+            loop = asyncio.get_running_loop()
+            self._stalled = loop.call_later(self._guard.idle_timeout, self._not_reading)
             self._inner.pause_writing()
 
     def resume_writing(self) -> None:
         if self._transport is not None:
+            self._unstall()
             self._inner.resume_writing()
 
     # -- request lifecycle (from the proxy's handler) ---------------------------
@@ -174,6 +198,19 @@ class GuardedProtocol(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
 
+    def _unstall(self) -> None:
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
+
+    def _not_reading(self) -> None:
+        self._stalled = None
+        transport = self._transport
+        if transport is None:
+            return
+        self._guard.timed_out(_IDLE)
+        transport.abort()  # what it did not read could never be flushed
+
     def _expired(self, state: str) -> None:
         self._timer = None
         transport = self._transport
@@ -182,7 +219,7 @@ class GuardedProtocol(asyncio.Protocol):
         self._guard.timed_out(state)
         if state == _HEAD:
             transport.write(_REQUEST_TIMEOUT)
-        transport.close()
+        _close(transport)
 
 
 class GuardedSite(web.BaseSite):
