@@ -103,8 +103,34 @@ class ConnectionGuard:
             ["phase"],
         )
 
+        self.tick = max(0.01, min(1.0, head_timeout / 4, idle_timeout / 4))
+        """How often deadlines are checked: one timer per listener, not per request."""
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
     def protocol(self, inner: asyncio.Protocol) -> "GuardedProtocol":
         return GuardedProtocol(inner, self)
+
+    def now(self) -> float:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        return loop.time()
+
+    def watch(self) -> None:
+        """Make sure the sweeper runs (a connection was opened)."""
+        if self._sweeper is None:
+            self.now()
+            assert self._loop is not None
+            self._sweeper = self._loop.call_later(self.tick, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self.now()
+        for conn in list(self.open.values()):
+            conn.check(now)
+        if self.open:
+            self.watch()
 
     def rejected(self) -> None:
         self._rejected.inc()
@@ -116,13 +142,14 @@ class ConnectionGuard:
 class GuardedProtocol(asyncio.Protocol):
     """aiohttp's protocol for one connection, with the deadlines of the module docstring."""
 
-    __slots__ = ("_guard", "_inner", "_stalled", "_state", "_timer", "_transport")
+    __slots__ = ("_deadline", "_guard", "_inner", "_stalled", "_state", "_transport")
 
     def __init__(self, inner: asyncio.Protocol, guard: ConnectionGuard) -> None:
         self._inner = inner
         self._guard = guard
         self._state = _HEAD
-        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = float("inf")
+        """When the current head/idle phase ends (loop time); checked by the guard's sweeper."""
         self._stalled: asyncio.TimerHandle | None = None  # the client not reading
         self._transport: asyncio.Transport | None = None
 
@@ -139,6 +166,7 @@ class GuardedProtocol(asyncio.Protocol):
             return
         self._transport = transport
         guard.open[transport] = self
+        guard.watch()
         self._arm(guard.head_timeout, _HEAD)
         self._inner.connection_made(transport)
 
@@ -178,8 +206,8 @@ class GuardedProtocol(asyncio.Protocol):
     # -- request lifecycle (from the proxy's handler) ---------------------------
 
     def busy(self) -> None:
-        self._cancel()
         self._state = _BUSY
+        self._deadline = float("inf")
 
     def idle(self) -> None:
         if self._transport is not None:
@@ -188,15 +216,16 @@ class GuardedProtocol(asyncio.Protocol):
     # -- deadlines ------------------------------------------------------------
 
     def _arm(self, seconds: float, state: str) -> None:
-        self._cancel()
         self._state = state
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(seconds, self._expired, state)
+        self._deadline = self._guard.now() + seconds
 
     def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadline = float("inf")
+
+    def check(self, now: float) -> None:
+        """Called by the guard's sweeper: past the deadline of its head/idle phase?"""
+        if now >= self._deadline:
+            self._expired(self._state)
 
     def _unstall(self) -> None:
         if self._stalled is not None:
@@ -212,7 +241,7 @@ class GuardedProtocol(asyncio.Protocol):
         transport.abort()  # what it did not read could never be flushed
 
     def _expired(self, state: str) -> None:
-        self._timer = None
+        self._deadline = float("inf")
         transport = self._transport
         if transport is None or self._state != state:
             return

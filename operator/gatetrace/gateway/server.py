@@ -166,7 +166,8 @@ class Gateway:
         extra: dict[str, Any] = {}
         if guard is not None:  # the proxy port: the edge
             extra["logger"] = badrequests.RequestErrorLog()
-            extra["keepalive_timeout"] = guard.idle_timeout
+            # aiohttp's own keep-alive close comes after ours, which counts it
+            extra["keepalive_timeout"] = guard.idle_timeout + 1.0
         runner = web.AppRunner(
             app,
             handle_signals=False,
