@@ -57,3 +57,21 @@ async def test_a_10mb_value_is_echoed_truncated_in_the_422(body: Any, field: str
         assert len(text) < 5_000, text[:500]
         assert field in text, text[:500]
         assert adm.holder.current is None  # nothing applied
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "http://bob:hunter2@collector:999999/api/v2/spans",
+        "ftp://bob:hunter2@collector/api/v2/spans",
+        "http://bob:hunter2@/api/v2/spans?token=hunter2",
+        "http://collector:99999/api/v2/spans?api_key=hunter2&region=eu",
+    ],
+)
+async def test_a_rejected_endpoint_is_echoed_without_its_credentials(endpoint: str) -> None:
+    async with running_admin() as adm:
+        response = await adm.put(_reporter(type="zipkin", endpoint=endpoint))
+        text = await response.text()
+        assert response.status == 422, text
+        assert "config.reporters[0].endpoint" in text
+        assert "hunter2" not in text, text

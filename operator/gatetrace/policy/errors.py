@@ -113,6 +113,9 @@ def _clean_loc(loc: tuple[int | str, ...], kind: str) -> tuple[int | str, ...]:
 _SECRET_FIELDS = frozenset({"headers"})
 """Fields whose values may be resolved Secrets (reporter headers): never echoed in errors."""
 
+_URL_FIELDS = frozenset({"endpoint"})
+"""Fields holding URLs that may carry credentials (userinfo, ``?api_key=``): echoed redacted."""
+
 
 def _describe(error: Any) -> str:
     msg = messages.shorten_quotes(str(error["msg"]).removeprefix("Value error, "))
@@ -122,6 +125,8 @@ def _describe(error: Any) -> str:
     ):
         if not _SECRET_FIELDS.isdisjoint(error["loc"]):
             return f"{msg} (value redacted)"
+        if isinstance(value, str) and not _URL_FIELDS.isdisjoint(error["loc"]):
+            return f"{msg} (got {messages.echo_url(value)})"
         msg = f"{msg} (got {messages.echo(value)})"
     return msg
 
