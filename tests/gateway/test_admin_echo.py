@@ -4,6 +4,7 @@ reaches validation instead of the 413)."""
 
 import io
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -68,10 +69,15 @@ async def test_a_10mb_value_is_echoed_truncated_in_the_422(body: Any, field: str
         "http://collector:99999/api/v2/spans?api_key=hunter2&region=eu",
     ],
 )
-async def test_a_rejected_endpoint_is_echoed_without_its_credentials(endpoint: str) -> None:
+async def test_a_rejected_endpoint_is_echoed_without_its_credentials(
+    endpoint: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
     async with running_admin() as adm:
         response = await adm.put(_reporter(type="zipkin", endpoint=endpoint))
         text = await response.text()
         assert response.status == 422, text
         assert "config.reporters[0].endpoint" in text
         assert "hunter2" not in text, text
+    assert "endpoint" in caplog.text  # the rejection is logged, without the credentials
+    assert "hunter2" not in caplog.text
