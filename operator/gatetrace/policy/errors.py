@@ -27,12 +27,22 @@ def _discriminators(union: Any) -> frozenset[str]:
 _UNION_TAGS = _discriminators(sampling.Sampler) | _discriminators(reporters.Reporter)
 
 
+_MAX_LOC = 8 * messages.ECHO_LIMIT
+"""Longest field path an error repeats (each key is also cut by :func:`format_loc`)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class FieldError:
     """One problem at one place: ``loc`` is a dotted path, ``msg`` the problem."""
 
     loc: str
     msg: str
+
+    def __post_init__(self) -> None:
+        # a location holds client-chosen keys: a 10 MB unknown key must not come back whole
+        if len(self.loc) > _MAX_LOC:
+            cut = f"{self.loc[:_MAX_LOC]}... ({len(self.loc)} characters)"
+            object.__setattr__(self, "loc", cut)
 
     def to_dict(self) -> dict[str, str]:
         """The ``{loc, msg}`` shape the admin API returns in 422 bodies."""
@@ -78,6 +88,8 @@ def format_loc(loc: Iterable[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif len(part) > messages.ECHO_LIMIT:  # a client's key, echoed bounded
+            out += f'["{part[: messages.ECHO_LIMIT]}... ({len(part)} characters)"]'
         elif part.replace("_", "").replace("-", "").isalnum():
             out += f".{part}" if out else part
         else:
@@ -101,6 +113,9 @@ def _clean_loc(loc: tuple[int | str, ...], kind: str) -> tuple[int | str, ...]:
 _SECRET_FIELDS = frozenset({"headers"})
 """Fields whose values may be resolved Secrets (reporter headers): never echoed in errors."""
 
+_URL_FIELDS = frozenset({"endpoint"})
+"""Fields holding URLs that may carry credentials (userinfo, ``?api_key=``): echoed redacted."""
+
 
 def _describe(error: Any) -> str:
     msg = messages.shorten_quotes(str(error["msg"]).removeprefix("Value error, "))
@@ -110,6 +125,8 @@ def _describe(error: Any) -> str:
     ):
         if not _SECRET_FIELDS.isdisjoint(error["loc"]):
             return f"{msg} (value redacted)"
+        if isinstance(value, str) and not _URL_FIELDS.isdisjoint(error["loc"]):
+            return f"{msg} (got {messages.echo_url(value)})"
         msg = f"{msg} (got {messages.echo(value)})"
     return msg
 

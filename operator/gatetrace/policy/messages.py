@@ -7,15 +7,35 @@ validators, the models, the gateway config, the admin API) can use it.
 import json
 import re
 import reprlib
+import urllib.parse
 from typing import Any
 
-__all__ = ["ECHO_LIMIT", "MAX_JSON_DEPTH", "echo", "load_json", "shorten_quotes"]
+__all__ = [
+    "ECHO_LIMIT",
+    "MAX_JSON_DEPTH",
+    "REDACTED",
+    "echo",
+    "echo_url",
+    "load_json",
+    "redact_url",
+    "shorten_quotes",
+]
 
 MAX_JSON_DEPTH = 64
 """How deeply a JSON document from a client may nest (a tracing config needs < 10)."""
 
 ECHO_LIMIT = 120
 """How many characters of an offending value an error message repeats."""
+
+REDACTED = "<redacted>"
+"""What a hidden secret is shown as."""
+
+_SECRET_PARAM = re.compile(
+    r"key|token|secret|passw|pwd|auth|signature|sig$|credential|session|cookie|jwt|bearer",
+    re.IGNORECASE,
+)
+"""Query parameter names that look like they carry a credential (``api_key``, ``token``,
+``X-Amz-Signature``, ``sig``, ``password``, ``auth``...)."""
 
 
 _CONTAINERS = reprlib.Repr()  # keyword arguments only from Python 3.12
@@ -94,3 +114,31 @@ def load_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     if _depth(document, max_depth):
         raise ValueError(f"nests deeper than {max_depth} levels")
     return document
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its userinfo and the values of secret-looking query parameters
+    replaced by :data:`REDACTED` (an endpoint such as ``https://u:p@host/v1?api_key=..``)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return REDACTED
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = []
+        for pair in query.split("&"):
+            name, eq, value = pair.partition("=")
+            if eq and _SECRET_PARAM.search(urllib.parse.unquote_plus(name)):
+                value = REDACTED
+            pairs.append(name + eq + value)
+        query = "&".join(pairs)
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def echo_url(value: str, limit: int = ECHO_LIMIT) -> str:
+    """:func:`echo` of a URL that may carry credentials (a reporter endpoint): its
+    userinfo and secret-looking query values never reach a message."""
+    return echo(redact_url(value), limit)

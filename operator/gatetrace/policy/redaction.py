@@ -8,42 +8,18 @@ endpoints keep their host and path but lose URL userinfo and the values of
 query parameters whose names look secret (:func:`redact_url`).
 """
 
-import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from gatetrace.policy import model
+from gatetrace.policy import messages, model
 
-REDACTED = "<redacted>"
-
-_SECRET_PARAM = re.compile(
-    r"key|token|secret|passw|pwd|auth|signature|sig$|credential|session|cookie", re.IGNORECASE
-)
-"""Query parameter names that look like they carry a credential (``api_key``, ``token``,
-``X-Amz-Signature``, ``sig``, ``password``, ``auth``...)."""
+REDACTED = messages.REDACTED
 
 
 def redact_url(url: str) -> str:
     """``url`` with its userinfo and the values of secret-looking query parameters
     replaced by :data:`REDACTED` (an endpoint such as ``https://u:p@host/v1?api_key=..``)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return REDACTED
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = []
-        for pair in query.split("&"):
-            name, eq, value = pair.partition("=")
-            if eq and _SECRET_PARAM.search(urllib.parse.unquote_plus(name)):
-                value = REDACTED
-            pairs.append(name + eq + value)
-        query = "&".join(pairs)
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    return messages.redact_url(url)
 
 
 def _redact_reporter(reporter: Any) -> Any:

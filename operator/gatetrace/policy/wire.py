@@ -41,14 +41,14 @@ def _check_http_url(value: object) -> object:
     parts = urllib.parse.urlsplit(value)
     if parts.scheme not in {"http", "https"}:
         raise ValueError(
-            f"endpoint must be an http:// or https:// URL, got {_messages.echo(value)}"
+            f"endpoint must be an http:// or https:// URL, got {_messages.echo_url(value)}"
         )
     if not parts.hostname:
-        raise ValueError(f"endpoint has no host: {_messages.echo(value)}")
+        raise ValueError(f"endpoint has no host: {_messages.echo_url(value)}")
     try:
         _ = parts.port
     except ValueError as e:
-        raise ValueError(f"endpoint has a bad port: {_messages.echo(value)}") from e
+        raise ValueError(f"endpoint has a bad port: {_messages.echo_url(value)}") from e
     return value
 
 
