@@ -156,7 +156,7 @@ if sys.argv[1] == "full":
                          "creationTimestamp": f"2026-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z"},
             "spec": spec}))
     for i in range(500):
-        reconciler.upsert_pod(pods.GatewayPod(f"ns{i % 50:02d}", f"pod{i}", f"gw{i % 10}",
+        reconciler.upsert_pod(pods.GatewayTarget(f"ns{i % 50:02d}", f"pod{i}", f"gw{i % 10}",
                               {"gatetrace.dev/gateway": f"gw{i % 10}", "app": f"gw{i % 10}"},
                               None, ready=False))
     asyncio.run(reconciler.converge())

@@ -18,7 +18,7 @@ def _record(valid: bool = True) -> core.PolicyRecord:
 
 
 def _plan(name: str, **kw: object) -> plan.PodPlan:
-    pod = pods.GatewayPod("edge", name, "api", {}, "127.0.0.2", ready=True)
+    pod = pods.GatewayTarget("edge", name, "api", {}, "127.0.0.2", ready=True)
     return plan.PodPlan(pod, {}, "v1", sources=(REF,), **kw)  # type: ignore[arg-type]
 
 
@@ -55,7 +55,7 @@ def test_failed_pod_is_degraded_with_its_name() -> None:
 
 def test_conflict_names_the_winner() -> None:
     winner = plan.PolicyRef("edge", "older")
-    pod = pods.GatewayPod("edge", "a", "api", {}, "127.0.0.2", ready=True)
+    pod = pods.GatewayTarget("edge", "a", "api", {}, "127.0.0.2", ready=True)
     plans = {"edge/a": plan.PodPlan(pod, {}, "v", sources=(winner,), conflicts=((REF, winner),))}
     status, events = conditions.policy_status(_record(), plans, {}, previous={}, now=0)
     c = _by_type(status)

@@ -9,8 +9,8 @@ from tests.operator import policydocs
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples" / "policies"
 
 
-def _gw(name: str, namespace: str = "edge", **labels: str) -> pods.GatewayPod:
-    return pods.GatewayPod(
+def _gw(name: str, namespace: str = "edge", **labels: str) -> pods.GatewayTarget:
+    return pods.GatewayTarget(
         namespace, name, "api", {pods.GATEWAY_LABEL: "api", **labels}, "127.0.0.9", ready=True
     )
 

@@ -175,7 +175,7 @@ async def test_a_gateway_wide_budget_is_shared_by_its_pods_and_re_divided(
     async with gw.gateways(2) as gateways:
         reconciler, sink = _reconciler()
         pod_list = [
-            pods.GatewayPod(
+            pods.GatewayTarget(
                 "default", f"edge-{i}", "edge", {pods.GATEWAY_LABEL: "edge"}, ready=True,
                 admin_base=g.url,
             )

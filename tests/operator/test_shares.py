@@ -10,8 +10,8 @@ from gatetrace.policy import model
 from tests.operator import policydocs
 
 
-def _pod(name: str, gateway: str, *, ready: bool = True) -> pods.GatewayPod:
-    return pods.GatewayPod(
+def _pod(name: str, gateway: str, *, ready: bool = True) -> pods.GatewayTarget:
+    return pods.GatewayTarget(
         "edge", name, gateway, {pods.GATEWAY_LABEL: gateway}, "127.0.0.9", ready=ready
     )
 
@@ -43,7 +43,7 @@ CLUSTER = {
 SHOP = {"sampling": {"sampler": {"type": "rateLimiting", "tracesPerSecond": 6}}}
 
 
-def _plans(cluster: dict[str, Any], pod_list: list[pods.GatewayPod]) -> dict[str, Any]:
+def _plans(cluster: dict[str, Any], pod_list: list[pods.GatewayTarget]) -> dict[str, Any]:
     policies = [
         policydocs.record("cluster", "gatetrace-system", cluster),
         policydocs.record("shop-sampling", "shop", SHOP),

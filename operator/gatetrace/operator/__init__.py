@@ -18,21 +18,21 @@ from gatetrace.operator.delivery import (
     PushResult,
     RetryPolicy,
 )
-from gatetrace.operator.plan import Clamp, PodPlan, PolicyRef
+from gatetrace.operator.plan import PodClamp, PodPlan, PolicyRef
 from gatetrace.operator.planner import IndexPlanner
-from gatetrace.operator.pods import GATEWAY_LABEL, GatewayPod, pod_from_object
+from gatetrace.operator.pods import GATEWAY_LABEL, GatewayTarget, pod_from_object
 from gatetrace.operator.settings import OperatorSettings
 from gatetrace.operator.standalone import FileSink, GatewaySpec, PolicyFolder, parse_gateway
 
 __all__ = [
     "GATEWAY_LABEL",
     "AdminClient",
-    "Clamp",
     "FileSink",
-    "GatewayPod",
     "GatewaySpec",
+    "GatewayTarget",
     "IndexPlanner",
     "OperatorSettings",
+    "PodClamp",
     "PodPlan",
     "PodState",
     "PolicyFolder",

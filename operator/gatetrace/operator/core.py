@@ -69,7 +69,7 @@ class Reconciler:
         self.hold_back_invalid = hold_back_invalid
         """Do not push pods an invalid policy without a last valid generation may apply to."""
         self.policies: dict[_plan.PolicyRef, PolicyRecord] = {}
-        self.pods: dict[str, _pods.GatewayPod] = {}
+        self.pods: dict[str, _pods.GatewayTarget] = {}
         self.pod_states: dict[str, PodState] = {}
         self.plans: dict[str, _plan.PodPlan] = {}
         self._revisions: dict[GatewayKey, tuple[int, str]] = {}
@@ -99,7 +99,7 @@ class Reconciler:
         self._last_status.pop(ref, None)
         self._wake.set()
 
-    def upsert_pod(self, pod: _pods.GatewayPod) -> None:
+    def upsert_pod(self, pod: _pods.GatewayTarget) -> None:
         old = self.pods.get(pod.key)
         self.pods[pod.key] = pod
         if old is not None and (
@@ -377,7 +377,7 @@ class Reconciler:
             if (pod := self.pods.get(key)) is not None and pod.deliverable and pod.admin_url
         ]
 
-        async def one(key: str, pod: _pods.GatewayPod, state: PodState) -> None:
+        async def one(key: str, pod: _pods.GatewayTarget, state: PodState) -> None:
             assert pod.admin_url is not None
             asked = (state.revision, state.version, state.state)
             running = await self.pusher.client.get_running(pod.admin_url, self.pusher.retry.timeout)

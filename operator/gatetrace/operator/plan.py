@@ -11,7 +11,7 @@ from typing import Any
 
 from gatetrace.operator import pods as _pods
 
-__all__ = ["Clamp", "PodPlan", "PolicyRef"]
+__all__ = ["PodClamp", "PodPlan", "PolicyRef"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -28,7 +28,7 @@ class PolicyRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Clamp:
+class PodClamp:
     """A namespace override of ``policy`` that the pod's gateway clamped or ignored."""
 
     policy: PolicyRef
@@ -40,7 +40,7 @@ class Clamp:
 
 @dataclass(frozen=True, slots=True)
 class PodPlan:
-    pod: _pods.GatewayPod
+    pod: _pods.GatewayTarget
     config: Mapping[str, Any]
     """The effective config document (TracingConfig, wire form, secrets resolved)."""
     version: str
@@ -49,7 +49,7 @@ class PodPlan:
     """Policies that contributed (winning ones), lowest precedence first."""
     conflicts: tuple[tuple[PolicyRef, PolicyRef], ...] = ()
     """(loser, winner) pairs at the same precedence level."""
-    clamps: tuple[Clamp, ...] = ()
+    clamps: tuple[PodClamp, ...] = ()
     provenance: Mapping[str, str] = field(default_factory=dict)
     """For each field path, the ``namespace/name`` of the policy that set it."""
     error: str = ""

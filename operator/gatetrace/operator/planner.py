@@ -31,7 +31,7 @@ class IndexPlanner:
         self._plans: dict[str, _plan.PodPlan] = {}
 
     def __call__(
-        self, policies: Sequence[_core.PolicyRecord], pods: Sequence[_pods.GatewayPod]
+        self, policies: Sequence[_core.PolicyRecord], pods: Sequence[_pods.GatewayTarget]
     ) -> dict[str, _plan.PodPlan]:
         dirty: set[tuple[str, str]] = set()
         wanted = {p.ref: p for p in policies}
@@ -68,7 +68,7 @@ class IndexPlanner:
         self._plans = plans
         return plans
 
-    def _plan(self, pod: _pods.GatewayPod) -> _plan.PodPlan:
+    def _plan(self, pod: _pods.GatewayTarget) -> _plan.PodPlan:
         try:
             result = self.index.effective(pod.namespace, pod.name)
         except _errors.MergeFailed as e:
@@ -84,14 +84,14 @@ class IndexPlanner:
             sources=tuple(_plan.PolicyRef(s.namespace, s.name) for s in result.sources),
             conflicts=tuple((_ref(c.loser), _ref(c.winner)) for c in result.conflicts),
             clamps=tuple(
-                _plan.Clamp(_ref(c.policy), c.path, c.action, c.requested, c.applied)
+                _plan.PodClamp(_ref(c.policy), c.path, c.action, c.requested, c.applied)
                 for c in result.clamps
             ),
             provenance=dict(result.provenance),
         )
 
 
-def _with_pod(plan: _plan.PodPlan, pod: _pods.GatewayPod) -> _plan.PodPlan:
+def _with_pod(plan: _plan.PodPlan, pod: _pods.GatewayTarget) -> _plan.PodPlan:
     return _plan.PodPlan(
         pod,
         plan.config,

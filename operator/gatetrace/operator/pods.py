@@ -20,7 +20,7 @@ __all__ = [
     "ADMIN_PORT_NAME",
     "DEFAULT_ADMIN_PORT",
     "GATEWAY_LABEL",
-    "GatewayPod",
+    "GatewayTarget",
     "configmap_name",
     "pod_from_object",
 ]
@@ -32,7 +32,7 @@ DEFAULT_ADMIN_PORT = 9901
 
 
 @dataclass(frozen=True, slots=True)
-class GatewayPod:
+class GatewayTarget:
     """What the operator needs to know about one gateway pod."""
 
     namespace: str
@@ -100,15 +100,15 @@ def _is_ready(status: Mapping[str, Any]) -> bool:
     return False
 
 
-def pod_from_object(obj: Mapping[str, Any]) -> GatewayPod | None:
-    """A :class:`GatewayPod` from a Pod object (dict), or None if it is no gateway pod."""
+def pod_from_object(obj: Mapping[str, Any]) -> GatewayTarget | None:
+    """A :class:`GatewayTarget` from a Pod object (dict), or None if it is no gateway pod."""
     meta = obj.get("metadata") or {}
     labels = dict(meta.get("labels") or {})
     gateway = labels.get(GATEWAY_LABEL)
     if not gateway or meta.get("deletionTimestamp"):
         return None
     status = obj.get("status") or {}
-    return GatewayPod(
+    return GatewayTarget(
         namespace=str(meta.get("namespace") or "default"),
         name=str(meta.get("name") or ""),
         gateway=str(gateway),

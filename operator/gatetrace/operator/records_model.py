@@ -142,10 +142,12 @@ class PodState:
     running_version: str = ""
 
 
-Planner = Callable[[Sequence[PolicyRecord], Sequence[_pods.GatewayPod]], dict[str, _plan.PodPlan]]
+Planner = Callable[
+    [Sequence[PolicyRecord], Sequence[_pods.GatewayTarget]], dict[str, _plan.PodPlan]
+]
 
 
-def may_apply(record: PolicyRecord, pod: _pods.GatewayPod) -> bool:
+def may_apply(record: PolicyRecord, pod: _pods.GatewayTarget) -> bool:
     """Whether a policy could take part in ``pod``'s config, judged from what can be read
     of an invalid body: a readable ``matchLabels`` selector limits it to the pods it
     matches in its namespace; anything else (no selector: a cluster or namespace default,

@@ -51,9 +51,9 @@ class GatewaySpec:
     namespace: str = "default"
     labels: Mapping[str, str] = field(default_factory=dict)
 
-    def pod(self) -> _pods.GatewayPod:
+    def pod(self) -> _pods.GatewayTarget:
         labels = {_pods.GATEWAY_LABEL: self.name, **self.labels}
-        return _pods.GatewayPod(
+        return _pods.GatewayTarget(
             namespace=self.namespace,
             name=self.name,
             gateway=self.name,
