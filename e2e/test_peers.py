@@ -10,21 +10,20 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from jaeger_client.thrift_gen.agent import Agent
 from jaeger_client.thrift_gen.jaeger import ttypes as jaeger_types
 from peers import procs, servers
+from scenarios import kubeobj
 from thrift.protocol import TBinaryProtocol, TCompactProtocol  # type: ignore[import-untyped]
 from thrift.Thrift import TMessageType  # type: ignore[import-untyped]
 from thrift.transport import TTransport  # type: ignore[import-untyped]
 
 pytestmark = pytest.mark.e2e
 
-T = TypeVar("T")
 
 CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -57,18 +56,6 @@ metadata: {name: gw-0, namespace: default, labels: {app.kubernetes.io/name: api-
 spec:
   containers: [{name: gateway, image: gatetrace/gateway:e2e}]
 """
-
-
-def eventually(probe: Callable[[], T | None], timeout: float = 20.0) -> T:
-    """Polls `probe` until it returns something other than None (bounded in time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing after {timeout}s from {probe}")
-        time.sleep(0.2)
 
 
 def otlp_json(trace_id: str, span_id: str, name: str) -> dict[str, Any]:
@@ -122,7 +109,7 @@ def test_kube_crd_custom_object_and_pod_status(kube: servers.ControlPlane) -> No
         out = kube.kubectl_run("explain", "widget.spec.size", check=False)
         return out.stdout if out.returncode == 0 else None
 
-    assert "How many widgets." in eventually(explained, timeout=30.0)
+    assert "How many widgets." in kubeobj.eventually(explained, timeout=30.0)
 
     kube.kubectl_run("apply", "-f", "-", input=POD)
     status = {
@@ -169,7 +156,7 @@ def test_jaeger_stores_an_otlp_json_span(jaeger: servers.Jaeger) -> None:
     trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
     body = otlp_json(trace_id, span_id, "jaeger-smoke")
     assert procs.post_json(f"{jaeger.otlp_http_url}/v1/traces", body) == 200
-    trace = eventually(lambda: jaeger.get_trace(trace_id))
+    trace = kubeobj.eventually(lambda: jaeger.get_trace(trace_id))
     [data] = trace["data"]
     [span] = data["spans"]
     assert (span["traceID"], span["spanID"], span["operationName"]) == (
@@ -220,7 +207,7 @@ def test_jaeger_receives_thrift_over_udp_and_http(jaeger: servers.Jaeger) -> Non
     assert status == 202
 
     for trace_id, name in ((udp_trace, "udp-smoke"), (http_trace, "http-smoke")):
-        trace = eventually(functools.partial(jaeger.get_trace, trace_id))
+        trace = kubeobj.eventually(functools.partial(jaeger.get_trace, trace_id))
         [span] = trace["data"][0]["spans"]
         assert (span["traceID"], span["spanID"], span["operationName"]) == (
             trace_id,
@@ -242,7 +229,7 @@ def test_zipkin_stores_a_v2_json_span(zipkin: servers.Zipkin) -> None:
         "tags": {"http.method": "GET"},
     }
     assert procs.post_json(zipkin.spans_url, [span]) == 202
-    [got] = eventually(lambda: zipkin.get_trace(trace_id))
+    [got] = kubeobj.eventually(lambda: zipkin.get_trace(trace_id))
     assert (got["traceId"], got["id"], got["name"]) == (trace_id, span_id, "zipkin-smoke")
     assert got["localEndpoint"]["serviceName"] == "e2e-smoke"
 
@@ -255,7 +242,7 @@ def test_otelcol_writes_received_spans_to_its_file(otelcol: servers.OtelCollecto
     def find() -> dict[str, Any] | None:
         return next((s for s in otelcol.spans() if s["traceId"] == trace_id), None)
 
-    span = eventually(find)
+    span = kubeobj.eventually(find)
     assert (span["spanId"], span["name"]) == (span_id, "otelcol-smoke")
 
 

@@ -27,7 +27,7 @@ from gatetrace.runtime.sampling import const
 ALL_FORMATS = ["tracecontext", "baggage", "b3", "b3multi", "jaeger", "xtrace"]
 
 
-class Collector:
+class RecordingProcessor:
     """A span processor keeping every exported span."""
 
     def __init__(self) -> None:
@@ -46,7 +46,7 @@ class Collector:
 
 
 def make_active(
-    collector: Collector,
+    collector: RecordingProcessor,
     *,
     registry: metrics.Registry | None = None,
     sampler: sampling.Sampler | None = None,
@@ -105,7 +105,7 @@ class Service:
     """A traced demo upstream: records requests, extracts/injects all formats."""
 
     name: str
-    collector: Collector = field(default_factory=Collector)
+    collector: RecordingProcessor = field(default_factory=RecordingProcessor)
     received: list[Received] = field(default_factory=list)
     nested_url: str = ""
     gate: asyncio.Event = field(default_factory=asyncio.Event)
@@ -205,7 +205,7 @@ class Service:
 
 @dataclass
 class Stack:
-    gateway: Collector
+    gateway: RecordingProcessor
     registry: metrics.Registry
     holder: state.TracingHolder
     users: Service
@@ -250,7 +250,7 @@ def gateway_config(upstream: str, **overrides: Any) -> config.GatewayConfig:
 @contextlib.asynccontextmanager
 async def start_stack(
     active: state.ActiveTracing | None,
-    gateway: Collector,
+    gateway: RecordingProcessor,
     registry: metrics.Registry | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:

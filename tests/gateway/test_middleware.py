@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from proxyharness import ALL_FORMATS, Collector, Stack, make_active, start_stack
+from proxyharness import ALL_FORMATS, RecordingProcessor, Stack, make_active, start_stack
 
 from gatetrace.runtime import metrics, span
 
@@ -17,7 +17,7 @@ TRACEPARENT = f"00-{REMOTE_TRACE}-{REMOTE_SPAN}-01"
 
 @pytest_asyncio.fixture
 async def stack() -> AsyncIterator[Stack]:
-    collector = Collector()
+    collector = RecordingProcessor()
     registry = metrics.Registry()
     active = make_active(
         collector,
@@ -205,7 +205,7 @@ async def test_untraced_fast_path_does_nothing_and_passes_trace_headers(stack: S
 
 
 async def test_live_swap_applies_to_the_next_request(stack: Stack) -> None:
-    fresh = Collector()
+    fresh = RecordingProcessor()
     stack.holder.swap(make_active(fresh, inject=["b3"], revision=2))
     await stack.get("/api/users/1")
     assert stack.gateway.spans == []
@@ -285,9 +285,9 @@ class _BrokenProcessor:
 
 async def test_a_failing_reporter_never_fails_the_request() -> None:
     registry = metrics.Registry()
-    active = make_active(Collector(), registry=registry)
+    active = make_active(RecordingProcessor(), registry=registry)
     active.tracer.processor = _BrokenProcessor()
-    async with start_stack(active, Collector(), registry) as stack:
+    async with start_stack(active, RecordingProcessor(), registry) as stack:
         for _ in range(3):
             resp, _ = await stack.get("/api/users/1")
             assert resp.status == 200

@@ -4,7 +4,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from proxyharness import ALL_FORMATS, Collector, Stack, make_active, start_stack
+from proxyharness import ALL_FORMATS, RecordingProcessor, Stack, make_active, start_stack
 
 from gatetrace.runtime import baggage_rules, metrics, span
 
@@ -21,7 +21,7 @@ async def _stack(
     baggage_tag_keys: Sequence[str] = (),
     **overrides: object,
 ) -> AsyncIterator[Stack]:
-    collector = Collector()
+    collector = RecordingProcessor()
     registry = metrics.Registry()
     active = make_active(
         collector,
@@ -193,7 +193,7 @@ async def test_custom_trace_id_header_name() -> None:
 
 
 async def test_configured_sensitive_headers_are_never_recorded() -> None:
-    collector = Collector()
+    collector = RecordingProcessor()
     active = make_active(collector, header_tags=[("x-api-key", "api.key"), ("x-tenant", "tenant")])
     async with start_stack(active, collector, sensitiveHeaders=["X-Api-Key"]) as stack:
         await stack.get("/api/users/1", headers={"X-Api-Key": "k-secret", "X-Tenant": "t1"})
@@ -204,7 +204,7 @@ async def test_configured_sensitive_headers_are_never_recorded() -> None:
 
 async def test_client_address_comes_from_a_trusted_proxy_chain() -> None:
     chain = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7, 10.1.2.3"}
-    collector = Collector()
+    collector = RecordingProcessor()
     trusted = ["127.0.0.1/32", "10.0.0.0/8"]
     async with start_stack(make_active(collector), collector, trustedProxies=trusted) as stack:
         await stack.get("/api/users/1", headers=chain)
@@ -217,7 +217,7 @@ async def test_client_address_comes_from_a_trusted_proxy_chain() -> None:
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
-    collector = Collector()
+    collector = RecordingProcessor()
     async with start_stack(
         make_active(collector), collector, trustedProxies=["10.0.0.0/8"]
     ) as stack:
@@ -226,7 +226,7 @@ async def test_forwarded_for_from_an_untrusted_peer_is_ignored() -> None:
 
 
 async def test_trusted_peer_may_set_forwarded_proto() -> None:
-    collector = Collector()
+    collector = RecordingProcessor()
     async with start_stack(
         make_active(collector), collector, trustedProxies=["127.0.0.0/8"]
     ) as stack:

@@ -5,7 +5,7 @@ import dataclasses
 import gc
 from collections.abc import AsyncIterator, Mapping
 
-from proxyharness import Collector, Stack, make_active, start_stack
+from proxyharness import RecordingProcessor, Stack, make_active, start_stack
 
 from gatetrace.gateway import state
 from gatetrace.runtime import span
@@ -27,7 +27,7 @@ class _FrozenClock:
 async def _priority_stack(
     *, errors: bool = True, budget_per_second: float = 100.0, refill: bool = True
 ) -> AsyncIterator[Stack]:
-    collector = Collector()
+    collector = RecordingProcessor()
     clock = None if refill else _FrozenClock()
     sampler = priority.PrioritySampler(
         const.ConstSampler(False), priority.PriorityBudget(budget_per_second, clock=clock)
@@ -135,7 +135,7 @@ async def test_upgrades_stop_when_the_budget_is_spent() -> None:
 async def _override_stack(
     default: bool, overrides: Mapping[str, sampling.Sampler]
 ) -> AsyncIterator[Stack]:
-    collector = Collector()
+    collector = RecordingProcessor()
     active = make_active(
         collector, sampler=const.ConstSampler(default), namespace_samplers=overrides
     )
@@ -171,7 +171,7 @@ async def test_rules_see_the_request_method_path_and_route() -> None:
         const.ConstSampler(True),
         "payments",
     )
-    collector = Collector()
+    collector = RecordingProcessor()
     active = make_active(
         collector, sampler=rules.RuleBasedSampler([rule], const.ConstSampler(False))
     )
@@ -200,7 +200,7 @@ class _Recording:
 
 async def test_sampler_gets_request_info_and_the_remote_parent() -> None:
     sampler = _Recording()
-    collector = Collector()
+    collector = RecordingProcessor()
     async with start_stack(make_active(collector, sampler=sampler), collector) as stack:
         parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         await stack.get("/api/users/42?x=1", headers={"traceparent": parent, "X-Flag": "on"})
@@ -221,7 +221,7 @@ async def test_b3_deny_without_ids_is_honoured() -> None:
     """``b3: 0`` carries a decision but no trace: the new trace is not sampled."""
     from gatetrace.runtime.sampling import debug, parentbased
 
-    collector = Collector()
+    collector = RecordingProcessor()
     sampler = debug.DebugSampler(parentbased.ParentBasedSampler(const.ConstSampler(True)))
     active = make_active(collector, sampler=sampler, extract=("b3", "tracecontext"))
     async with start_stack(active, collector) as stack:
@@ -234,7 +234,7 @@ async def test_b3_deny_without_ids_is_honoured() -> None:
 
 
 async def test_a_namespace_override_brings_its_own_priority_settings() -> None:
-    collector = Collector()
+    collector = RecordingProcessor()
     budget = priority.PriorityBudget(100.0)
     sampler = priority.PrioritySampler(const.ConstSampler(False), budget)
     active = make_active(
@@ -256,7 +256,7 @@ async def test_a_namespace_override_brings_its_own_priority_settings() -> None:
 
 
 async def test_a_dropped_trace_builds_no_spans_yet_propagates_and_answers_its_id() -> None:
-    collector = Collector()
+    collector = RecordingProcessor()
     active = make_active(collector, sampler=const.ConstSampler(False))
     async with start_stack(active, collector) as stack:
         incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"
@@ -304,7 +304,7 @@ async def test_pending_traces_leave_no_reference_cycles_behind() -> None:
 
 
 async def _client_span_for(path: str, *, pending: bool) -> span.Span:
-    collector = Collector()
+    collector = RecordingProcessor()
     sampler: sampling.Sampler = const.ConstSampler(True)
     if pending:
         sampler = priority.PrioritySampler(const.ConstSampler(False), priority.PriorityBudget(1e3))

@@ -14,7 +14,7 @@ from gatetrace.runtime import metrics
 
 @pytest_asyncio.fixture
 async def stack() -> AsyncIterator[h.Stack]:
-    async with h.start_stack(None, h.Collector()) as s:
+    async with h.start_stack(None, h.RecordingProcessor()) as s:
         yield s
 
 

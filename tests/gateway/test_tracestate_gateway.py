@@ -169,7 +169,7 @@ def _forwarded(fields: list[str], expected: str | None) -> str | None:
 async def _stack(
     extract: tuple[str, ...] = ("tracecontext", "baggage", "b3"), **sampler: Any
 ) -> AsyncIterator[proxyharness.Stack]:
-    collector = proxyharness.Collector()
+    collector = proxyharness.RecordingProcessor()
     registry = metrics.Registry()
     active = proxyharness.make_active(
         collector,

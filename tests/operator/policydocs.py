@@ -6,9 +6,10 @@ from gatetrace.operator import core, records
 
 
 def record(
-    name: str, namespace: str, spec: dict[str, Any], created: str = "2026-01-01T00:00:00Z"
+    namespace: str, name: str, spec: dict[str, Any], created: str = "2026-01-01T00:00:00Z"
 ) -> core.PolicyRecord:
-    """The record of a TracingPolicy object at generation 1."""
+    """The record of a TracingPolicy object at generation 1 (``namespace, name`` as every
+    builder in the tests takes them, e.g. ``tests/policy/policy_builders.pol``)."""
     return records.record_from_object(
         {
             "apiVersion": "gatetrace.dev/v1alpha1",

@@ -43,14 +43,14 @@ def test_examples_plan_with_precedence_and_clamps() -> None:
 
 def test_same_level_conflict_the_older_wins() -> None:
     older = policydocs.record(
-        "a-old",
         "edge",
+        "a-old",
         {"sampling": {"sampler": {"type": "const", "decision": True}}},
         "2026-01-01T00:00:00Z",
     )
     younger = policydocs.record(
-        "b-new",
         "edge",
+        "b-new",
         {"sampling": {"sampler": {"type": "const", "decision": False}}},
         "2026-02-01T00:00:00Z",
     )
@@ -64,15 +64,15 @@ def test_same_level_conflict_the_older_wins() -> None:
 
 
 def test_incremental_unchanged_pods_keep_their_plan_objects() -> None:
-    p1 = policydocs.record("edge-default", "edge", {"tags": {"team": "a"}})
+    p1 = policydocs.record("edge", "edge-default", {"tags": {"team": "a"}})
     p2 = policydocs.record(
-        "other-default", "other", {"tags": {"team": "b"}}, "2026-01-01T00:00:00Z"
+        "other", "other-default", {"tags": {"team": "b"}}, "2026-01-01T00:00:00Z"
     )
     plan = planner.IndexPlanner("gatetrace-system")
     edge, other = _gw("gw-1"), _gw("gw-2", namespace="other")
     first = plan([p1, p2], [edge, other])
     changed = policydocs.record(
-        "other-default", "other", {"tags": {"team": "c"}}, "2026-01-01T00:00:00Z"
+        "other", "other-default", {"tags": {"team": "c"}}, "2026-01-01T00:00:00Z"
     )
     changed = records.record_from_object(
         {**changed.body, "metadata": {**changed.body["metadata"], "generation": 2}}
@@ -85,8 +85,8 @@ def test_incremental_unchanged_pods_keep_their_plan_objects() -> None:
 
 def test_deleting_a_policy_reverts_to_the_rest_never_to_nothing() -> None:
     p1 = policydocs.record(
-        "edge-default",
         "edge",
+        "edge-default",
         {"sampling": {"sampler": {"type": "const", "decision": True}}},
         "2026-01-01T00:00:00Z",
     )
@@ -101,8 +101,8 @@ def test_deleting_a_policy_reverts_to_the_rest_never_to_nothing() -> None:
 
 def test_invalid_policy_records_keep_field_paths() -> None:
     record = policydocs.record(
-        "bad",
         "edge",
+        "bad",
         {"sampling": {"sampler": {"type": "probabilistic", "rate": 2}}},
         "2026-01-01T00:00:00Z",
     )

@@ -45,8 +45,8 @@ SHOP = {"sampling": {"sampler": {"type": "rateLimiting", "tracesPerSecond": 6}}}
 
 def _plans(cluster: dict[str, Any], pod_list: list[pods.GatewayTarget]) -> dict[str, Any]:
     policies = [
-        policydocs.record("cluster", "gatetrace-system", cluster),
-        policydocs.record("shop-sampling", "shop", SHOP),
+        policydocs.record("gatetrace-system", "cluster", cluster),
+        policydocs.record("shop", "shop-sampling", SHOP),
     ]
     return planner.IndexPlanner("gatetrace-system")(policies, pod_list)
 
@@ -118,8 +118,8 @@ def test_per_pod_scope_leaves_the_plans_alone(scope: str | None) -> None:
 
 def test_failed_plans_pass_through() -> None:
     policies = [
-        policydocs.record("cluster", "gatetrace-system", CLUSTER),  # maxQueueSize 3000
-        policydocs.record("edge-default", "edge", {"batching": {"maxBatchSize": 4000}}),
+        policydocs.record("gatetrace-system", "cluster", CLUSTER),  # maxQueueSize 3000
+        policydocs.record("edge", "edge-default", {"batching": {"maxBatchSize": 4000}}),
     ]
     plans = planner.IndexPlanner("gatetrace-system")(policies, [_pod("a-0", "a")])
     assert plans["edge/a-0"].error  # valid alone, not together

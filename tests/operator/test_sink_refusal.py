@@ -42,7 +42,7 @@ async def test_a_refused_configmap_holds_that_gateway_back_and_names_why() -> No
             reconciler.upsert_pod(standalone.GatewaySpec("theirs", theirs.url, "shop").pod())
             reconciler.upsert_pod(standalone.GatewaySpec("ours", ours.url, "shop").pod())
             reconciler.upsert_policy(
-                policydocs.record("default", "gatetrace-system", {"tags": {"team": "x"}})
+                policydocs.record("gatetrace-system", "default", {"tags": {"team": "x"}})
             )
             await reconciler.converge()
         finally:
