@@ -103,3 +103,19 @@ def test_every_reporter_type_has_an_exporter(cls: type[pydantic.BaseModel]) -> N
     reporter = cls.model_validate(minimal)
     exporter = exporters.factory(store.SpanStore())(reporter)  # type: ignore[arg-type]
     assert exporter is not None
+
+
+def test_the_queue_drop_hook_is_a_declared_protocol() -> None:
+    from gatetrace.runtime import metrics
+    from gatetrace.runtime.reporting import engine, export, jaeger_agent, jaeger_collector, zipkin
+
+    agent = jaeger_agent.JaegerAgentExporter("127.0.0.1", 6831)
+    collector = jaeger_collector.JaegerCollectorExporter("http://127.0.0.1:9/api/traces")
+    assert isinstance(agent, export.ReportsQueueDrops)
+    assert isinstance(collector, export.ReportsQueueDrops)
+    assert not isinstance(
+        zipkin.ZipkinExporter("http://127.0.0.1:9/api/v2/spans"), export.ReportsQueueDrops
+    )
+    processor = engine.BatchingProcessor(agent, engine.BatchSettings(), metrics.Registry())
+    assert agent.full_queue_dropped is not None and agent.full_queue_dropped() == 0
+    assert processor is not None

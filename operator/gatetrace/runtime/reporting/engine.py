@@ -158,9 +158,8 @@ class BatchingProcessor:
         self._drain_deadline: float | None = None
         self._random = random.Random()
         self.metrics.watch_queue(self.queue_depth)
-        if getattr(exporter, "full_queue_dropped", False) is None:
-            # exporters that report client-side drops (Jaeger's ClientStats) read ours
-            exporter.full_queue_dropped = self._full_queue_dropped  # type: ignore[attr-defined]
+        if isinstance(exporter, export.ReportsQueueDrops):
+            exporter.watch_queue_drops(self._full_queue_dropped)
 
     def _full_queue_dropped(self) -> float:
         return self.metrics.dropped_count("queue_full")

@@ -10,7 +10,7 @@ import asyncio
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar, runtime_checkable
 
 from gatetrace.runtime import span as _span
 
@@ -20,6 +20,7 @@ __all__ = [
     "ExportOutcome",
     "ExportResult",
     "Exporter",
+    "ReportsQueueDrops",
     "RetryCache",
     "encode_in_slices",
     "map_in_slices",
@@ -116,6 +117,17 @@ async def map_in_slices(
 
 
 _Encoded = TypeVar("_Encoded")
+
+
+@runtime_checkable
+class ReportsQueueDrops(Protocol):
+    """An exporter that tells its backend how many spans the engine dropped on a full
+    queue (Jaeger's ``ClientStats``): the engine hands it its counter when it is built."""
+
+    def watch_queue_drops(self, count: Callable[[], float]) -> None:
+        """Read ``count()`` (cumulative queue-full drops) whenever a batch is sent;
+        keeps a counter given at construction."""
+        ...
 
 
 class RetryCache(Generic[_Encoded]):

@@ -71,7 +71,7 @@ class JaegerAgentExporter:
         self.sanitizer = _jt.ValueSanitizer(max_string_bytes)
         self._encoder = _compact.CompactEncoder(self.sanitizer)
         self.full_queue_dropped = full_queue_dropped
-        """Cumulative spans the engine dropped on a full queue (ClientStats); settable later."""
+        """Cumulative spans the engine dropped on a full queue (ClientStats)."""
         self._retrying: Sequence[_span.Span] | None = None
         self._socket: socket.socket | None = None
         self._address: _Address | None = None
@@ -86,6 +86,12 @@ class JaegerAgentExporter:
         """Datagrams the socket accepted (cumulative)."""
 
     # -- transport --------------------------------------------------------------
+
+    def watch_queue_drops(self, count: Callable[[], float]) -> None:
+        """The engine's queue-full counter (``export.ReportsQueueDrops``), unless one was
+        given at construction."""
+        if self.full_queue_dropped is None:
+            self.full_queue_dropped = count
 
     async def _target(self) -> tuple[socket.socket, _Address]:
         now = time.monotonic()

@@ -54,10 +54,16 @@ class JaegerCollectorExporter:
         )
         self.sanitizer = _jt.ValueSanitizer(max_string_bytes)
         self.full_queue_dropped = full_queue_dropped
-        """Cumulative spans the engine dropped on a full queue (ClientStats); settable later."""
+        """Cumulative spans the engine dropped on a full queue (ClientStats)."""
         self.seq_no = 0
         """Sequence number of the last Batch sent (the first one is 1)."""
         self._retry: export.RetryCache[list[tuple[int, bytes]]] = export.RetryCache()
+
+    def watch_queue_drops(self, count: Callable[[], float]) -> None:
+        """The engine's queue-full counter (``export.ReportsQueueDrops``), unless one was
+        given at construction."""
+        if self.full_queue_dropped is None:
+            self.full_queue_dropped = count
 
     async def encode(self, spans: Sequence[_span.Span]) -> list[tuple[int, bytes]]:
         """One (span count, body) per resource among ``spans``; spans are converted a slice

@@ -42,25 +42,23 @@ class ZipkinExporter:
             gzip=gzip,
             gzip_level=_GZIP_LEVEL,
         )
-        self._last: tuple[Sequence[_span.Span], bytes] | None = None
+        self._retry: export.RetryCache[tuple[bytes, dict[str, int]]] = export.RetryCache()
 
     async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
-        last = self._last
-        truncated: dict[str, int] = {}
-        if last is not None and last[0] is spans:  # a retry: reuse the encoded body
-            body = last[1]
-        else:
+        cached = self._retry.get(spans)  # a retry reuses the bytes (truncations counted once)
+        if cached is None:
             try:
                 body, truncated = await export.encode_in_slices(self.encoder.begin(), spans)
             except Exception:  # a bug in the encoder must not loop through retries
                 _log.exception("zipkin: encoding failed")
                 return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
-            self._last = (spans, body)
+            self._retry.put(spans, (body, truncated))
+        else:
+            body, truncated = cached[0], {}
         response = await self.transport.post(body, timeout)
-        if response.outcome.result is not export.ExportResult.RETRYABLE:
-            self._last = None
+        self._retry.settle(response.outcome)
         return dataclasses.replace(response.outcome, truncated=truncated)
 
     async def close(self) -> None:
-        self._last = None
+        self._retry.clear()
         await self.transport.close()
