@@ -3,6 +3,7 @@ that their transitions deserve. Pure functions of the reconciler's state."""
 
 import datetime
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from gatetrace.operator import plan as _plan
@@ -50,49 +51,85 @@ def policy_status(
     now: float,
 ) -> tuple[dict[str, Any], list[Event]]:
     """The status to write for one policy and the events its changes deserve."""
-    ref, generation = record.ref, record.generation
-    conditions: list[dict[str, Any]]
-    events: list[Event] = []
     if not record.valid:
         detail = "; ".join(f"{loc}: {msg}" for loc, msg in record.errors[:10])
         if record.stale:
             return _stale_status(record, detail, plans, pod_states, previous, now)
-        conditions = [_condition("Accepted", False, "Invalid", detail, generation)]
-        status: dict[str, Any] = {
-            "observedGeneration": generation,
-            "targetPods": 0,
-            "appliedPods": 0,
-            "pods": [],
-            "clamps": [],
-        }
-        remembered = record.remembered_valid_generation
-        if remembered is not None:
-            stale = (
-                f"generation {generation} is invalid; generation {remembered} (the last "
-                "valid one) stays on the gateway pods, which are not pushed until it is fixed"
-            )
-            conditions.append(_condition("Degraded", True, "StaleGeneration", stale, generation))
-            status["lastValidGeneration"] = remembered
-            detail = f"{detail} ({stale})"
-        events.append(("Warning", "Invalid", detail))
-        return _finish(status, conditions, previous, now, events)
+        return _invalid_status(record, detail, previous, now)
+    ref, generation = record.ref, record.generation
+    rows = _pod_rows(ref, plans, pod_states)
+    clamps = _clamp_rows(ref, plans)
+    conditions = [
+        _condition("Accepted", True, "Valid", "the spec is valid", generation),
+        _applied_condition(rows, generation),
+        _conflict_condition(_winners(ref, plans), generation),
+        _degraded_condition(rows.failed, generation),
+    ]
+    status = {
+        "observedGeneration": generation,
+        "targetPods": rows.total,
+        "appliedPods": rows.applied,
+        "pods": rows.pods,
+        "clamps": clamps,
+    }
+    return _finish(status, conditions, previous, now, [], clamps=clamps)
 
+
+def _invalid_status(
+    record: _core.PolicyRecord, detail: str, previous: Mapping[str, Any], now: float
+) -> tuple[dict[str, Any], list[Event]]:
+    """A generation that is invalid with no earlier valid one here (or only remembered by
+    its status after an operator restart: then its pods are held back, Degraded)."""
+    generation = record.generation
+    conditions = [_condition("Accepted", False, "Invalid", detail, generation)]
+    status: dict[str, Any] = {
+        "observedGeneration": generation,
+        "targetPods": 0,
+        "appliedPods": 0,
+        "pods": [],
+        "clamps": [],
+    }
+    remembered = record.remembered_valid_generation
+    if remembered is not None:
+        stale = (
+            f"generation {generation} is invalid; generation {remembered} (the last "
+            "valid one) stays on the gateway pods, which are not pushed until it is fixed"
+        )
+        conditions.append(_condition("Degraded", True, "StaleGeneration", stale, generation))
+        status["lastValidGeneration"] = remembered
+        detail = f"{detail} ({stale})"
+    return _finish(status, conditions, previous, now, [("Warning", "Invalid", detail)])
+
+
+@dataclass
+class _PodRows:
+    """The per-pod part of a valid policy's status."""
+
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    applied: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    revisions: set[int] = field(default_factory=set)
+
+
+def _pod_rows(
+    ref: _plan.PolicyRef,
+    plans: Mapping[str, _plan.PodPlan],
+    pod_states: Mapping[str, _core.PodState],
+) -> _PodRows:
     targets = [p for p in plans.values() if ref in p.sources]
-    pods: list[dict[str, Any]] = []
-    applied = 0
-    failed: dict[str, str] = {}
-    revisions: set[int] = set()
+    rows = _PodRows(total=len(targets))
     for plan in sorted(targets, key=lambda p: p.pod.key):
         state = pod_states.get(plan.pod.key)
         if state is None:
             continue
         if state.state == "Applied":
-            applied += 1
-            revisions.add(state.revision)
+            rows.applied += 1
+            rows.revisions.add(state.revision)
         elif state.state == "Failed":
-            failed[plan.pod.key] = state.message
-        if len(pods) < _MAX_PODS_IN_STATUS:
-            pods.append(
+            rows.failed[plan.pod.key] = state.message
+        if len(rows.pods) < _MAX_PODS_IN_STATUS:
+            rows.pods.append(
                 {
                     "name": plan.pod.name,
                     "namespace": plan.pod.namespace,
@@ -102,12 +139,21 @@ def policy_status(
                     "message": state.message[:4000],
                 }
             )
-    total = len(targets)
+    return rows
+
+
+def _winners(ref: _plan.PolicyRef, plans: Mapping[str, _plan.PodPlan]) -> dict[str, set[str]]:
+    """Older policies that won over ``ref`` at the same precedence level, and where."""
     winners: dict[str, set[str]] = {}
     for plan in plans.values():
         for loser, winner in plan.conflicts:
             if loser == ref:
                 winners.setdefault(winner.key, set()).add(plan.pod.key)
+    return winners
+
+
+def _clamp_rows(ref: _plan.PolicyRef, plans: Mapping[str, _plan.PodPlan]) -> list[dict[str, Any]]:
+    """Namespace overrides of ``ref`` that gateways clamped or ignored, once per gateway."""
     clamps: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str, str, str]] = set()
     for plan in sorted(plans.values(), key=lambda p: p.pod.key):
@@ -128,39 +174,37 @@ def policy_status(
                     "applied": clamp.applied,
                 }
             )
+    return clamps
 
-    conditions = [_condition("Accepted", True, "Valid", "the spec is valid", generation)]
+
+def _applied_condition(rows: _PodRows, generation: int) -> dict[str, Any]:
+    total, applied = rows.total, rows.applied
     if total and applied == total:
-        at = ", ".join(str(r) for r in sorted(revisions))
-        word = "revision" if len(revisions) == 1 else "revisions"
-        message = f"{applied}/{total} pods at {word} {at}"
-        conditions.append(_condition("Applied", True, "Applied", message, generation))
-    elif not total:
+        at = ", ".join(str(r) for r in sorted(rows.revisions))
+        word = "revision" if len(rows.revisions) == 1 else "revisions"
+        return _condition(
+            "Applied", True, "Applied", f"{applied}/{total} pods at {word} {at}", generation
+        )
+    if not total:
         message = "no gateway pod runs this policy (none selected, or another policy wins)"
-        conditions.append(_condition("Applied", False, "NoTargets", message, generation))
-    else:
-        reason = "PushFailed" if failed else "Pending"
-        message = f"{applied}/{total} pods applied"
-        conditions.append(_condition("Applied", False, reason, message, generation))
-    if winners:
-        parts = [f"{winner} wins for {_names(pods_)}" for winner, pods_ in sorted(winners.items())]
-        message = "; ".join(parts) + " (older policy at the same precedence level)"
-        conditions.append(_condition("Conflicted", True, "OlderPolicyWins", message, generation))
-    else:
-        conditions.append(_condition("Conflicted", False, "NoConflict", "", generation))
-    if failed:
-        message = "; ".join(f"{pod}: {why}" for pod, why in sorted(failed.items())[:10])
-        conditions.append(_condition("Degraded", True, "PodsFailing", message, generation))
-    else:
-        conditions.append(_condition("Degraded", False, "Healthy", "", generation))
-    status = {
-        "observedGeneration": generation,
-        "targetPods": total,
-        "appliedPods": applied,
-        "pods": pods,
-        "clamps": clamps,
-    }
-    return _finish(status, conditions, previous, now, events, clamps=clamps)
+        return _condition("Applied", False, "NoTargets", message, generation)
+    reason = "PushFailed" if rows.failed else "Pending"
+    return _condition("Applied", False, reason, f"{applied}/{total} pods applied", generation)
+
+
+def _conflict_condition(winners: Mapping[str, set[str]], generation: int) -> dict[str, Any]:
+    if not winners:
+        return _condition("Conflicted", False, "NoConflict", "", generation)
+    parts = [f"{winner} wins for {_names(pods)}" for winner, pods in sorted(winners.items())]
+    message = "; ".join(parts) + " (older policy at the same precedence level)"
+    return _condition("Conflicted", True, "OlderPolicyWins", message, generation)
+
+
+def _degraded_condition(failed: Mapping[str, str], generation: int) -> dict[str, Any]:
+    if not failed:
+        return _condition("Degraded", False, "Healthy", "", generation)
+    message = "; ".join(f"{pod}: {why}" for pod, why in sorted(failed.items())[:10])
+    return _condition("Degraded", True, "PodsFailing", message, generation)
 
 
 def _stale_status(
