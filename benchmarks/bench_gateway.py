@@ -28,11 +28,13 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -298,6 +300,51 @@ def children() -> Iterator[Children]:
         yield c
     finally:
         c.stop()
+
+
+@dataclass(frozen=True)
+class GatewayCli:
+    """A real ``gatetrace gateway`` process (see :func:`gateway_cli`)."""
+
+    proxy: str
+    admin: str
+    pid: int
+    token: str
+
+
+@contextlib.contextmanager
+def gateway_cli(upstream_port: int, tracing_yaml: str = "") -> Iterator[GatewayCli]:
+    """The real ``gatetrace gateway`` CLI on free 127.0.0.1 ports, one route ``/api/items``
+    to the upstream, ``tracing_yaml`` appended to its config; stopped on exit."""
+    proxy_port, admin_port = _free_port(), _free_port()
+    token = secrets.token_hex(8)
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "gateway.yaml")
+        with open(config, "w") as out:
+            out.write(
+                f"listen: 127.0.0.1:{proxy_port}\n"
+                f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
+                "routes:\n"
+                f"  - {{name: items, prefix: /api/items, "
+                f"upstream: 'http://127.0.0.1:{upstream_port}'}}\n" + tracing_yaml
+            )
+        gatetrace = os.path.join(os.path.dirname(sys.executable), "gatetrace")
+        proc = subprocess.Popen(
+            [gatetrace, "gateway", "--config", config, "--log-level", "WARNING"],
+            env=_child_env() | {"GATETRACE_ADMIN_TOKEN": token},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            yield GatewayCli(
+                f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{admin_port}", proc.pid, token
+            )
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

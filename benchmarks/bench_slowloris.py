@@ -20,14 +20,8 @@ is that while they are open, normal clients keep their latency.
 import asyncio
 import contextlib
 import os
-import pathlib
-import secrets
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Iterator
 
 import aiohttp
 
@@ -39,35 +33,6 @@ WORKERS = 4
 MIN_SECONDS = 1.5  # each measurement spans at least one trickle tick of every slow connection
 ROUNDS = 3
 PATH = "/api/items/1"
-
-
-@contextlib.contextmanager
-def _gateway(upstream_port: int) -> Iterator[tuple[str, str]]:
-    proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = pathlib.Path(tmp) / "gateway.yaml"
-        config.write_text(
-            f"listen: 127.0.0.1:{proxy_port}\n"
-            f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
-            "routes:\n"
-            f"  - {{name: items, prefix: /api/items, upstream: 'http://127.0.0.1:{upstream_port}'}}\n"
-        )
-        env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": secrets.token_hex(8)}
-        gatetrace = pathlib.Path(sys.executable).with_name("gatetrace")
-        proc = subprocess.Popen(
-            [str(gatetrace), "gateway", "--config", str(config), "--log-level", "WARNING"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            yield f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{admin_port}"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 async def _wait_ready(proxy: str) -> None:
@@ -205,8 +170,8 @@ async def _measure(proxy: str, admin: str) -> tuple[float, float]:
 def run() -> list[common.Row]:
     with bench_gateway.children() as kids:
         upstream = kids.start("upstream")
-        with _gateway(upstream) as (proxy, admin):
-            attacked, calm = asyncio.run(_measure(proxy, admin))
+        with bench_gateway.gateway_cli(upstream) as gateway:
+            attacked, calm = asyncio.run(_measure(gateway.proxy, gateway.admin))
     return [
         common.Row(
             f"proxy p99 latency during a slowloris of {SLOW} connections",

@@ -25,10 +25,6 @@ import asyncio
 import dataclasses
 import os
 import pathlib
-import secrets
-import subprocess
-import sys
-import tempfile
 import time
 
 import aiohttp
@@ -197,46 +193,18 @@ async def _load(proxy: str, admin: str, pid: int, token: str) -> Figures:
 def measure() -> Figures:
     with bench_gateway.children() as kids:
         upstream = kids.start("upstream")
-        proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
-        with tempfile.TemporaryDirectory() as tmp:
-            config = pathlib.Path(tmp) / "gateway.yaml"
-            config.write_text(
-                f"listen: 127.0.0.1:{proxy_port}\n"
-                f"admin: {{listen: '127.0.0.1:{admin_port}'}}\n"
-                "routes:\n"
-                f"  - {{name: items, prefix: /api/items, "
-                f"upstream: 'http://127.0.0.1:{upstream}'}}\n"
-                "tracing:\n"
-                "  sampling: {sampler: {type: const, decision: true}}\n"
-                f"  reporters: [{{type: memory, maxSpans: 10000000, maxBytes: {BOUND}}}]\n"
-            )
-            token = secrets.token_hex(8)
-            env = bench_gateway._child_env() | {"GATETRACE_ADMIN_TOKEN": token}
-            gatetrace = pathlib.Path(sys.executable).with_name("gatetrace")
-            proc = subprocess.Popen(
-                [str(gatetrace), "gateway", "--config", str(config), "--log-level", "WARNING"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            )
-            try:
-                return asyncio.run(
-                    asyncio.wait_for(
-                        _load(
-                            f"http://127.0.0.1:{proxy_port}",
-                            f"http://127.0.0.1:{admin_port}",
-                            proc.pid,
-                            token,
-                        ),
-                        DEADLINE_S,
-                    )
+        tracing = (
+            "tracing:\n"
+            "  sampling: {sampler: {type: const, decision: true}}\n"
+            f"  reporters: [{{type: memory, maxSpans: 10000000, maxBytes: {BOUND}}}]\n"
+        )
+        with bench_gateway.gateway_cli(upstream, tracing) as gateway:
+            return asyncio.run(
+                asyncio.wait_for(
+                    _load(gateway.proxy, gateway.admin, gateway.pid, gateway.token),
+                    DEADLINE_S,
                 )
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            )
 
 
 def run() -> list[common.Row]:

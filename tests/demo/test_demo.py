@@ -68,7 +68,8 @@ def test_ctrl_c_while_serving_leaves_nothing_behind() -> None:
         _serve_then_interrupt(proc)
 
 
-def _serve_then_interrupt(proc: "subprocess.Popen[str]") -> None:
+def _until_serving(proc: "subprocess.Popen[str]") -> str:
+    """The demo's output up to the line saying it serves (at most 90 s)."""
     assert proc.stdout is not None
     seen = []
     deadline = time.monotonic() + 90
@@ -79,7 +80,11 @@ def _serve_then_interrupt(proc: "subprocess.Popen[str]") -> None:
         seen.append(line)
         if "Ctrl-C to stop." in line:
             break
-    text = "".join(seen)
+    return "".join(seen)
+
+
+def _serve_then_interrupt(proc: "subprocess.Popen[str]") -> None:
+    text = _until_serving(proc)
     assert "trace page: http://127.0.0.1:" in text, text
     ports = _ports(text)
     assert len(ports) == 2
@@ -133,17 +138,7 @@ def test_serving_survives_a_broken_policy_file() -> None:
         text=True,
         env=ENV,
     ) as proc:
-        assert proc.stdout is not None
-        seen = []
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            if "Ctrl-C to stop." in line:
-                break
-        text = "".join(seen)
+        text = _until_serving(proc)
         folder = pathlib.Path(re.search(r"policies:\s+(\S+)", text).group(1))  # type: ignore[union-attr]
         (folder / "99-broken.yaml").write_text(
             "apiVersion: gatetrace.dev/v1alpha1\nkind: TracingPolicy\nmetadata: oops\nspec: {}\n"

@@ -1,6 +1,12 @@
 """Builds finished spans with chosen services, timings and parents for store/query tests."""
 
+import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
 from gatetrace.runtime import ids, span, spancontext
+
+T = TypeVar("T")
 
 
 class _NoLimits:
@@ -46,3 +52,24 @@ def make_span(
         s.set_status(span.StatusCode.ERROR, "boom")
     s.finish(start_ns + duration_ns)
     return s
+
+
+async def loop_turns(work: Awaitable[T]) -> tuple[T, int]:
+    """Await ``work`` and count how often the event loop ran something else meanwhile (a
+    ticker task's turns): how a test sees that a long computation yields, without timing."""
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    running = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = turns
+    try:
+        result = await work
+    finally:
+        running.cancel()
+    return result, turns - before

@@ -7,9 +7,10 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from gatetrace.gateway import config
+from gatetrace.gateway import config, server
 
 TOKEN = "server-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,6 +59,23 @@ async def collector() -> AsyncIterator[tuple[str, list[Any]]]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/spans", received
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: config.GatewayConfig,
+    *,
+    headers: dict[str, str] | None = None,
+    drain_seconds: float = 0.5,
+) -> AsyncIterator[tuple[server.Gateway, aiohttp.ClientSession]]:
+    """A started gateway and a client session (sending ``headers``); stopped at the end."""
+    gw = server.Gateway(settings, token=TOKEN, drain_seconds=drain_seconds)
+    await gw.start()
+    try:
+        async with aiohttp.ClientSession(headers=headers) as http:
+            yield gw, http
+    finally:
+        await gw.stop(2.0)
 
 
 def settings_for(up: str, **extra: Any) -> config.GatewayConfig:

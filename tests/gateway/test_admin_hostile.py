@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 import yarl
-from serverharness import AUTH, TOKEN, upstream
+from serverharness import AUTH, running, settings_for, upstream
 
-from gatetrace.gateway import config, server
+from gatetrace.gateway import server
 from gatetrace.policy import redaction
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,19 +23,11 @@ pytestmark = pytest.mark.timeout(60)
 @contextlib.asynccontextmanager
 async def _gateway() -> AsyncIterator[tuple[server.Gateway, aiohttp.ClientSession]]:
     async with upstream() as up:
-        doc = {
-            "listen": "127.0.0.1:0",
-            "admin": {"listen": "127.0.0.1:0"},
-            "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
-            "tracing": {"reporters": [{"type": "memory"}]},
-        }
-        gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.1)
-        await gw.start()
-        try:
-            async with aiohttp.ClientSession(headers=AUTH) as http:
-                yield gw, http
-        finally:
-            await gw.stop(2.0)
+        tracing = {"reporters": [{"type": "memory"}]}
+        async with running(
+            settings_for(up, tracing=tracing), headers=AUTH, drain_seconds=0.1
+        ) as gw:
+            yield gw
 
 
 async def _put(http: aiohttp.ClientSession, gw: server.Gateway, body: bytes) -> tuple[int, str]:

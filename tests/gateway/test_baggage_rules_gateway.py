@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import multidict
 import pytest
-from serverharness import TOKEN, upstream
+from serverharness import running, settings_for, upstream
 
-from gatetrace.gateway import config, server
+from gatetrace.gateway import server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,20 +26,8 @@ async def _gateway(baggage: dict[str, Any]) -> AsyncIterator[tuple[server.Gatewa
         "baggage": baggage,
         "reporters": [{"type": "memory"}],
     }
-    async with upstream() as up:
-        doc = {
-            "listen": "127.0.0.1:0",
-            "admin": {"listen": "127.0.0.1:0"},
-            "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
-            "tracing": tracing,
-        }
-        gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.5)
-        await gw.start()
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield gw, http
-        finally:
-            await gw.stop()
+    async with upstream() as up, running(settings_for(up, tracing=tracing)) as gw:
+        yield gw
 
 
 async def _upstream_headers(

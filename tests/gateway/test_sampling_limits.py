@@ -8,9 +8,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from serverharness import TOKEN, upstream
+from serverharness import running, settings_for, upstream
 
-from gatetrace.gateway import config, server
+from gatetrace.gateway import server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,24 +36,13 @@ async def _gateway(
     tracing: dict[str, Any], *, trusted: list[str] | None = None, routes: int = 1
 ) -> AsyncIterator[tuple[server.Gateway, aiohttp.ClientSession]]:
     async with upstream() as up:
-        doc: dict[str, Any] = {
-            "service": "edge",
-            "listen": "127.0.0.1:0",
-            "admin": {"listen": "127.0.0.1:0"},
-            "routes": [
-                {"name": "users", "prefix": "/api/users", "upstream": up, "namespace": "shop"},
-                {"name": "other", "prefix": "/other", "upstream": up, "namespace": "other"},
-            ][:routes],
-            "trustedProxies": trusted or [],
-            "tracing": tracing,
-        }
-        gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.5)
-        await gw.start()
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield gw, http
-        finally:
-            await gw.stop()
+        routed = [
+            {"name": "users", "prefix": "/api/users", "upstream": up, "namespace": "shop"},
+            {"name": "other", "prefix": "/other", "upstream": up, "namespace": "other"},
+        ][:routes]
+        settings = settings_for(up, routes=routed, trustedProxies=trusted or [], tracing=tracing)
+        async with running(settings) as gw:
+            yield gw
 
 
 async def _sampled(

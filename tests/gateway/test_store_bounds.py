@@ -1,10 +1,9 @@
 """The span store's memory bounds (bytes, spans per trace) and its stepwise queries."""
 
-import asyncio
 import sys
 import tracemalloc
 
-from gt_spans import make_span
+from gt_spans import loop_turns, make_span
 
 from gatetrace.gateway import store
 from gatetrace.runtime import ids
@@ -67,27 +66,11 @@ def test_one_trace_is_bounded_in_bytes_too() -> None:
 async def test_scanning_queries_yield_to_the_event_loop() -> None:
     spans_store = store.SpanStore(max_spans=200_000)
     spans_store.add(make_span(service="svc", name=f"op{i % 7}") for i in range(20_000))
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    running = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
     query = store.TraceQuery(service="svc", tags=(("no", "match"),), limit=10)
-    before = ticks
-    assert await spans_store.find_traces_async(query) == []
-    searched = ticks - before
-    before = ticks
-    await spans_store.dependencies_async(2_000_000_000_000_000_000, 10**18)
-    deps = ticks - before
-    before = ticks
-    result = await spans_store.stats_async(service="svc", window_seconds=10**10)
-    stat = ticks - before
-    running.cancel()
+    found, searched = await loop_turns(spans_store.find_traces_async(query))
+    assert found == []
+    _, deps = await loop_turns(spans_store.dependencies_async(2_000_000_000_000_000_000, 10**18))
+    result, stat = await loop_turns(spans_store.stats_async(service="svc", window_seconds=10**10))
     # 20,000 spans in steps of STEP: the loop ran between the steps
     assert min(searched, deps, stat) >= 20_000 // store.STEP - 1, (searched, deps, stat)
     assert result.count == 20_000

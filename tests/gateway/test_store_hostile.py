@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from adminharness import AUTH, running_admin
-from gt_spans import make_span
+from gt_spans import loop_turns, make_span
 
 from gatetrace.gateway import jaeger_json, query_api, store
 from gatetrace.runtime import baggage
@@ -137,20 +137,9 @@ async def test_searching_many_tags_yields_in_proportion() -> None:
     spans_store.add([make_span(service="svc", tags=tags) for _ in range(2_000)])
     wanted = (*((k, str(v)) for k, v in tags.items()), ("missing", "x"))
     query = store.TraceQuery(service="svc", tags=wanted, limit=10)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    running = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    before = ticks
-    assert await spans_store.find_traces_async(query) == []
-    running.cancel()
-    assert ticks - before >= 2_000 * 50 // store.STEP - 2, ticks - before
+    found, turns = await loop_turns(spans_store.find_traces_async(query))
+    assert found == []
+    assert turns >= 2_000 * 50 // store.STEP - 2, turns
 
 
 async def test_too_many_tags_are_400_naming_them() -> None:
@@ -287,20 +276,8 @@ async def test_stats_percentiles_are_computed_in_steps_and_exact() -> None:
         ]
     )
     ordered = sorted(d / 1e6 for d in durations)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    running = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
-    before = ticks
-    result = await spans_store.stats_async(service="svc", window_seconds=10**6)
-    running.cancel()
-    assert ticks - before >= 2 * 30_000 // store.STEP - 2
+    result, turns = await loop_turns(spans_store.stats_async(service="svc", window_seconds=10**6))
+    assert turns >= 2 * 30_000 // store.STEP - 2
     assert (result.count, result.errors) == (30_000, 3_000)
     assert result.p50_ms == store.percentile(ordered, 0.5)
     assert result.p90_ms == store.percentile(ordered, 0.9)
@@ -373,20 +350,9 @@ async def test_traces_by_id_are_gathered_in_steps_each_once() -> None:
     roots = [make_span(service="gw") for _ in range(10)]
     for root in roots:
         spans_store.add([root] + [make_span(service="up", parent=root) for _ in range(999)])
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await asyncio.sleep(0)
-
-    running = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
     wanted = [root.trace_id for root in roots] + [12345]
-    traces = await spans_store.traces_async(wanted)
-    running.cancel()
-    assert ticks >= min(10, 10_000 // store.STEP) - 1  # a trace is looked at in one go
+    traces, turns = await loop_turns(spans_store.traces_async(wanted))
+    assert turns >= min(10, 10_000 // store.STEP) - 1  # a trace is looked at in one go
     assert [len(t) for t in traces] == [1000] * 10 + [0]
     assert traces[3] == spans_store.trace(roots[3].trace_id)
     async with running_admin() as a:

@@ -10,9 +10,9 @@ import aiohttp
 import multidict
 import proxyharness
 import pytest
-from serverharness import TOKEN, upstream
+from serverharness import running, settings_for, upstream
 
-from gatetrace.gateway import config, server
+from gatetrace.gateway import server
 from gatetrace.runtime import metrics
 from gatetrace.runtime.sampling import const, parentbased
 
@@ -50,24 +50,13 @@ DISCARDED = {
 
 @contextlib.asynccontextmanager
 async def _gateway() -> AsyncIterator[tuple[server.Gateway, aiohttp.ClientSession]]:
-    async with upstream() as up:
-        doc = {
-            "listen": "127.0.0.1:0",
-            "admin": {"listen": "127.0.0.1:0"},
-            "routes": [{"name": "users", "prefix": "/api/users", "upstream": up}],
-            "tracing": {
-                "sampling": {"sampler": {"type": "const", "decision": True}},
-                "propagation": {"extract": ["tracecontext"], "inject": ["tracecontext"]},
-                "reporters": [{"type": "memory"}],
-            },
-        }
-        gw = server.Gateway(config.parse_config(doc), token=TOKEN, drain_seconds=0.5)
-        await gw.start()
-        try:
-            async with aiohttp.ClientSession() as http:
-                yield gw, http
-        finally:
-            await gw.stop()
+    tracing = {
+        "sampling": {"sampler": {"type": "const", "decision": True}},
+        "propagation": {"extract": ["tracecontext"], "inject": ["tracecontext"]},
+        "reporters": [{"type": "memory"}],
+    }
+    async with upstream() as up, running(settings_for(up, tracing=tracing)) as gw:
+        yield gw
 
 
 async def _upstream_saw(
