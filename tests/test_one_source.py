@@ -119,3 +119,54 @@ def test_the_queue_drop_hook_is_a_declared_protocol() -> None:
     processor = engine.BatchingProcessor(agent, engine.BatchSettings(), metrics.Registry())
     assert agent.full_queue_dropped is not None and agent.full_queue_dropped() == 0
     assert processor is not None
+
+
+# What each RuntimeParts field became in ActiveTracing when it is not carried under its
+# own name. A new RuntimeParts field must be carried by ActiveTracing.from_parts or named
+# here, so no config part silently stops reaching requests.
+_CONSUMED_PARTS = {
+    "resource": "tracer",  # the tracer stamps it on every span
+    "sampler": "tracer",  # the tracer's root sampler chain
+    "priority_budget": "tracer",  # inside the sampler chain
+    "span_processor": "tracer",  # where the tracer hands finished spans
+    "prioritize": "priority",
+    "namespace_prioritize": "namespace_priority",
+    "processors": "reporters",
+}
+
+
+def test_every_runtime_part_reaches_active_tracing() -> None:
+    import dataclasses
+
+    from gatetrace.gateway import state
+    from gatetrace.policy import build
+    from gatetrace.runtime import metrics
+
+    config = model.TracingConfig.model_validate(
+        {
+            "sampling": {
+                "sampler": {"type": "probabilistic", "rate": 0.5},
+                "prioritize": {"errors": True, "slowerThanMs": 250},
+            },
+            "headerTags": [{"header": "x-tenant", "tag": "tenant"}],
+            "namespaceOverrides": {
+                "shop": {"sampling": {"prioritize": {"errors": False}}},
+            },
+        }
+    )
+    parts = build.build_runtime(config, service="gw", registry=metrics.Registry())
+    active = state.ActiveTracing.from_parts(parts, revision=3, config={"x": 1})
+    carried = {f.name for f in dataclasses.fields(state.ActiveTracing)}
+    for part in dataclasses.fields(build.RuntimeParts):
+        if part.name in _CONSUMED_PARTS:
+            assert _CONSUMED_PARTS[part.name] in carried, part.name
+            continue
+        assert part.name in carried, (
+            f"RuntimeParts.{part.name} is neither carried by ActiveTracing.from_parts "
+            "nor named in _CONSUMED_PARTS"
+        )
+        assert getattr(active, part.name) == getattr(parts, part.name), part.name
+    assert active.priority == state.PrioritySettings(errors=True, slower_than_ns=250_000_000)
+    assert set(active.namespace_samplers) == {"shop"}
+    assert active.namespace_priority == {"shop": state.PrioritySettings(errors=False)}
+    assert active.reporters == tuple(parts.processors)

@@ -29,6 +29,7 @@ from gatetrace.gateway import store as _store
 from gatetrace.runtime.propagation import base as prop_base
 from gatetrace.runtime.propagation import composite
 from gatetrace.runtime.sampling import const, parentbased
+from tests import loopback
 from tests.browser import chromium
 
 pytestmark = pytest.mark.timeout(90)
@@ -107,10 +108,7 @@ class Site:
 
 
 async def _start(app: web.Application) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    return await loopback.start(app, access_log=None)
 
 
 @pytest.fixture

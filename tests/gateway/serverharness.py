@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tests import loopback
 
 from gatetrace.gateway import config, server
 
@@ -30,15 +31,8 @@ async def upstream(delay: float = 0.0, arrived: asyncio.Event | None = None) -> 
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", echo)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with loopback.serving(app) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager
@@ -52,13 +46,8 @@ async def collector() -> AsyncIterator[tuple[str, list[Any]]]:
 
     app = web.Application()
     app.router.add_post("/api/v2/spans", spans)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/api/v2/spans", received
-    finally:
-        await runner.cleanup()
+    async with loopback.serving(app) as url:
+        yield f"{url}/api/v2/spans", received
 
 
 @contextlib.asynccontextmanager

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from serverharness import TOKEN, upstream
+from tests import loopback
 
 from gatetrace.gateway import config, server
 
@@ -183,10 +184,7 @@ async def test_a_client_that_stops_reading_a_large_answer_is_cut_at_the_idle_dea
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", large)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    up = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, up = await loopback.start(app)
     doc = {
         "listen": "127.0.0.1:0",
         "admin": {"listen": "127.0.0.1:0"},

@@ -87,6 +87,19 @@ async def test_server_and_client_span_attributes_follow_http_semconv(stack: Stac
     assert all("secret" not in str(v) for s in stack.gateway.spans for v in s.tags.values())
 
 
+async def test_long_request_values_are_cut_to_the_span_limit(stack: Stack) -> None:
+    limit = span.SpanLimits().max_tag_value_length
+    host, agent = "h" * (limit + 100), "a" * (limit + 1)
+    resp, _ = await stack.get(
+        "/api/users/7", headers={"Host": host, "User-Agent": agent, "X-Request-Id": "r" * 5000}
+    )
+    assert resp.status == 200
+    server = stack.gateway.one(SERVER)
+    assert server.tags["server.address"] == host[:limit]
+    assert server.tags["user_agent.original"] == agent[:limit]
+    assert server.tags["http.request_id"] == "r" * limit
+
+
 async def test_unknown_method_is_other_with_the_original_kept(stack: Stack) -> None:
     async with stack.client.request("PURGE", "/api/users/1") as resp:
         assert resp.status == 200

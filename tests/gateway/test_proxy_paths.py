@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from serverharness import TOKEN
+from tests import loopback
 
 from gatetrace.gateway import config, paths, routes, server
 
@@ -126,13 +127,8 @@ async def _upstream(seen: list[str]) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", record)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with loopback.serving(app) as url:
+        yield url
 
 
 async def _raw_get(host: str, port: int, target: str) -> bytes:

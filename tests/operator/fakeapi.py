@@ -7,15 +7,15 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from kubernetes import client as k8s
 
+from tests import loopback
+
 
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[k8s.ApiClient]:
     """Serve ``app`` on a free loopback port; a client for it until the block ends."""
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    runner, url = await loopback.start(app, access_log=None, shutdown_timeout=0.5)
     configuration = k8s.Configuration()
-    configuration.host = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    configuration.host = url
     client = k8s.ApiClient(configuration)
     try:
         yield client

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from gatetrace.gateway import admin, config, state, store
 from gatetrace.runtime import metrics
+from tests import loopback
 
 TOKEN = "operator-test-token"
 
@@ -30,12 +31,8 @@ async def start_gateway(service: str = "api-gateway", port: int = 0) -> AdminGat
     app = admin.make_admin_app(
         settings, holder, store.SpanStore(max_spans=1000), metrics.Registry(), TOKEN
     )
-    runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return AdminGateway(f"http://127.0.0.1:{bound}", holder, runner)
+    runner, url = await loopback.start(app, port=port, shutdown_timeout=0.5, access_log=None)
+    return AdminGateway(url, holder, runner)
 
 
 @contextlib.asynccontextmanager

@@ -81,3 +81,25 @@ def test_transition_time_kept_while_status_is_unchanged_and_no_repeated_events()
     assert _by_type(second)["Applied"]["lastTransitionTime"] == "1970-01-01T00:16:40Z"
     assert events == []
     assert conditions.without_times(first) == conditions.without_times(second)
+
+
+def test_the_status_is_the_policy_status_model_in_wire_form() -> None:
+    from gatetrace.policy import status as status_model
+
+    plans = {f"edge/gw{i}": _plan(f"gw{i}") for i in range(2)}
+    states = {"edge/gw0": core.PodState(5, "v1", "Failed", "x" * 40_000)}
+    status, _ = conditions.policy_status(_record(), plans, states, previous={}, now=1_700_000_000)
+    typed = status_model.TracingPolicyStatus.model_validate(status)
+    assert typed.model_dump(mode="json", by_alias=True, exclude_none=True).keys() == status.keys()
+    assert status["pods"][0]["message"] == "x" * 4000
+    assert {c["lastTransitionTime"] for c in status["conditions"]} == {"2023-11-14T22:13:20Z"}
+    degraded = _by_type(status)["Degraded"]
+    assert len(degraded["message"]) <= 32_768 and degraded["message"].endswith("...")
+
+
+def test_a_status_field_outside_the_model_is_refused() -> None:
+    import pydantic
+    import pytest
+
+    with pytest.raises(pydantic.ValidationError, match="appliedPod"):
+        conditions._typed({"observedGeneration": 1, "appliedPod": 2, "conditions": []})

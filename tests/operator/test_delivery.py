@@ -13,6 +13,7 @@ import pytest
 from aiohttp import web
 
 from gatetrace.operator import delivery
+from tests import loopback
 
 TOKEN = "s3cret"
 
@@ -46,13 +47,9 @@ async def serve() -> AsyncIterator[Callable[[Gateway], Any]]:
         app = web.Application()
         app.router.add_put("/admin/v1/tracing", gateway.put)
         app.router.add_get("/admin/v1/tracing", gateway.get)
-        runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, url = await loopback.start(app, shutdown_timeout=0.5)
         runners.append(runner)
-        port = runner.addresses[0][1]
-        return f"http://127.0.0.1:{port}"
+        return url
 
     yield start
     for runner in runners:

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from gatetrace.operator import core, delivery, planner, pods, standalone
+from tests import loopback
 from tests.operator import gateways as gw
 
 POLICY = """\
@@ -318,10 +319,7 @@ async def test_a_hung_pod_never_holds_up_other_passes(tmp_path: pathlib.Path) ->
 
     app = web.Application()
     app.router.add_route("*", "/admin/v1/tracing", hang)
-    runner = web.AppRunner(app, shutdown_timeout=0.2)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    hung_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, hung_url = await loopback.start(app, shutdown_timeout=0.2)
     async with gw.gateways(1) as gateways:
         sink = standalone.FileSink()
         client = delivery.AdminClient(lambda: gw.TOKEN)

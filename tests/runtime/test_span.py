@@ -81,6 +81,43 @@ def test_long_string_values_are_truncated_and_counted() -> None:
     assert t.metrics.limits.value(("value",)) == 2
 
 
+def test_adopted_tags_follow_the_same_limits_as_set_tag() -> None:
+    t, _ = _tracer(limits=span.SpanLimits(max_tags=5, max_tag_value_length=5))
+    s = t.start_span("op", parent=None)  # sampler.type and sampler.param take two slots
+    s.adopt_tags({"long": "abcdefgh", "short": "abc", "n": 123456789})
+    assert {k: s.tags[k] for k in ("long", "short", "n")} == {
+        "long": "abcde",
+        "short": "abc",
+        "n": 123456789,
+    }
+    assert t.metrics.limits.value(("value",)) == 1
+    s.adopt_tags({"k1": 1, "k2": 2, "long": "x"})  # one more key fits, replacing is free
+    assert set(s.tags) == {"sampler.type", "sampler.param", "long", "short", "n"}
+    assert s.tags["long"] == "x"
+    assert t.metrics.limits.value(("tags",)) == 2
+
+
+def test_adopting_tags_into_an_empty_span_takes_the_dict_over() -> None:
+    t, _ = _tracer()
+    s = t.start_span("op", parent=None)
+    s.tags.clear()  # as a span whose sampler adds no tags
+    mine: dict[str, span.TagValue] = {"a": "1"}
+    s.adopt_tags(mine)
+    assert s.tags is mine
+
+
+def test_adopted_tags_are_ignored_when_not_recording_or_finished() -> None:
+    t, _ = _tracer(sampled=False)
+    unsampled = t.start_span("op", parent=None)
+    unsampled.adopt_tags({"a": "1"})
+    assert "a" not in unsampled.tags
+    t2, _ = _tracer()
+    done = t2.start_span("op", parent=None)
+    done.finish()
+    done.adopt_tags({"a": "1"})
+    assert "a" not in done.tags
+
+
 def test_logs_are_timestamped_and_limited() -> None:
     t, _ = _tracer(limits=span.SpanLimits(max_logs=2, max_log_fields=2))
     s = t.start_span("op", parent=None)

@@ -254,16 +254,11 @@ class TracingMiddleware:
         method: str,
     ) -> None:
         headers = request.headers
-        tags = server.tags
+        tags: dict[str, _span.TagValue] = {}
         tags["http.request.method"] = method
         if method == "_OTHER":
             tags["http.request.method_original"] = request.method
-        limit = server._limits.max_tag_value_length
-        path = request.rel_url.raw_path
-        if len(path) <= limit:  # set_tag's length check, inlined for the common case
-            tags["url.path"] = path
-        else:
-            server.set_tag("url.path", path)
+        tags["url.path"] = request.rel_url.raw_path
         tags["url.scheme"] = request.scheme
         version = request.version
         text = _PROTOCOL_VERSIONS.get(version)
@@ -283,10 +278,7 @@ class TracingMiddleware:
                 tags["client.address"] = client
         agent = headers.get("User-Agent")
         if agent is not None:
-            if len(agent) <= limit:
-                tags["user_agent.original"] = agent
-            else:
-                server.set_tag("user_agent.original", agent)
+            tags["user_agent.original"] = agent
         if route is not None:
             tags["http.route"] = route.prefix
             tags["gatetrace.route"] = route.name
@@ -298,14 +290,15 @@ class TracingMiddleware:
                 continue
             value = headers.get(header)
             if value is not None:
-                server.set_tag(tag, value)
+                tags[tag] = value
         keys = active.baggage_tag_keys
         if keys:
             bag = server.context.baggage
             for key in keys:
                 value = bag.get(key)
                 if value is not None:
-                    server.set_tag(key, value)
+                    tags[key] = value
+        server.adopt_tags(tags)  # one pass for the value and count limits
 
     def _deferred_tags(
         self, active: state.ActiveTracing, trace: request_trace.RequestTrace
@@ -325,7 +318,7 @@ class TracingMiddleware:
             if client is not None and not client.is_finished:
                 client.finish(trace.now_ns())
             if status:  # 0: no response (the client went away first)
-                server.tags["http.response.status_code"] = status
+                server.set_tag("http.response.status_code", status)
                 if status >= 500 and not trace.upstream_failed:
                     server.set_status(_ERROR)
                     server.set_tag("error.type", str(status))

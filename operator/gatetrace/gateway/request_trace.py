@@ -234,7 +234,7 @@ class RequestTrace:
 
     def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
         query = url.find("?")
-        tags = client.tags
+        tags: dict[str, _span.TagValue] = {}
         tags["http.request.method"] = self.method
         tags["url.full"] = url if query < 0 else url[:query]
         tags["server.address"] = route.upstream_host
@@ -242,6 +242,7 @@ class RequestTrace:
         tags["gatetrace.route"] = route.name
         if route.namespace is not None:
             tags["gatetrace.upstream.namespace"] = route.namespace
+        client.adopt_tags(tags)
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status
@@ -254,7 +255,7 @@ class RequestTrace:
 
     @staticmethod
     def client_status(client: _span.Span, status: int) -> None:
-        client.tags["http.response.status_code"] = status
+        client.set_tag("http.response.status_code", status)
         if status >= 400:  # client spans: 4xx and 5xx are errors (OTel HTTP semconv)
             client.set_status(_ERROR)
             client.set_tag("error.type", str(status))

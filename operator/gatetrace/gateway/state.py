@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gatetrace.policy import build as _build
 from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.sampling import base as _sampling
@@ -99,6 +100,42 @@ class ActiveTracing:
     ``prioritize`` (others use :attr:`priority`)."""
     inflight: InFlight = field(default_factory=InFlight, compare=False)
     """Requests running under this config (see :meth:`TracingHolder.swap`)."""
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: _build.RuntimeParts,
+        *,
+        revision: int,
+        config: Mapping[str, Any],
+        sources: Sequence[Mapping[str, Any]] = (),
+    ) -> "ActiveTracing":
+        """What requests read from one built config: the only place a
+        :class:`~gatetrace.policy.build.RuntimeParts` becomes an ActiveTracing
+        (``tests/test_one_source.py`` checks every part is carried or named as consumed)."""
+        return cls(
+            revision=revision,
+            version=parts.version,
+            tracer=parts.tracer,
+            propagator=parts.propagator,
+            baggage=parts.baggage,
+            priority=PrioritySettings(
+                errors=parts.prioritize_errors, slower_than_ns=parts.slower_than_ns
+            ),
+            namespace_priority={
+                namespace: PrioritySettings(
+                    errors=p is not None and p.errors,
+                    slower_than_ns=_build.slower_than_ns(p),
+                )
+                for namespace, p in parts.namespace_prioritize.items()
+            },
+            namespace_samplers=parts.namespace_samplers,
+            header_tags=parts.header_tags,
+            baggage_tag_keys=parts.baggage_tag_keys,
+            config=config,
+            sources=tuple(sources),
+            reporters=tuple(parts.processors),
+        )
 
     def sampler_for(self, namespace: str | None) -> _sampling.Sampler | None:
         """The override sampler for a route's upstream namespace, or None for the default."""

@@ -16,7 +16,6 @@ revision with different content is refused too.
 import asyncio
 import logging
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -192,29 +191,11 @@ class Applier:
                 )
             except _errors.ValidationFailed as e:
                 raise InvalidConfigError([_prefixed(err) for err in e.errors]) from e
-            active = _state.ActiveTracing(
+            active = _state.ActiveTracing.from_parts(
+                parts,
                 revision=revision,
-                version=parts.version,
-                tracer=parts.tracer,
-                propagator=parts.propagator,
-                baggage=parts.baggage,
-                priority=_state.PrioritySettings(
-                    errors=parts.prioritize_errors, slower_than_ns=parts.slower_than_ns
-                ),
-                namespace_priority={
-                    namespace: _state.PrioritySettings(
-                        errors=p is not None and p.errors,
-                        slower_than_ns=_build.slower_than_ns(p),
-                    )
-                    for namespace, p in parts.namespace_prioritize.items()
-                },
-                namespace_samplers=parts.namespace_samplers,
-                header_tags=parts.header_tags,
-                baggage_tag_keys=parts.baggage_tag_keys,
                 config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
-                sources=tuple(sources),
-                reporters=tuple(parts.processors),
-                applied_at=time.time(),
+                sources=sources,
             )
             for processor in parts.processors:
                 processor.start()

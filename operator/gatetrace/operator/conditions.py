@@ -8,6 +8,7 @@ from typing import Any
 
 from gatetrace.operator import plan as _plan
 from gatetrace.operator import records_model as _core
+from gatetrace.policy import status as _status
 
 __all__ = ["Event", "policy_status", "without_times"]
 
@@ -16,6 +17,8 @@ Event = tuple[str, str, str]
 
 _MAX_PODS_IN_STATUS = 100
 _MAX_NAMES_IN_MESSAGE = 5
+_MAX_MESSAGE = 32_768
+"""metav1.Condition's message limit (also :class:`gatetrace.policy.status.Condition`)."""
 
 
 def _rfc3339(ts: float) -> str:
@@ -37,7 +40,7 @@ def _condition(
         "type": type_,
         "status": "True" if true else "False",
         "reason": reason,
-        "message": message,
+        "message": message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 3] + "...",
         "observedGeneration": generation,
     }
 
@@ -286,7 +289,20 @@ def _finish(
         )
         events.append(("Warning", "Clamped", message))
     status["conditions"] = conditions
-    return status, events
+    return _typed(status), events
+
+
+def _typed(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` checked against :class:`gatetrace.policy.status.TracingPolicyStatus`, the
+    one definition of its shape (a misspelt or out-of-bounds field fails here, in the
+    operator's tests, not as an API server rejection), in its wire form."""
+    typed = _status.TracingPolicyStatus.model_validate(status)
+    wire: dict[str, Any] = typed.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for condition in wire["conditions"]:  # RFC 3339 as the API server writes it
+        condition["lastTransitionTime"] = _rfc3339(
+            datetime.datetime.fromisoformat(condition["lastTransitionTime"]).timestamp()
+        )
+    return wire
 
 
 def without_times(status: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from tests import loopback
 
 from gatetrace.runtime import baggage, ids, span, spancontext, tracer
 
@@ -149,13 +150,10 @@ class Collector:
     async def start(self, port: int = 0) -> "Collector":
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, _ = await loopback.start(
+            app, port=port, handle_signals=False, shutdown_timeout=0.1
+        )
+        self.port = self._runner.addresses[0][1]
         return self
 
     async def stop(self) -> None:

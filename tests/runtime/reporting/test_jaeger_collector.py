@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from aiohttp import web
 from jaeger_testtools import RESOURCE, decode_binary_batch, make_span, tag_dict, u64
+from tests import loopback
 
 from gatetrace.runtime import span, spancontext
 from gatetrace.runtime.reporting import export, jaeger_collector
@@ -38,10 +39,7 @@ class Collector:
     async def start(self) -> "Collector":
         app = web.Application()
         app.router.add_post("/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
+        self.runner, _ = await loopback.start(app)
         self.port = self.runner.addresses[0][1]
         return self
 
