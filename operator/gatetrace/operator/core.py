@@ -7,15 +7,13 @@ any push, so a restarting pod finds the newest), pushes what differs and
 publishes per-policy status and events. Where those go is a :class:`Sink`:
 the Kubernetes API or files.
 
-Revisions are per gateway and only grow: a new revision is taken when the
-set of configs of a gateway's pods changes, or when a pod is found running a
-revision at least as high as ours with other content (someone PUT by hand, or
-a previous operator got further than its ConfigMap). So a takeover never
-pushes a stale revision over a newer one.
+Its parts: revisions per gateway (:mod:`gatetrace.operator.revisions`, they only
+grow), the pod states pushes move (:mod:`~gatetrace.operator.ledger`), pods held back
+while a policy is invalid (:mod:`~gatetrace.operator.holdback`), status
+(:mod:`~gatetrace.operator.conditions`).
 """
 
 import asyncio
-import hashlib
 import json
 import logging
 import time
@@ -25,10 +23,13 @@ from typing import Any
 
 from gatetrace.operator import conditions as _conditions
 from gatetrace.operator import delivery as _delivery
+from gatetrace.operator import holdback as _holdback
+from gatetrace.operator import ledger as _ledger
 from gatetrace.operator import metrics as _metrics
 from gatetrace.operator import plan as _plan
 from gatetrace.operator import pods as _pods
 from gatetrace.operator import records_model as _records_model
+from gatetrace.operator import revisions as _revisions
 from gatetrace.operator import shares as _shares
 
 __all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink", "SinkRefusedError"]
@@ -40,12 +41,7 @@ PolicyRecord = _records_model.PolicyRecord
 PodState = _records_model.PodState
 Sink = _records_model.Sink
 SinkRefusedError = _records_model.SinkRefusedError
-_may_apply = _records_model.may_apply
 Planner = _records_model.Planner
-
-
-def _digest(parts: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 class Reconciler:
@@ -72,7 +68,7 @@ class Reconciler:
         self.pods: dict[str, _pods.GatewayTarget] = {}
         self.pod_states: dict[str, PodState] = {}
         self.plans: dict[str, _plan.PodPlan] = {}
-        self._revisions: dict[GatewayKey, tuple[int, str]] = {}
+        self._revisions = _revisions.GatewayRevisions()
         self._published: dict[_plan.PolicyRef, dict[str, Any]] = {}
         self._last_status: dict[_plan.PolicyRef, Mapping[str, Any]] = {}
         self._lock = asyncio.Lock()
@@ -116,7 +112,7 @@ class Reconciler:
 
     def forget_revisions(self) -> None:
         """Reload each gateway's revision from the sink (its ConfigMap) on the next pass."""
-        self._revisions.clear()
+        self._revisions.forget()
 
     def last_status(self, ref: _plan.PolicyRef) -> Mapping[str, Any] | None:
         """The status last computed for a policy."""
@@ -188,54 +184,28 @@ class Reconciler:
             if not any(task.result() for task in tasks):
                 return
 
-    def _hold_back(self, plans: dict[str, _plan.PodPlan]) -> dict[str, _plan.PodPlan]:
-        """Without a last valid generation to fall back on (standalone mode without a
-        status folder; or a policy whose status says it had one, which this operator
-        instance never saw), pods an invalid policy may apply to are not pushed at all."""
-        blocking = [
-            r
-            for r in self.policies.values()
-            if not r.valid
-            and r.last_valid is None
-            and (self.hold_back_invalid or r.remembered_valid_generation is not None)
-        ]
-        if not blocking:
-            return plans
-        held: dict[str, _plan.PodPlan] = {}
-        for key, plan in plans.items():
-            refs = tuple(r.ref for r in blocking if _may_apply(r, plan.pod))
-            if not refs:
-                held[key] = plan
-                continue
-            names = ", ".join(ref.key for ref in refs)
-            if self.hold_back_invalid:
-                error = (
-                    f"not pushed: {names} is invalid and no earlier valid generation is "
-                    "known (keep one with --status-dir)"
-                )
-            else:
-                error = (
-                    f"not pushed: {names} is invalid and its last valid generation is not "
-                    "held by this operator instance (it restarted): the pod keeps running "
-                    "it until the policy is fixed"
-                )
-            held[key] = _plan.PodPlan(plan.pod, {}, "", sources=refs, error=error)
-        return held
-
     async def _converge_once(self) -> list[asyncio.Task[bool]]:
         in_force = [r for r in (p.in_force() for p in self.policies.values()) if r is not None]
         pods = sorted(self.pods.values(), key=lambda p: p.key)
         # gateway-wide traces/s budgets split among each gateway's pods (rateScope)
-        self.plans = plans = _shares.share_rates(self._hold_back(self.planner(in_force, pods)))
+        self.plans = plans = _shares.share_rates(
+            _holdback.hold_back(
+                self.policies.values(),
+                self.planner(in_force, pods),
+                hold_back_invalid=self.hold_back_invalid,
+            )
+        )
         by_gateway: dict[GatewayKey, list[_plan.PodPlan]] = {}
         for plan in plans.values():
             if plan.error:
-                self._push_needed(plan, 0)
+                _ledger.push_needed(self.pod_states, plan, 0)
                 continue
             by_gateway.setdefault(plan.pod.gateway_key, []).append(plan)
         tasks: list[asyncio.Task[bool]] = []
         for gateway, gateway_plans in sorted(by_gateway.items()):
-            revision = await self._revision_for(gateway, gateway_plans)
+            revision = await self._revisions.take(
+                gateway, gateway_plans, self.pod_states, self.sink
+            )
             representative = _representative(gateway_plans)
             try:
                 await self.sink.store_config(
@@ -243,17 +213,17 @@ class Reconciler:
                     revision,
                     representative.version,
                     representative.config,
-                    combined=self._revisions[gateway][1],
+                    combined=self._revisions.combined(gateway),
                 )
             except SinkRefusedError as e:
                 log.warning("gateway %s/%s not pushed: %s", *gateway, e)
                 for plan in gateway_plans:
                     refused = _plan.PodPlan(plan.pod, {}, "", sources=plan.sources, error=str(e))
                     self.plans[plan.pod.key] = refused
-                    self._push_needed(refused, 0)
+                    _ledger.push_needed(self.pod_states, refused, 0)
                 continue
             for plan in gateway_plans:
-                for request in self._push_needed(plan, revision):
+                for request in _ledger.push_needed(self.pod_states, plan, revision):
                     task = self._launch(request)
                     if task is not None:
                         tasks.append(task)
@@ -275,7 +245,7 @@ class Reconciler:
         """Push, record the result; True when the pod runs a newer revision (re-plan)."""
         result = await self.pusher.push(request)
         async with self._lock:
-            again = self._record([result])
+            again = _ledger.record_results(self.pod_states, [result], self.metrics)
             running = self._inflight.get(request.target)
             if running is not None and running[1] is asyncio.current_task():
                 del self._inflight[request.target]
@@ -294,67 +264,6 @@ class Reconciler:
         await asyncio.sleep(0.05)
         async with self._lock:
             await self._publish_statuses()
-
-    async def _revision_for(self, gateway: GatewayKey, plans: Sequence[_plan.PodPlan]) -> int:
-        combined = _digest(sorted({p.version for p in plans}))
-        current = self._revisions.get(gateway)
-        if current is None:
-            current = await self.sink.load_revision(gateway) or (0, "")
-        revision, stored = current
-        floor = 0
-        for plan in plans:
-            state = self.pod_states.get(plan.pod.key)
-            if (
-                state
-                and state.running_revision is not None
-                and state.running_version != plan.version
-            ):
-                floor = max(floor, state.running_revision)
-        if stored != combined or floor >= revision or revision == 0:
-            revision = max(revision, floor) + 1
-        self._revisions[gateway] = (revision, combined)
-        return revision
-
-    def _push_needed(self, plan: _plan.PodPlan, revision: int) -> list[_delivery.PushRequest]:
-        pod = plan.pod
-        state = self.pod_states.setdefault(pod.key, PodState())
-        if state.revision != revision or state.version != plan.version:
-            state.revision, state.version = revision, plan.version
-            state.state, state.message = "Pending", f"revision {revision} not pushed yet"
-        if plan.error:
-            state.state, state.message = "Failed", plan.error[:1000]
-            return []
-        url = pod.admin_url
-        if not pod.deliverable or url is None:
-            state.state, state.message = "Pending", "waiting for the pod to be Ready with an IP"
-            return []
-        if state.state == "Applied":
-            return []
-        return [_delivery.PushRequest(pod.key, url, revision, plan.version, plan.config)]
-
-    def _record(self, results: Sequence[_delivery.PushResult]) -> bool:
-        again = False
-        for result in results:
-            self.metrics.pushes.inc((result.outcome.value,))
-            self.metrics.push_seconds.observe(result.seconds)
-            state = self.pod_states.get(result.target)
-            if state is None or state.revision != result.revision:
-                continue
-            if result.applied:
-                state.state, state.message = "Applied", ""
-                state.running_revision, state.running_version = result.revision, result.version
-            elif result.outcome is _delivery.PushOutcome.STALE:
-                state.state, state.message = "Pending", result.message
-                if result.running_revision is not None:
-                    state.running_revision = result.running_revision
-                    state.running_version = "?"  # unknown content: take a higher revision
-                    again = True
-            elif result.outcome is _delivery.PushOutcome.SUPERSEDED:
-                continue
-            else:
-                state.state = "Failed"
-                state.message = f"{result.outcome.value}: {result.message}"[:1000]
-        return again
 
     async def check_drift_if_due(self, interval: float) -> bool:
         """:meth:`check_drift` unless one ran less than ``interval`` seconds ago."""
