@@ -49,7 +49,7 @@ class PrioritySettings:
     """Upgrade on 5xx responses and upstream failures."""
     slower_than_ns: int | None = None
     """Upgrade when the server span took longer than this."""
-    budget: _span.UpgradeBudget | None = None
+    budget: _span.UpgradeBudget | None = field(default=None, compare=False)
     """The priority budget (``maxPerSecond``): what a service's own keep of a retro-buffered
     trace draws from (a gateway's upgrades draw through their pending group)."""
 
