@@ -28,12 +28,12 @@ SERVICE_CONFIG: dict[str, Any] = {
 }
 
 
-def gateway_tracing(**retro: Any) -> dict[str, Any]:
+def gateway_tracing(prioritize: dict[str, Any] | None = None, **retro: Any) -> dict[str, Any]:
     """Nothing sampled, errors kept (priority), retro collection with ``retro`` settings."""
     return {
         "sampling": {
             "sampler": {"type": "const", "decision": False},
-            "prioritize": {"errors": True, "maxPerSecond": 1000},
+            "prioritize": prioritize or {"errors": True, "maxPerSecond": 1000},
         },
         "reporters": [{"type": "memory"}],
         "batching": {"flushIntervalMs": 20},
@@ -170,13 +170,18 @@ class LateSink:
 
 
 @contextlib.asynccontextmanager
-async def path(**retro: Any) -> AsyncIterator[Path]:
+async def path(
+    *,
+    prioritize: dict[str, Any] | None = None,
+    b_config: dict[str, Any] | None = None,
+    **retro: Any,
+) -> AsyncIterator[Path]:
     a_seen: list[dict[str, str]] = []
     leaf_seen: list[dict[str, str]] = []
     sink = LateSink()
     async with contextlib.AsyncExitStack() as stack:
         leaf = await stack.enter_async_context(aiohttp_server(leaf_app(leaf_seen)))
-        b = await stack.enter_async_context(kit_for("svc-b", sink, SERVICE_CONFIG))
+        b = await stack.enter_async_context(kit_for("svc-b", sink, b_config or SERVICE_CONFIG))
         b_url = await stack.enter_async_context(uvicorn_server(asgi_app(b, leaf)))
         a = await stack.enter_async_context(kit_for("svc-a", sink, SERVICE_CONFIG))
         a_url = await stack.enter_async_context(aiohttp_server(aiohttp_app(a, b_url, a_seen)))
@@ -186,7 +191,7 @@ async def path(**retro: Any) -> AsyncIterator[Path]:
                 "listen": "127.0.0.1:0",
                 "admin": {"listen": "127.0.0.1:0"},
                 "routes": [{"name": "a", "prefix": "/api/a", "upstream": a_url}],
-                "tracing": gateway_tracing(**retro),
+                "tracing": gateway_tracing(prioritize, **retro),
             }
         )
         gw = server.Gateway(settings, token=TOKEN, drain_seconds=0.2)

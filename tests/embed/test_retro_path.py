@@ -124,3 +124,52 @@ async def test_the_keep_endpoint_needs_the_token() -> None:
                 assert await ok.json() == {"traceId": "ab" * 16, "spans": 0}
             async with http.post(url[:-2] + "zz", headers=AUTH) as bad:
                 assert bad.status == 400
+
+
+async def test_a_services_own_error_keeps_its_buffered_spans_when_the_edge_does_not() -> None:
+    own_policy = {
+        "sampling": {
+            "sampler": {"type": "const", "decision": False},
+            "prioritize": {"errors": True, "maxPerSecond": 100},
+        },
+        "reporters": [{"type": "memory"}],
+        "batching": {"flushIntervalMs": 20},
+    }
+    # the edge only keeps slow requests: the failure is not kept there
+    async with path(prioritize={"errors": False, "slowerThanMs": 60_000}, b_config=own_policy) as p:
+        async with p.http.get(f"{p.gateway.proxy_url}/api/a?fail=1") as response:
+            assert response.status == 502
+            trace_id = response.headers["X-Trace-Id"]
+        spans = await _eventually_spans(p, trace_id, 2)
+        await asyncio.sleep(0.2)
+        spans = await p.trace(trace_id)
+        assert sorted((s["service"], _kind(s)) for s in spans) == [
+            ("svc-b", "client"),
+            ("svc-b", "server"),
+        ]
+        assert len(p.a.buffer) == 2  # the caller's spans stay buffered until they expire
+
+
+async def test_the_operator_protocol_reaches_a_kit_managed_service() -> None:
+    async with path() as p:
+        admin = p.a.address
+        put = {"revision": 7, "config": {"retro": {"maxBufferBytes": 1 << 20}}}
+        async with p.http.put(f"{admin}/admin/v1/tracing", json=put, headers=AUTH) as applied:
+            assert applied.status == 200, await applied.text()
+        async with p.http.get(f"{admin}/admin/v1/tracing", headers=AUTH) as running:
+            body = await running.json()
+            assert body["revision"] == 7
+            assert body["config"]["retro"]["maxBufferBytes"] == 1 << 20
+        assert p.a.buffer.max_bytes == 1 << 20
+        bad = {"revision": 8, "config": {"retro": {"allowedNetworks": ["10.0.0.1/8"]}}}
+        async with p.http.put(f"{admin}/admin/v1/tracing", json=bad, headers=AUTH) as refused:
+            assert refused.status == 422
+            errors = (await refused.json())["errors"]
+            assert errors[0]["loc"].startswith("config.retro.allowedNetworks")
+            assert "not a CIDR network" in errors[0]["msg"]
+        assert p.a.holder.current is not None and p.a.holder.current.revision == 7
+        for probe, code in (("/healthz", 200), ("/readyz", 200), ("/metrics", 200)):
+            async with p.http.get(admin + probe) as response:
+                assert response.status == code
+        async with p.http.get(admin + "/metrics") as response:
+            assert "gatetrace_retro_spans_buffered_total" in await response.text()
