@@ -36,6 +36,7 @@ from gatetrace.policy import build as _build
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import span as _span
+from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.reporting import memory as _memory
@@ -46,6 +47,7 @@ __all__ = ["ClientCall", "Kit", "ServerTrace"]
 _SERVER_KIND: Final = _span.SpanKind.SERVER
 _CLIENT_KIND: Final = _span.SpanKind.CLIENT
 _SETTER: Final = _propagation.DictSetter()
+_new_tuple = tuple.__new__
 _CURRENT: contextvars.ContextVar["ServerTrace | None"] = contextvars.ContextVar(
     "gatetrace_embed_server", default=None
 )
@@ -64,16 +66,33 @@ class _RetroSampler:
 class ServerTrace:
     """One request's server span and what its client calls brought back."""
 
-    __slots__ = ("_tokens", "active", "downstream", "kit", "mono_start", "retro", "span")
+    __slots__ = (
+        "_tokens",
+        "active",
+        "downstream",
+        "kit",
+        "mono_start",
+        "request",
+        "retro",
+        "span",
+    )
 
     def __init__(
-        self, kit: "Kit", active: state.ActiveTracing, span: _span.Span, retro: bool
+        self,
+        kit: "Kit",
+        active: state.ActiveTracing,
+        span: _span.Span,
+        retro: bool,
+        request: semconv.ServerRequest,
     ) -> None:
         self.kit = kit
         self.active = active
         self.span = span
         self.retro = retro
         """The trace is pending at the edge: its spans go to the retro buffer."""
+        self.request = request
+        """The request attributes: written on a recorded span at once, on a retro-buffered
+        one only if the trace is kept (most never are)."""
         self.downstream: list[str] = []
         """Breadcrumbs of this request's downstream calls."""
         self.mono_start = time.perf_counter_ns()
@@ -84,6 +103,8 @@ class ServerTrace:
         or None when the trace is not buffered here."""
         if not self.retro:
             return None
+        if not self.downstream:  # a leaf of the path: its own address alone
+            return self.kit.address
         limit = self.active.retro.max_breadcrumbs
         return _breadcrumbs.format_header(
             _breadcrumbs.merge((self.kit.address,), self.downstream, limit)
@@ -93,12 +114,19 @@ class ServerTrace:
 class ClientCall:
     """One outgoing call's CLIENT span."""
 
-    __slots__ = ("retro", "server", "span")
+    __slots__ = ("request", "retro", "server", "span")
 
-    def __init__(self, span: _span.Span, retro: bool, server: ServerTrace | None) -> None:
+    def __init__(
+        self,
+        span: _span.Span,
+        retro: bool,
+        server: ServerTrace | None,
+        request: semconv.ClientRequest,
+    ) -> None:
         self.span = span
         self.retro = retro
         self.server = server
+        self.request = request
 
 
 class Kit:
@@ -167,7 +195,7 @@ class Kit:
             found = self._retro_tracers[id(active)] = _tracer.Tracer(
                 active.tracer.resource,
                 sampler=_RetroSampler(),
-                processor=self.buffer,
+                processor=None,  # the kit hands each finished span to the buffer itself
                 limits=active.tracer.limits,
                 tracer_metrics=self._retro_metrics,
             )
@@ -206,19 +234,14 @@ class Kit:
         active = self.holder.current
         if active is None:
             return None
+        request = semconv.ServerRequest(
+            method, path, scheme, route, host, peer, user_agent, protocol_version
+        )
         try:
-            trace = self._start_server(active, headers, getter or self._getter, method, path, route)
-            semconv.server_tags(
-                trace.span,
-                method=method,
-                path=path,
-                scheme=scheme,
-                route=route,
-                host=host,
-                peer=peer,
-                user_agent=user_agent,
-                protocol_version=protocol_version,
-            )
+            trace = self._start_server(active, headers, getter or self._getter, request)
+            span = trace.span
+            if span.recording and not trace.retro:
+                request.write(span.tags, active.tracer.limits.max_tag_value_length)
         except Exception:
             self._errors.inc(("start",))
             return None
@@ -231,9 +254,7 @@ class Kit:
         active: state.ActiveTracing,
         headers: Any,
         getter: _propagation.Getter,
-        method: str,
-        path: str,
-        route: str | None,
+        request: semconv.ServerRequest,
     ) -> ServerTrace:
         extracted = active.propagator.extract(headers, getter, _propagation.EMPTY)
         parent = extracted.context
@@ -241,15 +262,17 @@ class Kit:
             baggage = active.baggage.apply(extracted.baggage)
             if parent.baggage is not baggage:
                 parent = parent._replace(baggage=baggage)
-        name = semconv.server_name(method, route)
+        name = semconv.server_name(request.method, request.route)
         if parent is not None and active.retro.enabled and _pending.is_pending(parent):
             span = self._retro_tracer(active).start_span(name, kind=_SERVER_KIND, parent=parent)
-            return ServerTrace(self, active, span, True)
+            return ServerTrace(self, active, span, True, request)
         if parent is not None:
             parent = _pending.unmarked(parent)
-        info = _sampling.RequestInfo(method, path, _Headers(headers, getter), route or "")
+        info = _sampling.RequestInfo(
+            request.method, request.path, _Headers(headers, getter), request.route or ""
+        )
         span = active.tracer.start_span(name, kind=_SERVER_KIND, parent=parent, request=info)
-        return ServerTrace(self, active, span, False)
+        return ServerTrace(self, active, span, False, request)
 
     def finish_server(
         self, trace: ServerTrace, status: int, error: BaseException | None = None
@@ -271,8 +294,10 @@ class Kit:
             if reason and span.pending:
                 span.upgrade(reason)
             span.finish()
-            if reason and trace.retro:
-                self._keep_here(trace, reason)
+            if trace.retro:
+                self._buffer(trace.active, span, trace.request)
+                if reason:
+                    self._keep_here(trace, reason)
         except Exception:
             self._errors.inc(("finish",))
         finally:
@@ -289,6 +314,14 @@ class Kit:
             return "slow"
         return ""
 
+    def _buffer(
+        self,
+        active: state.ActiveTracing,
+        span: _span.Span,
+        request: semconv.ServerRequest | semconv.ClientRequest,
+    ) -> None:
+        self.buffer.add(span, request, active.tracer.limits.max_tag_value_length)
+
     def _keep_here(self, trace: ServerTrace, reason: str) -> None:
         budget = trace.active.priority.budget
         if budget is not None and not budget.try_acquire():
@@ -304,7 +337,8 @@ class Kit:
         self, method: str, url: str, headers: MutableMapping[str, str]
     ) -> ClientCall | None:
         """Start a CLIENT span under the current span and inject the context into
-        ``headers`` (a mutable str mapping); None when no span is current."""
+        ``headers`` (a case-insensitive mutable str mapping: aiohttp's ``CIMultiDict``,
+        ``httpx.Headers``); None when no span is current."""
         parent = _context.current_span()
         server = _CURRENT.get()
         if parent is None:
@@ -316,16 +350,18 @@ class Kit:
             retro = parent.sampled and _pending.MEMBER in parent.context.trace_state
             tracer = self._retro_tracer(active) if retro else active.tracer
             span = tracer.start_span(semconv.client_name(method), kind=_CLIENT_KIND, parent=parent)
-            semconv.client_tags(span, method, url)
+            request = semconv.ClientRequest(method, url)
             context = span.context
-            if retro:
-                context = context._replace(sampled=False)
-            _strip(headers, _breadcrumbs.HEADER)
+            if retro:  # downstream: still unsampled, still marked
+                context = _new_tuple(_sc.SpanContext, (*context[:2], False, *context[3:]))
+            elif span.recording:
+                request.write(span.tags, active.tracer.limits.max_tag_value_length)
+            headers.pop(_breadcrumbs.HEADER, None)  # never a caller's own breadcrumbs
             active.propagator.inject(context, headers, _SETTER)
         except Exception:
             self._errors.inc(("client_start",))
             return None
-        return ClientCall(span, retro, server)
+        return ClientCall(span, retro, server, request)
 
     def finish_client(
         self,
@@ -351,6 +387,10 @@ class Kit:
             self._errors.inc(("client_finish",))
         finally:
             span.finish()
+            if call.retro:
+                active = call.server.active if call.server is not None else self.holder.current
+                if active is not None:
+                    self._buffer(active, span, call.request)
 
     # -- the retro endpoint ----------------------------------------------
 
@@ -379,11 +419,6 @@ class _Headers(Mapping[str, str]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self._getter.keys(self._carrier))
-
-
-def _strip(headers: MutableMapping[str, str], name: str) -> None:
-    for key in [k for k in headers if k.lower() == name]:
-        del headers[key]
 
 
 def header_values(headers: Iterable[tuple[str, str]], name: str) -> list[str]:

@@ -8,26 +8,28 @@ query), ``error.type``. Server spans are errors on 5xx only; client spans on 4xx
 Headers are never recorded.
 """
 
+import sys
 import urllib.parse
-from typing import Final
+from typing import Final, NamedTuple
 
 from gatetrace.runtime import span as _span
 
 __all__ = [
     "KNOWN_METHODS",
+    "ClientRequest",
+    "ServerRequest",
     "client_name",
     "client_status",
-    "client_tags",
-    "method_tags",
     "server_name",
     "server_status",
-    "server_tags",
 ]
 
 KNOWN_METHODS: Final = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 _ERROR: Final = _span.StatusCode.ERROR
+_RECORD_BYTES: Final = 120
+"""A request record beyond its strings: the tuple and its slots."""
 
 
 def _method(method: str) -> str:
@@ -47,46 +49,55 @@ def client_name(method: str) -> str:
     return "HTTP" if known == "_OTHER" else known
 
 
-def method_tags(span: _span.Span, method: str) -> None:
-    known = _method(method)
-    span.set_tag("http.request.method", known)
-    if known == "_OTHER":
-        span.set_tag("http.request.method_original", method)
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit]
 
 
-def server_tags(
-    span: _span.Span,
-    *,
-    method: str,
-    path: str,
-    scheme: str,
-    route: str | None,
-    host: str | None,
-    peer: str | None,
-    user_agent: str | None,
-    protocol_version: str | None = None,
-) -> None:
-    """The request attributes of a SERVER span (no-op when it does not record)."""
-    if not span.recording:
-        return
-    method_tags(span, method)
-    span.set_tag("url.path", path)
-    span.set_tag("url.scheme", scheme)
-    if route:
-        span.set_tag("http.route", route)
-    if protocol_version:
-        span.set_tag("network.protocol.version", protocol_version)
-    if host:
-        address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
-        if address and port.isdigit():
-            span.set_tag("server.address", address.strip("[]"))
-            span.set_tag("server.port", int(port))
-        else:
-            span.set_tag("server.address", host.strip("[]"))
-    if peer:
-        span.set_tag("network.peer.address", peer)
-    if user_agent:
-        span.set_tag("user_agent.original", user_agent)
+class ServerRequest(NamedTuple):
+    """What a SERVER span's request attributes are made of; written at once for a recorded
+    trace, or kept with a retro-buffered span and written only if the trace is kept."""
+
+    method: str
+    path: str
+    scheme: str = "http"
+    route: str | None = None
+    host: str | None = None
+    peer: str | None = None
+    user_agent: str | None = None
+    protocol_version: str | None = None
+
+    def write(self, tags: dict[str, _span.TagValue], limit: int) -> None:
+        """The attributes into ``tags`` (string values cut to ``limit`` characters)."""
+        known = _method(self.method)
+        tags["http.request.method"] = known
+        if known == "_OTHER":
+            tags["http.request.method_original"] = _cut(self.method, limit)
+        tags["url.path"] = _cut(self.path, limit)
+        tags["url.scheme"] = self.scheme
+        if self.route:
+            tags["http.route"] = _cut(self.route, limit)
+        if self.protocol_version:
+            tags["network.protocol.version"] = self.protocol_version
+        host = self.host
+        if host:
+            address, _, port = host.rpartition(":") if not host.endswith("]") else (host, "", "")
+            if address and port.isdigit() and len(port) <= 5:
+                tags["server.address"] = _cut(address.strip("[]"), limit)
+                tags["server.port"] = int(port)
+            else:
+                tags["server.address"] = _cut(host.strip("[]"), limit)
+        if self.peer:
+            tags["network.peer.address"] = self.peer
+        if self.user_agent:
+            tags["user_agent.original"] = _cut(self.user_agent, limit)
+
+    def retained_bytes(self) -> int:
+        """What keeping this record alive costs (its strings as CPython holds them)."""
+        size = _RECORD_BYTES + sys.getsizeof(self.method) + sys.getsizeof(self.path)
+        for value in (self.route, self.host, self.peer, self.user_agent):
+            if value:
+                size += sys.getsizeof(value)
+        return size  # scheme and protocol version: short strings shared by every request
 
 
 def server_status(span: _span.Span, status: int) -> None:
@@ -97,25 +108,36 @@ def server_status(span: _span.Span, status: int) -> None:
         span.set_tag("error.type", str(status))
 
 
-def client_tags(span: _span.Span, method: str, url: str) -> None:
-    """The request attributes of a CLIENT span: method, ``url.full`` without the query
-    (it may carry secrets), ``server.address``/``server.port``."""
-    if not span.recording:
-        return
-    method_tags(span, method)
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]  # never userinfo
-    span.set_tag("url.full", urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")))
-    if parts.hostname:
-        span.set_tag("server.address", parts.hostname)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = {"http": 80, "https": 443}.get(parts.scheme)
-    if port is not None:
-        span.set_tag("server.port", port)
+class ClientRequest(NamedTuple):
+    """What a CLIENT span's request attributes are made of (see :class:`ServerRequest`)."""
+
+    method: str
+    url: str
+
+    def write(self, tags: dict[str, _span.TagValue], limit: int) -> None:
+        """``http.request.method``, ``url.full`` without query or userinfo (they may carry
+        secrets), ``server.address``/``server.port``."""
+        known = _method(self.method)
+        tags["http.request.method"] = known
+        if known == "_OTHER":
+            tags["http.request.method_original"] = _cut(self.method, limit)
+        parts = urllib.parse.urlsplit(self.url)
+        netloc = parts.netloc.rpartition("@")[2]
+        full = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        tags["url.full"] = _cut(full, limit)
+        if parts.hostname:
+            tags["server.address"] = _cut(parts.hostname, limit)
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        if port is None:
+            port = {"http": 80, "https": 443}.get(parts.scheme)
+        if port is not None:
+            tags["server.port"] = port
+
+    def retained_bytes(self) -> int:
+        return sys.getsizeof(self.method) + sys.getsizeof(self.url) + _RECORD_BYTES
 
 
 def client_status(span: _span.Span, status: int) -> None:

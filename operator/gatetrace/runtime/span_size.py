@@ -11,7 +11,7 @@ import sys
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext
 
-__all__ = ["MIN_SPAN_BYTES", "retained_bytes"]
+__all__ = ["MIN_SPAN_BYTES", "context_bytes", "retained_bytes"]
 
 MIN_SPAN_BYTES = 650
 """What a stored span costs before its strings: the Span object and its context, resource
@@ -32,7 +32,7 @@ def _value_bytes(value: object) -> int:
     return sys.getsizeof(value) if isinstance(value, str) else _NUMBER_BYTES
 
 
-def _context_bytes(context: spancontext.SpanContext) -> int:
+def context_bytes(context: spancontext.SpanContext) -> int:
     """What a context carries from the client: tracestate members, baggage, a debug id."""
     size = 0
     for key, value in context.trace_state:
@@ -47,12 +47,15 @@ def _context_bytes(context: spancontext.SpanContext) -> int:
     return size
 
 
-def retained_bytes(span: _span.Span) -> int:
+def retained_bytes(span: _span.Span, *, with_context: bool = True) -> int:
     """An estimate of the memory ``span`` keeps alive in the store (CPython): its strings
-    measured as CPython holds them, its context's tracestate and baggage, its status text
-    and references. Objects shared with other spans are counted for each (an overestimate,
-    never an under-)."""
-    size = MIN_SPAN_BYTES + sys.getsizeof(span.name) + _context_bytes(span.context)
+    measured as CPython holds them, its context's tracestate and baggage (unless
+    ``with_context`` is False: a caller counting them once for spans that share them), its
+    status text and references. Objects shared with other spans are counted for each (an
+    overestimate, never an under-)."""
+    size = MIN_SPAN_BYTES + sys.getsizeof(span.name)
+    if with_context:
+        size += context_bytes(span.context)
     for key, value in span.tags.items():
         size += _SLOT_BYTES + sys.getsizeof(key) + _value_bytes(value)
     for log in span.logs:
@@ -62,5 +65,5 @@ def retained_bytes(span: _span.Span) -> int:
     if span.status.description:
         size += sys.getsizeof(span.status.description)
     for reference in span.references:
-        size += _REFERENCE_BYTES + _context_bytes(reference.context)
+        size += _REFERENCE_BYTES + context_bytes(reference.context)
     return size
