@@ -13,6 +13,7 @@ guards everything but the probes and ``/metrics``.
 """
 
 import json
+import socket
 from typing import Final
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from gatetrace.runtime import ids
 __all__ = ["KIT", "AdminServer", "make_admin_app"]
 
 KIT: Final = web.AppKey("gatetrace_kit", _kit.Kit)
+_WILDCARDS: Final = frozenset({"0.0.0.0", "", "::"})
 _MAX_REASON: Final = 64
 _MAX_KEEP_BODY: Final = 4096
 
@@ -69,6 +71,10 @@ def make_admin_app(kit: _kit.Kit) -> web.Application:
     return app
 
 
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 class AdminServer:
     """Runs ``kit``'s admin app on ``host:port`` (port 0: any free one)."""
 
@@ -80,8 +86,20 @@ class AdminServer:
 
     @property
     def url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"http://{host}:{self.port}"
+        """Where this process reaches the admin port."""
+        host = "127.0.0.1" if self.host in _WILDCARDS else self.host
+        return f"http://{_bracketed(host)}:{self.port}"
+
+    def advertised(self) -> str:
+        """Where other pods reach it: the bound address, or for a wildcard bind the address
+        this host's name resolves to (a pod's own IP in Kubernetes), else loopback."""
+        host = self.host
+        if host in _WILDCARDS:
+            try:
+                host = socket.gethostbyname(socket.gethostname())
+            except OSError:
+                host = "127.0.0.1"
+        return f"http://{_bracketed(host)}:{self.port}"
 
     async def start(self) -> None:
         """Bind; the kit's retro address defaults to this URL."""
@@ -96,7 +114,7 @@ class AdminServer:
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         if not self.kit.address:
-            self.kit.address = self.url
+            self.kit.address = self.advertised()
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
