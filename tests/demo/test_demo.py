@@ -45,6 +45,8 @@ def test_demo_report_and_live_policy_change() -> None:
     for service in ("api-gateway:", "frontend:", "users:", "orders:", "payments:"):
         assert service in section, section
     assert "kept by priority: error" in out
+    # the failing request's whole path, kept from the services' retro buffers
+    assert re.search(r"kept retroactively from the buffers of .*orders.*payments", out)
     assert re.search(r"api-gateway -> frontend\s+\d+ calls", out)
     assert re.search(r"GET /api/checkout\s+\d+", out)
     assert re.search(r"probabilistic\s+rate\s+sample\s+\d+", out)

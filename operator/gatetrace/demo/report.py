@@ -14,6 +14,7 @@ __all__ = [
     "dependency_lines",
     "parse_metrics",
     "percentile_lines",
+    "retro_services",
     "trace_is_error",
     "waterfall",
 ]
@@ -72,6 +73,18 @@ def _is_error(span: Mapping[str, Any]) -> bool:
 
 def trace_is_error(trace: Mapping[str, Any]) -> bool:
     return any(_is_error(s) for s in trace.get("spans", []))
+
+
+def retro_services(trace: Mapping[str, Any]) -> list[str]:
+    """The services whose spans of ``trace`` were kept from their retro buffers (tagged
+    ``sampler.type: retro`` on their server span), in order of appearance."""
+    found: list[str] = []
+    for span in trace.get("spans", []):
+        if _tags(span).get("sampler.type") == "retro":
+            service = _service(trace, span)
+            if service not in found:
+                found.append(service)
+    return found
 
 
 def _fmt_ms(us: float) -> str:

@@ -24,7 +24,7 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from gatetrace import runtime
+from gatetrace import embed, runtime
 from gatetrace.demo import report, services
 from gatetrace.gateway import config as gw_config
 from gatetrace.gateway import server as gw_server
@@ -35,6 +35,8 @@ __all__ = ["DemoOptions", "run_demo"]
 
 POLICIES = pathlib.Path(__file__).parent / "policies"
 GATEWAY = "api-gateway"
+SERVICE_LABELS = {"app.kubernetes.io/component": "service"}
+"""Labels of the demo service pods the reconciler manages (a policy may select them)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +120,7 @@ class Demo:
         self.rng = random.Random(options.seed)
         self.sink = _LateSink()
         self.runners: list[web.AppRunner] = []
-        self.processors: list[Any] = []
+        self.kits: list[tuple[embed.Kit, embed.AdminServer]] = []
         self.gateway: gw_server.Gateway | None = None
         self.client: delivery.AdminClient | None = None
         self.reconciler: core.Reconciler | None = None
@@ -139,10 +141,11 @@ class Demo:
             error_rate=self.options.error_rate, seed=self.options.seed, urls=urls
         )
         for name in services.SERVICES:
-            processor = memory.memory_processor(self.sink)
-            processor.start()
-            self.processors.append(processor)
-            app = services.make_service_app(name, settings, processor)
+            kit = embed.Kit(name, token=self.token, sink=self.sink)
+            admin = embed.AdminServer(kit, "127.0.0.1", 0)
+            await admin.start()
+            self.kits.append((kit, admin))
+            app = services.make_service_app(name, settings, kit)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -200,6 +203,10 @@ class Demo:
             planner.IndexPlanner("gatetrace-system"),
         )
         self.reconciler.upsert_pod(standalone.GatewaySpec(GATEWAY, self.gateway.admin_url).pod())
+        for kit, admin in self.kits:  # kit-managed services: pods like the gateway's
+            self.reconciler.upsert_pod(
+                standalone.GatewaySpec(kit.service, admin.url, labels=SERVICE_LABELS).pod()
+            )
 
     async def apply_policies(self) -> float:
         assert self.reconciler is not None and self.folder is not None
@@ -213,10 +220,11 @@ class Demo:
             await self.client.close()
         if self.gateway is not None:
             await self.gateway.stop(2.0)
-        for processor in self.processors:
-            await processor.shutdown(1.0)
         for runner in self.runners:
             await runner.cleanup()
+        for kit, admin in self.kits:
+            await admin.stop()
+            await kit.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- traffic -------------------------------------------------------------
@@ -342,6 +350,13 @@ class Demo:
             for line in report.waterfall(pick):
                 self.say(line)
             summary["priority_kept_errors"] = len(kept)
+            summary["error_trace_spans"] = len(pick.get("spans", []))
+            hops = report.retro_services(pick)
+            if hops:
+                self.say(
+                    f"   {len(pick.get('spans', []))} spans; kept retroactively from the "
+                    f"buffers of {', '.join(hops)}"
+                )
         self.say("\n-- service dependencies (from the kept traces)")
         for line in report.dependency_lines(traces):
             self.say(line)

@@ -3,7 +3,9 @@ W3C Trace Context test-harness endpoint.
 
 ``payments`` fails a configurable share of its requests (HTTP 503) and has a
 slow path, so the demo shows error/latency priority at work. Every service
-is an aiohttp app built by :func:`make_service_app`.
+is an aiohttp app built by :func:`make_service_app`, traced by the embedding kit
+(:mod:`gatetrace.embed`): its middleware, its client tracing on the app's session, and
+(started by the demo) its admin port, which the demo's reconciler pushes the policy to.
 """
 
 import asyncio
@@ -15,8 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from gatetrace import runtime
-from gatetrace.demo import instrument
+from gatetrace import embed, runtime
 
 __all__ = ["SERVICES", "DemoSettings", "make_service_app"]
 
@@ -36,33 +37,41 @@ class DemoSettings:
 
 
 _SESSION = web.AppKey("session", aiohttp.ClientSession)
-_TRACING = web.AppKey("tracing", instrument.ServiceTracing)
 
 
 def _url(settings: DemoSettings, service: str, path: str) -> str:
     return settings.urls[service].rstrip("/") + path
 
 
-def make_service_app(
-    service: str, settings: DemoSettings, processor: runtime.SpanProcessor | None
-) -> web.Application:
-    """The aiohttp app of one demo service, traced into ``processor``."""
-    tracing = instrument.ServiceTracing.create(service, processor)
-    app = web.Application(middlewares=[tracing.middleware()])
-    app[_TRACING] = tracing
+async def _fetch(
+    session: aiohttp.ClientSession, method: str, url: str, *, json: Any = None
+) -> tuple[int, Any]:
+    """(status, parsed JSON or text) of one call; a failed connection is status 0."""
+    try:
+        async with session.request(
+            method, url, json=json, timeout=aiohttp.ClientTimeout(total=10)
+        ) as response:
+            if response.content_type == "application/json":
+                return response.status, await response.json()
+            return response.status, await response.text()
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return 0, str(exc)
+
+
+def make_service_app(service: str, settings: DemoSettings, kit: embed.Kit) -> web.Application:
+    """The aiohttp app of one demo service, traced by ``kit``."""
+    app = web.Application(middlewares=[embed.aiohttp_middleware(kit)])
     rng = random.Random(settings.seed)
 
     async def session_ctx(app: web.Application) -> Any:
-        app[_SESSION] = aiohttp.ClientSession()
+        app[_SESSION] = aiohttp.ClientSession(trace_configs=[embed.aiohttp_trace_config(kit)])
         yield
         await app[_SESSION].close()
 
     app.cleanup_ctx.append(session_ctx)
 
     async def call(request: web.Request, method: str, target: str, path: str, **kw: Any) -> Any:
-        return await instrument.traced_request(
-            tracing, request.app[_SESSION], method, _url(settings, target, path), **kw
-        )
+        return await _fetch(request.app[_SESSION], method, _url(settings, target, path), **kw)
 
     if service == "frontend":
 
@@ -141,12 +150,8 @@ def make_service_app(
             for case in cases:
                 if not isinstance(case, dict) or not isinstance(case.get("url"), str):
                     return web.json_response({"error": "each item needs a url"}, status=400)
-                await instrument.traced_request(
-                    tracing,
-                    request.app[_SESSION],
-                    "POST",
-                    case["url"],
-                    json=case.get("arguments", []),
+                await _fetch(
+                    request.app[_SESSION], "POST", case["url"], json=case.get("arguments", [])
                 )
             return web.json_response({})
 

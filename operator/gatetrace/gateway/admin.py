@@ -12,24 +12,20 @@
     GET  /ui/                the trace page (:mod:`.ui`; its files need no token)
 
 Everything but the probes and ``/metrics`` needs the bearer token
-(:mod:`.admin_auth`). Config changes go through :class:`~.tracing_apply.Applier`.
+(:mod:`.admin_auth`). Config changes go through :class:`~.tracing_apply.Applier`. The
+tracing, probe and metrics endpoints are the ones every kit-managed service has too
+(:mod:`gatetrace.embed.admin`).
 """
 
-import datetime
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-from aiohttp import typedefs, web
+from aiohttp import web
 
+from gatetrace.embed import admin as _shared
 from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply, ui
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import state as _state
 from gatetrace.gateway import store as _store
-from gatetrace.policy import admin_protocol as _protocol
-from gatetrace.policy import errors as _errors
-from gatetrace.policy import messages as _messages
-from gatetrace.policy import redaction
 from gatetrace.runtime import metrics as _metrics
 
 __all__ = [
@@ -40,130 +36,11 @@ __all__ = [
     "make_admin_app",
 ]
 
-DEFAULT_MAX_BODY_BYTES = 1 << 20
+DEFAULT_MAX_BODY_BYTES = _shared.DEFAULT_MAX_BODY_BYTES
 """Largest ``PUT /admin/v1/tracing`` body accepted (413 beyond)."""
-
-HOLDER: web.AppKey[_state.TracingHolder] = web.AppKey("gatetrace_holder", _state.TracingHolder)
-APPLIER: web.AppKey[tracing_apply.Applier] = web.AppKey("gatetrace_applier", tracing_apply.Applier)
-REGISTRIES: web.AppKey[list[_metrics.Registry]] = web.AppKey("gatetrace_registries", list)
-_MAX_BODY: web.AppKey[int] = web.AppKey("gatetrace_max_body", int)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def _error(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
-
-
-def _iso(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, tz=datetime.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def get_tracing(request: web.Request) -> web.Response:
-    active = request.app[HOLDER].current
-    if active is None:
-        return _error(404, "no tracing config is loaded yet")
-    return web.json_response(
-        _protocol.running_body(
-            active.revision,
-            active.version,
-            _iso(active.applied_at),
-            redaction.redact(active.config),
-            active.sources,
-        )
-    )
-
-
-async def _read_body(request: web.Request) -> bytes | web.Response:
-    limit = request.app[_MAX_BODY]
-    if request.content_length is not None and request.content_length > limit:
-        return _error(413, f"body of {request.content_length} bytes exceeds the {limit}-byte limit")
-    try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        return _error(413, f"body exceeds the {limit}-byte limit")
-
-
-def _invalid(errors: Sequence[dict[str, str]]) -> web.Response:
-    return web.json_response({"errors": list(errors)}, status=422)
-
-
-async def put_tracing(request: web.Request) -> web.Response:
-    body = await _read_body(request)
-    if isinstance(body, web.Response):
-        return body
-    try:
-        put = _protocol.parse_put(_messages.load_json(body))
-    except _errors.ValidationFailed as e:
-        return _invalid([err.to_dict() for err in e.errors])
-    except TypeError as e:  # not a JSON object
-        return _error(400, str(e))
-    except ValueError as e:  # not JSON (or not UTF-8, or too deep)
-        return _error(400, f"body: {e}")
-    try:
-        applied = await request.app[APPLIER].apply(
-            put.config, revision=put.revision, source="admin", sources=put.sources
-        )
-    except tracing_apply.StaleRevisionError as e:
-        return _error(409, str(e), runningRevision=e.running)
-    except tracing_apply.InvalidConfigError as e:
-        return _invalid([err.to_dict() for err in e.errors])
-    return web.json_response(
-        {"revision": applied.revision, "version": applied.version, "changed": applied.changed}
-    )
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    active = request.app[HOLDER].current
-    if active is None:
-        return web.json_response(
-            {"ready": False, "reason": "no tracing config loaded yet"}, status=503
-        )
-    return web.json_response({"ready": True, "revision": active.revision})
-
-
-async def metrics(request: web.Request) -> web.Response:
-    registries: list[_metrics.Registry] = request.app[REGISTRIES]
-    text = _metrics.render_prometheus(registries)
-    return web.Response(
-        text=text,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Prometheus-Format": "0.0.4"},
-    )
-
-
-def _request_metrics(registry: _metrics.Registry) -> typedefs.Middleware:
-    requests = registry.counter(
-        "gatetrace_admin_requests", "Admin API requests by route and status", ["route", "code"]
-    )
-    latency = registry.histogram(
-        "gatetrace_admin_request_duration_seconds", "Admin API request latency", ["route"]
-    )
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        started = time.perf_counter()
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as e:
-            status = e.status
-            raise
-        finally:
-            requests.inc((route, str(status)))
-            latency.observe(time.perf_counter() - started, (route,))
-
-    return middleware
+HOLDER = _shared.HOLDER
+APPLIER = _shared.APPLIER
+REGISTRIES = _shared.REGISTRIES
 
 
 def make_admin_app(
@@ -188,18 +65,12 @@ def make_admin_app(
             on_applied=lambda _parts, cfg: exporters.configure_store(store, cfg),
         )
     app = web.Application(
-        middlewares=[_request_metrics(registry), admin_auth.bearer_auth(token)],
+        middlewares=[_shared.request_metrics(registry), admin_auth.bearer_auth(token)],
         client_max_size=max_body_bytes,
     )
-    app[HOLDER] = holder
-    app[APPLIER] = applier
-    app[REGISTRIES] = [registry, *extra_registries]
-    app[_MAX_BODY] = max_body_bytes
-    app.router.add_get(_protocol.TRACING_PATH, get_tracing)
-    app.router.add_put(_protocol.TRACING_PATH, put_tracing)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    _shared.add_tracing_routes(
+        app, holder, applier, [registry, *extra_registries], max_body_bytes=max_body_bytes
+    )
     query_api.add_routes(app, store)
     ui.add_ui_routes(app)
     return app

@@ -31,7 +31,8 @@ from typing import Final
 import aiohttp
 from aiohttp import web
 
-from gatetrace.gateway import clientip, proxy, request_trace, routes, state
+from gatetrace.embed import keep as _keep
+from gatetrace.gateway import clientip, proxy, request_trace, retro, routes, state
 from gatetrace.runtime import baggage as _baggage
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import metrics
@@ -79,7 +80,16 @@ class TracingMiddleware:
     """The aiohttp middleware (``app.middlewares``) tracing every proxied request."""
 
     __middleware_version__ = 1  # aiohttp: a new-style middleware, not a factory
-    __slots__ = ("_blocked", "_errors", "_fields", "_header_name", "holder", "resolver", "table")
+    __slots__ = (
+        "_blocked",
+        "_errors",
+        "_fields",
+        "_header_name",
+        "holder",
+        "keeper",
+        "resolver",
+        "table",
+    )
 
     def __init__(
         self,
@@ -90,8 +100,11 @@ class TracingMiddleware:
         trace_id_header: str = "X-Trace-Id",
         blocked_headers: frozenset[str] = frozenset(),
         registry: metrics.Registry | None = None,
+        keeper: _keep.Keeper | None = None,
     ) -> None:
         self.holder = holder
+        self.keeper = keeper
+        """Sends the keep requests of kept pending traces (None: no retro collection)."""
         self.table = table
         self.resolver = resolver
         self._header_name = trace_id_header
@@ -235,6 +248,8 @@ class TracingMiddleware:
         context."""
         baggage: _baggage.Baggage = active.baggage.apply(extracted.baggage)
         parent = extracted.context
+        if parent is not None and parent.trace_state:  # only the gateway marks pending
+            parent = retro.incoming(parent)
         if parent is not None and parent.baggage is not baggage:
             parent = parent._replace(baggage=baggage)
         elif parent is None and (extracted.sampled is not None or extracted.debug):
@@ -335,6 +350,11 @@ class TracingMiddleware:
                     upgraded = server.upgrade("slow")
                 if upgraded and trace.deferred:
                     self._deferred_tags(active, trace)
+                if upgraded and trace.retro_crumbs:
+                    reason = server.tags.get("sampling.priority.reason", "kept")
+                    retro.keep(
+                        self.keeper, active, server.trace_id, str(reason), trace.retro_crumbs
+                    )
         except Exception:
             self._errors.inc(("finish",))
         finally:

@@ -30,7 +30,7 @@ import multidict
 import yarl
 from aiohttp import hdrs, web
 
-from gatetrace.gateway import clientip, paths, routes
+from gatetrace.gateway import clientip, paths, retro, routes
 from gatetrace.gateway import connections as _connections
 from gatetrace.policy import messages as _messages
 from gatetrace.runtime import metrics
@@ -55,14 +55,15 @@ HOP_BY_HOP: Final = frozenset(
 """Headers that concern one connection only (RFC 9110 7.6.1), plus any ``proxy-*``."""
 
 # Request headers never copied upstream: hop-by-hop ones, Host (aiohttp writes the
-# upstream's), Expect (the gateway answers 100-continue itself) and the forwarding
-# headers the proxy rewrites.
+# upstream's), Expect (the gateway answers 100-continue itself), the forwarding
+# headers the proxy rewrites and a client's retro breadcrumbs (never followed).
 _REQUEST_DROP: Final = HOP_BY_HOP | {
     "host",
     "expect",
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
+    retro.HEADER,
 }
 
 
@@ -427,6 +428,7 @@ class Proxy:
         out = response_headers(upstream.headers)
         if observer is not None:
             observer.on_response(upstream.status, out)
+        out.popall(retro.HEADER, None)  # breadcrumbs are for the gateway, never the client
         response = RelayedResponse(status=upstream.status, reason=upstream.reason, headers=out)
         try:
             await response.prepare(request)

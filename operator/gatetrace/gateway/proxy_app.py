@@ -25,6 +25,7 @@ from typing import Final
 
 from aiohttp import web
 
+from gatetrace.embed import keep as _keep
 from gatetrace.gateway import clientip, config, connections, middleware, proxy, routes, state
 from gatetrace.runtime import metrics
 
@@ -74,8 +75,11 @@ def make_proxy_app(
     settings: config.GatewayConfig,
     holder: state.TracingHolder,
     registry: metrics.Registry,
+    *,
+    keeper: _keep.Keeper | None = None,
 ) -> web.Application:
-    """Build the proxy app; the upstream pool opens when the app starts."""
+    """Build the proxy app; the upstream pool opens when the app starts. ``keeper`` sends
+    the keep requests of kept pending traces (retroactive collection; None: none)."""
     table = routes.RouteTable.from_config(settings.routes)
     resolver = clientip.ClientIpResolver(settings.trusted_proxies)
     tracing = middleware.TracingMiddleware(
@@ -85,6 +89,7 @@ def make_proxy_app(
         trace_id_header=settings.trace_id_header,
         blocked_headers=settings.recorded_header_blocklist,
         registry=registry,
+        keeper=keeper,
     )
     limits = settings.connections
     guard = connections.ConnectionGuard(

@@ -13,7 +13,7 @@ from typing import Final
 import multidict
 from aiohttp import web
 
-from gatetrace.gateway import routes, state
+from gatetrace.gateway import retro, routes, state
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _spancontext
@@ -109,6 +109,7 @@ class UnrecordedTrace:
         return ids.format_trace_id(self.context.trace_id)
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
+        headers.popall(retro.HEADER, None)
         headers[self.header_name] = "%032x" % self.context.trace_id  # noqa: UP031 (ids.format_trace_id, inlined)
 
     def on_failure(self, error_type: str, exc: BaseException, *, upstream: bool) -> None:
@@ -146,6 +147,7 @@ class RequestTrace:
         "mono_start",
         "namespace",
         "request",
+        "retro_crumbs",
         "route",
         "server",
         "status",
@@ -192,6 +194,8 @@ class RequestTrace:
         self.failure_ns = 0
         self.upstream_status = 0
         """The upstream's answer (0: none, or the gateway's own 502/504 after a failure)."""
+        self.retro_crumbs: list[str] = []
+        """Breadcrumbs of the hops that buffered this pending trace (:mod:`.retro`)."""
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
@@ -203,7 +207,7 @@ class RequestTrace:
             self.client_id = ids.new_span_id()
             self.client_start_ns = self.now_ns()
             context = self.server.context._replace(span_id=self.client_id, remote=False)
-            self.active.propagator.inject(context, headers, _SETTER)
+            self.active.propagator.inject(retro.outgoing(self.active, context), headers, _SETTER)
             return
         client = self.active.tracer.start_span(
             self.method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
@@ -246,6 +250,7 @@ class RequestTrace:
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status
+        self.retro_crumbs = retro.collect(self.active, headers, self.deferred)
         headers[self.header_name] = self.trace_id
         if not self.upstream_failed:
             self.upstream_status = status

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gatetrace.embed import keep
 from gatetrace.gateway import (
     admin,
     badrequests,
@@ -99,7 +100,11 @@ class Gateway:
                 registry=self.registry,
                 interval=file_poll_interval,
             )
-        self.proxy_app = proxy_app.make_proxy_app(settings, self.holder, self.registry)
+        self.keeper = keep.Keeper(token, self.registry)
+        """Keep requests to the services that buffered a kept pending trace."""
+        self.proxy_app = proxy_app.make_proxy_app(
+            settings, self.holder, self.registry, keeper=self.keeper
+        )
         self.admin_app = admin.make_admin_app(
             settings, self.holder, self.store, self.registry, token, applier=self.applier
         )
@@ -202,6 +207,8 @@ class Gateway:
             await asyncio.wait_for(self.applier.close(deadline), deadline + 1.0)
         except TimeoutError:
             _log.warning("reporters did not flush within %.1fs; spans may be lost", deadline)
+        await self.keeper.drain(min(deadline, 2.0))
+        await self.keeper.close()
         admin_runner, self._admin_runner = self._admin_runner, None
         if admin_runner is not None:
             await admin_runner.cleanup()

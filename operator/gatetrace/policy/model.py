@@ -16,6 +16,7 @@ import pydantic
 
 from gatetrace.policy import messages as _messages
 from gatetrace.policy import reporters as reporters_mod
+from gatetrace.policy import retro as retro_mod
 from gatetrace.policy import sampling as sampling_mod
 from gatetrace.policy import status as status_mod
 from gatetrace.policy import wire
@@ -312,6 +313,8 @@ class TracingSettings(wire.WireModel):
     """Where finished spans go; all reporters receive every sampled span. Default [memory]."""
     batching: Batching = pydantic.Field(default_factory=Batching)
     """Batching shared by the reporters."""
+    retro: retro_mod.Retro = pydantic.Field(default_factory=retro_mod.Retro)
+    """Retroactive collection of pending traces from services running the kit."""
 
     @pydantic.model_validator(mode="after")
     def _no_duplicates(self) -> Self:

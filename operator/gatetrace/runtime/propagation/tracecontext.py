@@ -21,6 +21,7 @@ characters are rejected.
 """
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from gatetrace.runtime import spancontext as _sc
@@ -49,6 +50,7 @@ _TRACE_LIMIT = 1 << 128
 _SPAN_LIMIT = 1 << 64
 _OWS = " \t"
 _CACHE_SIZE = 256
+_CACHED_STATE_CHARS = 256
 
 
 class TraceContextPropagator:
@@ -57,7 +59,7 @@ class TraceContextPropagator:
     name = FORMAT
     fields = frozenset((_TRACEPARENT, _TRACESTATE))
 
-    __slots__ = ("_failures", "_formatted", "_max_tracestate_chars")
+    __slots__ = ("_failures", "_formatted", "_max_tracestate_chars", "_parsed")
 
     def __init__(
         self,
@@ -67,6 +69,9 @@ class TraceContextPropagator:
         self._failures = failures
         self._max_tracestate_chars = max_tracestate_chars
         self._formatted: dict[_sc.TraceState, tuple[str, bool]] = {}
+        self._parsed: dict[str, tuple[_sc.TraceState, str]] = {}
+        """Recent single ``tracestate`` values and what they parse to (most requests of a
+        system carry one of a few values)."""
 
     def extract(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
@@ -85,7 +90,7 @@ class TraceContextPropagator:
             return found
         states = getter.get(carrier, _TRACESTATE)
         if states:
-            members, reason = _tracestate.parse(states)
+            members, reason = self._parse_state(states)
             if reason:
                 self._failures.failed(FORMAT, reason)
             elif members:
@@ -123,6 +128,18 @@ class TraceContextPropagator:
         return _new_tuple(
             _Extracted, (context, found.baggage, found.format, found.sampled, found.debug)
         )
+
+    def _parse_state(self, states: Sequence[str]) -> tuple[_sc.TraceState, str]:
+        """:func:`.tracestate.parse`, remembered for single short values."""
+        if len(states) != 1 or len(states[0]) > _CACHED_STATE_CHARS:
+            return _tracestate.parse(states)
+        found = self._parsed.get(states[0])
+        if found is None:
+            found = _tracestate.parse(states)
+            if len(self._parsed) >= _CACHE_SIZE:
+                self._parsed.clear()
+            self._parsed[states[0]] = found
+        return found
 
     @staticmethod
     def _parse(value: str, failures: _base.FailureCounter) -> _sc.SpanContext | None:
