@@ -172,6 +172,10 @@ async def test_the_query_port_serves_queries_and_the_page_without_a_token_and_no
             deps = await http.get(url + "/api/dependencies?endTs=99999999999999&lookback=1")
             assert deps.status == 200
             assert (await http.get(url + "/ui/")).status == 200
+            # the page learns which port it is on: no login form here, the usual one there
+            assert await (await http.get(url + "/ui/mode.json")).json() == {"readOnly": True}
+            admin_mode = await http.get(gw.admin_url + "/ui/mode.json")
+            assert await admin_mode.json() == {"readOnly": False}
             # never an admin route, not even with the token
             for method, path in [
                 ("GET", "/admin/v1/tracing"),

@@ -345,5 +345,5 @@ def make_query_app(span_store: _store.SpanStore) -> web.Application:
     no token, no admin route (whoever reaches its port reads every kept trace)."""
     app = web.Application()
     add_routes(app, span_store)
-    ui.add_ui_routes(app)
+    ui.add_ui_routes(app, read_only=True)
     return app
