@@ -32,6 +32,12 @@ async def _upstream() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
+    async with _serving(app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def _serving(app: web.Application) -> AsyncIterator[str]:
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -275,13 +281,8 @@ async def _calling_itself(services: _Services) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/self/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with _serving(app) as url:
+        yield url
 
 
 async def test_dependencies_match_jaeger(jaeger: servers.Jaeger) -> None:

@@ -14,24 +14,10 @@ from gatetrace.operator import core, delivery, planner, standalone
 from gatetrace.policy import admin_protocol
 from gatetrace.runtime import metrics
 from tests.operator import gateways as gw
+from tests.operator import policydocs
 
 pytestmark = pytest.mark.timeout(30)
 
-DEFAULT = """\
-apiVersion: gatetrace.dev/v1alpha1
-kind: TracingPolicy
-metadata: {name: cluster-default, namespace: gatetrace-system}
-spec:
-  sampling:
-    sampler: {type: probabilistic, rate: 0.25}
-"""
-TEAM = """\
-apiVersion: gatetrace.dev/v1alpha1
-kind: TracingPolicy
-metadata: {name: team, namespace: shop}
-spec:
-  tags: {team: shop}
-"""
 EXPECTED = [
     {"namespace": "gatetrace-system", "name": "cluster-default"},
     {"namespace": "shop", "name": "team"},
@@ -46,20 +32,16 @@ async def client() -> AsyncIterator[delivery.AdminClient]:
 
 
 async def _converge(tmp_path: pathlib.Path, client: delivery.AdminClient, url: str) -> pathlib.Path:
-    policies, configs = tmp_path / "policies", tmp_path / "configs"
-    policies.mkdir()
-    configs.mkdir()
-    (policies / "default.yaml").write_text(DEFAULT)
-    (policies / "team.yaml").write_text(TEAM)
     pusher = delivery.Pusher(client, retry=delivery.RetryPolicy(attempts=1, timeout=2.0))
     reconciler = core.Reconciler(
-        standalone.FileSink(config_dir=configs), pusher, planner.IndexPlanner("gatetrace-system")
+        standalone.FileSink(config_dir=tmp_path), pusher, planner.IndexPlanner("gatetrace-system")
     )
     reconciler.upsert_pod(standalone.GatewaySpec("gw", url, "shop").pod())
-    standalone.sync_folder(reconciler, standalone.PolicyFolder(policies), force=True)
+    default = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.25}}}
+    reconciler.upsert_policy(policydocs.record("gatetrace-system", "cluster-default", default))
+    reconciler.upsert_policy(policydocs.record("shop", "team", {"tags": {"team": "shop"}}))
     await reconciler.converge()
-    (written,) = configs.iterdir()
-    return written
+    return tmp_path / "shop.gw.json"  # the FileSink's name for gateway shop/gw
 
 
 async def test_the_push_carries_the_sources_to_get_tracing(
