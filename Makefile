@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint unit e2e bench demo crds readme chart-schema clean
+.PHONY: test test-tools lint unit e2e bench demo crds readme chart-schema clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ unit: $(STAMP)
 
 ## make test: lint, type checks, layer contracts and the unit/integration tests
 test: lint unit
+
+## make test-tools: helm and headless Chromium, so `make test` skips nothing (CI has both)
+test-tools:
+	e2e/peers/build-all helm
+	tests/browser/install-chromium
 
 ## make e2e: build/start the real peer servers (cached) and run the e2e suite
 e2e: $(STAMP)

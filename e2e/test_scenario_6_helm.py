@@ -21,6 +21,9 @@ pytestmark = pytest.mark.e2e
 VALUE_SETS = {
     "default": [],
     "gateway": ["--set", "gateway.enabled=true"],
+    # the gateway's metrics port (on by default) and the opt-in read-only query port:
+    # their NetworkPolicy rules and the query Service
+    "gateway-query": ["--set", "gateway.enabled=true", "--set", "gateway.queryApi.enabled=true"],
     "gateway-replicas": [
         "--set",
         "gateway.enabled=true",

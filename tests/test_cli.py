@@ -1,9 +1,12 @@
 """The ``gatetrace`` command's own surface, run as a user runs it (a subprocess)."""
 
+import argparse
 import os
 import pathlib
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import gatetrace.cli
 
@@ -64,3 +67,27 @@ def test_operator_kubeconfig_that_is_a_folder_is_named(tmp_path: pathlib.Path) -
     assert result.stderr == (
         f"gatetrace operator: --kubeconfig {tmp_path}: is a folder, not a kubeconfig file\n"
     )
+
+
+SPHINX_MARKUP = re.compile(r"``|:[a-z]+:`|`[^`\s]+`_")
+
+
+def _help_texts(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    yield path, parser.format_help()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _help_texts(sub, (*path, name))
+
+
+def test_help_texts_are_plain_text_without_sphinx_markup() -> None:
+    result = _run("--help")
+    assert result.returncode == 0
+    assert not SPHINX_MARKUP.search(result.stdout), result.stdout
+    assert "gatetrace" in result.stdout.split("\n\n")[1]  # a description, not the usage again
+    texts = dict(_help_texts(gatetrace.cli.build_parser()))
+    assert {("policy", "explain"), ("gateway",), ("operator",)} <= set(texts)
+    for path, text in texts.items():
+        assert not SPHINX_MARKUP.search(text), (path, text)

@@ -16,6 +16,12 @@ from gatetrace.gateway import command as gateway_command
 from gatetrace.operator import command as operator_command
 from gatetrace.policy import cli as policy_cli
 
+DESCRIPTION = (
+    "gatetrace: tracing for API gateways, steered live from Kubernetes TracingPolicies. "
+    "Run 'gatetrace COMMAND --help' for a command's options."
+)
+"""The top-level ``--help`` text: plain text (argparse prints it as is, so no reST)."""
+
 Runner = Callable[[argparse.Namespace], int]
 Registration = Callable[[argparse.ArgumentParser], Runner]
 
@@ -99,7 +105,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="gatetrace", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="gatetrace", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"gatetrace {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, register) in SUBCOMMANDS.items():

@@ -285,13 +285,30 @@ def _trace_view(page: chromium.Page, site: Site) -> None:
 
 def _dependencies(page: chromium.Page, site: Site) -> None:
     page.find('#nav a[data-view="dependencies"]').click()
-    page.until(lambda: len(page.all("#deps tbody tr")) == 1)
-    assert page.find("#deps tbody tr").text.split() == ["edge", "users", str(site.ok_traces + 1)]
+    page.until(lambda: len(page.all("#deps tbody tr")) == 3)
+    calls = str(site.ok_traces + 1)
+    # a parent and child in one service count too (as in Jaeger): the gateway's server
+    # span -> its client span, the users service's server span -> its db span
+    assert [row.text.split() for row in page.all("#deps tbody tr")] == [
+        ["edge", "edge", calls],
+        ["edge", "users", calls],
+        ["users", "users", calls],
+    ]
     nodes = [n.get_attribute("data-service") for n in page.all("#deps-graph g.node")]
     assert sorted(nodes) == ["edge", "users"]
-    edge = page.find('#deps-graph path.edge[data-edge="edge>users"]')
-    assert edge.get_attribute("marker-end") == "url(#arrow)"
-    assert [t.text for t in page.all("#deps-graph text.count")] == [str(site.ok_traces + 1)]
+    for key in ("edge>users", "edge>edge", "users>users"):
+        edge = page.find(f'#deps-graph path.edge[data-edge="{key}"]')
+        assert edge.get_attribute("marker-end") == "url(#arrow)"
+    assert [t.text for t in page.all("#deps-graph text.count")] == [calls] * 3
+    # the self-call stays in its caller's column: users is still one column to the right
+    boxes = {
+        n.get_attribute("data-service"): float(
+            n.find_element("css selector", "rect").get_attribute("x") or "nan"
+        )
+        for n in page.all("#deps-graph g.node")
+    }
+    assert boxes["edge"] < boxes["users"]
+    assert boxes["edge"] == min(boxes.values())
     page.shot("5-dependencies")
 
 
@@ -317,7 +334,7 @@ def _refusal_and_logout(page: chromium.Page) -> None:
     # log in again: back where we were; then log out, which forgets the token and the data
     page.find("#token").send_keys(TOKEN)
     page.find("#login-form button[type=submit]").click()
-    page.until(lambda: len(page.all("#deps tbody tr")) == 1)
+    page.until(lambda: len(page.all("#deps tbody tr")) == 3)
     page.find("#logout").click()
     page.visible("#login-form")
     assert page.stored_token() is None

@@ -43,7 +43,7 @@ def _drive(page: chromium.Page, admin_url: str) -> None:
     assert page.all("#traces tbody tr") == []
     assert page.all("#f-service option") == []
     page.find('#nav a[data-view="dependencies"]').click()
-    page.until_text("#deps-status", "No calls between different services recorded yet.")
+    page.until_text("#deps-status", "No calls between services recorded yet.")
     assert page.all("#deps-graph svg") == []
     # a trace id that is not stored: the query API's 404 message, not a broken page
     page.driver.get(admin_url + "/ui/#/trace/0123456789abcdef0123456789abcdef")

@@ -23,8 +23,18 @@ MATRIX = [
     ("operator.watchNamespaces={shop,edge}", "gateway.enabled=true"),
     ("adminToken.existingSecret=my-token", "metrics.serviceMonitor.enabled=true"),
     ("serviceAccount.create=false", "serviceAccount.name=ops"),
+    (
+        "gateway.enabled=true",
+        "gateway.queryApi.enabled=true",
+        "gateway.metrics.podMonitor.enabled=true",
+    ),
 ]
-CUSTOM_KINDS = {"ServiceMonitor", "ClusterKopfPeering", "KopfPeering"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "ClusterKopfPeering", "KopfPeering"}
+ALL_PORTS = (
+    "gateway.enabled=true",
+    "gateway.queryApi.enabled=true",
+    "gateway.metrics.podMonitor.enabled=true",
+)
 
 
 def _by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -155,6 +165,89 @@ def test_gateway_is_labelled_for_the_operator_and_admin_port_is_fenced() -> None
     assert config["admin"]["tokenFile"] == "/var/run/gatetrace/admin-token/token"
 
 
+def _gateway_pod(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    deployment = next(d for d in _by_kind(docs, "Deployment") if "gateway" in d["metadata"]["name"])
+    pod: dict[str, Any] = deployment["spec"]["template"]
+    return pod
+
+
+def _ingress_for(docs: list[dict[str, Any]], port: int) -> list[dict[str, Any]]:
+    (policy,) = _by_kind(docs, "NetworkPolicy")
+    rules = [
+        r for r in policy["spec"]["ingress"] if {"protocol": "TCP", "port": port} in r["ports"]
+    ]
+    assert len(rules) == 1, rules
+    peers: list[dict[str, Any]] = rules[0]["from"]
+    return peers
+
+
+def test_gateway_metrics_have_their_own_port_open_to_the_scrapers_only() -> None:
+    docs = render("gateway.enabled=true")
+    pod = _gateway_pod(docs)
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert ports["gt-metrics"] == 9464
+    assert "gt-query" not in ports  # the read-only query API is opt-in
+    assert _ingress_for(docs, 9464) == [
+        {
+            "namespaceSelector": {},
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+        }
+    ]
+    config = yaml.safe_load(_by_kind(docs, "ConfigMap")[0]["data"]["gateway.yaml"])
+    assert config["metrics"] == {"listen": "0.0.0.0:9464"}
+    assert "queryApi" not in config
+    assert not _by_kind(docs, "PodMonitor")
+    assert [s["metadata"]["name"] for s in _by_kind(docs, "Service") if "query" in str(s)] == []
+    scraper = "gateway.metrics.allowFrom[0].namespaceSelector.matchLabels.team=obs"
+    custom = _ingress_for(render("gateway.enabled=true", scraper), 9464)
+    assert custom[0]["namespaceSelector"] == {"matchLabels": {"team": "obs"}}
+    off = render("gateway.enabled=true", "gateway.metrics.enabled=false")
+    assert "metrics" not in yaml.safe_load(_by_kind(off, "ConfigMap")[0]["data"]["gateway.yaml"])
+    assert all(9464 not in [p["port"] for p in r["ports"]] for r in _ingress_rules(off))
+
+
+def _ingress_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    (policy,) = _by_kind(docs, "NetworkPolicy")
+    rules: list[dict[str, Any]] = policy["spec"]["ingress"]
+    return rules
+
+
+def test_the_gateway_podmonitor_scrapes_the_metrics_port_of_the_gateway_pods() -> None:
+    docs = render(*ALL_PORTS, "gateway.metrics.podMonitor.labels.release=kps")
+    (monitor,) = _by_kind(docs, "PodMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    pod = _gateway_pod(docs)
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    names = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert endpoint["port"] in names
+    assert (endpoint["path"], endpoint["interval"]) == ("/metrics", "30s")
+
+
+def test_the_read_only_query_api_is_opt_in_with_its_service_and_fence() -> None:
+    docs = render(*ALL_PORTS)
+    pod = _gateway_pod(docs)
+    ports = {p["name"]: p["containerPort"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert ports["gt-query"] == 16686
+    assert _ingress_for(docs, 16686) == [
+        {"podSelector": {"matchLabels": {"gatetrace.dev/query-client": "true"}}}
+    ]
+    (service,) = [s for s in _by_kind(docs, "Service") if s["metadata"]["name"].endswith("-query")]
+    assert service["spec"]["ports"] == [{"name": "query", "port": 16686, "targetPort": "gt-query"}]
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_the_rendered_gateway_config_is_one_the_gateway_accepts() -> None:
+    from gatetrace.gateway import config as gateway_config
+
+    for sets in [("gateway.enabled=true",), ALL_PORTS]:
+        docs = render(*sets)
+        text = _by_kind(docs, "ConfigMap")[0]["data"]["gateway.yaml"]
+        parsed = gateway_config.parse_config(yaml.safe_load(text), "chart")
+        assert parsed.metrics.listen == "0.0.0.0:9464"
+        assert parsed.query_api.listen == ("0.0.0.0:16686" if sets == ALL_PORTS else None)
+
+
 def test_admin_token_secret_is_generated_once_and_kept() -> None:
     docs = render()
     (secret,) = _by_kind(docs, "Secret")
@@ -211,6 +304,16 @@ def test_chart_crd_is_the_generated_one() -> None:
             ("gateway.enabled=true", "gateway.port=9901", "gateway.adminPort=9901"),
             "gateway.port and gateway.adminPort must differ",
         ),
+        (
+            ("gateway.enabled=true", "gateway.metrics.port=9901"),
+            "gateway.adminPort and gateway.metrics.port must differ (both 9901)",
+        ),
+        (
+            ("gateway.enabled=true", "gateway.queryApi.enabled=true", "gateway.queryApi.port=8080"),
+            "gateway.port and gateway.queryApi.port must differ (both 8080)",
+        ),
+        (("gateway.metrics.allowFrom[0].podSelector.foo=x",), "/gateway/metrics/allowFrom/0"),
+        (("gateway.queryApi.token=x",), "token"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], needle: str) -> None:

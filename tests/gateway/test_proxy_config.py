@@ -122,6 +122,19 @@ def test_empty_file_gives_the_defaults(tmp_path: pathlib.Path) -> None:
             "same prefix",
         ),
         ({"servce": "x"}, "servce", "Extra inputs"),
+        ({"metrics": {"listen": "9464"}}, "metrics.listen", "HOST:PORT"),
+        ({"queryApi": {"listen": "[::1:1"}}, "queryApi.listen", "brackets"),
+        ({"queryApi": {"token": "x"}}, "queryApi.token", "Extra inputs"),
+        (
+            {"admin": {"listen": "127.0.0.1:9901"}, "metrics": {"listen": "0.0.0.0:9901"}},
+            "",
+            "metrics.listen and admin.listen both listen on 0.0.0.0:9901",
+        ),
+        (
+            {"listen": "0.0.0.0:8080", "queryApi": {"listen": "127.0.0.1:8080"}},
+            "",
+            "queryApi.listen and listen both listen",
+        ),
     ],
 )
 def test_errors_name_the_field(document: dict[str, object], field: str, message: str) -> None:
@@ -131,6 +144,34 @@ def test_errors_name_the_field(document: dict[str, object], field: str, message:
     assert field in locs, caught.value.errors
     assert message in str(caught.value)
     assert "gw.yaml" in str(caught.value)
+
+
+def test_extra_ports_are_off_by_default_and_may_share_a_number_on_other_hosts() -> None:
+    plain = config.parse_config({})
+    assert (plain.metrics.listen, plain.query_api.listen) == (None, None)
+    cfg = config.parse_config(
+        {
+            "listen": "127.0.0.1:8080",
+            "admin": {"listen": "127.0.0.1:0"},
+            "metrics": {"listen": "127.0.0.2:8080"},
+            "queryApi": {"listen": "127.0.0.1:0"},
+        }
+    )
+    assert cfg.listen_addresses() == {
+        "listen": "127.0.0.1:8080",
+        "admin.listen": "127.0.0.1:0",
+        "metrics.listen": "127.0.0.2:8080",
+        "queryApi.listen": "127.0.0.1:0",
+    }
+
+
+def test_the_longest_request_is_the_slowest_routes_connect_plus_timeout() -> None:
+    assert config.parse_config({}).longest_request_seconds == 32.0
+    routes = [
+        {"name": "a", "prefix": "/a", "upstream": "http://a", "timeoutMs": 90_000},
+        {"name": "b", "prefix": "/b", "upstream": "http://b", "connectTimeoutMs": 5_000},
+    ]
+    assert config.parse_config({"routes": routes}).longest_request_seconds == 92.0
 
 
 def test_unreadable_and_invalid_yaml_files(tmp_path: pathlib.Path) -> None:

@@ -289,14 +289,15 @@ async def test_dependencies() -> None:
         end_ms = (NOW_NS + 10**9) // 1_000_000
         response = await a.get(f"/api/dependencies?endTs={end_ms}&lookback=60000")
         data = _envelope(await response.json())
-        assert data == [
+        assert data == [  # the gateway's server -> client span counts too, as in Jaeger
+            {"parent": "api-gateway", "child": "api-gateway", "callCount": 1},
             {"parent": "api-gateway", "child": "users", "callCount": 1},
             {"parent": "users", "child": "db", "callCount": 1},
         ]
         before = await a.get(f"/api/dependencies?endTs={NOW_NS // 1_000_000 - 1000}&lookback=10")
         assert _envelope(await before.json()) == []
         default = _envelope(await (await a.get("/api/dependencies")).json())
-        assert len(default) == 2
+        assert len(default) == 3
 
 
 async def test_stats() -> None:

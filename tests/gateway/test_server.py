@@ -188,6 +188,8 @@ async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
                     "service": "cli-gw",
                     "listen": "127.0.0.1:0",
                     "admin": {"listen": "127.0.0.1:0"},
+                    "metrics": {"listen": "127.0.0.1:0"},
+                    "queryApi": {"listen": "127.0.0.1:0"},
                     "routes": [{"name": "u", "prefix": "/", "upstream": up}],
                     "tracing": ALWAYS,
                 }
@@ -208,7 +210,7 @@ async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
         try:
             assert proc.stdout is not None
             lines: dict[str, str] = {}
-            while len(lines) < 2:
+            while len(lines) < 4:  # gateway, admin, metrics, query
                 line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().strip()
                 assert line, "the gateway exited before announcing its addresses"
                 key, _, url = line.partition(": ")
@@ -219,6 +221,9 @@ async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
                 assert ready.status == 200
                 unauthorized = await http.get(lines["admin"] + "/admin/v1/tracing")
                 assert unauthorized.status == 401
+                scraped = await http.get(lines["metrics"] + "/metrics")
+                assert "gatetrace_build_info{" in await scraped.text()
+                assert (await http.get(lines["query"] + "/api/services")).status == 200
             proc.send_signal(signal.SIGTERM)
             assert await asyncio.wait_for(proc.wait(), 20) == 0
         finally:

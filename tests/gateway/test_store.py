@@ -127,18 +127,31 @@ def test_find_traces_filters() -> None:
     assert ids(store.TraceQuery(service="gw", limit=0)) == []
 
 
-def test_dependencies_cross_services_only_in_window() -> None:
+def test_dependencies_count_every_parent_child_pair_of_traces_inside_the_window() -> None:
+    # Jaeger's rules (e2e/test_query_vs_jaeger.py checks them against the real one): a
+    # pair within one service counts too (a service calling itself through the gateway),
+    # and a trace counts only when it lies wholly inside [endTs - lookback, endTs].
     s = store.SpanStore()
     root = make_span(service="gw", start_ns=T0)
     client = make_span(service="gw", parent=root, start_ns=T0 + 10, kind=span.SpanKind.CLIENT)
     users = make_span(service="users", parent=client, start_ns=T0 + 20)
     db = make_span(service="db", parent=users, start_ns=T0 + 30)
-    late = make_span(service="users", parent=client, start_ns=T0 + 10_000_000_000)
-    s.add([root, client, users, db, late])
-    deps = s.dependencies(end_ns=T0 + 1_000, lookback_ns=1_000)
-    assert deps == [store.Dependency("gw", "users", 1), store.Dependency("users", "db", 1)]
+    late_root = make_span(service="gw", start_ns=T0)
+    late = make_span(service="users", parent=late_root, start_ns=T0 + 10_000_000_000)
+    s.add([root, client, users, db, late_root, late])
+    deps = s.dependencies(end_ns=T0 + 2_000_000, lookback_ns=2_000_000)
+    assert deps == [
+        store.Dependency("gw", "gw", 1),
+        store.Dependency("gw", "users", 1),
+        store.Dependency("users", "db", 1),
+    ]
     everything = s.dependencies(end_ns=T0 + 20_000_000_000, lookback_ns=20_000_000_000)
     assert store.Dependency("gw", "users", 2) in everything
+    # the late trace's child alone inside the window: the trace is not wholly in it
+    tail = s.dependencies(end_ns=T0 + 20_000_000_000, lookback_ns=15_000_000_000)
+    assert tail == []
+    # nor is a trace that ends after the window (its spans all started inside it)
+    assert s.dependencies(end_ns=T0 + 1_000_000, lookback_ns=1_000_000) == []
 
 
 def test_stats_percentiles_and_errors_in_window() -> None:

@@ -2,6 +2,7 @@
 127.0.0.1 that keeps ConfigMaps the way the API server does (PATCH of a missing
 one is 404, POST creates it)."""
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,6 +76,24 @@ async def test_a_configmap_deleted_by_hand_is_written_again_after_the_drift_chec
         fake.stored[("shop", "gatetrace-edge")]["data"][kube.CONFIG_KEY]
         == stored["data"][kube.CONFIG_KEY]
     )
+
+
+async def test_the_configmap_names_the_policies_the_config_came_from(
+    api: tuple[ConfigMapsApi, k8s.ApiClient],
+) -> None:
+    fake, client = api
+    sink = kube.KubeSink(client)
+    sources = [
+        {"namespace": "gatetrace-system", "name": "default"},
+        {"namespace": "shop", "name": "x"},
+    ]
+    await sink.store_config(("shop", "edge"), 1, "v1", {}, combined="c1", sources=sources)
+    document = json.loads(fake.stored[("shop", "gatetrace-edge")]["data"][kube.CONFIG_KEY])
+    assert document["sources"] == sources
+    # the same config from other policies is a new ConfigMap content
+    await sink.store_config(("shop", "edge"), 1, "v1", {}, combined="c1", sources=sources[:1])
+    document = json.loads(fake.stored[("shop", "gatetrace-edge")]["data"][kube.CONFIG_KEY])
+    assert document["sources"] == sources[:1]
 
 
 async def test_a_configmap_the_operator_did_not_create_is_never_overwritten(

@@ -1,7 +1,7 @@
 """A sink that refuses a gateway's config (its ConfigMap belongs to someone else): that
 gateway's pods are not pushed and say why; the other gateways go on (real admin APIs)."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gatetrace.operator import core, delivery, planner, standalone
@@ -24,12 +24,15 @@ class RefusingSink(standalone.FileSink):
         config: Mapping[str, Any],
         *,
         combined: str,
+        sources: Sequence[Mapping[str, str]] = (),
     ) -> None:
         if gateway[1] == self.blocked:
             raise core.SinkRefusedError(
                 f"ConfigMap {gateway[0]}/gatetrace-{gateway[1]} is not ours"
             )
-        await super().store_config(gateway, revision, version, config, combined=combined)
+        await super().store_config(
+            gateway, revision, version, config, combined=combined, sources=sources
+        )
 
 
 async def test_a_refused_configmap_holds_that_gateway_back_and_names_why() -> None:

@@ -166,3 +166,44 @@ def test_a_tally_counts_in_every_series_it_is_attached_to() -> None:
     }
     with pytest.raises(ValueError, match=r"gatetrace_finished: 2 label values"):
         finished.attach(metrics.Tally(), ("a", "b"))
+
+
+def test_a_counter_may_read_its_total_from_a_function() -> None:
+    registry = metrics.Registry()
+    counter = registry.counter("gatetrace_read", "Read at collection", ["kind"])
+    total = [2.5]
+    counter.set_function(lambda: total[0], ("cpu",))
+    counter.inc(("other",))
+    total[0] = 4.0
+    assert counter.value(("cpu",)) == 4.0
+    parsed = _parse(metrics.render_prometheus([registry]))
+    assert parsed["gatetrace_read"] == {
+        ("gatetrace_read_total", (("kind", "cpu"),)): 4.0,
+        ("gatetrace_read_total", (("kind", "other"),)): 1,
+    }
+    with pytest.raises(ValueError, match="gatetrace_read: 0 label values"):
+        counter.set_function(lambda: 1.0)
+
+
+@pytest.mark.parametrize(
+    ("longest", "tail"),
+    [
+        (32.0, (5.0, 10.0, 25.0, 32.0)),
+        (0.3, (0.1, 0.25, 0.3)),
+        (5.0, (2.5, 5.0)),
+        (600.0, (100.0, 250.0, 500.0, 600.0)),
+    ],
+)
+def test_latency_buckets_extend_the_defaults_up_to_the_longest(
+    longest: float, tail: tuple[float, ...]
+) -> None:
+    buckets = metrics.latency_buckets(longest)
+    assert buckets[-len(tail) :] == tail
+    assert buckets == tuple(sorted(set(buckets)))
+    assert buckets[0] == metrics.DEFAULT_BUCKETS[0]
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, math.inf, math.nan])
+def test_latency_buckets_refuse_a_bound_that_is_no_duration(bad: float) -> None:
+    with pytest.raises(ValueError, match="longest_seconds"):
+        metrics.latency_buckets(bad)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gatetrace.runtime import span, spancontext, tracer
+from gatetrace.runtime import metrics, span, spancontext, tracer
 from gatetrace.runtime.sampling import const, priority
 
 
@@ -348,3 +348,19 @@ def test_finish_outcomes_of_pending_groups_are_counted() -> None:
     assert finished.value(("exported",)) == 1
     assert finished.value(("discarded",)) == 2
     assert t.metrics.sampled.value() == 2  # the buffered child went out with its root
+
+
+def test_an_upgrade_tells_the_budget_its_reason() -> None:
+    registry = metrics.Registry()
+    budget = priority.PriorityBudget(1, clock=_Clock(), registry=registry)
+    t = tracer.Tracer(
+        span.Resource("svc"),
+        sampler=priority.PrioritySampler(const.ConstSampler(False), budget),
+        processor=_Collect(),
+    )
+    first, second = t.start_span("a", parent=None), t.start_span("b", parent=None)
+    assert first.upgrade("slow")
+    assert not second.upgrade("error")  # the budget of 1/s is spent
+    upgrades = registry.counter("gatetrace_priority_upgrades", "", ["reason"])
+    exhausted = registry.counter("gatetrace_priority_budget_exhausted", "", ["reason"])
+    assert (dict(upgrades.items()), dict(exhausted.items())) == ({("slow",): 1}, {("error",): 1})

@@ -129,12 +129,7 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     registries: list[_metrics.Registry] = request.app[REGISTRIES]
     text = _metrics.render_prometheus(registries)
-    return web.Response(
-        text=text,
-        content_type="text/plain",
-        charset="utf-8",
-        headers={"X-Prometheus-Format": "0.0.4"},
-    )
+    return web.Response(body=text.encode(), headers={"Content-Type": _metrics.CONTENT_TYPE})
 
 
 def request_metrics(registry: _metrics.Registry) -> typedefs.Middleware:

@@ -324,7 +324,7 @@ class Kit:
 
     def _keep_here(self, trace: ServerTrace, reason: str) -> None:
         budget = trace.active.priority.budget
-        if budget is not None and not budget.try_acquire():
+        if budget is not None and not budget.try_acquire(reason):
             return
         trace_id = trace.span.context.trace_id
         self.buffer.keep(trace_id, reason)

@@ -26,6 +26,8 @@ __all__ = [
     "AdminConfig",
     "ConfigError",
     "GatewayConfig",
+    "MetricsConfig",
+    "QueryApiConfig",
     "RouteConfig",
     "load_config",
     "parse_config",
@@ -128,6 +130,26 @@ class AdminConfig(_Model):
     """File holding the bearer token the admin API requires (surrounding whitespace ignored)."""
 
 
+class MetricsConfig(_Model):
+    """A port of its own for ``/metrics`` (and the probes), so a scraper need not reach
+    the admin port. The admin port keeps serving ``/metrics`` too."""
+
+    listen: ListenAddress | None = None
+    """HOST:PORT serving ``GET /metrics``, ``/healthz`` and ``/readyz`` without a token.
+    Default: none (metrics on the admin port only)."""
+
+
+class QueryApiConfig(_Model):
+    """The read-only query API for Jaeger UI and Grafana's Jaeger data source, which send
+    no bearer token. Off by default: whoever reaches this port reads every trace the
+    gateway keeps, so guard it with a NetworkPolicy (the chart's ``gateway.queryApi``)."""
+
+    listen: ListenAddress | None = None
+    """HOST:PORT serving the query routes (``/api/traces``, ``/api/services``,
+    ``/api/dependencies``...) and the trace page, with no token and never an admin route.
+    Default: none (the query API is served on the admin port only, behind the token)."""
+
+
 class ConnectionLimits(_Model):
     """Limits on client connections to the proxy port (slow or idle clients, floods)."""
 
@@ -199,6 +221,10 @@ class GatewayConfig(_Model):
     """HOST:PORT the proxy binds. Default 0.0.0.0:8080."""
     admin: AdminConfig = AdminConfig()
     """The admin API server."""
+    metrics: MetricsConfig = MetricsConfig()
+    """The metrics port (optional)."""
+    query_api: QueryApiConfig = QueryApiConfig()
+    """The read-only query API port (optional, off by default)."""
     trusted_proxies: list[pydantic.IPvAnyNetwork] = pydantic.Field(default_factory=list)
     """CIDRs (or addresses) of proxies in front of the gateway whose X-Forwarded-For is
     believed. Empty: the socket peer is the client."""
@@ -242,6 +268,34 @@ class GatewayConfig(_Model):
             prefixes[route.prefix] = route.name
         return self
 
+    @pydantic.model_validator(mode="after")
+    def _distinct_ports(self) -> Self:
+        seen: list[tuple[str, str, int]] = []
+        for field, listen in self.listen_addresses().items():
+            host, port = split_host_port(listen)
+            for other, other_host, other_port in seen:
+                # port 0 is an ephemeral port each; a wildcard host overlaps every host
+                if port and port == other_port and _overlap(host, other_host):
+                    raise ValueError(f"{field} and {other} both listen on {listen}")
+            seen.append((field, host, port))
+        return self
+
+    def listen_addresses(self) -> dict[str, str]:
+        """Each configured listen address by its field path (``admin.listen``...)."""
+        found = {"listen": self.listen, "admin.listen": self.admin.listen}
+        if self.metrics.listen is not None:
+            found["metrics.listen"] = self.metrics.listen
+        if self.query_api.listen is not None:
+            found["queryApi.listen"] = self.query_api.listen
+        return found
+
+    @property
+    def longest_request_seconds(self) -> float:
+        """The longest a proxied request can last before a route's timeouts answer 504:
+        the largest ``connectTimeoutMs + timeoutMs`` (30 s + 2 s without routes)."""
+        longest = max((r.connect_timeout_ms + r.timeout_ms for r in self.routes), default=32_000)
+        return longest / 1000
+
     @property
     def swap_grace_seconds(self) -> float:
         """:attr:`swap_grace_ms` or its default, in seconds."""
@@ -254,6 +308,13 @@ class GatewayConfig(_Model):
     def recorded_header_blocklist(self) -> frozenset[str]:
         """Lowercase names of headers never recorded on spans."""
         return DEFAULT_SENSITIVE_HEADERS | frozenset(self.sensitive_headers)
+
+
+_WILDCARDS = frozenset({"0.0.0.0", "::", "*"})
+
+
+def _overlap(host: str, other: str) -> bool:
+    return host == other or host in _WILDCARDS or other in _WILDCARDS
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:

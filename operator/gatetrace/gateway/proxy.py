@@ -22,7 +22,7 @@ no tracing work at all.
 """
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Final, Protocol
 
 import aiohttp
@@ -207,6 +207,7 @@ class Proxy:
         max_connections_per_host: int = 512,
         keepalive_timeout: float = 30.0,
         connections: _connections.ConnectionGuard | None = None,
+        latency_buckets: Sequence[float] = metrics.DEFAULT_BUCKETS,
     ) -> None:
         self.connections = connections
         """Client connection limits (the head/idle deadlines pause while a request runs)."""
@@ -222,6 +223,7 @@ class Proxy:
             "gatetrace_gateway_request_duration_seconds",
             "Time from request start to the end of the response body",
             ["route"],
+            buckets=latency_buckets,
         )
         self._codes: dict[int, str] = {}
         # (strip_exact, strip_prefixes, drop set, prefixes): rebuilt when the config changes

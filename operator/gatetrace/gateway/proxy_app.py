@@ -98,7 +98,13 @@ def make_proxy_app(
         max_connections=limits.max_connections or connections.default_max_connections(),
         registry=registry,
     )
-    handler = proxy.Proxy(table, resolver, registry, connections=guard)
+    handler = proxy.Proxy(
+        table,
+        resolver,
+        registry,
+        connections=guard,
+        latency_buckets=metrics.latency_buckets(settings.longest_request_seconds),
+    )
     app = web.Application(middlewares=[tracing])
     app[GUARD] = guard
     app[SETTINGS] = settings

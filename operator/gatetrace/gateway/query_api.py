@@ -11,6 +11,10 @@ Routes (added to the admin app, behind its bearer token)::
     GET /api/dependencies?endTs=&lookback=
     GET /api/stats?service=&operation=&window=
 
+:func:`make_query_app` serves the same routes and the trace page on a port of their
+own with no token (``queryApi.listen``), for Jaeger UI and Grafana, which send none;
+it never serves an admin route.
+
 Parameters follow the Jaeger query service: ``start``/``end`` in microseconds
 since the epoch, ``endTs``/``lookback`` of dependencies in milliseconds,
 durations as Go durations (``1.5s``, ``250ms``, ``100us``), ``tags`` a JSON
@@ -26,13 +30,13 @@ from typing import Any
 
 from aiohttp import web
 
-from gatetrace.gateway import jaeger_json
+from gatetrace.gateway import jaeger_json, ui
 from gatetrace.gateway import store as _store
 from gatetrace.policy import messages as _messages
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 
-__all__ = ["STORE", "BadParameterError", "add_routes", "parse_duration_ns"]
+__all__ = ["STORE", "BadParameterError", "add_routes", "make_query_app", "parse_duration_ns"]
 
 STORE: web.AppKey[_store.SpanStore] = web.AppKey("gatetrace_span_store", _store.SpanStore)
 
@@ -334,3 +338,12 @@ def add_routes(app: web.Application, span_store: _store.SpanStore) -> None:
     app.router.add_get("/api/operations", operations)
     app.router.add_get("/api/dependencies", dependencies)
     app.router.add_get("/api/stats", stats)
+
+
+def make_query_app(span_store: _store.SpanStore) -> web.Application:
+    """The read-only query app: the query routes over ``span_store`` and the trace page,
+    no token, no admin route (whoever reaches its port reads every kept trace)."""
+    app = web.Application()
+    add_routes(app, span_store)
+    ui.add_ui_routes(app, read_only=True)
+    return app

@@ -1,11 +1,13 @@
 """Running the gateway: the proxy and admin apps, config loading, graceful shutdown.
 
 :class:`Gateway` owns one process's pieces (holder, span store, metrics
-registry, applier, file watcher, both servers). :meth:`Gateway.start` loads
+registry, applier, file watcher, the servers). :meth:`Gateway.start` loads
 the tracing file if there is one (the operator's latest), else the bootstrap
-``tracing`` block of the gateway config (as revision 0), then binds both
-ports. :meth:`Gateway.stop` stops accepting, lets in-flight proxy requests
-finish, then flushes and closes the reporters within a deadline.
+``tracing`` block of the gateway config (as revision 0), then binds the
+proxy and admin ports, and the metrics and read-only query ports when the
+config names them (``metrics.listen``, ``queryApi.listen``). :meth:`Gateway.stop`
+stops accepting, lets in-flight proxy requests finish, then flushes and closes
+the reporters within a deadline.
 
 :func:`serve` runs a gateway until SIGTERM/SIGINT (or ``stop`` is set);
 :func:`run_gateway` is what ``gatetrace gateway --config FILE`` calls.
@@ -20,13 +22,16 @@ from typing import Any
 
 from aiohttp import web
 
+import gatetrace
 from gatetrace.embed import keep
 from gatetrace.gateway import (
     admin,
     badrequests,
     connections,
     exporters,
+    metrics_app,
     proxy_app,
+    query_api,
     state,
     store,
     tracing_apply,
@@ -34,6 +39,7 @@ from gatetrace.gateway import (
 )
 from gatetrace.gateway import config as _config
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import process_metrics as _process_metrics
 
 __all__ = ["Gateway", "StartupError", "read_token", "run_gateway", "serve"]
 
@@ -79,6 +85,8 @@ class Gateway:
     ) -> None:
         self.settings = settings
         self.registry = _metrics.Registry()
+        _process_metrics.register_build_info(self.registry, gatetrace.__version__)
+        _process_metrics.register_process_metrics(self.registry)
         self.holder = state.TracingHolder()
         self.store = store.SpanStore()
         _watch_store(self.store, self.registry)
@@ -112,6 +120,11 @@ class Gateway:
         self._admin_runner: web.AppRunner | None = None
         self.proxy_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
+        self.side_apps = _side_apps(settings, self)
+        """The optional ports' apps by their config field (``metrics.listen``...)."""
+        self._side_runners: list[web.AppRunner] = []
+        self.side_addresses: dict[str, tuple[str, int]] = {}
+        """Where each optional port is bound, by its config field, once started."""
 
     @property
     def proxy_url(self) -> str:
@@ -122,6 +135,18 @@ class Gateway:
     def admin_url(self) -> str:
         assert self.admin_address is not None, "start() the gateway first"
         return _url(*self.admin_address)
+
+    @property
+    def metrics_url(self) -> str | None:
+        """The metrics port's URL (None when ``metrics.listen`` is not set)."""
+        address = self.side_addresses.get(METRICS_FIELD)
+        return _url(*address) if address is not None else None
+
+    @property
+    def query_url(self) -> str | None:
+        """The read-only query port's URL (None when ``queryApi.listen`` is not set)."""
+        address = self.side_addresses.get(QUERY_FIELD)
+        return _url(*address) if address is not None else None
 
     async def load_initial_config(self) -> None:
         """The tracing file (if present and valid), else the bootstrap block as revision 0."""
@@ -141,18 +166,23 @@ class Gateway:
             raise StartupError(f"invalid bootstrap tracing config: {problems}") from e
 
     async def start(self) -> None:
-        """Load the config and bind both ports; raise :class:`StartupError` on failure."""
+        """Load the config and bind the ports; raise :class:`StartupError` on failure."""
         await self.load_initial_config()
+        field = "listen"
         try:
             self._proxy_runner, self.proxy_address = await self._bind(
                 self.proxy_app, self.settings.listen
             )
+            field = "admin.listen"
             self._admin_runner, self.admin_address = await self._bind(
                 self.admin_app, self.settings.admin.listen
             )
+            for field, (app, listen) in self.side_apps.items():
+                runner, self.side_addresses[field] = await self._bind(app, listen)
+                self._side_runners.append(runner)
         except OSError as e:
             await self.stop(1.0)
-            raise StartupError(f"cannot listen: {e}") from e
+            raise StartupError(f"cannot listen ({field}): {e}") from e
         if self.watcher is not None:
             self.watcher.start()
         _log.info(
@@ -212,6 +242,29 @@ class Gateway:
         admin_runner, self._admin_runner = self._admin_runner, None
         if admin_runner is not None:
             await admin_runner.cleanup()
+        side_runners, self._side_runners = self._side_runners, []
+        for runner in side_runners:
+            await runner.cleanup()
+
+
+METRICS_FIELD = "metrics.listen"
+QUERY_FIELD = "queryApi.listen"
+
+
+def _side_apps(
+    settings: _config.GatewayConfig, gateway: Gateway
+) -> dict[str, tuple[web.Application, str]]:
+    """The apps of the optional ports the config asks for, with their listen address."""
+    apps: dict[str, tuple[web.Application, str]] = {}
+    if settings.metrics.listen is not None:
+        registries = gateway.admin_app[admin.REGISTRIES]
+        apps[METRICS_FIELD] = (
+            metrics_app.make_metrics_app(gateway.holder, registries),
+            settings.metrics.listen,
+        )
+    if settings.query_api.listen is not None:
+        apps[QUERY_FIELD] = (query_api.make_query_app(gateway.store), settings.query_api.listen)
+    return apps
 
 
 def _watch_store(span_store: store.SpanStore, registry: _metrics.Registry) -> None:
@@ -288,6 +341,9 @@ async def run_gateway(config_path: str | pathlib.Path, *, admin_token: str | Non
         proxy_app.tune_collector()  # the process's long-lived objects exist now
         print(f"gateway: {gateway.proxy_url}", flush=True)
         print(f"admin: {gateway.admin_url}", flush=True)
+        for label, url in (("metrics", gateway.metrics_url), ("query", gateway.query_url)):
+            if url is not None:
+                print(f"{label}: {url}", flush=True)
 
     try:
         await serve(settings, token=token, on_started=announce)

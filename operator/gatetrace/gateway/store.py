@@ -17,7 +17,7 @@ import collections
 import contextlib
 import math
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -118,6 +118,13 @@ def _tag_text(value: _span.TagValue) -> str:
 
 def _service(span: _span.Span) -> str:
     return span.resource.service_name
+
+
+def _within(spans: Sequence[_span.Span], start_ns: int, end_ns: int) -> bool:
+    """Whether a trace's spans all start and end inside ``[start_ns, end_ns]``."""
+    first = min(s.start_ns for s in spans)
+    last = max(s.end_ns if s.end_ns is not None else s.start_ns for s in spans)
+    return start_ns <= first and last <= end_ns
 
 
 def _release(index: dict[_K, dict[int, int]], key: _K, trace_id: int) -> None:
@@ -422,7 +429,11 @@ class SpanStore:
         return [spans for _, spans in found]
 
     def dependencies(self, end_ns: int, lookback_ns: int) -> list[Dependency]:
-        """Service-to-service call counts from parent/child spans started in the window."""
+        """Call counts between services, as Jaeger's query service reports them: every
+        span whose parent is in the same trace counts one ``parent service -> child
+        service`` call (a service's own spans too: a service calling itself through the
+        gateway is an edge), over the traces that lie wholly inside the window (their
+        first start and last end within ``[end_ns - lookback_ns, end_ns]``)."""
         self.evict()
         return stepwise.drive(self._dependencies(end_ns, lookback_ns))
 
@@ -443,16 +454,17 @@ class SpanStore:
             if budget <= 0:
                 yield
                 budget = STEP
+            if not spans or not _within(spans, start_ns, end_ns):
+                continue
             by_id = {s.span_id: s for s in spans}
             for span in spans:
-                if span.parent_id is None or not start_ns <= span.start_ns <= end_ns:
+                if span.parent_id is None:
                     continue
                 parent = by_id.get(span.parent_id)
                 if parent is None:
                     continue
                 edge = (_service(parent), _service(span))
-                if edge[0] != edge[1]:
-                    counts[edge] = counts.get(edge, 0) + 1
+                counts[edge] = counts.get(edge, 0) + 1
         return [Dependency(p, c, n) for (p, c), n in sorted(counts.items())]
 
     def stats(

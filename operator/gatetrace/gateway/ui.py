@@ -7,6 +7,8 @@
     GET /ui/app.css  its style sheet
     GET /ui/app.js   its script (an ES module importing dom.js, session.js, trace.js,
                      graph.js from the same folder; no build step)
+    GET /ui/mode.json  {"readOnly": bool}: the read-only query port (``queryApi.listen``)
+                     answers true, and the page then needs no token and has no config view
 
 The page itself holds no data and needs no token (:data:`PUBLIC_PATHS` is
 part of :data:`gatetrace.gateway.admin_auth.OPEN_PATHS`); it asks for the
@@ -18,13 +20,21 @@ inline script, no external host, no framing.
 """
 
 import importlib.resources
+import json
 import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
-__all__ = ["ASSETS", "CONTENT_SECURITY_POLICY", "PREFIX", "PUBLIC_PATHS", "add_ui_routes"]
+__all__ = [
+    "ASSETS",
+    "CONTENT_SECURITY_POLICY",
+    "MODE_PATH",
+    "PREFIX",
+    "PUBLIC_PATHS",
+    "add_ui_routes",
+]
 
 PREFIX = "/ui/"
 
@@ -42,7 +52,10 @@ ASSETS: Mapping[str, tuple[str, str]] = types.MappingProxyType(
 )
 """URL name under :data:`PREFIX` -> (file in the ``ui`` package folder, content type)."""
 
-PUBLIC_PATHS = frozenset({PREFIX.rstrip("/"), *(PREFIX + name for name in ASSETS)})
+MODE_PATH = PREFIX + "mode.json"
+"""Tells the page which port serves it (``{"readOnly": true}`` on the read-only query port)."""
+
+PUBLIC_PATHS = frozenset({PREFIX.rstrip("/"), MODE_PATH, *(PREFIX + name for name in ASSETS)})
 """Exact paths served without a token (no prefix match: nothing else under /ui/ is open)."""
 
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -85,9 +98,12 @@ async def _to_index(request: web.Request) -> web.StreamResponse:
     raise web.HTTPPermanentRedirect(PREFIX)
 
 
-def add_ui_routes(app: web.Application) -> None:
-    """Serve the trace page on ``app`` (the admin app) under :data:`PREFIX`."""
+def add_ui_routes(app: web.Application, *, read_only: bool = False) -> None:
+    """Serve the trace page on ``app`` under :data:`PREFIX`; ``read_only``: the app is the
+    read-only query app (no token, no admin routes), which :data:`MODE_PATH` tells the page."""
     app.router.add_get(PREFIX.rstrip("/"), _to_index)
     for name, (file_name, content_type) in ASSETS.items():
         asset = _Asset(_read(file_name), content_type)
         app.router.add_get(PREFIX + name, asset.serve)
+    mode = _Asset(json.dumps({"readOnly": read_only}).encode(), "application/json")
+    app.router.add_get(MODE_PATH, mode.serve)

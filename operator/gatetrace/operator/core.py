@@ -31,6 +31,7 @@ from gatetrace.operator import pods as _pods
 from gatetrace.operator import records_model as _records_model
 from gatetrace.operator import revisions as _revisions
 from gatetrace.operator import shares as _shares
+from gatetrace.policy import admin_protocol as _protocol
 
 __all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink", "SinkRefusedError"]
 
@@ -214,6 +215,7 @@ class Reconciler:
                     representative.version,
                     representative.config,
                     combined=self._revisions.combined(gateway),
+                    sources=_protocol.source_entries(representative.sources),
                 )
             except SinkRefusedError as e:
                 log.warning("gateway %s/%s not pushed: %s", *gateway, e)
@@ -361,11 +363,14 @@ def _representative(plans: Sequence[_plan.PodPlan]) -> _plan.PodPlan:
 
 
 def config_document(
-    revision: int, version: str, config: Mapping[str, Any], combined: str = ""
+    revision: int,
+    version: str,
+    config: Mapping[str, Any],
+    combined: str = "",
+    sources: Sequence[Mapping[str, str]] = (),
 ) -> str:
-    """The ConfigMap payload the gateway's tracing file watcher reads."""
-    return json.dumps(
-        {"revision": revision, "version": version, "config": config, "combined": combined},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
+    """The ConfigMap payload the gateway's tracing file watcher reads; ``sources`` as in a
+    push (:func:`gatetrace.policy.admin_protocol.source_entries`)."""
+    document = {"revision": revision, "version": version, "config": config, "combined": combined}
+    document["sources"] = [dict(source) for source in sources]
+    return json.dumps(document, sort_keys=True, separators=(",", ":"))

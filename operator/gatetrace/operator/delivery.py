@@ -64,6 +64,8 @@ class PushRequest:
     revision: int
     version: str
     config: Mapping[str, Any]
+    sources: Sequence[Mapping[str, str]] = ()
+    """The policies ``config`` came from (:func:`admin_protocol.source_entries`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,8 @@ class AdminClient:
 
     async def put_once(self, request: PushRequest, timeout: float) -> tuple[PushOutcome, str]:
         payload = json.dumps(
-            _protocol.put_body(request.revision, request.config), separators=(",", ":")
+            _protocol.put_body(request.revision, request.config, request.sources),
+            separators=(",", ":"),
         )
         try:
             async with self._client().put(

@@ -10,7 +10,7 @@ import base64
 import copy
 import datetime
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client as k8s
@@ -101,9 +101,12 @@ class KubeSink:
         config: Mapping[str, Any],
         *,
         combined: str,
+        sources: Sequence[Mapping[str, str]] = (),
     ) -> None:
         namespace, name = gateway
-        payload = _core.config_document(revision, version, configmap_payload(config), combined)
+        payload = _core.config_document(
+            revision, version, configmap_payload(config), combined, sources
+        )
         if self._written.get(gateway) == payload:
             return
         body: Any = {

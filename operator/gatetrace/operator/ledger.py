@@ -7,6 +7,7 @@ from gatetrace.operator import delivery as _delivery
 from gatetrace.operator import metrics as _metrics
 from gatetrace.operator import plan as _plan
 from gatetrace.operator import records_model as _records_model
+from gatetrace.policy import admin_protocol as _protocol
 
 __all__ = ["push_needed", "record_results"]
 
@@ -31,7 +32,8 @@ def push_needed(
         return []
     if state.state == "Applied":
         return []
-    return [_delivery.PushRequest(pod.key, url, revision, plan.version, plan.config)]
+    sources = _protocol.source_entries(plan.sources)
+    return [_delivery.PushRequest(pod.key, url, revision, plan.version, plan.config, sources)]
 
 
 def record_results(

@@ -46,9 +46,11 @@ class Sink(Protocol):
         config: Mapping[str, Any],
         *,
         combined: str,
+        sources: Sequence[Mapping[str, str]] = (),
     ) -> None:
         """Keep the gateway's config (its ConfigMap). ``combined`` hashes the configs of
-        all its pods, and comes back from :meth:`load_revision` as the version."""
+        all its pods, and comes back from :meth:`load_revision` as the version; ``sources``
+        names the policies it came from."""
         ...
 
     async def publish_status(self, ref: _plan.PolicyRef, status: Mapping[str, Any]) -> None: ...

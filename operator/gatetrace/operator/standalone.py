@@ -285,11 +285,12 @@ class FileSink:
         config: Mapping[str, Any],
         *,
         combined: str,
+        sources: Sequence[Mapping[str, str]] = (),
     ) -> None:
         path = self._config_path(gateway)
         if path is None:
             return
-        payload = _core.config_document(revision, version, config, combined)
+        payload = _core.config_document(revision, version, config, combined, sources)
         try:
             if path.read_text(encoding="utf-8") == payload:
                 return

@@ -1,6 +1,9 @@
 """The admin protocol between the operator and a gateway, written once.
 
-``PUT /admin/v1/tracing`` carries ``{revision, config[, sources]}``; the gateway answers
+``PUT /admin/v1/tracing`` carries ``{revision, config[, sources]}``, ``sources`` being the
+policies the config was merged from, lowest precedence first, each ``{namespace, name}``
+(:func:`source_entries`; the operator's ConfigMap document carries the same list). The
+gateway answers
 ``200 {revision, version, changed}``, ``400`` (not a JSON object), ``409 {error,
 runningRevision}`` (an older revision, or the same one with other content), ``413`` (too
 large) or ``422 {errors: [{loc, msg}]}``. ``GET /admin/v1/tracing`` answers ``{revision,
@@ -10,9 +13,9 @@ the operator (``operator/delivery.py``) both use what is here.
 """
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from gatetrace.policy import errors as _errors
 from gatetrace.policy import messages as _messages
@@ -22,12 +25,14 @@ __all__ = [
     "TRACING_PATH",
     "PutBody",
     "Running",
+    "SourceRef",
     "error_detail",
     "parse_put",
     "parse_running",
     "put_body",
     "revision_problem",
     "running_body",
+    "source_entries",
 ]
 
 TRACING_PATH: Final = "/admin/v1/tracing"
@@ -52,9 +57,30 @@ class PutBody:
     sources: Sequence[Mapping[str, Any]] = ()
 
 
-def put_body(revision: int, config: Mapping[str, Any]) -> dict[str, Any]:
-    """What the operator sends (NOT redacted: it carries resolved Secrets)."""
-    return {"revision": revision, "config": dict(config)}
+class SourceRef(Protocol):
+    """A policy a config came from (the operator's ``PolicyRef``)."""
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def source_entries(refs: Iterable[SourceRef]) -> tuple[dict[str, str], ...]:
+    """The ``sources`` of a push body or ConfigMap document: ``{namespace, name}`` per policy."""
+    return tuple({"namespace": ref.namespace, "name": ref.name} for ref in refs)
+
+
+def put_body(
+    revision: int, config: Mapping[str, Any], sources: Sequence[Mapping[str, str]] = ()
+) -> dict[str, Any]:
+    """What the operator sends (NOT redacted: it carries resolved Secrets); ``sources``
+    from :func:`source_entries`, left out when there are none."""
+    body: dict[str, Any] = {"revision": revision, "config": dict(config)}
+    if sources:
+        body["sources"] = [dict(source) for source in sources]
+    return body
 
 
 def parse_put(document: Any) -> PutBody:
@@ -65,7 +91,7 @@ def parse_put(document: Any) -> PutBody:
             f"body must be a JSON object {{revision, config}}, got {type(document).__name__}"
         )
     problems = [
-        _errors.FieldError(key, "unknown field (expected revision, config)")
+        _errors.FieldError(key, "unknown field (expected revision, config, sources)")
         for key in sorted(set(document) - _PUT_KEYS)
     ]
     revision = document.get("revision")

@@ -222,7 +222,7 @@ def build_sampling(
         prioritize = sampling.prioritize
         if prioritize is not None:
             if budget is None:
-                budget = _priority.PriorityBudget(prioritize.max_per_second)
+                budget = _priority.PriorityBudget(prioritize.max_per_second, registry=registry)
             sampler = _priority.PrioritySampler(sampler, budget)
         else:
             budget = None

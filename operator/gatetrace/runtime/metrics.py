@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 __all__ = [
+    "CONTENT_TYPE",
     "Counter",
     "Gauge",
     "Histogram",
@@ -18,11 +19,29 @@ __all__ = [
     "Registry",
     "Sample",
     "Tally",
+    "latency_buckets",
     "render_prometheus",
 ]
 
 Labels = tuple[str, ...]
 DEFAULT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Content-Type of :func:`render_prometheus`'s output (what Prometheus expects)."""
+
+
+def latency_buckets(longest_seconds: float) -> tuple[float, ...]:
+    """:data:`DEFAULT_BUCKETS` extended on the same 1-2.5-5 ladder up to ``longest_seconds``,
+    which is the last finite bound: a request that runs until its timeout lands in a
+    bucket of its own instead of only in ``+Inf``."""
+    if not longest_seconds > 0 or math.isinf(longest_seconds):
+        raise ValueError(f"longest_seconds must be a positive number, got {longest_seconds!r}")
+    buckets = [b for b in DEFAULT_BUCKETS if b < longest_seconds]
+    decade = 10.0
+    while decade < longest_seconds:
+        buckets.extend(step * decade for step in (1.0, 2.5, 5.0) if step * decade < longest_seconds)
+        decade *= 10
+    buckets.append(float(longest_seconds))
+    return tuple(buckets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +94,17 @@ class Counter(_Metric):
         super().__init__(name, help, labelnames)
         self._values: dict[Labels, float] = {}
         self._tallies: dict[Labels, list[Tally]] = {}
+        self._functions: dict[Labels, Callable[[], float]] = {}
+
+    def set_function(self, function: Callable[[], float], labels: Labels = ()) -> None:
+        """Read the ``labels`` series from ``function`` at collection time: a total kept
+        elsewhere (the CPU time the kernel counts, a budget's refusals)."""
+        if len(labels) != len(self.labelnames):
+            raise ValueError(
+                f"{self.name}: {len(labels)} label values {labels} for the label names "
+                f"{self.labelnames}"
+            )
+        self._functions[labels] = function
 
     def inc(self, labels: Labels = (), amount: float = 1) -> None:
         values = self._values
@@ -104,6 +134,9 @@ class Counter(_Metric):
     def value(self, labels: Labels = ()) -> float:
         extra = self._tallies.get(labels)
         value = self._values.get(labels, 0)
+        function = self._functions.get(labels)
+        if function is not None:
+            value += function()
         return value + sum(t.n for t in extra) if extra else value
 
     def total(self) -> float:
@@ -113,6 +146,8 @@ class Counter(_Metric):
         merged = dict(self._values)
         for labels, tallies in list(self._tallies.items()):
             merged[labels] = merged.get(labels, 0) + sum(t.n for t in tallies)
+        for labels, function in list(self._functions.items()):
+            merged[labels] = merged.get(labels, 0) + function()
         return iter(list(merged.items()))
 
     def samples(self) -> Iterator[Sample]:
@@ -120,7 +155,7 @@ class Counter(_Metric):
             yield Sample("_total", self._pairs(labels), value)
 
     def _series(self) -> tuple[dict[Labels, Any], ...]:
-        return (self._values, self._tallies)
+        return (self._values, self._tallies, self._functions)
 
 
 class Gauge(_Metric):

@@ -112,7 +112,9 @@ class LimitCounter(Protocol):
 class UpgradeBudget(Protocol):
     """Grants priority upgrades (errors, slow requests) within a per-second budget."""
 
-    def try_acquire(self) -> bool: ...
+    def try_acquire(self, reason: str = "") -> bool:
+        """Draw one upgrade for ``reason`` (``error``, ``slow``); False when none is left."""
+        ...
 
 
 class PendingGroup:
@@ -333,7 +335,7 @@ class Span:
         if group.sampled:
             self.sampled = True
             return True
-        if group.decided or (group.budget is not None and not group.budget.try_acquire()):
+        if group.decided or (group.budget is not None and not group.budget.try_acquire(reason)):
             return False
         group.sampled = True
         group.upgrade_reason = reason

@@ -152,6 +152,22 @@ def test_priority_budget_grants_per_second_and_counts() -> None:
     assert not budget.try_acquire()
 
 
+def test_priority_upgrades_and_exhaustion_are_counted_by_reason() -> None:
+    clock = ManualClock()
+    registry = metrics.Registry()
+    budget = priority.PriorityBudget(2, clock=clock, registry=registry)
+    outcomes = [budget.try_acquire(reason) for reason in ("error", "slow", "error", "slow")]
+    assert outcomes == [True, True, False, False]
+    budget.try_acquire("error")
+    upgrades = registry.counter("gatetrace_priority_upgrades", "", ["reason"])
+    exhausted = registry.counter("gatetrace_priority_budget_exhausted", "", ["reason"])
+    assert dict(upgrades.items()) == {("error",): 1, ("slow",): 1}
+    assert dict(exhausted.items()) == {("error",): 2, ("slow",): 1}
+    # a second budget (the next config) counts in the same series
+    priority.PriorityBudget(1, clock=clock, registry=registry).try_acquire("slow")
+    assert upgrades.value(("slow",)) == 2
+
+
 def test_composites_never_raise_when_a_part_does() -> None:
     budget = priority.PriorityBudget(1)
     chains: list[base.Sampler] = [

@@ -10,7 +10,9 @@ import * as traces from "./trace.js";
 
 const { $, el, formatDuration, formatTime, plural } = dom;
 
-const state = { servicesLoaded: false, baggageKeys: null };
+// readOnly: served by the read-only query port (GET /ui/mode.json), which needs no token
+// and serves no admin route: no login, no config view, no log out
+const state = { servicesLoaded: false, baggageKeys: null, readOnly: false };
 
 // -- views and their status lines ------------------------------------------------------------
 
@@ -180,6 +182,7 @@ async function knownColours() {
 
 // the keys the applied config promotes from baggage to tags (shown as baggage)
 async function baggageKeys() {
+  if (state.baggageKeys === null && state.readOnly) state.baggageKeys = new Set();
   if (state.baggageKeys === null) {
     try {
       const applied = await session.api("/admin/v1/tracing");
@@ -255,7 +258,7 @@ async function showDependencies() {
       note,
       edges.length
         ? `${plural(edges.length, "caller → callee pair")} in the last 24 h`
-        : "No calls between different services recorded yet.",
+        : "No calls between services recorded yet.",
     );
   } catch (error) {
     failed(error, note);
@@ -315,12 +318,13 @@ async function showConfig() {
 
 function route() {
   session.supersede();
-  if (!session.token()) {
+  if (!state.readOnly && !session.token()) {
     logout();
     return;
   }
   $("nav").hidden = false;
-  const hash = location.hash.replace(/^#\/?/, "");
+  let hash = location.hash.replace(/^#\/?/, "");
+  if (state.readOnly && hash === "config") hash = "";
   if (hash.startsWith("trace/")) {
     let traceId = hash.slice("trace/".length);
     try {
@@ -344,4 +348,14 @@ $("logout").addEventListener("click", () => logout("Logged out."));
 $("filters").addEventListener("submit", search);
 $("f-service").addEventListener("change", changeService);
 window.addEventListener("hashchange", route);
-route();
+
+async function start() {
+  state.readOnly = await session.readOnlyPort();
+  if (state.readOnly) {
+    $("logout").hidden = true;
+    document.querySelector('#nav a[data-view="config"]').hidden = true;
+  }
+  route();
+}
+
+start();

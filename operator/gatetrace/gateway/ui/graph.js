@@ -4,13 +4,16 @@
 
 import { colourClass, svg } from "./dom.js";
 
-const [BOX_W, BOX_H, GAP_X, GAP_Y, PAD, LANE] = [150, 34, 90, 26, 12, 22];
+const [BOX_W, BOX_H, GAP_X, GAP_Y, PAD, LANE, LOOP] = [150, 34, 90, 26, 12, 22, 16];
 
-// longest call path from a service nobody calls; bounded so a cycle cannot loop forever
+// longest call path from a service nobody calls; bounded so a cycle cannot loop forever.
+// A service calling itself (e.g. back through the gateway) stays in its column: its edge
+// is a small loop under its box.
 function levels(names, edges) {
   const level = new Map(names.map((n) => [n, 0]));
   for (let round = 0; round < names.length; round++) {
     for (const e of edges) {
+      if (e.parent === e.child) continue;
       if (level.get(e.child) < level.get(e.parent) + 1 && level.get(e.parent) < names.length) {
         level.set(e.child, level.get(e.parent) + 1);
       }
@@ -27,7 +30,8 @@ export function dependencyGraph(edges) {
   for (const name of names) {
     columns.set(level.get(name), [...(columns.get(level.get(name)) || []), name]);
   }
-  const laned = edges.map((e) => level.get(e.child) - level.get(e.parent) !== 1);
+  const looped = edges.map((e) => e.parent === e.child);
+  const laned = edges.map((e, i) => !looped[i] && level.get(e.child) - level.get(e.parent) !== 1);
   const top = PAD + LANE * (laned.filter(Boolean).length + 0.5);
   const position = new Map();
   for (const [column, members] of columns) {
@@ -37,7 +41,7 @@ export function dependencyGraph(edges) {
   }
   const rows = Math.max(...[...columns.values()].map((m) => m.length));
   const width = PAD * 2 + (Math.max(...columns.keys()) + 1) * (BOX_W + GAP_X) - GAP_X;
-  const height = top + PAD + rows * (BOX_H + GAP_Y) - GAP_Y;
+  const height = top + PAD + rows * (BOX_H + GAP_Y) - GAP_Y + (looped.some(Boolean) ? LOOP : 0);
   const graph = svg("svg", {
     viewBox: `0 0 ${width} ${height}`,
     width,
@@ -63,7 +67,12 @@ export function dependencyGraph(edges) {
     const to = position.get(e.child);
     let d;
     let label;
-    if (laned[i]) {
+    if (looped[i]) {
+      // out of the box's bottom, round, and back in
+      const [x1, y1] = [from.x + BOX_W * 0.6, from.y + BOX_H];
+      d = `M${x1},${y1} v${LOOP} h${-BOX_W * 0.2} v${-LOOP}`;
+      label = { x: x1 + 6, y: y1 + LOOP - 2 };
+    } else if (laned[i]) {
       // up from the caller to its lane, along it, then down onto a callee at the top of its
       // column, or down the free gap left of the callee's column and into its side
       lanes += 1;

@@ -31,7 +31,10 @@ export const supersede = () => {
 export async function api(path, bearer = token()) {
   const calledIn = generation;
   const response = await fetch(path, {
-    headers: { Authorization: `Bearer ${bearer}`, Accept: "application/json" },
+    // no token on the read-only query port: no Authorization header at all
+    headers: bearer
+      ? { Authorization: `Bearer ${bearer}`, Accept: "application/json" }
+      : { Accept: "application/json" },
     cache: "no-store",
     credentials: "omit",
     referrerPolicy: "no-referrer",
@@ -49,4 +52,15 @@ export async function api(path, bearer = token()) {
     throw new ApiError(response.status, jaegerError || (body && body.error) || response.statusText);
   }
   return body;
+}
+
+// whether the page is served by the read-only query port (GET mode.json, no token): then
+// the API needs no token and there is no admin route; false on the admin port or any error
+export async function readOnlyPort() {
+  try {
+    const response = await fetch("mode.json", { cache: "no-store", credentials: "omit" });
+    return response.ok && (await response.json()).readOnly === true;
+  } catch (_) {
+    return false;
+  }
 }

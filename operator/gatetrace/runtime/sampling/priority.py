@@ -13,6 +13,7 @@ so traces dropped by the cap can still be kept for errors within the
 priority budget, and inside :class:`~.debug.DebugSampler`.
 """
 
+from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime.sampling import base as _base
 from gatetrace.runtime.sampling import tokenbucket as _tb
 
@@ -20,23 +21,52 @@ __all__ = ["PriorityBudget", "PrioritySampler"]
 
 
 class PriorityBudget:
-    """At most ``max_per_second`` priority upgrades per second; a ``span.UpgradeBudget``."""
+    """At most ``max_per_second`` priority upgrades per second; a ``span.UpgradeBudget``.
 
-    __slots__ = ("_bucket", "denied", "granted", "max_per_second")
+    With a ``registry``, upgrades granted and refused are counted there by reason
+    (``gatetrace_priority_upgrades_total`` and ``gatetrace_priority_budget_exhausted_total``,
+    ``reason`` being ``error`` or ``slow``); the series outlive the budget, so the budgets
+    of successive configs add up in them."""
 
-    def __init__(self, max_per_second: float, *, clock: _tb.Clock | None = None) -> None:
+    __slots__ = ("_bucket", "_exhausted", "_upgrades", "denied", "granted", "max_per_second")
+
+    def __init__(
+        self,
+        max_per_second: float,
+        *,
+        clock: _tb.Clock | None = None,
+        registry: _metrics.Registry | None = None,
+    ) -> None:
         self.max_per_second = _tb.check_per_second("max_per_second", max_per_second)
         self._bucket = _tb.TokenBucket(self.max_per_second, clock=clock)
         self.granted = 0
         """Upgrades granted so far."""
         self.denied = 0
         """Upgrades refused because the budget was spent."""
+        self._upgrades: _metrics.Counter | None = None
+        self._exhausted: _metrics.Counter | None = None
+        if registry is not None:
+            self._upgrades = registry.counter(
+                "gatetrace_priority_upgrades",
+                "Traces kept by error/latency priority, by reason (error, slow)",
+                ["reason"],
+            )
+            self._exhausted = registry.counter(
+                "gatetrace_priority_budget_exhausted",
+                "Priority upgrades refused because prioritize.maxPerSecond was spent, by reason",
+                ["reason"],
+            )
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, reason: str = "") -> bool:
+        """Draw a token for an upgrade because of ``reason``; False when none is left."""
         if self._bucket.try_acquire():
             self.granted += 1
+            if self._upgrades is not None:
+                self._upgrades.inc((reason,))
             return True
         self.denied += 1
+        if self._exhausted is not None:
+            self._exhausted.inc((reason,))
         return False
 
 
