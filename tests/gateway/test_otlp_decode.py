@@ -72,9 +72,9 @@ links = st.builds(
     attributes=key_values,
     flags=u32,
 )
-statuses = st.builds(
-    trace_pb2.Status, message=st.text(max_size=10), code=st.sampled_from([0, 1, 2])
-)
+# proto3 enums are open: any int32 travels, negative ones as 10-byte varints
+enums = st.one_of(st.integers(0, 5), st.integers(-(1 << 31), (1 << 31) - 1))
+statuses = st.builds(trace_pb2.Status, message=st.text(max_size=10), code=enums)
 spans = st.builds(
     trace_pb2.Span,
     trace_id=ids,
@@ -83,7 +83,7 @@ spans = st.builds(
     parent_span_id=span_ids,
     flags=u32,
     name=st.text(max_size=20),
-    kind=st.integers(0, 5),
+    kind=enums,
     start_time_unix_nano=u64,
     end_time_unix_nano=u64,
     attributes=key_values,
