@@ -1,0 +1,369 @@
+"""OTLP spans ingested by the gateway's receiver while it proxies, and the proxy's p99
+latency with and without 1,000 spans/s being ingested, side by side in one run.
+
+Processes on 127.0.0.1: the upstream (``bench_gateway``'s tiny aiohttp app), the real
+``gatetrace gateway`` CLI (tracing every request into its memory store) and, while
+ingesting, a sender process (this file, ``--send``) POSTing ready-made
+``ExportTraceServiceRequest`` bodies (:data:`BATCH` spans each: 8 attributes, one event;
+fresh trace ids in every request) to ``/v1/traces``. This process measures the proxy:
+``REQUESTS`` keep-alive requests over ``WORKERS`` connections per measurement.
+
+* **Latency**: rounds alternate (which goes first alternates too) between a calm
+  measurement and one while the sender holds :data:`RATE` spans/s. Each ingesting round
+  checks that the sender ran across the whole measurement, every request it sent got
+  200 with no rejected spans, and the gateway's ``gatetrace_otlp_spans_total{stored}``
+  grew by exactly the spans sent. Row: p99 while ingesting / p99 calm (goal <= 1.5).
+* **Throughput**: the sender sends :data:`FLOOD` spans as fast as two connections allow
+  while this process keeps proxying; spans stored (checked as above) per second of the
+  flood. Row: µs per ingested span against µs per span for opentelemetry-proto's
+  generated classes (upb, C) to merely parse the same bodies in this process: the floor
+  any Python receiver's decoding sits on (goal <= 25: decode, check, build and store,
+  plus HTTP, in Python).
+
+``python -m benchmarks.bench_otlp_ingest`` prints both rows and the spread of the rounds.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+
+from benchmarks import bench_gateway, common
+
+RATE = 1000
+BATCH = 100
+FLOOD = 20_000
+REQUESTS = 600
+WORKERS = 4
+MIN_SECONDS = 2.0
+ROUNDS = 4
+PATH = "/api/items/1"
+TRACING = (
+    "tracing:\n"
+    "  sampling: {sampler: {type: const, decision: true}}\n"
+    "  batching: {flushIntervalMs: 100}\n"
+)
+
+
+# -- the sender (a child process) -----------------------------------------------------
+
+
+def _bodies(count: int) -> list[bytes]:
+    """``count`` request bodies of :data:`BATCH` spans each, every trace id fresh."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+    from opentelemetry.proto.common.v1 import common_pb2
+    from opentelemetry.proto.resource.v1 import resource_pb2
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    def kv(key: str, value: Any) -> common_pb2.KeyValue:
+        if isinstance(value, int):
+            return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(int_value=value))
+        return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(string_value=value))
+
+    resource = resource_pb2.Resource(
+        attributes=[kv("service.name", "orders"), kv("host.name", "orders-7c9f")]
+    )
+    now = time.time_ns()
+    bodies = []
+    for _ in range(count):
+        trace_id = os.urandom(16)
+        spans = [
+            trace_pb2.Span(
+                trace_id=trace_id,
+                span_id=os.urandom(8),
+                parent_span_id=b"" if i == 0 else os.urandom(8),
+                name=f"GET /orders/{i % 7}",
+                kind=trace_pb2.Span.SPAN_KIND_SERVER,
+                start_time_unix_nano=now,
+                end_time_unix_nano=now + 1_500_000,
+                attributes=[
+                    kv("http.method", "GET"),
+                    kv("http.route", "/orders/{id}"),
+                    kv("http.status_code", 200),
+                    kv("net.peer.name", "10.1.2.3"),
+                    kv("user_agent.original", "curl/8.5.0"),
+                    kv("order.id", i),
+                    kv("tenant", "acme"),
+                    kv("region", "eu-west-1"),
+                ],
+                events=[trace_pb2.Span.Event(time_unix_nano=now + 500_000, name="cache miss")],
+            )
+            for i in range(BATCH)
+        ]
+        request = trace_service_pb2.ExportTraceServiceRequest(
+            resource_spans=[
+                trace_pb2.ResourceSpans(
+                    resource=resource, scope_spans=[trace_pb2.ScopeSpans(spans=spans)]
+                )
+            ]
+        )
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+async def _send(admin: str, token: str, rate: float, bodies: list[bytes]) -> dict[str, Any]:
+    """POST ``bodies`` (paced at ``rate`` spans/s, or as fast as two connections go when
+    0) until they run out or stdin closes; what was sent and answered."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-protobuf"}
+    statuses: dict[str, int] = {}
+    rejected = 0
+    started = time.monotonic()
+    queue = list(enumerate(bodies))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # the parent closes our stdin when it has measured enough
+    threading.Thread(
+        target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True
+    ).start()
+    sent = 0
+
+    async def worker(http: aiohttp.ClientSession) -> None:
+        nonlocal rejected, sent
+        while queue and not stop.is_set():
+            index, body = queue.pop(0)
+            if rate:
+                due = started + index * BATCH / rate
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+            async with http.post(admin + "/v1/traces", data=body, headers=headers) as response:
+                answer = await response.read()
+                statuses[str(response.status)] = statuses.get(str(response.status), 0) + 1
+                rejected += 1 if answer else 0  # a partial_success: something was rejected
+                sent += BATCH
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=2)) as http:
+        await asyncio.gather(worker(http), worker(http))
+    return {
+        "sent": sent,
+        "started": started,
+        "ended": time.monotonic(),
+        "statuses": statuses,
+        "partial": rejected,
+    }
+
+
+# -- the parent ------------------------------------------------------------------------
+
+
+class Sender:
+    """The sender process: started, then awaited for its report."""
+
+    def __init__(self, admin: str, token: str, rate: float, spans: int) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.bench_otlp_ingest",
+                "--send",
+                admin,
+                token,
+                str(rate),
+                str(spans),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=bench_gateway._child_env(),
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "READY":
+            raise RuntimeError("the OTLP sender did not start")
+
+    async def report(self, *, wait: bool = False) -> dict[str, Any]:
+        """Stop it (or, ``wait``, let it send all its spans) and read what it sent."""
+        if wait:
+            await asyncio.to_thread(self.proc.wait, 120)
+        out, _ = await asyncio.to_thread(self.proc.communicate, "", 120)
+        if self.proc.returncode:
+            raise RuntimeError(f"the OTLP sender failed: {self.proc.returncode}")
+        report: dict[str, Any] = json.loads(out)
+        if report["statuses"] != {"200": report["sent"] // BATCH} or report["partial"]:
+            raise RuntimeError(f"the gateway did not take every span: {report}")
+        if not report["sent"]:
+            raise RuntimeError("the OTLP sender sent nothing")
+        return report
+
+
+async def _stored(http: aiohttp.ClientSession, admin: str) -> float:
+    async with http.get(admin + "/metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith('gatetrace_otlp_spans_total{result="stored"} '):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _latencies(proxy: str, min_seconds: float = MIN_SECONDS) -> list[float]:
+    """Milliseconds per proxied request: at least ``REQUESTS`` over ``min_seconds``."""
+    out: list[float] = []
+    until = time.monotonic() + min_seconds
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=WORKERS)) as http:
+
+        async def worker(count: int) -> None:
+            done = 0
+            while done < count or time.monotonic() < until:
+                done += 1
+                started = time.perf_counter()
+                async with http.get(proxy + PATH) as response:
+                    body = await response.read()
+                out.append((time.perf_counter() - started) * 1000)
+                if response.status != 200 or b'"item"' not in body:
+                    raise RuntimeError(f"proxied request failed: {response.status}")
+
+        await asyncio.gather(*(worker(REQUESTS // WORKERS) for _ in range(WORKERS)))
+    return out
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+async def _checked(
+    http: aiohttp.ClientSession, admin: str, sender: Sender, before: float, *, wait: bool = False
+) -> dict[str, Any]:
+    report = await sender.report(wait=wait)
+    for _ in range(50):  # the last request's spans are counted once its answer is sent
+        stored = await _stored(http, admin) - before
+        if stored >= report["sent"]:
+            break
+        await asyncio.sleep(0.05)
+    if stored != report["sent"]:
+        raise RuntimeError(f"{report['sent']} spans sent, {stored} stored")
+    return report
+
+
+async def _latency_rounds(proxy: str, admin: str, token: str) -> tuple[list[float], list[float]]:
+    calm: list[float] = []
+    ingesting: list[float] = []
+    async with aiohttp.ClientSession() as http:
+        await _latencies(proxy, 0.5)  # warm up
+        for round_ in range(ROUNDS):
+            for ingest in (round_ % 2 == 1, round_ % 2 == 0):
+                if not ingest:
+                    calm.append(_p99(await _latencies(proxy)))
+                    continue
+                before = await _stored(http, admin)
+                sender = Sender(admin, token, RATE, RATE * 15)
+                await asyncio.sleep(0.3)
+                started = time.monotonic()
+                ingesting.append(_p99(await _latencies(proxy)))
+                ended = time.monotonic()
+                report = await _checked(http, admin, sender, before)
+                if not report["started"] <= started or not ended <= report["ended"]:
+                    raise RuntimeError("the sender did not run across the whole measurement")
+    return ingesting, calm
+
+
+async def _flood(proxy: str, admin: str, token: str) -> float:
+    """Seconds per span stored while flooding, the proxy kept busy meanwhile."""
+    async with aiohttp.ClientSession() as http:
+        before = await _stored(http, admin)
+        sender = Sender(admin, token, 0, FLOOD)
+        busy = asyncio.create_task(_latencies(proxy, 1.0))
+        await busy
+        report = await _checked(http, admin, sender, before, wait=True)
+    return (report["ended"] - report["started"]) / report["sent"]
+
+
+def _parse_floor() -> float:
+    """Seconds per span for opentelemetry-proto's generated classes to parse the bodies."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    bodies = _bodies(20)
+    parse = trace_service_pb2.ExportTraceServiceRequest.FromString
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for body in bodies:
+            parse(body)
+        best = min(best, time.perf_counter() - started)
+    return best / (len(bodies) * BATCH)
+
+
+def measure() -> dict[str, Any]:
+    with bench_gateway.children() as kids:
+        upstream = kids.start("upstream")
+        with bench_gateway.gateway_cli(upstream, TRACING) as gateway:
+            asyncio.run(_wait_ready(gateway.proxy))
+            ingesting, calm = asyncio.run(
+                _latency_rounds(gateway.proxy, gateway.admin, gateway.token)
+            )
+            per_span = asyncio.run(_flood(gateway.proxy, gateway.admin, gateway.token))
+    return {
+        "ingesting": ingesting,
+        "calm": calm,
+        "per_span_us": per_span * 1e6,
+        "floor_us": _parse_floor() * 1e6,
+    }
+
+
+async def _wait_ready(proxy: str) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(proxy + PATH) as response:
+                    if response.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            await asyncio.sleep(0.1)
+
+
+def _rows(figures: dict[str, Any]) -> list[common.Row]:
+    return [
+        common.Row(
+            f"proxy p99 while the receiver ingests {RATE:,} OTLP spans/s",
+            min(figures["ingesting"]),
+            min(figures["calm"]),
+            unit="ms",
+            goal_ratio=1.5,
+            peer_name="the same gateway, no spans ingested",
+        ),
+        common.Row(
+            f"OTLP ingest per span while proxying ({1e6 / figures['per_span_us']:,.0f} spans/s)",
+            figures["per_span_us"],
+            figures["floor_us"],
+            unit="us",
+            goal_ratio=25.0,
+            peer_name="opentelemetry-proto (upb) parsing the same bodies",
+        ),
+    ]
+
+
+def run() -> list[common.Row]:
+    return _rows(measure())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--send", nargs=4, metavar=("ADMIN", "TOKEN", "RATE", "SPANS"))
+    args = parser.parse_args(argv)
+    if args.send:
+        admin, token, rate, spans = args.send
+        bodies = _bodies(int(spans) // BATCH)
+        print("READY", flush=True)
+        print(json.dumps(asyncio.run(_send(admin, token, float(rate), bodies))))
+        return
+    figures = measure()
+    for row in _rows(figures):
+        print(
+            f"{row.name}: {row.ours:.3f} {row.unit} vs {row.peer:.3f} {row.unit}, "
+            f"ratio {row.ratio:.2f} (goal <= {row.goal_ratio:g})"
+        )
+    spread = {k: [round(v, 2) for v in figures[k]] for k in ("ingesting", "calm")}
+    print(f"p99 per round (ms): {spread}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
