@@ -133,10 +133,17 @@ async def test_service_spans_join_the_gateways_trace_in_every_query() -> None:
 async def test_without_the_admin_token_nothing_is_stored(token: str | None) -> None:
     async with gateway() as (gw, http):
         body = request("users", [span()]).SerializeToString()
-        status, _, _answer, headers = await post(http, gw.admin_url, body, token=token)
-        assert status == 401
+        status, answered_as, answer, headers = await post(http, gw.admin_url, body, token=token)
+        assert (status, answered_as) == (401, PROTOBUF)
         assert "Bearer" in headers["WWW-Authenticate"]
+        code, message = status_of(answered_as, answer)  # a google.rpc.Status, as every 4xx
+        assert code == 16  # UNAUTHENTICATED
+        expected = "invalid admin token" if token else "missing Authorization header"
+        assert message.startswith(expected)
         assert len(gw.store) == 0
+        json_status = await post(http, gw.admin_url, b"{}", content_type=JSON, token=token)
+        assert json_status[:2] == (401, JSON)
+        assert status_of(JSON, json_status[2])[0] == 16
 
 
 # -- bad data: 400 with a google.rpc.Status in the request's encoding -------------------

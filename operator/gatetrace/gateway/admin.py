@@ -66,7 +66,11 @@ def make_admin_app(
             on_applied=lambda _parts, cfg: exporters.configure_store(store, cfg),
         )
     app = web.Application(
-        middlewares=[_shared.request_metrics(registry), admin_auth.bearer_auth(token)],
+        middlewares=[
+            _shared.request_metrics(registry),
+            otlp_receiver.status_errors,
+            admin_auth.bearer_auth(token),
+        ],
         client_max_size=max_body_bytes,
     )
     _shared.add_tracing_routes(

@@ -21,7 +21,9 @@ not hold the proxy's event loop for its whole decoding.
 """
 
 import asyncio
+import json
 import math
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -32,7 +34,7 @@ from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime.reporting import protobuf_wire
 from gatetrace.runtime.sampling import tokenbucket
 
-__all__ = ["PATH", "THREAD_BYTES", "Receiver", "add_routes"]
+__all__ = ["PATH", "THREAD_BYTES", "Receiver", "add_routes", "status_errors"]
 
 PATH = "/v1/traces"
 THREAD_BYTES = 64 * 1024
@@ -40,6 +42,7 @@ THREAD_BYTES = 64 * 1024
 _INVALID_ARGUMENT = 3
 _RESOURCE_EXHAUSTED = 8
 _UNIMPLEMENTED = 12
+_UNAUTHENTICATED = 16
 _ENCODINGS = frozenset({otlp_http.PROTOBUF, otlp_http.JSON})
 
 
@@ -214,6 +217,28 @@ def _summary(built: otlp_spans.Built, refused: int) -> str:
             f"{refused} span(s) dropped: their trace is at the store's bound of spans or bytes"
         )
     return ". ".join(parts)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The admin token's 401 on :data:`PATH` as a ``google.rpc.Status`` in the request's
+    encoding, like every other refusal here (the spec: 4xx bodies are a Status). Sits
+    outside :func:`~gatetrace.gateway.admin_auth.bearer_auth` in the admin app."""
+    response = await handler(request)
+    if request.path != PATH or response.status != 401 or not isinstance(response, web.Response):
+        return response
+    encoding = request.content_type if request.content_type in _ENCODINGS else otlp_http.JSON
+    problem = json.loads(response.body or b"{}").get("error", "unauthenticated")  # type: ignore[arg-type]
+    headers = {k: v for k, v in response.headers.items() if k == "WWW-Authenticate"}
+    return web.Response(
+        status=401,
+        body=otlp_http.status(encoding, _UNAUTHENTICATED, problem),
+        content_type=encoding,
+        headers=headers,
+    )
 
 
 def add_routes(
