@@ -342,3 +342,25 @@ def test_nan_and_infinities_are_read_from_json_strings() -> None:
     [resource] = otlp_json.decode_request(body, max_spans=MAX)
     values = dict(resource.attributes)
     assert math.isnan(float(values["a"])) and values["b"] == math.inf and values["c"] == -math.inf
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 300])
+def test_attributes_of_every_length_read_alike(size: int) -> None:
+    """Short keys and values take a fast path, longer ones the general one: both agree."""
+    values = [
+        common_pb2.AnyValue(string_value="v" * size),
+        common_pb2.AnyValue(int_value=-size),
+        common_pb2.AnyValue(bool_value=size % 2 == 0),
+        common_pb2.AnyValue(double_value=size / 3),
+    ]
+    kvs = [common_pb2.KeyValue(key="k" * size, value=value) for value in values]
+    request = Request(
+        resource_spans=[
+            trace_pb2.ResourceSpans(
+                resource=resource_pb2.Resource(attributes=kvs),
+                scope_spans=[trace_pb2.ScopeSpans(spans=[trace_pb2.Span(attributes=kvs)])],
+            )
+        ]
+    )
+    decoded = otlp_protobuf.decode_request(request.SerializeToString(), max_spans=MAX)
+    assert normalized(decoded) == normalized(expected(request))

@@ -10,6 +10,7 @@ malformed raises :class:`~gatetrace.runtime.reporting.protobuf_wire.WireError`
 (bounds: :mod:`gatetrace.runtime.reporting.protobuf_read`).
 """
 
+import struct
 from typing import Any
 
 from gatetrace.gateway import otlp_data as _data
@@ -18,6 +19,7 @@ from gatetrace.runtime.reporting import protobuf_read as _read
 __all__ = ["decode_request"]
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+_DOUBLE = struct.Struct("<d")
 _fields = _read.fields
 _text = _read.text
 
@@ -156,8 +158,42 @@ def _link(buf: bytes, start: int, end: int) -> _data.OtlpLink:
 
 def _key_value(buf: bytes, start: int, end: int, depth: int) -> tuple[str, Any]:
     """A ``KeyValue`` with its value flattened to a tag value."""
+    found = _plain_key_value(buf, start, end)
+    if found is not None:
+        return found
     key, value = _raw_key_value(buf, start, end, depth)
     return key, _data.flatten(value)
+
+
+def _plain_key_value(buf: bytes, start: int, end: int) -> tuple[str, Any] | None:
+    """The common shape, read without the field iterator: a short key, then a short
+    ``AnyValue`` holding one string, bool, int or double, nothing else. ``None`` for
+    any other shape (the general path reads it, with every check)."""
+    if end - start < 4 or buf[start] != 0x0A:
+        return None
+    key_end = start + 2 + buf[start + 1]
+    if buf[start + 1] >= 0x80 or key_end + 2 > end or buf[key_end] != 0x12:
+        return None
+    value_end = key_end + 2 + buf[key_end + 1]
+    if buf[key_end + 1] >= 0x80 or value_end != end or value_end == key_end + 2:
+        return None
+    tag = buf[key_end + 2]
+    pos = key_end + 3
+    value: Any
+    if tag == 0x0A:  # string_value
+        if buf[pos] >= 0x80 or pos + 1 + buf[pos] != end:
+            return None
+        value = _text(buf, pos + 1, end)
+    elif tag in (0x10, 0x18):  # bool_value, int_value
+        number, after = _read.read_varint(buf, pos, end)
+        if after != end:
+            return None
+        value = number != 0 if tag == 0x10 else _read.int64(number)
+    elif tag == 0x21 and pos + 8 == end:  # double_value
+        value = _DOUBLE.unpack_from(buf, pos)[0]
+    else:
+        return None
+    return _text(buf, start + 2, key_end), value
 
 
 def _raw_key_value(buf: bytes, start: int, end: int, depth: int) -> tuple[str, Any]:
