@@ -17,11 +17,13 @@ from typing import Any
 from gatetrace.runtime import span as _span
 
 __all__ = [
+    "DECODE_STEP",
     "Attributes",
     "OtlpEvent",
     "OtlpLink",
     "OtlpResourceSpans",
     "OtlpSpan",
+    "Steps",
     "TooManySpansError",
     "flatten",
 ]
@@ -36,6 +38,29 @@ class TooManySpansError(ValueError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"more than {limit} spans in one request")
+
+
+DECODE_STEP = 32
+"""Spans decoded (or built) before a stepwise decoder yields to the event loop: about a
+millisecond or two of work, so a large request never holds the proxy up for long."""
+
+
+class Steps:
+    """Counts a request's spans as they are decoded: raises :class:`TooManySpansError`
+    past ``limit``; :meth:`add` says when a step is done (the decoder yields then)."""
+
+    __slots__ = ("count", "limit", "step")
+
+    def __init__(self, limit: int, step: int = DECODE_STEP) -> None:
+        self.count = 0
+        self.limit = limit
+        self.step = step
+
+    def add(self) -> bool:
+        self.count += 1
+        if self.count > self.limit:
+            raise TooManySpansError(self.limit)
+        return self.count % self.step == 0
 
 
 @dataclass(slots=True)

@@ -20,12 +20,14 @@ A value of the wrong type raises :class:`OtlpJsonError` naming its path
 import base64
 import binascii
 import math
+from collections.abc import Generator
 from typing import Any
 
 from gatetrace.gateway import otlp_data as _data
+from gatetrace.gateway import stepwise
 from gatetrace.policy import messages as _messages
 
-__all__ = ["OtlpJsonError", "decode_request"]
+__all__ = ["OtlpJsonError", "decode_request", "decode_steps"]
 
 MAX_DEPTH = 64
 """JSON nesting accepted (a span attribute's value sits at depth 11; arrays nest deeper)."""
@@ -49,19 +51,22 @@ class OtlpJsonError(ValueError):
 def decode_request(body: bytes, *, max_spans: int) -> list[_data.OtlpResourceSpans]:
     """The request's resource spans; raises :class:`OtlpJsonError` or
     :class:`~.otlp_data.TooManySpansError`."""
+    return stepwise.drive(decode_steps(body, _data.Steps(max_spans)))
+
+
+def decode_steps(
+    body: bytes, steps: _data.Steps
+) -> Generator[None, None, list[_data.OtlpResourceSpans]]:
+    """:func:`decode_request` as a stepwise computation (:mod:`.stepwise`): it yields
+    after every ``steps.step`` spans (the JSON parse itself is one step)."""
     try:
         document = _messages.load_json(body, max_depth=MAX_DEPTH)
     except ValueError as e:
         raise OtlpJsonError(f"body: {e}") from None
     top = _object(document, "body")
     found: list[_data.OtlpResourceSpans] = []
-    count = 0
     for r, item in enumerate(_list(top.get("resourceSpans"), "resourceSpans")):
-        resource = _resource_spans(item, r)
-        count += len(resource.spans)
-        if count > max_spans:
-            raise _data.TooManySpansError(max_spans)
-        found.append(resource)
+        found.append((yield from _resource_spans(item, r, steps)))
     return found
 
 
@@ -149,7 +154,9 @@ def _double(value: Any, where: str) -> float:
     raise OtlpJsonError(f"{where}: expected a number, got {_echo(value)}")
 
 
-def _resource_spans(value: Any, r: int) -> _data.OtlpResourceSpans:
+def _resource_spans(
+    value: Any, r: int, steps: _data.Steps
+) -> Generator[None, None, _data.OtlpResourceSpans]:
     where = f"resourceSpans[{r}]"
     doc = _object(value, where)
     out = _data.OtlpResourceSpans()
@@ -160,6 +167,8 @@ def _resource_spans(value: Any, r: int) -> _data.OtlpResourceSpans:
         spans = _object(scope, scope_where).get("spans")
         for i, span in enumerate(_list(spans, f"{scope_where}.spans")):
             out.spans.append(_span(span, (r, s, i), f"{scope_where}.spans[{i}]"))
+            if steps.add():
+                yield
     return out
 
 

@@ -11,12 +11,14 @@ malformed raises :class:`~gatetrace.runtime.reporting.protobuf_wire.WireError`
 """
 
 import struct
+from collections.abc import Generator
 from typing import Any
 
 from gatetrace.gateway import otlp_data as _data
+from gatetrace.gateway import stepwise
 from gatetrace.runtime.reporting import protobuf_read as _read
 
-__all__ = ["decode_request"]
+__all__ = ["decode_request", "decode_steps"]
 
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
 _DOUBLE = struct.Struct("<d")
@@ -27,19 +29,24 @@ _text = _read.text
 def decode_request(buf: bytes, *, max_spans: int) -> list[_data.OtlpResourceSpans]:
     """The request's resource spans; raises ``WireError`` (malformed) or
     :class:`~.otlp_data.TooManySpansError` (more than ``max_spans`` spans)."""
+    return stepwise.drive(decode_steps(buf, _data.Steps(max_spans)))
+
+
+def decode_steps(
+    buf: bytes, steps: _data.Steps
+) -> Generator[None, None, list[_data.OtlpResourceSpans]]:
+    """:func:`decode_request` as a stepwise computation (:mod:`.stepwise`): it yields
+    after every ``steps.step`` spans."""
     found: list[_data.OtlpResourceSpans] = []
-    count = 0
     for number, wire_type, a, b in _fields(buf, 0, len(buf)):
         if number == 1 and wire_type == _LEN:
-            resource = _resource_spans(buf, a, b, len(found))
-            count += len(resource.spans)
-            if count > max_spans:
-                raise _data.TooManySpansError(max_spans)
-            found.append(resource)
+            found.append((yield from _resource_spans(buf, a, b, len(found), steps)))
     return found
 
 
-def _resource_spans(buf: bytes, start: int, end: int, index: int) -> _data.OtlpResourceSpans:
+def _resource_spans(
+    buf: bytes, start: int, end: int, index: int, steps: _data.Steps
+) -> Generator[None, None, _data.OtlpResourceSpans]:
     out = _data.OtlpResourceSpans()
     scope = 0
     for number, wire_type, a, b in _fields(buf, start, end, 1):
@@ -50,7 +57,7 @@ def _resource_spans(buf: bytes, start: int, end: int, index: int) -> _data.OtlpR
                 if n == 1 and w == _LEN:
                     out.attributes.append(_key_value(buf, ka, kb, 3))
         elif number == 2:  # scope_spans
-            _scope_spans(buf, a, b, (index, scope, 0), out.spans)
+            yield from _scope_spans(buf, a, b, (index, scope, 0), out.spans, steps)
             scope += 1
         elif number == 3:  # schema_url: not kept, but a string must be UTF-8
             _text(buf, a, b)
@@ -68,8 +75,13 @@ def _check_scope(buf: bytes, start: int, end: int) -> None:
 
 
 def _scope_spans(
-    buf: bytes, start: int, end: int, where: tuple[int, int, int], spans: list[_data.OtlpSpan]
-) -> None:
+    buf: bytes,
+    start: int,
+    end: int,
+    where: tuple[int, int, int],
+    spans: list[_data.OtlpSpan],
+    steps: _data.Steps,
+) -> Generator[None, None, None]:
     resource, scope, _ = where
     i = 0
     for number, wire_type, a, b in _fields(buf, start, end, 2):
@@ -78,6 +90,8 @@ def _scope_spans(
         if number == 2:
             spans.append(_span(buf, a, b, (resource, scope, i)))
             i += 1
+            if steps.add():
+                yield
         elif number == 1:
             _check_scope(buf, a, b)
         elif number == 3:  # schema_url

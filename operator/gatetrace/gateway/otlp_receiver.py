@@ -16,33 +16,41 @@ Error bodies are ``google.rpc.Status`` in the request's encoding (JSON when the 
 is not one of the two). The bounds come from ``otlp`` in the gateway config
 (:class:`~gatetrace.gateway.config.OtlpReceiverConfig`); what happens is counted on
 ``/metrics`` (``gatetrace_otlp_requests``, ``gatetrace_otlp_spans``, ``gatetrace_otlp_cut``).
-Bodies over :data:`THREAD_BYTES` are decoded in a worker thread, so a large request does
-not hold the proxy's event loop for its whole decoding.
+Requests are decoded, built and stored a step of spans at a time
+(:data:`~.otlp_data.DECODE_STEP`), yielding to the event loop
+between steps: a large request never holds the proxy up for long.
 """
 
 import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 
 from aiohttp import web
 
 from gatetrace.gateway import config as _config
-from gatetrace.gateway import otlp_data, otlp_http, otlp_json, otlp_protobuf, otlp_spans
+from gatetrace.gateway import (
+    otlp_data,
+    otlp_http,
+    otlp_json,
+    otlp_protobuf,
+    otlp_spans,
+    stepwise,
+)
 from gatetrace.gateway import store as _store
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime.reporting import protobuf_wire
 from gatetrace.runtime.sampling import tokenbucket
 
-__all__ = ["PATH", "THREAD_BYTES", "Receiver", "add_routes", "status_errors"]
+__all__ = ["PATH", "Receiver", "add_routes", "status_errors"]
 
 PATH = "/v1/traces"
-THREAD_BYTES = 64 * 1024
-"""Bodies larger than this are decoded in a worker thread."""
 _INVALID_ARGUMENT = 3
 _RESOURCE_EXHAUSTED = 8
 _UNIMPLEMENTED = 12
 _UNAUTHENTICATED = 16
+_STORE_STEP = 4 * otlp_data.DECODE_STEP
+"""Spans stored per step (storing costs less than decoding)."""
 _ENCODINGS = frozenset({otlp_http.PROTOBUF, otlp_http.JSON})
 
 
@@ -141,9 +149,7 @@ class Receiver:
 
     async def _decode(self, body: bytes, encoding: str) -> otlp_spans.Built:
         try:
-            if len(body) > THREAD_BYTES:
-                return await asyncio.to_thread(self._build, body, encoding)
-            return self._build(body, encoding)
+            return await stepwise.drive_async(self._build(body, encoding))
         except otlp_data.TooManySpansError as e:
             self.spans.inc(("too_many",), e.limit)
             raise _RefusalError(
@@ -160,13 +166,14 @@ class Receiver:
         except otlp_spans.InvalidRequestError as e:
             raise _RefusalError(400, _INVALID_ARGUMENT, str(e), "bad_request") from None
 
-    def _build(self, body: bytes, encoding: str) -> otlp_spans.Built:
-        limit = self.settings.max_spans_per_request
+    def _build(self, body: bytes, encoding: str) -> Generator[None, None, otlp_spans.Built]:
+        """Decode and build, a step of spans at a time."""
+        steps = otlp_data.Steps(self.settings.max_spans_per_request)
         if encoding == otlp_http.PROTOBUF:
-            decoded = otlp_protobuf.decode_request(body, max_spans=limit)
+            decoded = yield from otlp_protobuf.decode_steps(body, steps)
         else:
-            decoded = otlp_json.decode_request(body, max_spans=limit)
-        return self.builder.build(decoded)
+            decoded = yield from otlp_json.decode_steps(body, steps)
+        return (yield from self.builder.build_steps(decoded))
 
     def _throttle(self, count: int) -> None:
         if count == 0 or self.bucket.try_acquire(count):
@@ -187,10 +194,10 @@ class Receiver:
         """Store the built spans a step at a time; the number the store refused."""
         refused = 0
         for _, spans, shared in built.groups:
-            for start in range(0, len(spans), _store.STEP):
+            for start in range(0, len(spans), _STORE_STEP):
                 if start:
                     await asyncio.sleep(0)  # the proxy runs between steps
-                chunk = spans[start : start + _store.STEP]
+                chunk = spans[start : start + _STORE_STEP]
                 refused += sum(self.store.add(chunk, shared_bytes=shared).values())
         self.spans.inc(("stored",), built.accepted - refused)
         if built.rejected:

@@ -21,10 +21,11 @@ strings beyond the length (names, keys, values) cut; each cut is counted by kind
 """
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 
 from gatetrace.gateway import otlp_data as _data
+from gatetrace.gateway import stepwise
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime.propagation import tracestate as _tracestate
@@ -108,14 +109,24 @@ class SpanBuilder:
 
     def build(self, request: Iterable[_data.OtlpResourceSpans]) -> Built:
         """Every resource's spans; raises :class:`InvalidRequestError` for an unusable resource."""
+        return stepwise.drive(self.build_steps(request))
+
+    def build_steps(
+        self, request: Iterable[_data.OtlpResourceSpans], step: int = _data.DECODE_STEP
+    ) -> Generator[None, None, Built]:
+        """:meth:`build` as a stepwise computation: it yields after every ``step`` spans."""
         built = Built()
+        done = 0
         for r, group in enumerate(request):
             resource, size = self._resource(group.attributes, r, built)
-            spans = [
-                span
-                for span in (self._build_span(item, resource, built) for item in group.spans)
-                if span is not None
-            ]
+            spans: list[_span.Span] = []
+            for item in group.spans:
+                span = self._build_span(item, resource, built)
+                if span is not None:
+                    spans.append(span)
+                done += 1
+                if done % step == 0:
+                    yield
             if spans:
                 built.groups.append((resource, spans, size))
         return built
