@@ -5,8 +5,8 @@ Processes on 127.0.0.1: the upstream (``bench_gateway``'s tiny aiohttp app), the
 ``gatetrace gateway`` CLI (tracing every request into its memory store) and, while
 ingesting, a sender process (this file, ``--send``) POSTing ready-made
 ``ExportTraceServiceRequest`` bodies (:data:`BATCH` spans each: 8 attributes, one event;
-fresh trace ids in every request) to ``/v1/traces``. This process measures the proxy:
-``REQUESTS`` keep-alive requests over ``WORKERS`` connections per measurement.
+fresh trace ids in every request) to ``/v1/traces``. This process measures the proxy as
+``bench_slowloris`` does: 600 keep-alive requests over 4 connections per measurement.
 
 * **Latency**: rounds alternate (which goes first alternates too) between a calm
   measurement and one while the sender holds :data:`RATE` spans/s. Each ingesting round
@@ -26,10 +26,8 @@ fresh trace ids in every request) to ``/v1/traces``. This process measures the p
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import threading
@@ -39,16 +37,12 @@ from typing import Any
 
 import aiohttp
 
-from benchmarks import bench_gateway, common
+from benchmarks import bench_gateway, bench_slowloris, common
 
 RATE = 1000
 BATCH = 100
 FLOOD = 20_000
-REQUESTS = 600
-WORKERS = 4
-MIN_SECONDS = 2.0
 ROUNDS = 4
-PATH = "/api/items/1"
 TRACING = (
     "tracing:\n"
     "  sampling: {sampler: {type: const, decision: true}}\n"
@@ -203,31 +197,6 @@ async def _stored(http: aiohttp.ClientSession, admin: str) -> float:
     return 0.0
 
 
-async def _latencies(proxy: str, min_seconds: float = MIN_SECONDS) -> list[float]:
-    """Milliseconds per proxied request: at least ``REQUESTS`` over ``min_seconds``."""
-    out: list[float] = []
-    until = time.monotonic() + min_seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=WORKERS)) as http:
-
-        async def worker(count: int) -> None:
-            done = 0
-            while done < count or time.monotonic() < until:
-                done += 1
-                started = time.perf_counter()
-                async with http.get(proxy + PATH) as response:
-                    body = await response.read()
-                out.append((time.perf_counter() - started) * 1000)
-                if response.status != 200 or b'"item"' not in body:
-                    raise RuntimeError(f"proxied request failed: {response.status}")
-
-        await asyncio.gather(*(worker(REQUESTS // WORKERS) for _ in range(WORKERS)))
-    return out
-
-
-def _p99(values: list[float]) -> float:
-    return statistics.quantiles(values, n=100)[98]
-
-
 async def _checked(
     http: aiohttp.ClientSession, admin: str, sender: Sender, before: float, *, wait: bool = False
 ) -> dict[str, Any]:
@@ -246,17 +215,17 @@ async def _latency_rounds(proxy: str, admin: str, token: str) -> tuple[list[floa
     calm: list[float] = []
     ingesting: list[float] = []
     async with aiohttp.ClientSession() as http:
-        await _latencies(proxy, 0.5)  # warm up
+        await bench_slowloris._latencies(proxy)  # warm up
         for round_ in range(ROUNDS):
             for ingest in (round_ % 2 == 1, round_ % 2 == 0):
                 if not ingest:
-                    calm.append(_p99(await _latencies(proxy)))
+                    calm.append(bench_slowloris._p99(await bench_slowloris._latencies(proxy)))
                     continue
                 before = await _stored(http, admin)
                 sender = Sender(admin, token, RATE, RATE * 15)
                 await asyncio.sleep(0.3)
                 started = time.monotonic()
-                ingesting.append(_p99(await _latencies(proxy)))
+                ingesting.append(bench_slowloris._p99(await bench_slowloris._latencies(proxy)))
                 ended = time.monotonic()
                 report = await _checked(http, admin, sender, before)
                 if not report["started"] <= started or not ended <= report["ended"]:
@@ -269,7 +238,7 @@ async def _flood(proxy: str, admin: str, token: str) -> float:
     async with aiohttp.ClientSession() as http:
         before = await _stored(http, admin)
         sender = Sender(admin, token, 0, FLOOD)
-        busy = asyncio.create_task(_latencies(proxy, 1.0))
+        busy = asyncio.create_task(bench_slowloris._latencies(proxy))
         await busy
         report = await _checked(http, admin, sender, before, wait=True)
     return (report["ended"] - report["started"]) / report["sent"]
@@ -294,7 +263,7 @@ def measure() -> dict[str, Any]:
     with bench_gateway.children() as kids:
         upstream = kids.start("upstream")
         with bench_gateway.gateway_cli(upstream, TRACING) as gateway:
-            asyncio.run(_wait_ready(gateway.proxy))
+            asyncio.run(bench_slowloris._wait_ready(gateway.proxy))
             ingesting, calm = asyncio.run(
                 _latency_rounds(gateway.proxy, gateway.admin, gateway.token)
             )
@@ -305,19 +274,6 @@ def measure() -> dict[str, Any]:
         "per_span_us": per_span * 1e6,
         "floor_us": _parse_floor() * 1e6,
     }
-
-
-async def _wait_ready(proxy: str) -> None:
-    deadline = time.monotonic() + 20
-    async with aiohttp.ClientSession() as http:
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get(proxy + PATH) as response:
-                    if response.status == 200:
-                        return
-            if time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            await asyncio.sleep(0.1)
 
 
 def _rows(figures: dict[str, Any]) -> list[common.Row]:
