@@ -44,8 +44,8 @@ from benchmarks import bench_gateway, bench_slowloris, common, gateway_instructi
 
 RATE = 1000
 BATCH = 100
-FLOOD = 20_000
-ROUNDS = 4
+FLOOD = 10_000
+ROUNDS = 3
 GOAL_INSTRUCTIONS = 50.0
 TRACING = (
     "tracing:\n"
@@ -292,7 +292,7 @@ def _count_child(kind: str, batches: int) -> None:
     sys.stdin.read()
 
 
-def _instructions(kind: str, batches: int = 20) -> float:
+def _instructions(kind: str, batches: int = 10) -> float:
     """Instructions per span of ``kind``'s work, counted by callgrind in a child process
     (counting on only while the work runs)."""
     with tempfile.TemporaryDirectory(prefix="gatetrace-otlp-") as tmp:
