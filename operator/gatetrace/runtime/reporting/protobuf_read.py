@@ -75,7 +75,11 @@ def fields(buf: bytes, start: int, end: int, depth: int = 0) -> Iterator[tuple[i
         raise WireError(f"message range {start}..{end} outside the {len(buf)}-byte buffer")
     pos = start
     while pos < end:
-        key, pos = read_varint(buf, pos, end)
+        key = buf[pos]
+        if key < 0x80:  # one-byte keys, lengths and values: read inline (the common case)
+            pos += 1
+        else:
+            key, pos = read_varint(buf, pos, end)
         number, wire_type = key >> 3, key & 7
         if number == 0 or number > _MAX_FIELD:
             raise WireError(f"field number {number} out of range at byte {pos}")
@@ -83,7 +87,11 @@ def fields(buf: bytes, start: int, end: int, depth: int = 0) -> Iterator[tuple[i
             value, pos = read_varint(buf, pos, end)
             yield number, wire_type, value, 0
         elif wire_type == pb.LEN:
-            size, pos = read_varint(buf, pos, end)
+            if pos < end and buf[pos] < 0x80:
+                size = buf[pos]
+                pos += 1
+            else:
+                size, pos = read_varint(buf, pos, end)
             if size > end - pos:
                 raise WireError(
                     f"field {number}: length {size} at byte {pos} runs past its message"
