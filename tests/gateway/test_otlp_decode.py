@@ -179,7 +179,7 @@ def normalized(records: list[otlp_data.OtlpResourceSpans]) -> str:
 # -- protobuf --------------------------------------------------------------------------
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests)
 def test_decodes_what_protobuf_serialized(request: Any) -> None:
     body = request.SerializeToString()
@@ -214,7 +214,7 @@ def _wrap(number: int, payload: bytes) -> bytes:
     return pb.len_field(pb.field_key(number, pb.LEN), payload)
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spans, unknown_fields, unknown_fields, unknown_fields)
 def test_unknown_fields_are_skipped_at_every_level(
     span: Any, in_span: list[bytes], in_scope: list[bytes], at_top: list[bytes]
@@ -248,13 +248,13 @@ def _decoded_like_protobuf_or_refused(body: bytes) -> bool:
     return True
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=120))
 def test_random_bytes_are_decoded_like_protobuf_or_refused(body: bytes) -> None:
     _decoded_like_protobuf_or_refused(body)
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests, st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3))
 def test_damaged_requests_are_decoded_like_protobuf_or_refused(
     request: Any, damage: list[tuple[int, int]]
@@ -314,7 +314,7 @@ def _hex_ids(node: Any) -> Any:
     return node
 
 
-@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests, st.booleans())
 def test_the_json_form_decodes_to_the_same_records(request: Any, enum_names: bool) -> None:
     document = _hex_ids(json_format.MessageToDict(request, use_integers_for_enums=not enum_names))
