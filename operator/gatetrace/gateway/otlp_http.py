@@ -2,7 +2,8 @@
 
 * :func:`read_body` reads at most ``limit`` bytes (413 past it, before reading on when
   ``Content-Length`` says so). aiohttp's parser undoes ``Content-Encoding: gzip`` as the
-  body is read, a bounded step at a time under the stream's flow control, so the limit
+  body is read, a bounded step at a time under the stream's flow control (aiohttp
+  3.13.3 and later: the floor in pyproject), so the limit
   holds for the inflated body too: a gzip bomb costs the receiver ``limit`` bytes and
   the time to inflate them, then a 413.
 * :func:`export_response` is an ``ExportTraceServiceResponse`` (``partial_success`` set
@@ -21,6 +22,7 @@ from gatetrace.runtime.reporting import protobuf_wire as pb
 __all__ = [
     "JSON",
     "PROTOBUF",
+    "BadBodyError",
     "BodyTooLargeError",
     "export_response",
     "read_body",
