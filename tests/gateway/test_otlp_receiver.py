@@ -4,6 +4,7 @@ every refusal is a clear 4xx in the request's encoding, with nothing stored."""
 
 import contextlib
 import gzip
+import os
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -351,3 +352,30 @@ async def test_a_large_request_is_decoded_built_and_stored_in_steps() -> None:
         assert len(gw.store) == 3000
         # the loop ran between the steps: decoding and building each yield every DECODE_STEP
         assert turns >= 2 * 3000 // otlp_data.DECODE_STEP
+
+
+async def test_spans_a_full_trace_refuses_are_reported_as_rejected() -> None:
+    tracing = {**ALWAYS, "reporters": [{"type": "memory", "maxSpansPerTrace": 2}]}
+    trace_id = os.urandom(16)
+    body = request("users", [span(trace_id=trace_id) for _ in range(3)]).SerializeToString()
+    async with upstream() as up, running(settings_for(up, tracing=tracing)) as (gw, http):
+        status, answered_as, answer, _ = await post(http, gw.admin_url, body, token=TOKEN)
+        assert status == 200
+        rejected, message = response_of(answered_as, answer)
+        assert rejected == 1
+        assert "1 span(s) dropped: their trace is at the store's bound" in message
+        assert len(gw.store.trace(int.from_bytes(trace_id, "big"))) == 2
+        assert await metric(http, gw, 'gatetrace_otlp_spans_total{result="refused"}') == 1
+        assert await metric(http, gw, 'gatetrace_otlp_spans_total{result="stored"}') == 2
+
+
+async def test_a_received_resource_counts_in_the_stores_byte_bound() -> None:
+    sent = [span(attributes=[]) for _ in range(3)]
+    async with gateway() as (gw, http):
+        small = request("users", sent[:1]).SerializeToString()
+        assert (await post(http, gw.admin_url, small, token=TOKEN))[0] == 200
+        one_span = gw.store.bytes
+        big = request("users", sent[1:], note="x" * 4000).SerializeToString()
+        assert (await post(http, gw.admin_url, big, token=TOKEN))[0] == 200
+        # each span of the big resource is counted with the resource's 4000 characters
+        assert gw.store.bytes - one_span >= 2 * (one_span + 4000)
