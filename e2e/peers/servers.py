@@ -188,7 +188,7 @@ class OtelCollector(_Server):
     trace it receives over OTLP/HTTP to `output_file`, one OTLP JSON document a line."""
 
     def __init__(self, workdir: Path) -> None:
-        binary = cache.artifact("otelcol", "OTELCOL_VERSION", "bin/otelcol")
+        binary = cache.artifact("otelcol", "OTELCOL_BUILD", "bin/otelcol")
         self.port = procs.free_tcp_port()
         self.output_file = workdir / "otelcol-traces.jsonl"
         self.process = procs.ManagedProcess(

@@ -5,4 +5,7 @@ ETCD_DEB_VERSION=3.4.23
 JAEGER_VERSION=v1.76.0
 ZIPKIN_VERSION=3.5.1
 OTELCOL_VERSION=0.165.0
+# The Collector's cache folder: its version plus a build number, bumped when its component
+# list in build-otelcol changes (b2: the otlphttp exporter, scenario 11 sends to a gateway).
+OTELCOL_BUILD=0.165.0-b2
 HELM_VERSION=v3.19.0

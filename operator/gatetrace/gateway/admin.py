@@ -10,6 +10,7 @@
     GET  /metrics            Prometheus text format (no token, like the probes)
     GET  /api/...            the Jaeger-compatible query API (:mod:`.query_api`)
     GET  /ui/                the trace page (:mod:`.ui`; its files need no token)
+    POST /v1/traces          OTLP/HTTP spans into the store (:mod:`.otlp_receiver`)
 
 Everything but the probes and ``/metrics`` needs the bearer token
 (:mod:`.admin_auth`). Config changes go through :class:`~.tracing_apply.Applier`. The
@@ -22,7 +23,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gatetrace.embed import admin as _shared
-from gatetrace.gateway import admin_auth, exporters, query_api, tracing_apply, ui
+from gatetrace.gateway import admin_auth, exporters, otlp_receiver, query_api, tracing_apply, ui
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import state as _state
 from gatetrace.gateway import store as _store
@@ -65,12 +66,17 @@ def make_admin_app(
             on_applied=lambda _parts, cfg: exporters.configure_store(store, cfg),
         )
     app = web.Application(
-        middlewares=[_shared.request_metrics(registry), admin_auth.bearer_auth(token)],
+        middlewares=[
+            _shared.request_metrics(registry),
+            otlp_receiver.status_errors,
+            admin_auth.bearer_auth(token),
+        ],
         client_max_size=max_body_bytes,
     )
     _shared.add_tracing_routes(
         app, holder, applier, [registry, *extra_registries], max_body_bytes=max_body_bytes
     )
     query_api.add_routes(app, store)
+    otlp_receiver.add_routes(app, settings.otlp, store, registry)
     ui.add_ui_routes(app)
     return app

@@ -27,6 +27,7 @@ __all__ = [
     "ConfigError",
     "GatewayConfig",
     "MetricsConfig",
+    "OtlpReceiverConfig",
     "QueryApiConfig",
     "RouteConfig",
     "load_config",
@@ -165,6 +166,22 @@ class ConnectionLimits(_Model):
     Default: half the process's open-file limit (at least 64)."""
 
 
+class OtlpReceiverConfig(_Model):
+    """The admin port's OTLP/HTTP trace receiver (``POST /v1/traces``): its bounds."""
+
+    enabled: bool = True
+    """Serve ``POST /v1/traces`` (with the admin token). Default true."""
+    max_body_bytes: Annotated[int, pydantic.Field(ge=1024, le=256 * 1024 * 1024)] = 4 * 1024 * 1024
+    """Largest request body, as sent and after gzip is undone; 413 beyond, and a gzip body
+    is never inflated past it. Default 4 MiB (OTLP/gRPC's usual limit)."""
+    max_spans_per_request: Annotated[int, pydantic.Field(ge=1, le=1_000_000)] = 10_000
+    """Spans one request may carry; 413 beyond. Default 10000."""
+    max_spans_per_second: Annotated[float, pydantic.Field(gt=0, le=10_000_000)] = 10_000
+    """Spans ingested per second (a token bucket holding one second's worth, at least one
+    request's); a request finding too few tokens is refused whole with 429 and a
+    ``Retry-After``. Default 10000."""
+
+
 class RouteConfig(_Model):
     """One route: requests whose path starts with ``prefix`` go to ``upstream``."""
 
@@ -237,6 +254,8 @@ class GatewayConfig(_Model):
     """Routes; the longest matching prefix wins."""
     connections: ConnectionLimits = ConnectionLimits()
     """Client connection limits of the proxy port."""
+    otlp: OtlpReceiverConfig = OtlpReceiverConfig()
+    """The OTLP/HTTP trace receiver on the admin port."""
     swap_grace_ms: TimeoutMs | None = None
     """After a tracing config swap, the old config's reporters wait for the requests that
     started under it to end (their spans go there), at most this long. Default: the

@@ -218,16 +218,19 @@ class SpanStore:
 
     # -- writing -----------------------------------------------------------
 
-    def add(self, spans: Iterable[_span.Span]) -> dict[str, int]:
-        """Store finished spans (the memory reporter's batch); return how many were refused,
-        by reason (``trace_spans``, ``trace_bytes``: their trace was at its bound)."""
+    def add(self, spans: Iterable[_span.Span], *, shared_bytes: int = 0) -> dict[str, int]:
+        """Store finished spans (the memory reporter's batch, the OTLP receiver's); return
+        how many were refused, by reason (``trace_spans``, ``trace_bytes``: their trace was
+        at its bound). ``shared_bytes`` is counted with each span on top of its own size:
+        what the spans keep alive together (a received resource), counted for each so the
+        byte bound is never underestimated."""
         now = self._clock()
         added = added_bytes = 0
         refused: dict[str, int] = {}
         for span in spans:
             if span.end_ns is None:
                 continue
-            size = retained_bytes(span)
+            size = retained_bytes(span) + shared_bytes
             trace = self._traces.get(span.trace_id)
             if trace is not None and len(trace.spans) >= self.max_spans_per_trace:
                 reason = "trace_spans"
