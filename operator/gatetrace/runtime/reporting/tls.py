@@ -10,6 +10,7 @@ the field, not a failure found at the first export. Without settings an https
 endpoint is verified against the system's CAs, as any client does.
 """
 
+import logging
 import os
 import ssl
 import tempfile
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 __all__ = ["TlsSettings", "client_context", "load_pem_file"]
 
+_log = logging.getLogger(__name__)
 _MAX_PEM_BYTES = 1024 * 1024
 """A CA bundle larger than this is not a CA bundle (the Mozilla one is ~220 KiB)."""
 
@@ -125,6 +127,7 @@ def client_context(settings: TlsSettings) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if settings.insecure_skip_verify:
+        _log.warning("a reporter accepts any server certificate (insecureSkipVerify is set)")
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     else:
