@@ -313,6 +313,14 @@ class TestConfiguration:
                 "https://otel:4317", tls=_tls.TlsSettings(ca_file=str(tmp_path / "none.crt"))
             )
 
-    def test_grpc_reserved_metadata_is_refused(self) -> None:
-        with pytest.raises(ValueError, match=r"headers: 'grpc-timeout' is not usable"):
-            otlp_grpc.OtlpGrpcExporter("http://otel:4317", headers={"grpc-timeout": "1S"})
+    @pytest.mark.parametrize("name", ["grpc-timeout", "trace-bin", ":authority"])
+    def test_metadata_grpc_reserves_is_refused(self, name: str) -> None:
+        with pytest.raises(ValueError, match=rf"headers: '{name}' is not usable"):
+            otlp_grpc.OtlpGrpcExporter("http://otel:4317", headers={name: "1"})
+
+    def test_metadata_values_must_be_printable_ascii_and_are_not_echoed(self) -> None:
+        with pytest.raises(ValueError, match=r"the value of 'authorization' is not") as raised:
+            otlp_grpc.OtlpGrpcExporter(
+                "http://otel:4317", headers={"authorization": "Bearer s\u00e9cret"}
+            )
+        assert "cret" not in str(raised.value)

@@ -154,6 +154,22 @@ def _trailer(error: Any, key: str) -> bytes:
     return b""
 
 
+def _check_metadata(name: str, value: str) -> None:
+    """ValueError naming the header when gRPC could not send it as ASCII metadata."""
+    if (
+        name != name.lower()
+        or name.startswith(("grpc-", ":"))
+        or name.endswith("-bin")
+        or not name.isascii()
+    ):
+        raise ValueError(
+            f"headers: {name!r} is not usable as gRPC metadata (lower case ASCII, "
+            "not grpc-*, *-bin nor a pseudo-header)"
+        )
+    if not all(" " <= c <= "~" for c in value):
+        raise ValueError(f"headers: the value of {name!r} is not printable ASCII (gRPC metadata)")
+
+
 def _credentials(grpc: ModuleType, settings: _tls.TlsSettings | None) -> Any:
     settings = settings or _tls.TlsSettings()
     if settings.insecure_skip_verify:
@@ -194,12 +210,8 @@ class OtlpGrpcExporter:
         self.target, secure = grpc_target(endpoint)
         if tls is not None and not secure:
             raise ValueError("tls: set for an http:// endpoint; use https://")
-        for name in headers or {}:
-            if name != name.lower() or name.startswith("grpc-") or name.startswith(":"):
-                raise ValueError(
-                    f"headers: {name!r} is not usable as gRPC metadata (lower case, "
-                    "not grpc-* nor a pseudo-header)"
-                )
+        for name, value in (headers or {}).items():
+            _check_metadata(name, value)
         self.metadata = tuple((name, value) for name, value in (headers or {}).items())
         self.credentials = _credentials(self._grpc, tls) if secure else None
         self.options: tuple[tuple[str, Any], ...] = ()
