@@ -274,6 +274,24 @@ class TestTls:
         assert len(collector.requests) == 1
 
 
+@pytest.mark.parametrize(
+    ("details", "reason"),
+    [
+        (
+            "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.1:4317: Tls"
+            " handshake failed (TSI_PROTOCOL_FAILURE): SSL_ERROR_SSL: error:1000007d:SSL"
+            " routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED: unable to get local issuer",
+            "tls_certificate",
+        ),
+        ("Ssl handshake failed: SSL_ERROR_SSL: WRONG_VERSION_NUMBER", "tls_handshake"),
+        ("DNS resolution failed for tls-collector.internal:4317", None),
+        ("failed to connect to all addresses; last error: Socket closed", None),
+    ],
+)
+def test_tls_failures_are_told_by_grpcs_words_only(details: str, reason: str | None) -> None:
+    assert otlp_grpc._tls_reason(details) == reason
+
+
 class TestConfiguration:
     def test_the_missing_extra_is_an_error_saying_what_to_install(
         self, monkeypatch: pytest.MonkeyPatch

@@ -118,12 +118,16 @@ def retry_delay(status_details: bytes) -> float | None:
 
 
 def _tls_reason(details: str) -> str | None:
+    """``tls_certificate``/``tls_handshake`` when gRPC's ``details`` of an UNAVAILABLE say
+    the TLS handshake failed (e.g. ``Tls handshake failed (TSI_PROTOCOL_FAILURE):
+    SSL_ERROR_SSL: ...CERTIFICATE_VERIFY_FAILED``), else None. Only gRPC's own words
+    count: a host name with "tls" in it is not a TLS failure."""
     lowered = details.lower()
+    if "handshake failed" not in lowered and "ssl_error" not in lowered:
+        return None
     if "certificate_verify_failed" in lowered or "certificate verify failed" in lowered:
         return "tls_certificate"
-    if "ssl" in lowered or "tls" in lowered or "handshake" in lowered:
-        return "tls_handshake"
-    return None
+    return "tls_handshake"
 
 
 def _outcome(error: Any, target: str, logged: set[str]) -> export.ExportOutcome:
