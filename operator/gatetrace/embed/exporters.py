@@ -60,12 +60,7 @@ def factory(sink: _memory.SpanSink | None, *, what: str = "gateway") -> _build.E
                 return _log_reporter.LogExporter(logger=_span_log)
             case _reporters.JaegerAgentReporter(host=host, port=port):
                 return _jaeger_agent.JaegerAgentExporter(host, port)
-            case (
-                _reporters.ZipkinReporter()
-                | _reporters.OtlpHttpReporter()
-                | _reporters.OtlpGrpcReporter()
-                | _reporters.JaegerCollectorReporter()
-            ):
+            case _reporters.SendingReporter() if reporter.type in _SENDERS:
                 return _SENDERS[reporter.type](
                     reporter.endpoint,
                     headers=reporter.headers,

@@ -133,8 +133,9 @@ _TLS_NEEDS_HTTPS = (
 )
 
 
-class _Sender(wire.WireModel):
-    """The fields every reporter that sends over HTTP (or gRPC) to an endpoint has."""
+class SendingReporter(wire.WireModel):
+    """Base of the reporters that send to an endpoint over HTTP (or gRPC): the fields
+    they all have (endpoint, headers, headersFrom, gzip, tls)."""
 
     model_config = pydantic.ConfigDict(json_schema_extra=wire.cel(_TLS_NEEDS_HTTPS))
 
@@ -161,7 +162,7 @@ class _Sender(wire.WireModel):
         return self
 
 
-class JaegerCollectorReporter(_Sender):
+class JaegerCollectorReporter(SendingReporter):
     """Jaeger collector over HTTP (thrift binary, POST /api/traces)."""
 
     type: Literal["jaegerCollector"] = "jaegerCollector"
@@ -170,14 +171,14 @@ class JaegerCollectorReporter(_Sender):
     """gzip request bodies. Default true (jaegerCollector: false)."""
 
 
-class ZipkinReporter(_Sender):
+class ZipkinReporter(SendingReporter):
     """Zipkin v2 JSON over HTTP (POST /api/v2/spans)."""
 
     type: Literal["zipkin"] = "zipkin"
     """Reporter type: zipkin."""
 
 
-class OtlpHttpReporter(_Sender):
+class OtlpHttpReporter(SendingReporter):
     """OpenTelemetry OTLP/HTTP protobuf (POST /v1/traces)."""
 
     type: Literal["otlpHttp"] = "otlpHttp"
@@ -197,7 +198,7 @@ _GRPC_RULES = (
 )
 
 
-class OtlpGrpcReporter(_Sender):
+class OtlpGrpcReporter(SendingReporter):
     """OpenTelemetry OTLP over gRPC (TraceService/Export, port 4317); needs the grpc
     extra (pip install 'gatetrace[grpc]')."""
 

@@ -38,12 +38,12 @@ def secret_names(config: model.TracingConfig) -> list[str]:
     """Secrets the config's reporters reference, in order."""
     names: list[str] = []
     for reporter in config.reporters:
-        ref = getattr(reporter, "headers_from", None)
-        if isinstance(ref, reporters.SecretRef):
-            names.append(ref.secret_name)
-        tls = getattr(reporter, "tls", None)
-        if isinstance(tls, reporters.ReporterTls) and tls.secret_name is not None:
-            names.append(tls.secret_name)
+        if not isinstance(reporter, reporters.SendingReporter):
+            continue
+        if reporter.headers_from is not None:
+            names.append(reporter.headers_from.secret_name)
+        if reporter.tls is not None and reporter.tls.secret_name is not None:
+            names.append(reporter.tls.secret_name)
     return names
 
 
@@ -80,15 +80,13 @@ def resolve_secrets(
     namespace = owner.split("/", 1)[0]
     wire = effective.wire_config(result.config)
     for i, reporter in enumerate(result.config.reporters):
-        ref = getattr(reporter, "headers_from", None)
-        if isinstance(ref, reporters.SecretRef):
-            data = lookup(namespace, ref.secret_name)
-            wire["reporters"][i]["headers"] = {
-                **header_entries(data),
-                **getattr(reporter, "headers", {}),
-            }
-        tls = getattr(reporter, "tls", None)
-        if isinstance(tls, reporters.ReporterTls) and tls.secret_name is not None:
+        if not isinstance(reporter, reporters.SendingReporter):
+            continue
+        if reporter.headers_from is not None:
+            data = lookup(namespace, reporter.headers_from.secret_name)
+            wire["reporters"][i]["headers"] = {**header_entries(data), **reporter.headers}
+        tls = reporter.tls
+        if tls is not None and tls.secret_name is not None:
             data = lookup(namespace, tls.secret_name)
             where = f"{namespace}/{tls.secret_name}"
             try:
