@@ -154,7 +154,7 @@ class HttpTransport:
         "_logged",
         "_server_hostname",
         "_session",
-        "_ssl",
+        "_tls",
         "_url",
         "endpoint",
         "gzip",
@@ -189,7 +189,7 @@ class HttpTransport:
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._session: aiohttp.ClientSession | None = None
-        self._ssl: ssl.SSLContext | bool = True if tls is None else _tls.client_context(tls)
+        self._tls = None if tls is None else _tls.Reloading(tls, _tls.client_context)
         self._server_hostname = tls.server_name if tls is not None else None
         self._logged: set[tuple[str, str]] = set()
 
@@ -197,7 +197,9 @@ class HttpTransport:
         session = self._session
         if session is None or session.closed:
             session = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=4, ttl_dns_cache=60, ssl=self._ssl),
+                connector=aiohttp.TCPConnector(
+                    limit=4, ttl_dns_cache=60, ssl=True if self._tls is None else self._tls.value
+                ),
                 auto_decompress=True,
                 trust_env=False,
             )
@@ -217,6 +219,8 @@ class HttpTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return _retryable("timeout")
+            if self._tls is not None and self._tls.refresh():
+                await self.close()  # new connections use the rotated certificates
             session = self._get_session()
             client_timeout = aiohttp.ClientTimeout(total=remaining)
             async with session.post(

@@ -174,8 +174,7 @@ def _check_metadata(name: str, value: str) -> None:
         raise ValueError(f"headers: the value of {name!r} is not printable ASCII (gRPC metadata)")
 
 
-def _credentials(grpc: ModuleType, settings: _tls.TlsSettings | None) -> Any:
-    settings = settings or _tls.TlsSettings()
+def _credentials(grpc: ModuleType, settings: _tls.TlsSettings) -> Any:
     if settings.insecure_skip_verify:
         raise ValueError(
             "tls.insecureSkipVerify: not supported by the gRPC transport; "
@@ -217,7 +216,12 @@ class OtlpGrpcExporter:
         for name, value in (headers or {}).items():
             _check_metadata(name, value)
         self.metadata = tuple((name, value) for name, value in (headers or {}).items())
-        self.credentials = _credentials(self._grpc, tls) if secure else None
+        grpc = self._grpc
+        self.credentials: _tls.Reloading[Any] | None = None
+        if secure:
+            self.credentials = _tls.Reloading(
+                tls or _tls.TlsSettings(), lambda settings: _credentials(grpc, settings)
+            )
         self.options: tuple[tuple[str, Any], ...] = ()
         if tls is not None and tls.server_name:
             self.options = (("grpc.ssl_target_name_override", tls.server_name),)
@@ -234,7 +238,7 @@ class OtlpGrpcExporter:
                 self._channel = aio.insecure_channel(self.target, options=self.options)
             else:
                 self._channel = aio.secure_channel(
-                    self.target, self.credentials, options=self.options
+                    self.target, self.credentials.value, options=self.options
                 )
             self._call = self._channel.unary_unary(EXPORT_METHOD)
         return self._call
@@ -245,6 +249,8 @@ class OtlpGrpcExporter:
         if isinstance(encoded, export.ExportOutcome):
             return encoded
         body, truncated = encoded
+        if self.credentials is not None and self.credentials.refresh():
+            await self._close_channel()  # the next channel uses the rotated certificates
         response = b""
         try:
             response = await self._export_call()(
@@ -255,8 +261,11 @@ class OtlpGrpcExporter:
             outcome = _outcome(error, self.target, self._logged)
         return self.batches.settle(outcome, response or b"", spans, truncated)
 
-    async def close(self) -> None:
-        self.batches.clear()
+    async def _close_channel(self) -> None:
         channel, self._channel, self._call = self._channel, None, None
         if channel is not None:
             await channel.close()
+
+    async def close(self) -> None:
+        self.batches.clear()
+        await self._close_channel()

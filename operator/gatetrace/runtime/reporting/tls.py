@@ -8,15 +8,24 @@ reads from a Secret). :func:`client_context` turns it into an
 a certificate that does not match its key is a configuration error that names
 the field, not a failure found at the first export. Without settings an https
 endpoint is verified against the system's CAs, as any client does.
+
+Files are usually a mounted Secret that the kubelet (or cert-manager behind it)
+rotates in place: :class:`Reloading` keeps what was built from them and builds
+it again when one of them changes (checked at most every
+``reload_interval`` seconds, when the transport is about to connect); a
+rotation that leaves unusable files keeps the last good one and logs why.
 """
 
 import logging
 import os
 import ssl
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-__all__ = ["TlsSettings", "client_context", "load_pem_file"]
+__all__ = ["Reloading", "TlsSettings", "client_context", "load_pem_file"]
 
 _log = logging.getLogger(__name__)
 _MAX_PEM_BYTES = 1024 * 1024
@@ -45,10 +54,17 @@ class TlsSettings:
     insecure_skip_verify: bool = False
     """Accept any server certificate. Only for tests: the connection is encrypted but
     anyone on the path can read it."""
+    reload_interval: float = 10.0
+    """Seconds between checks of the ``*_file`` files for a rotation."""
 
     @property
     def has_client_certificate(self) -> bool:
         return bool(self.cert_file or self.cert_pem)
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files the material is read from."""
+        return tuple(p for p in (self.ca_file, self.cert_file, self.key_file) if p)
 
 
 def load_pem_file(path: str, field: str) -> str:
@@ -134,3 +150,66 @@ def client_context(settings: TlsSettings) -> ssl.SSLContext:
         _load_trust(context, settings)
     _load_client_certificate(context, settings)
     return context
+
+
+_Built = TypeVar("_Built")
+_Stamp = tuple[tuple[int, int, int] | None, ...]
+
+
+def _stamp(paths: tuple[str, ...]) -> _Stamp:
+    """What tells a file's content changed: inode (the kubelet swaps a symlink), mtime,
+    size; None for a file that cannot be read now."""
+    out: list[tuple[int, int, int] | None] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+class Reloading(Generic[_Built]):
+    """``build(settings)`` kept, and built again after its files changed.
+
+    The first build happens here and raises (a configuration error); later ones
+    that fail keep the last good value and log the reason once per change.
+    """
+
+    __slots__ = ("_build", "_clock", "_next_check", "_stamp", "settings", "value")
+
+    def __init__(
+        self,
+        settings: TlsSettings,
+        build: Callable[[TlsSettings], _Built],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self._build = build
+        self._clock = clock
+        self._stamp = _stamp(settings.files)
+        self.value: _Built = build(settings)
+        self._next_check = clock() + settings.reload_interval
+
+    def refresh(self) -> bool:
+        """Build again if a file changed since the last build (at most one check per
+        ``reload_interval``); True when :attr:`value` is new."""
+        if not self.settings.files:
+            return False
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self.settings.reload_interval
+        stamp = _stamp(self.settings.files)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            self.value = self._build(self.settings)
+        except ValueError as e:  # half-written rotation, a key that is not the cert's...
+            _log.warning("reporter TLS files changed but are not usable, kept the last: %s", e)
+            return False
+        _log.info("reporter TLS files changed: reloaded %s", ", ".join(self.settings.files))
+        return True
