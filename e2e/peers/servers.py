@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from . import cache, controlplane, procs
+from . import cache, controlplane, pki, procs
 
 PEERS_SRC = cache.PEERS_SRC
 PeerMissingError = cache.PeerMissingError
@@ -185,21 +185,64 @@ class Zipkin(_Server):
 
 class OtelCollector(_Server):
     """An OpenTelemetry Collector (built with the collector builder) that writes every
-    trace it receives over OTLP/HTTP to `output_file`, one OTLP JSON document a line."""
+    trace it receives to `output_file`, one OTLP JSON document a line.
+
+    It receives OTLP over HTTP (`otlp_http_url`) and gRPC (`otlp_grpc_url`) in plain
+    text, over TLS (`tls_http_url`, `tls_grpc_url`: a serving certificate for
+    127.0.0.1, localhost and `TLS_SERVER_NAME`) and over mutual TLS (`mtls_http_url`,
+    `mtls_grpc_url`: client certificates signed by `ca` required; `client` is one).
+    The certificates are made for each run in `workdir/pki` (e2e/peers/pki.py).
+    """
+
+    TLS_SERVER_NAME = "otelcol.e2e.test"
 
     def __init__(self, workdir: Path) -> None:
         binary = cache.artifact("otelcol", "OTELCOL_BUILD", "bin/otelcol")
         self.port = procs.free_tcp_port()
+        self.grpc_port = procs.free_tcp_port()
+        self.tls_http_port = procs.free_tcp_port()
+        self.tls_grpc_port = procs.free_tcp_port()
+        self.mtls_http_port = procs.free_tcp_port()
+        self.mtls_grpc_port = procs.free_tcp_port()
         self.output_file = workdir / "otelcol-traces.jsonl"
+        tls_dir = workdir / "pki"
+        tls_dir.mkdir(exist_ok=True)
+        self.ca = pki.make_ca(tls_dir, "gatetrace-e2e-otelcol-ca")
+        self.serving = pki.issue(
+            self.ca,
+            tls_dir,
+            "otelcol",
+            common_name=self.TLS_SERVER_NAME,
+            dns_names=("localhost", self.TLS_SERVER_NAME),
+            ip_addresses=(procs.LOOPBACK,),
+            server=True,
+        )
+        self.client = pki.issue(self.ca, tls_dir, "client", common_name="gatetrace-gateway")
+        ports = (
+            self.port,
+            self.grpc_port,
+            self.tls_http_port,
+            self.tls_grpc_port,
+            self.mtls_http_port,
+            self.mtls_grpc_port,
+        )
         self.process = procs.ManagedProcess(
             "otelcol",
             [str(binary), "--config", str(PEERS_SRC / "otelcol.yaml")],
             env={
                 "OTELCOL_OTLP_HTTP_PORT": str(self.port),
+                "OTELCOL_OTLP_GRPC_PORT": str(self.grpc_port),
+                "OTELCOL_TLS_HTTP_PORT": str(self.tls_http_port),
+                "OTELCOL_TLS_GRPC_PORT": str(self.tls_grpc_port),
+                "OTELCOL_MTLS_HTTP_PORT": str(self.mtls_http_port),
+                "OTELCOL_MTLS_GRPC_PORT": str(self.mtls_grpc_port),
+                "OTELCOL_TLS_CERT": str(self.serving.cert),
+                "OTELCOL_TLS_KEY": str(self.serving.key),
+                "OTELCOL_TLS_CLIENT_CA": str(self.ca.cert),
                 "OTELCOL_OUTPUT_FILE": str(self.output_file),
             },
             log_path=workdir / "otelcol.log",
-            ready=lambda: procs.tcp_listening(self.port),
+            ready=lambda: all(procs.tcp_listening(port) for port in ports),
             ready_timeout=60.0,
         )
 
@@ -207,6 +250,31 @@ class OtelCollector(_Server):
     def otlp_http_url(self) -> str:
         """OTLP/HTTP base URL; traces go to `{otlp_http_url}/v1/traces`."""
         return _url(self.port)
+
+    @property
+    def otlp_grpc_url(self) -> str:
+        """OTLP/gRPC endpoint in plain text (`http://127.0.0.1:<port>`)."""
+        return _url(self.grpc_port)
+
+    @property
+    def tls_http_url(self) -> str:
+        """OTLP/HTTP base URL over TLS."""
+        return f"https://{procs.LOOPBACK}:{self.tls_http_port}"
+
+    @property
+    def tls_grpc_url(self) -> str:
+        """OTLP/gRPC endpoint over TLS."""
+        return f"https://{procs.LOOPBACK}:{self.tls_grpc_port}"
+
+    @property
+    def mtls_http_url(self) -> str:
+        """OTLP/HTTP base URL over mutual TLS."""
+        return f"https://{procs.LOOPBACK}:{self.mtls_http_port}"
+
+    @property
+    def mtls_grpc_url(self) -> str:
+        """OTLP/gRPC endpoint over mutual TLS."""
+        return f"https://{procs.LOOPBACK}:{self.mtls_grpc_port}"
 
     def exported(self) -> list[dict[str, Any]]:
         """Every OTLP JSON document (`{"resourceSpans": [...]}`) written so far."""

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(30)
         (reporters.LogReporter(), "log"),
         (reporters.ZipkinReporter(endpoint="http://127.0.0.1:9/api/v2/spans"), "zipkin"),
         (reporters.OtlpHttpReporter(endpoint="http://127.0.0.1:9/v1/traces"), "otlpHttp"),
+        (reporters.OtlpGrpcReporter(endpoint="http://127.0.0.1:9"), "otlpGrpc"),
         (reporters.JaegerAgentReporter(host="127.0.0.1", port=6831), "jaegerAgent"),
         (
             reporters.JaegerCollectorReporter(endpoint="http://127.0.0.1:9/api/traces"),

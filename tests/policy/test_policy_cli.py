@@ -18,7 +18,7 @@ INVALID = pathlib.Path(__file__).parent / "invalid"
 def test_validate_accepts_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["policy", "validate", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out
-    assert "7 valid, 0 invalid" in out
+    assert "8 valid, 0 invalid" in out
     assert "edge/checkout" in out
 
 

@@ -29,10 +29,15 @@ SAMPLER_FIELDS: dict[str, st.SearchStrategy[Any]] = {
 REPORTER_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "host": st.sampled_from(["agent", "bad host"]),
     "port": st.sampled_from([0, 6831, 70000]),
-    "endpoint": st.sampled_from(["http://c:1/x", "https://c/v1/traces", "ftp://c/x"]),
+    "endpoint": st.sampled_from(
+        ["http://c:1/x", "https://c/v1/traces", "ftp://c/x", "https://c:4317", "http://c"]
+    ),
     "gzip": st.booleans(),
     "headers": st.sampled_from([{}, {"authorization": "x"}, {"bad header": "x"}]),
     "headersFrom": st.sampled_from([{"secretName": "otlp"}, {"secretName": "Bad_Name"}]),
+    "tls": st.sampled_from(
+        [{}, {"caFile": "/etc/ca.crt"}, {"insecureSkipVerify": True}, {"certFile": "/c"}]
+    ),
     "maxSpans": st.sampled_from([0, 10]),
     "maxAgeSeconds": st.sampled_from([10, 10_000_000]),
 }
@@ -48,8 +53,21 @@ samplers = _objects(
     ["const", "probabilistic", "rateLimiting", "adaptive", "perOperation"], SAMPLER_FIELDS
 )
 reporters = _objects(
-    ["jaegerAgent", "jaegerCollector", "zipkin", "otlpHttp", "memory", "log"], REPORTER_FIELDS
+    ["jaegerAgent", "jaegerCollector", "zipkin", "otlpHttp", "otlpGrpc", "memory", "log"],
+    REPORTER_FIELDS,
 )
+PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+TLS_FIELDS: dict[str, st.SearchStrategy[Any]] = {
+    "ca": st.just(PEM),
+    "caFile": st.just("/etc/ssl/ca.crt"),
+    "cert": st.just(PEM),
+    "certFile": st.just("/etc/tls/tls.crt"),
+    "key": st.just(PEM.replace("CERTIFICATE", "PRIVATE KEY")),
+    "keyFile": st.just("/etc/tls/tls.key"),
+    "secretName": st.just("otel-client"),
+    "serverName": st.just("otel.observability.svc"),
+    "insecureSkipVerify": st.booleans(),
+}
 
 
 def _document(spec: dict[str, Any]) -> dict[str, Any]:
@@ -97,6 +115,19 @@ def test_reporters(items: list[dict[str, Any]]) -> None:
         assert by_crd, crd_problems(CRD, document)
     # The model also normalises (header names lower-cased, jaegerAgent's
     # default port in duplicate detection), so only the first direction is exact.
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    st.fixed_dictionaries({}, optional=TLS_FIELDS),
+    st.sampled_from(["otlpHttp", "otlpGrpc", "zipkin", "jaegerCollector"]),
+    st.sampled_from(["https://otel:4317", "http://otel:4318"]),
+)
+def test_reporter_tls_rules_agree_both_ways(tls: dict[str, Any], kind: str, endpoint: str) -> None:
+    """Every TLS rule is mirrored in CEL, so here both directions are exact."""
+    document = _document({"reporters": [{"type": kind, "endpoint": endpoint, "tls": tls}]})
+    by_model = _model_accepts(document)
+    assert by_model == (not crd_problems(CRD, document)), (tls, kind, endpoint)
 
 
 @settings(max_examples=80, deadline=None)

@@ -8,6 +8,8 @@ costs nothing.
 """
 
 import logging
+from collections.abc import Mapping
+from typing import Protocol
 
 from gatetrace.policy import build as _build
 from gatetrace.policy import reporters as _reporters
@@ -17,11 +19,33 @@ from gatetrace.runtime.reporting import jaeger_collector as _jaeger_collector
 from gatetrace.runtime.reporting import log as _log_reporter
 from gatetrace.runtime.reporting import memory as _memory
 from gatetrace.runtime.reporting import otlp as _otlp
+from gatetrace.runtime.reporting import otlp_grpc as _otlp_grpc
+from gatetrace.runtime.reporting import tls as _tls
 from gatetrace.runtime.reporting import zipkin as _zipkin
 
 __all__ = ["factory"]
 
 _span_log = logging.getLogger("gatetrace.spans")
+
+
+class _SenderFactory(Protocol):
+    def __call__(
+        self,
+        endpoint: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        gzip: bool = ...,
+        tls: _tls.TlsSettings | None = None,
+    ) -> _export.Exporter: ...
+
+
+_SENDERS: dict[str, _SenderFactory] = {
+    "zipkin": _zipkin.ZipkinExporter,
+    "otlpHttp": _otlp.OtlpHttpExporter,
+    "otlpGrpc": _otlp_grpc.OtlpGrpcExporter,
+    "jaegerCollector": _jaeger_collector.JaegerCollectorExporter,
+}
+"""The exporters of the reporters that send to an endpoint: one signature for all."""
 
 
 def factory(sink: _memory.SpanSink | None, *, what: str = "gateway") -> _build.ExporterFactory:
@@ -34,14 +58,15 @@ def factory(sink: _memory.SpanSink | None, *, what: str = "gateway") -> _build.E
                 return _memory.MemoryExporter(sink)
             case _reporters.LogReporter():
                 return _log_reporter.LogExporter(logger=_span_log)
-            case _reporters.ZipkinReporter(endpoint=endpoint, gzip=gzip):
-                return _zipkin.ZipkinExporter(endpoint, gzip=gzip)
-            case _reporters.OtlpHttpReporter(endpoint=endpoint, headers=headers, gzip=gzip):
-                return _otlp.OtlpHttpExporter(endpoint, headers=headers, gzip=gzip)
             case _reporters.JaegerAgentReporter(host=host, port=port):
                 return _jaeger_agent.JaegerAgentExporter(host, port)
-            case _reporters.JaegerCollectorReporter(endpoint=endpoint):
-                return _jaeger_collector.JaegerCollectorExporter(endpoint)
+            case _reporters.SendingReporter() if reporter.type in _SENDERS:
+                return _SENDERS[reporter.type](
+                    reporter.endpoint,
+                    headers=reporter.headers,
+                    gzip=reporter.gzip,
+                    tls=_reporters.tls_settings(reporter.tls),
+                )
         raise ValueError(f"reporter type {reporter.type!r} is not supported by this {what}")
 
     return make

@@ -1,5 +1,5 @@
 """The Kubernetes side of the operator: ConfigMaps, policy status, Events,
-Secrets for OTLP headers, and listing what exists at start-up.
+Secrets for reporter headers and TLS material, and listing what exists at start-up.
 
 The official client is synchronous; every call runs in a worker thread so
 the operator's event loop never blocks on the API server.
@@ -41,17 +41,25 @@ COMBINED_ANNOTATION = "gatetrace.dev/combined"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "gatetrace-operator"}
 CREDENTIALS_LABEL = "gatetrace.dev/reporter-credentials"
 """Only Secrets labelled ``gatetrace.dev/reporter-credentials: "true"`` are read for
-``headersFrom``: a policy author may not send any other Secret of the namespace to
-an endpoint of their choice (the operator reads Secrets on their behalf)."""
+``headersFrom`` and ``tls.secretName``: a policy author may not send any other Secret
+of the namespace to an endpoint of their choice (the operator reads Secrets on their
+behalf)."""
 
 
 def configmap_payload(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config as stored in the ConfigMap: headers resolved from Secrets are
-    left out (a ConfigMap is no place for credentials); the push carries them."""
+    """The config as stored in the ConfigMap: headers resolved from Secrets and the PEM
+    material of a ``tls`` that came from a Secret or holds a private key are left out
+    (a ConfigMap is no place for credentials); the push carries them."""
     stored = copy.deepcopy(dict(config))
     for reporter in stored.get("reporters") or ():
-        if isinstance(reporter, dict) and reporter.get("headersFrom"):
+        if not isinstance(reporter, dict):
+            continue
+        if reporter.get("headersFrom"):
             reporter["headers"] = {}
+        tls = reporter.get("tls")
+        if isinstance(tls, dict) and (tls.get("secretName") or tls.get("key")):
+            for field in _secretrefs.TLS_KEYS.values():
+                tls.pop(field, None)
     return stored
 
 
@@ -188,11 +196,53 @@ class KubeSink:
             log.warning("event %s for %s not created: %s", reason, ref, e.reason)
 
 
+async def _read_credentials(
+    core: k8s.CoreV1Api, namespace: str, name: str, where: str, errors: list[tuple[str, str]]
+) -> dict[str, str] | None:
+    """The decoded data of a Secret that opted in as reporter credentials, or None with
+    the problem appended to ``errors`` (field path ``where``; values never echoed)."""
+    try:
+        secret = await asyncio.to_thread(core.read_namespaced_secret, name, namespace)
+    except k8s_exceptions.ApiException as e:
+        errors.append((where, f"Secret {namespace}/{name}: {e.reason} ({e.status})"))
+        return None
+    labels = (secret.metadata.labels if secret.metadata else None) or {}
+    if labels.get(CREDENTIALS_LABEL) != "true":
+        errors.append(
+            (
+                where,
+                f"Secret {namespace}/{name} has not opted in as reporter "
+                f'credentials: label it {CREDENTIALS_LABEL}="true" (kubectl label secret '
+                f"-n {namespace} {name} {CREDENTIALS_LABEL}=true)",
+            )
+        )
+        return None
+    decoded: dict[str, str] = {}
+    failed = len(errors)
+    for key, value in (secret.data or {}).items():
+        try:
+            decoded[key] = base64.b64decode(value).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            errors.append(
+                (where, f"Secret {namespace}/{name} key {_messages.echo(key)} is not UTF-8 text")
+            )
+    return decoded if len(errors) == failed else None
+
+
+def _secret_ref(holder: Any, key: str) -> str | None:
+    """``holder[key]`` when ``holder`` is a mapping and that is a non-empty string."""
+    if not isinstance(holder, dict):
+        return None
+    value = holder.get(key)
+    return str(value) if isinstance(value, str) and value else None
+
+
 async def resolve_secrets(
     api: k8s.ApiClient, obj: Mapping[str, Any]
 ) -> tuple[dict[str, Any], list[str], list[tuple[str, str]]]:
-    """Copy of the policy with ``headersFrom`` Secrets merged into the reporters'
-    headers; the names of the Secrets read; errors (field path, message)."""
+    """Copy of the policy with ``headersFrom`` Secrets merged into the reporters' headers
+    and ``tls.secretName`` Secrets into their ``tls`` (``ca``, ``cert``, ``key``); the
+    names of the Secrets read; errors (field path, message)."""
     core = k8s.CoreV1Api(api)
     body = copy.deepcopy(dict(obj))
     namespace = str((body.get("metadata") or {}).get("namespace") or "default")
@@ -202,46 +252,31 @@ async def resolve_secrets(
     for index, reporter in enumerate(reporters):
         if not isinstance(reporter, dict):
             continue
-        ref = reporter.get("headersFrom")
-        if not isinstance(ref, dict) or not ref.get("secretName"):
-            continue
-        secret_name = str(ref["secretName"])
-        names.append(secret_name)
-        where = f"spec.reporters[{index}].headersFrom.secretName"
-        try:
-            secret = await asyncio.to_thread(core.read_namespaced_secret, secret_name, namespace)
-        except k8s_exceptions.ApiException as e:
-            errors.append((where, f"Secret {namespace}/{secret_name}: {e.reason} ({e.status})"))
-            continue
-        labels = (secret.metadata.labels if secret.metadata else None) or {}
-        if labels.get(CREDENTIALS_LABEL) != "true":
-            errors.append(
-                (
-                    where,
-                    f"Secret {namespace}/{secret_name} has not opted in as reporter "
-                    f'credentials: label it {CREDENTIALS_LABEL}="true" (kubectl label secret '
-                    f"-n {namespace} {secret_name} {CREDENTIALS_LABEL}=true)",
-                )
-            )
-            continue
-        decoded: dict[str, str] = {}
-        for key, value in (secret.data or {}).items():
-            try:
-                decoded[key] = base64.b64decode(value).decode("utf-8")
-            except (ValueError, UnicodeDecodeError):
-                errors.append(
-                    (
-                        where,
-                        f"Secret {namespace}/{secret_name} key {_messages.echo(key)} "
-                        "is not UTF-8 text",
+        headers_secret = _secret_ref(reporter.get("headersFrom"), "secretName")
+        if headers_secret is not None:
+            names.append(headers_secret)
+            where = f"spec.reporters[{index}].headersFrom.secretName"
+            data = await _read_credentials(core, namespace, headers_secret, where, errors)
+            if data is not None:
+                # the policy's own headers win over the Secret's entries of the same name;
+                # the model then validates every name and value (values never echoed)
+                reporter["headers"] = {
+                    **_secretrefs.header_entries(data),
+                    **dict(reporter.get("headers") or {}),
+                }
+        tls = reporter.get("tls")
+        tls_secret = _secret_ref(tls, "secretName")
+        if tls_secret is not None and isinstance(tls, dict):
+            names.append(tls_secret)
+            where = f"spec.reporters[{index}].tls.secretName"
+            data = await _read_credentials(core, namespace, tls_secret, where, errors)
+            if data is not None:
+                try:
+                    reporter["tls"] = _secretrefs.tls_entries(
+                        tls, data, f"{namespace}/{tls_secret}"
                     )
-                )
-        # the policy's own headers win over the Secret's entries of the same name; the
-        # model then validates every name and value (values never echoed)
-        reporter["headers"] = {
-            **_secretrefs.header_entries(decoded),
-            **dict(reporter.get("headers") or {}),
-        }
+                except ValueError as e:
+                    errors.append((where, str(e)))
     return body, names, errors
 
 

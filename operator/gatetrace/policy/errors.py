@@ -112,6 +112,15 @@ def _clean_loc(loc: tuple[int | str, ...], kind: str) -> tuple[int | str, ...]:
 
 _SECRET_FIELDS = frozenset({"headers"})
 """Fields whose values may be resolved Secrets (reporter headers): never echoed in errors."""
+_PEM_FIELDS = frozenset({"ca", "cert", "key"})
+"""Fields of a reporter's ``tls`` holding PEM text (perhaps from a Secret): never echoed."""
+
+
+def _secret(loc: tuple[Any, ...]) -> bool:
+    if not _SECRET_FIELDS.isdisjoint(loc):
+        return True
+    return "tls" in loc and bool(loc) and loc[-1] in _PEM_FIELDS
+
 
 _URL_FIELDS = frozenset({"endpoint"})
 """Fields holding URLs that may carry credentials (userinfo, ``?api_key=``): echoed redacted."""
@@ -123,7 +132,7 @@ def _describe(error: Any) -> str:
     if error["type"] not in {"missing", "extra_forbidden"} and isinstance(
         value, str | int | float | bool
     ):
-        if not _SECRET_FIELDS.isdisjoint(error["loc"]):
+        if _secret(tuple(error["loc"])):
             return f"{msg} (value redacted)"
         if isinstance(value, str) and not _URL_FIELDS.isdisjoint(error["loc"]):
             return f"{msg} (got {messages.echo_url(value)})"

@@ -1,9 +1,12 @@
 """Hiding secret values from every human rendering of a config.
 
-The effective config carries resolved Secret values (``otlpHttp`` headers);
-logs, the admin ``GET``, the trace page, ``explain`` and status must never show
-them.  Every reporter header value is treated as secret: exporters' headers are
-almost always credentials, and a name is enough to debug with.  Reporter
+The effective config carries resolved Secret values (reporter headers, PEM
+material of a reporter's ``tls``); logs, the admin ``GET``, the trace page,
+``explain`` and status must never show them.  Every reporter header value is
+treated as secret: exporters' headers are almost always credentials, and a
+name is enough to debug with.  Inline PEM (``tls.ca``, ``cert``, ``key``) is
+replaced as a whole: a key is a secret, and a certificate says nothing
+useful in a few KiB of base64 (file paths and ``secretName`` stay).  Reporter
 endpoints keep their host and path but lose URL userinfo and the values of
 query parameters whose names look secret (:func:`redact_url`).
 """
@@ -14,6 +17,7 @@ from typing import Any
 from gatetrace.policy import messages, model
 
 REDACTED = messages.REDACTED
+_PEM_FIELDS = frozenset({"ca", "cert", "key"})
 
 
 def redact_url(url: str) -> str:
@@ -30,6 +34,9 @@ def _redact_reporter(reporter: Any) -> Any:
         out["headers"] = dict.fromkeys(out["headers"], REDACTED)
     if isinstance(out.get("endpoint"), str):
         out["endpoint"] = redact_url(out["endpoint"])
+    tls = out.get("tls")
+    if isinstance(tls, Mapping):
+        out["tls"] = {k: REDACTED if k in _PEM_FIELDS else v for k, v in tls.items()}
     return out
 
 

@@ -2,7 +2,8 @@
 
 Ids, spans, the contextvars-based active span, propagation formats, samplers,
 reporters and the batching engine. The bottom layer: it imports only the
-standard library, thriftpy2 and aiohttp (HTTP reporters), never another
+standard library, thriftpy2 and aiohttp (HTTP reporters), and grpcio (the
+optional ``otlpGrpc`` reporter, imported only when one is built), never another
 gatetrace package.
 """
 

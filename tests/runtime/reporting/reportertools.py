@@ -7,6 +7,7 @@ that records what it receives and answers as each test tells it to.
 
 import asyncio
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -115,6 +116,18 @@ class Received:
     """Content-Length as sent (compressed size when gzipped)."""
     body: bytes
     """The body; aiohttp's server already undid ``Content-Encoding: gzip``."""
+    client_cn: str | None = None
+    """Common name of the client certificate presented over TLS (mutual TLS), if any."""
+
+
+def _client_cn(request: web.Request) -> str | None:
+    transport = request.transport
+    peer = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (peer or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 Responder = Callable[[web.Request, int], Awaitable[web.StreamResponse]]
@@ -130,10 +143,13 @@ class Collector:
     hang: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     port: int = 0
+    ssl_context: ssl.SSLContext | None = None
+    """Serve https with this context (None: plain http)."""
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "http" if self.ssl_context is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.attempts += 1
@@ -142,16 +158,24 @@ class Collector:
         if self.respond is not None:
             response = await self.respond(request, self.attempts)
             if 200 <= response.status < 300:
-                self.received.append(Received(request.path, dict(request.headers), size, body))
+                self.received.append(self._received(request, size, body))
             return response
-        self.received.append(Received(request.path, dict(request.headers), size, body))
+        self.received.append(self._received(request, size, body))
         return web.Response(status=202)
+
+    @staticmethod
+    def _received(request: web.Request, size: int, body: bytes) -> Received:
+        return Received(request.path, dict(request.headers), size, body, _client_cn(request))
 
     async def start(self, port: int = 0) -> "Collector":
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/{tail:.*}", self._handle)
         self._runner, _ = await loopback.start(
-            app, port=port, handle_signals=False, shutdown_timeout=0.1
+            app,
+            port=port,
+            ssl_context=self.ssl_context,
+            handle_signals=False,
+            shutdown_timeout=0.1,
         )
         self.port = self._runner.addresses[0][1]
         return self

@@ -1,6 +1,7 @@
 """Reporters: the batching engine, encoders and transports for each backend.
 
-Part of the runtime layer: stdlib, thriftpy2 and aiohttp only. The request
+Part of the runtime layer: stdlib, thriftpy2 and aiohttp only (plus grpcio,
+the optional extra of the ``otlpGrpc`` reporter, imported when one is built). The request
 path touches only :meth:`BatchingProcessor.on_end` (an append to a bounded
 queue); everything else runs in the engine's task. Build one exporter per
 configured reporter, wrap each in a :class:`BatchingProcessor` (own queue,
@@ -25,7 +26,9 @@ from gatetrace.runtime.reporting.memory import (
     memory_processor,
 )
 from gatetrace.runtime.reporting.otlp import OtlpHttpExporter
+from gatetrace.runtime.reporting.otlp_grpc import OtlpGrpcExporter
 from gatetrace.runtime.reporting.stats import ReporterMetrics
+from gatetrace.runtime.reporting.tls import TlsSettings
 from gatetrace.runtime.reporting.zipkin import ZipkinExporter
 
 __all__ = [
@@ -42,10 +45,12 @@ __all__ = [
     "LogExporter",
     "ManagedProcessor",
     "MemoryExporter",
+    "OtlpGrpcExporter",
     "OtlpHttpExporter",
     "ReporterMetrics",
     "RingBufferSink",
     "SpanSink",
+    "TlsSettings",
     "ZipkinExporter",
     "memory_processor",
 ]

@@ -10,7 +10,15 @@ place that turns wire results into an :class:`~.export.ExportOutcome`:
 * connection errors, timeouts, 408, 429, 502, 503, 504 -> ``RETRYABLE``, with
   the ``Retry-After`` header (seconds or HTTP date) as ``retry_after``;
 * anything else (400, 401, 404, 500, ...) -> ``FAILURE``: the batch would be
-  refused again, so retrying only delays the spans queued behind it.
+  refused again, so retrying only delays the spans queued behind it;
+* a TLS failure (the server's certificate not trusted or not for this name:
+  ``tls_certificate``; the handshake refused, e.g. a client certificate the
+  server wants and did not get: ``tls_handshake``) -> ``FAILURE`` as well, logged
+  once per cause: only a configuration change mends it.
+
+HTTPS endpoints are verified against the system's CAs unless
+:class:`~.tls.TlsSettings` say otherwise (private CA, client certificate for
+mutual TLS, ``server_name``, ``insecure_skip_verify``).
 
 The transport never raises: every failure becomes an outcome whose
 ``reason`` (``connection_refused``, ``timeout``, ``http_503``...) labels the
@@ -19,6 +27,8 @@ failure counters.
 
 import asyncio
 import email.utils
+import logging
+import ssl
 import time
 import urllib.parse
 import zlib
@@ -28,6 +38,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from gatetrace.runtime.reporting import export
+from gatetrace.runtime.reporting import tls as _tls
 
 __all__ = [
     "RETRYABLE_STATUSES",
@@ -35,7 +46,10 @@ __all__ = [
     "HttpTransport",
     "classify_status",
     "parse_retry_after",
+    "tls_failure",
 ]
+
+_log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
 """Statuses after which the same request may succeed later (OTLP/HTTP spec, plus 408)."""
@@ -95,6 +109,28 @@ def _retryable(reason: str) -> HttpResponse:
     return HttpResponse(export.ExportOutcome(export.ExportResult.RETRYABLE, reason))
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return chain
+
+
+def tls_failure(error: BaseException) -> tuple[str, str] | None:
+    """``(reason, detail)`` when ``error`` is a TLS failure, else None: ``tls_certificate``
+    when the server's certificate was refused, ``tls_handshake`` for any other TLS error."""
+    for cause in _causes(error):
+        if isinstance(cause, aiohttp.ClientConnectorCertificateError):
+            return "tls_certificate", str(cause.certificate_error)
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return "tls_certificate", cause.verify_message or str(cause)
+        if isinstance(cause, ssl.SSLError):
+            return "tls_handshake", str(cause.reason or cause)
+    return None
+
+
 def _connection_reason(error: BaseException) -> str:
     cause: BaseException | None = error
     while cause is not None:
@@ -113,7 +149,17 @@ def _connection_reason(error: BaseException) -> str:
 class HttpTransport:
     """POSTs encoded batches to one endpoint. Create it anywhere; use it on one loop."""
 
-    __slots__ = ("_headers", "_session", "_url", "endpoint", "gzip", "gzip_level")
+    __slots__ = (
+        "_headers",
+        "_logged",
+        "_server_hostname",
+        "_session",
+        "_tls",
+        "_url",
+        "endpoint",
+        "gzip",
+        "gzip_level",
+    )
 
     def __init__(
         self,
@@ -123,13 +169,18 @@ class HttpTransport:
         headers: Mapping[str, str] | None = None,
         gzip: bool = False,
         gzip_level: int = 6,
+        tls: _tls.TlsSettings | None = None,
     ) -> None:
+        """``tls`` applies to an https endpoint only: with an http endpoint it is refused
+        (it would silently do nothing). Raises ValueError naming the field at fault."""
         url = urllib.parse.urlsplit(endpoint)
         if url.scheme not in ("http", "https") or not url.hostname:
             raise ValueError(f"endpoint: expected an http(s) URL with a host, got {endpoint!r}")
         for name, value in (headers or {}).items():
             if not name or any(c in name for c in ":\r\n ") or any(c in value for c in "\r\n"):
                 raise ValueError(f"headers: invalid header {name!r}")
+        if tls is not None and url.scheme != "https":
+            raise ValueError(f"tls: set for an http:// endpoint ({url.hostname}); use https://")
         self.endpoint = endpoint
         self.gzip = gzip
         self.gzip_level = gzip_level
@@ -138,12 +189,17 @@ class HttpTransport:
         if gzip:
             self._headers["Content-Encoding"] = "gzip"
         self._session: aiohttp.ClientSession | None = None
+        self._tls = None if tls is None else _tls.Reloading(tls, _tls.client_context)
+        self._server_hostname = tls.server_name if tls is not None else None
+        self._logged: set[tuple[str, str]] = set()
 
     def _get_session(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
             session = self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=4, ttl_dns_cache=60),
+                connector=aiohttp.TCPConnector(
+                    limit=4, ttl_dns_cache=60, ssl=True if self._tls is None else self._tls.value
+                ),
                 auto_decompress=True,
                 trust_env=False,
             )
@@ -163,10 +219,16 @@ class HttpTransport:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return _retryable("timeout")
+            if self._tls is not None and self._tls.refresh():
+                await self.close()  # new connections use the rotated certificates
             session = self._get_session()
             client_timeout = aiohttp.ClientTimeout(total=remaining)
             async with session.post(
-                self._url, data=body, headers=self._headers, timeout=client_timeout
+                self._url,
+                data=body,
+                headers=self._headers,
+                timeout=client_timeout,
+                server_hostname=self._server_hostname,
             ) as response:
                 outcome = classify_status(response.status, response.headers.get("Retry-After"))
                 payload = b""
@@ -180,7 +242,23 @@ class HttpTransport:
                 export.ExportOutcome(export.ExportResult.FAILURE, "invalid_url"), None
             )
         except (aiohttp.ClientError, OSError) as error:
+            failed = tls_failure(error)
+            if failed is not None:
+                return self._tls_failed(*failed)
             return _retryable(_connection_reason(error))
+
+    def _tls_failed(self, reason: str, detail: str) -> HttpResponse:
+        if (reason, detail) not in self._logged and len(self._logged) < 16:
+            self._logged.add((reason, detail))
+            url = urllib.parse.urlsplit(self.endpoint)  # no userinfo in the log
+            _log.warning(
+                "reporter endpoint %s:%s: TLS failed (%s): %s",
+                url.hostname,
+                url.port,
+                reason,
+                detail,
+            )
+        return HttpResponse(export.ExportOutcome(export.ExportResult.FAILURE, reason))
 
     async def close(self) -> None:
         session, self._session = self._session, None

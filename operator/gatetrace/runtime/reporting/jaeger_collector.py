@@ -18,6 +18,7 @@ from typing import Any
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import export, http
 from gatetrace.runtime.reporting import jaeger_thrift as _jt
+from gatetrace.runtime.reporting import tls as _tls
 
 __all__ = ["CONTENT_TYPE", "DEFAULT_PATH", "JaegerCollectorExporter", "collector_url"]
 
@@ -45,12 +46,13 @@ class JaegerCollectorExporter:
         *,
         headers: Mapping[str, str] | None = None,
         gzip: bool = False,
+        tls: _tls.TlsSettings | None = None,
         max_string_bytes: int = _jt.DEFAULT_MAX_STRING_BYTES,
         full_queue_dropped: Callable[[], float] | None = None,
     ) -> None:
         self.endpoint = collector_url(endpoint)
         self.transport = http.HttpTransport(
-            self.endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
+            self.endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip, tls=tls
         )
         self.sanitizer = _jt.ValueSanitizer(max_string_bytes)
         self.full_queue_dropped = full_queue_dropped

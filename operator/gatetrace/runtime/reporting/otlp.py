@@ -17,8 +17,15 @@ from collections.abc import Mapping, Sequence
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import export, http, otlp_encoding
 from gatetrace.runtime.reporting import protobuf_wire as pb
+from gatetrace.runtime.reporting import tls as _tls
 
-__all__ = ["CONTENT_TYPE", "OtlpHttpExporter", "PartialSuccess", "decode_partial_success"]
+__all__ = [
+    "CONTENT_TYPE",
+    "OtlpBatches",
+    "OtlpHttpExporter",
+    "PartialSuccess",
+    "decode_partial_success",
+]
 
 CONTENT_TYPE = "application/x-protobuf"
 _log = logging.getLogger(__name__)
@@ -49,6 +56,68 @@ def decode_partial_success(body: bytes) -> PartialSuccess:
     return PartialSuccess(rejected, message)
 
 
+class OtlpBatches:
+    """What the OTLP exporters (HTTP and gRPC) share: encoding a batch once for all its
+    attempts, and reading the collector's answer into an outcome."""
+
+    __slots__ = ("_retry", "encoder", "name", "where")
+
+    def __init__(self, name: str, where: str, *, max_value_length: int) -> None:
+        self.name = name
+        self.where = where
+        """The endpoint, for log lines."""
+        self.encoder = otlp_encoding.OtlpEncoder(max_value_length=max_value_length)
+        self._retry: export.RetryCache[bytes] = export.RetryCache()
+
+    async def encode(
+        self, spans: Sequence[_span.Span]
+    ) -> tuple[bytes, dict[str, int]] | export.ExportOutcome:
+        """The request body and its truncations (none on a retry: counted once), or the
+        outcome of an encoder bug (a failure: it must not loop through retries)."""
+        body = self._retry.get(spans)
+        if body is not None:
+            return body, {}
+        try:
+            body, truncated = await export.encode_in_slices(self.encoder.begin(), spans)
+        except Exception:
+            _log.exception("%s: encoding failed", self.name)
+            return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
+        self._retry.put(spans, body)
+        return body, truncated
+
+    def settle(
+        self,
+        outcome: export.ExportOutcome,
+        response: bytes,
+        spans: Sequence[_span.Span],
+        truncated: dict[str, int],
+    ) -> export.ExportOutcome:
+        """The final outcome of one attempt: a success's ``partial_success`` counted as
+        ``rejected`` drops; the encoded batch kept only for a retry."""
+        self._retry.settle(outcome)
+        if outcome.result is not export.ExportResult.SUCCESS:
+            return dataclasses.replace(outcome, truncated=truncated)
+        dropped: dict[str, int] = {}
+        if response:
+            try:
+                partial = decode_partial_success(response)
+            except pb.WireError:
+                partial = PartialSuccess()
+            if partial.rejected_spans:
+                dropped["rejected"] = min(partial.rejected_spans, len(spans))
+                _log.warning(
+                    "%s: %s rejected %d spans: %s",
+                    self.name,
+                    self.where,
+                    partial.rejected_spans,
+                    partial.error_message,
+                )
+        return export.ExportOutcome.success(dropped, truncated)
+
+    def clear(self) -> None:
+        self._retry.clear()
+
+
 class OtlpHttpExporter:
     """Sends batches to an OTLP/HTTP collector (``http://host:4318/v1/traces``)."""
 
@@ -60,46 +129,23 @@ class OtlpHttpExporter:
         *,
         headers: Mapping[str, str] | None = None,
         gzip: bool = True,
+        tls: _tls.TlsSettings | None = None,
         max_value_length: int = 32768,
     ) -> None:
         self.endpoint = endpoint
-        self.encoder = otlp_encoding.OtlpEncoder(max_value_length=max_value_length)
         self.transport = http.HttpTransport(
-            endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip
+            endpoint, content_type=CONTENT_TYPE, headers=headers, gzip=gzip, tls=tls
         )
-        self._retry: export.RetryCache[bytes] = export.RetryCache()
+        self.batches = OtlpBatches(self.name, endpoint, max_value_length=max_value_length)
 
     async def export(self, spans: Sequence[_span.Span], timeout: float) -> export.ExportOutcome:
-        truncated: dict[str, int] = {}
-        body = self._retry.get(spans)  # a retry reuses the bytes (truncations counted once)
-        if body is None:
-            try:
-                body, truncated = await export.encode_in_slices(self.encoder.begin(), spans)
-            except Exception:  # a bug in the encoder must not loop through retries
-                _log.exception("otlpHttp: encoding failed")
-                return export.ExportOutcome(export.ExportResult.FAILURE, "encode_error")
-            self._retry.put(spans, body)
+        encoded = await self.batches.encode(spans)
+        if isinstance(encoded, export.ExportOutcome):
+            return encoded
+        body, truncated = encoded
         response = await self.transport.post(body, timeout)
-        outcome = response.outcome
-        self._retry.settle(outcome)
-        if outcome.result is not export.ExportResult.SUCCESS:
-            return dataclasses.replace(outcome, truncated=truncated)
-        dropped: dict[str, int] = {}
-        if response.body:
-            try:
-                partial = decode_partial_success(response.body)
-            except pb.WireError:
-                partial = PartialSuccess()
-            if partial.rejected_spans:
-                dropped["rejected"] = min(partial.rejected_spans, len(spans))
-                _log.warning(
-                    "otlpHttp: %s rejected %d spans: %s",
-                    self.endpoint,
-                    partial.rejected_spans,
-                    partial.error_message,
-                )
-        return export.ExportOutcome.success(dropped, truncated)
+        return self.batches.settle(response.outcome, response.body, spans, truncated)
 
     async def close(self) -> None:
-        self._retry.clear()
+        self.batches.clear()
         await self.transport.close()

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import export, http
+from gatetrace.runtime.reporting import tls as _tls
 from gatetrace.runtime.reporting.zipkin_encoding import ZipkinEncoder
 
 __all__ = ["CONTENT_TYPE", "ZipkinEncoder", "ZipkinExporter"]
@@ -31,6 +32,7 @@ class ZipkinExporter:
         *,
         headers: Mapping[str, str] | None = None,
         gzip: bool = True,
+        tls: _tls.TlsSettings | None = None,
         max_value_length: int = 32768,
     ) -> None:
         self.endpoint = endpoint
@@ -41,6 +43,7 @@ class ZipkinExporter:
             headers=headers,
             gzip=gzip,
             gzip_level=_GZIP_LEVEL,
+            tls=tls,
         )
         self._retry: export.RetryCache[tuple[bytes, dict[str, int]]] = export.RetryCache()
 
