@@ -44,6 +44,18 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_explain(args: argparse.Namespace) -> int:
+    if args.service is not None:
+        if not args.service or len(args.service) > 256:
+            sys.stderr.write("--service: a service name of 1 to 256 characters\n")
+            return 2
+        return _emit(
+            policy_cli.explain_service(
+                args.policies, args.service, root_namespace=args.root_namespace
+            )
+        )
+    if args.pod_namespace is None:
+        sys.stderr.write("explain: --pod-namespace (a gateway pod) or --service NAME is needed\n")
+        return 2
     try:
         labels = policy_cli.parse_labels(args.pod_labels)
     except ValueError as e:
@@ -66,9 +78,16 @@ def _register_policy(parser: argparse.ArgumentParser) -> Runner:
     validate = actions.add_parser("validate", help="validate TracingPolicy YAML files")
     validate.add_argument("files", nargs="+", metavar="FILE", help="files or directories")
     validate.set_defaults(run=_run_validate)
-    explain = actions.add_parser("explain", help="show a gateway pod's effective config")
+    explain = actions.add_parser(
+        "explain", help="show a gateway pod's effective config, or a service's strategy"
+    )
     explain.add_argument("--policies", required=True, metavar="DIR", help="policy YAML directory")
-    explain.add_argument("--pod-namespace", required=True, metavar="NS")
+    explain.add_argument("--pod-namespace", metavar="NS", help="the gateway pod's namespace")
+    explain.add_argument(
+        "--service",
+        metavar="NAME",
+        help="show the remote sampling strategy served to this service (spec.services)",
+    )
     explain.add_argument("--pod-labels", default="", metavar="K=V,...")
     explain.add_argument("--route-namespace", metavar="N", help="also show sampling for N")
     explain.add_argument(

@@ -89,6 +89,13 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
         help="where /metrics is served ('' to disable)",
     )
     add(
+        "--sampling-listen",
+        default=DEFAULTS.sampling_listen or "",
+        metavar="HOST:PORT",
+        help="serve the Jaeger remote sampling API (/sampling?service=) from spec.services "
+        "there, e.g. 0.0.0.0:5778 ('' to disable, the default)",
+    )
+    add(
         "--log-format",
         choices=["json", "full", "plain"],
         default=DEFAULTS.log_format,
@@ -137,6 +144,7 @@ def _settings_from(args: argparse.Namespace) -> _settings.OperatorSettings:
         priority=args.priority,
         liveness_endpoint=args.liveness or None,
         metrics_listen=args.metrics_listen or None,
+        sampling_listen=args.sampling_listen or None,
         log_format=args.log_format,
     )
 

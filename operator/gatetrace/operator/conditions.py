@@ -2,7 +2,7 @@
 that their transitions deserve. Pure functions of the reconciler's state."""
 
 import datetime
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,8 +52,13 @@ def policy_status(
     *,
     previous: Mapping[str, Any],
     now: float,
+    service_losses: Sequence[tuple[str, str]] = (),
 ) -> tuple[dict[str, Any], list[Event]]:
-    """The status to write for one policy and the events its changes deserve."""
+    """The status to write for one policy and the events its changes deserve.
+
+    ``service_losses``: (service, winning policy) for each ``spec.services`` entry of this
+    policy that an older policy overrides (:class:`gatetrace.policy.services.StrategyBook`).
+    """
     if not record.valid:
         detail = "; ".join(f"{loc}: {msg}" for loc, msg in record.errors[:10])
         if record.stale:
@@ -65,7 +70,7 @@ def policy_status(
     conditions = [
         _condition("Accepted", True, "Valid", "the spec is valid", generation),
         _applied_condition(rows, generation),
-        _conflict_condition(_winners(ref, plans), generation),
+        _conflict_condition(_winners(ref, plans), generation, service_losses),
         _degraded_condition(rows.failed, generation),
     ]
     status = {
@@ -195,10 +200,21 @@ def _applied_condition(rows: _PodRows, generation: int) -> dict[str, Any]:
     return _condition("Applied", False, reason, f"{applied}/{total} pods applied", generation)
 
 
-def _conflict_condition(winners: Mapping[str, set[str]], generation: int) -> dict[str, Any]:
-    if not winners:
+def _conflict_condition(
+    winners: Mapping[str, set[str]],
+    generation: int,
+    service_losses: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
+    if not winners and not service_losses:
         return _condition("Conflicted", False, "NoConflict", "", generation)
     parts = [f"{winner} wins for {_names(pods)}" for winner, pods in sorted(winners.items())]
+    by_winner: dict[str, set[str]] = {}
+    for service, winner in service_losses:
+        by_winner.setdefault(winner, set()).add(service)
+    parts += [
+        f"{winner} wins for service {_names(services)}"
+        for winner, services in sorted(by_winner.items())
+    ]
     message = "; ".join(parts) + " (older policy at the same precedence level)"
     return _condition("Conflicted", True, "OlderPolicyWins", message, generation)
 

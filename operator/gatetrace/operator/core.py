@@ -30,8 +30,10 @@ from gatetrace.operator import plan as _plan
 from gatetrace.operator import pods as _pods
 from gatetrace.operator import records_model as _records_model
 from gatetrace.operator import revisions as _revisions
+from gatetrace.operator import sampling_server as _sampling_server
 from gatetrace.operator import shares as _shares
 from gatetrace.policy import admin_protocol as _protocol
+from gatetrace.policy import services as _services
 
 __all__ = ["GatewayKey", "PodState", "PolicyRecord", "Reconciler", "Sink", "SinkRefusedError"]
 
@@ -57,6 +59,7 @@ class Reconciler:
         metrics: _metrics.OperatorMetrics | None = None,
         clock: Callable[[], float] = time.time,
         hold_back_invalid: bool = False,
+        root_namespace: str | None = None,
     ) -> None:
         self.sink = sink
         self.pusher = pusher
@@ -66,6 +69,12 @@ class Reconciler:
         self.hold_back_invalid = hold_back_invalid
         """Do not push pods an invalid policy without a last valid generation may apply to."""
         self.policies: dict[_plan.PolicyRef, PolicyRecord] = {}
+        self.policy_epoch = 0
+        self.root_namespace = root_namespace
+        """The cluster default's namespace, for ``spec.services`` precedence (None: the
+        services' conflicts are not reported)."""
+        self._service_losses: tuple[int, Mapping[str, list[tuple[str, str]]]] = (-1, {})
+        """Grows with every policy change (the sampling server rebuilds its book on it)."""
         self.pods: dict[str, _pods.GatewayTarget] = {}
         self.pod_states: dict[str, PodState] = {}
         self.plans: dict[str, _plan.PodPlan] = {}
@@ -87,11 +96,13 @@ class Reconciler:
         if held is not None and held.uid == record.uid and held.generation > record.generation:
             return False
         self.policies[record.ref] = record.keeping(held)
+        self.policy_epoch += 1
         self._wake.set()
         return True
 
     def delete_policy(self, ref: _plan.PolicyRef) -> None:
         self.policies.pop(ref, None)
+        self.policy_epoch += 1
         self._published.pop(ref, None)
         self._last_status.pop(ref, None)
         self._wake.set()
@@ -327,7 +338,12 @@ class Reconciler:
                 continue  # deleted or replaced while an earlier status was written
             previous_status = self._last_status.get(ref, record.status)
             status, events = _conditions.policy_status(
-                record, self.plans, self.pod_states, previous=previous_status, now=now
+                record,
+                self.plans,
+                self.pod_states,
+                previous=previous_status,
+                now=now,
+                service_losses=self.service_losses().get(ref.key, ()),
             )
             comparable = _conditions.without_times(status)
             if self._published.get(ref) == comparable:
@@ -348,6 +364,17 @@ class Reconciler:
                     await self.sink.emit_event(ref, type_, reason, message)
                 except Exception as e:
                     log.warning("event for %s not written: %s", ref, e)
+
+    def service_losses(self) -> Mapping[str, list[tuple[str, str]]]:
+        """policy key -> [(service, winning policy)] of ``spec.services`` conflicts."""
+        if self.root_namespace is None:
+            return {}
+        epoch, losses = self._service_losses
+        if epoch != self.policy_epoch:
+            sources = _sampling_server.sources_of(self.policies, self.root_namespace)
+            losses = _services.StrategyBook.build(sources).losses
+            self._service_losses = (self.policy_epoch, losses)
+        return losses
 
     def _update_pod_gauges(self) -> None:
         counts = Counter(s.state for k, s in self.pod_states.items() if k in self.pods)

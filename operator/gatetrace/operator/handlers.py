@@ -55,7 +55,10 @@ class OperatorState:
             ),
         )
         self.reconciler = _core.Reconciler(
-            self.sink, pusher, _planner.IndexPlanner(settings.root_namespace)
+            self.sink,
+            pusher,
+            _planner.IndexPlanner(settings.root_namespace),
+            root_namespace=settings.root_namespace,
         )
         self.secret_users: dict[tuple[str, str], set[_plan.PolicyRef]] = {}
         self.synced_at = float("-inf")

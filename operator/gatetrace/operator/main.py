@@ -21,6 +21,7 @@ from gatetrace.operator import delivery as _delivery
 from gatetrace.operator import handlers as _handlers
 from gatetrace.operator import metrics as _metrics
 from gatetrace.operator import planner as _planner
+from gatetrace.operator import sampling_server as _sampling_server
 from gatetrace.operator import settings as _settings
 from gatetrace.operator import standalone as _standalone
 from gatetrace.runtime import metrics as _runtime_metrics
@@ -36,18 +37,11 @@ def _split_listen(listen: str) -> tuple[str, int]:
 
 
 @contextlib.asynccontextmanager
-async def _metrics_server(listen: str | None, registry: _runtime_metrics.Registry) -> Any:
+async def _serving(listen: str | None, app: aiohttp.web.Application, **runner_args: Any) -> Any:
     if not listen:
         yield None
         return
-
-    async def metrics(_request: aiohttp.web.Request) -> aiohttp.web.Response:
-        text = _runtime_metrics.render_prometheus([registry])
-        return aiohttp.web.Response(text=text, content_type="text/plain", charset="utf-8")
-
-    app = aiohttp.web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = aiohttp.web.AppRunner(app, access_log=None)
+    runner = aiohttp.web.AppRunner(app, access_log=None, **runner_args)
     await runner.setup()
     host, port = _split_listen(listen)
     site = aiohttp.web.TCPSite(runner, host, port)
@@ -56,6 +50,31 @@ async def _metrics_server(listen: str | None, registry: _runtime_metrics.Registr
         yield site
     finally:
         await runner.cleanup()
+
+
+def _metrics_app(registry: _runtime_metrics.Registry) -> aiohttp.web.Application:
+    async def metrics(_request: aiohttp.web.Request) -> aiohttp.web.Response:
+        text = _runtime_metrics.render_prometheus([registry])
+        return aiohttp.web.Response(text=text, content_type="text/plain", charset="utf-8")
+
+    app = aiohttp.web.Application()
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _servers(
+    settings: _settings.OperatorSettings,
+    registry: _runtime_metrics.Registry,
+    view: _sampling_server.PolicyView,
+) -> Any:
+    """The operator's own HTTP listeners: /metrics, and the remote sampling API."""
+    strategies = _sampling_server.StrategyServer(view, settings.root_namespace)
+    async with (
+        _serving(settings.metrics_listen, _metrics_app(registry)),
+        _serving(settings.sampling_listen, strategies.app(), **_sampling_server.RUNNER_ARGS),
+    ):
+        yield strategies
 
 
 def _connection_from_client(config: Any) -> kopf.ConnectionInfo:
@@ -135,7 +154,7 @@ async def run_kopf(
             return _connection_from_client(k8s.Configuration.get_default_copy())
         return kopf.login_via_client(**kwargs)
 
-    async with _metrics_server(settings.metrics_listen, state.reconciler.metrics.registry):
+    async with _servers(settings, state.reconciler.metrics.registry, state.reconciler):
         await kopf.operator(
             registry=registry,
             clusterwide=not settings.watched_namespaces,
@@ -184,6 +203,7 @@ async def run_standalone(
         _planner.IndexPlanner(settings.root_namespace),
         metrics=metrics,
         hold_back_invalid=status_dir is None,
+        root_namespace=settings.root_namespace,
     )
     try:
         if once:
@@ -199,7 +219,7 @@ async def run_standalone(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        async with _metrics_server(settings.metrics_listen, metrics.registry):
+        async with _servers(settings, metrics.registry, reconciler):
             await _standalone.run_standalone(
                 reconciler,
                 folder,

@@ -36,6 +36,9 @@ class OperatorSettings:
     liveness_endpoint: str | None = "http://0.0.0.0:8080/healthz"
     """kopf's liveness/readiness probe endpoint; None to disable."""
     metrics_listen: str | None = "0.0.0.0:9090"
+    sampling_listen: str | None = None
+    """Where the Jaeger remote sampling API (``/sampling``, ``/api/sampling``) is served
+    (None: not served; the chart serves it on 5778, Jaeger's port)."""
     """Where /metrics is served; None to disable."""
     log_format: str = "json"
     """Operator log lines: ``json`` (structured, one object per line), ``full`` or ``plain``."""

@@ -10,7 +10,16 @@ from typing import Any
 
 import yaml
 
-from gatetrace.policy import crd, effective, errors, index, loading, model, redaction
+from gatetrace.policy import (
+    crd,
+    effective,
+    errors,
+    index,
+    loading,
+    model,
+    redaction,
+    services,
+)
 
 DEFAULT_ROOT_NAMESPACE = "gatetrace-system"
 """The operator's root namespace unless told otherwise (cluster defaults live there)."""
@@ -141,6 +150,40 @@ def explain(
     return 0, head + render_explanation(result, route_namespace)
 
 
+def explain_service(
+    policies_dir: str, service: str, *, root_namespace: str = DEFAULT_ROOT_NAMESPACE
+) -> Result:
+    """``gatetrace policy explain --service NAME``: the remote sampling strategy the
+    operator serves that service, and the policy that set it."""
+    documents = loading.load_paths([policies_dir])
+    bad = [d for d in documents if d.policy is None]
+    if bad:
+        text = "".join(f"{d.where}: {e}\n" for d in bad for e in d.problems)
+        return 1, text + f"{len(bad)} invalid document(s); fix them first\n"
+    sources = [services.source_of(d.policy, root_namespace) for d in documents if d.policy]
+    book = services.StrategyBook.build(sources)
+    chosen = book.lookup(service)
+    origin = (
+        f"spec.services of {chosen.source}"
+        if chosen.entry.name == service
+        else f"the cluster default's sampling.sampler ({chosen.source})"
+        if chosen.source
+        else "the built-in default (no cluster default policy)"
+    )
+    lines = [f"service {service}: strategy from {origin}"]
+    lines.append(json.dumps(services.strategy_response(chosen.entry), indent=2))
+    lost = [
+        f"  {policy} also names it; {winner} wins (older)"
+        for policy, losses in sorted(book.losses.items())
+        for name, winner in losses
+        if name == service
+    ]
+    if lost:
+        lines.append("conflicts:")
+        lines.extend(lost)
+    return 0, "\n".join(lines) + "\n"
+
+
 def explain_json(result: effective.EffectiveConfig) -> str:
     """A machine-readable (redacted) explanation, for logs and tests."""
     body = {
@@ -161,4 +204,12 @@ def explain_json(result: effective.EffectiveConfig) -> str:
     return json.dumps(body, indent=2, sort_keys=True)
 
 
-__all__ = ["DEFAULT_ROOT_NAMESPACE", "crds", "explain", "explain_json", "parse_labels", "validate"]
+__all__ = [
+    "DEFAULT_ROOT_NAMESPACE",
+    "crds",
+    "explain",
+    "explain_json",
+    "explain_service",
+    "parse_labels",
+    "validate",
+]

@@ -28,7 +28,8 @@ import pydantic
 from gatetrace.policy import clamp, errors, merge, model, overrides, sampling
 from gatetrace.policy import effective as eff
 
-_SELECTOR_FIELD = frozenset({"selector"})
+_SELECTOR_FIELD = frozenset({"selector", "services"})
+"""Spec fields that are not gateway settings (not merged into any gateway's config)."""
 LIMIT_SOURCE = overrides.LIMIT_SOURCE
 _LimitsKey = tuple[bool, float, float | None]
 _MAX_LIMIT_SETS = 256

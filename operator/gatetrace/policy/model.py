@@ -18,6 +18,7 @@ from gatetrace.policy import messages as _messages
 from gatetrace.policy import reporters as reporters_mod
 from gatetrace.policy import retro as retro_mod
 from gatetrace.policy import sampling as sampling_mod
+from gatetrace.policy import services as services_mod
 from gatetrace.policy import status as status_mod
 from gatetrace.policy import wire
 
@@ -335,6 +336,11 @@ class TracingPolicySpec(TracingSettings):
 
     selector: LabelSelector | None = None
     """Gateway pods of this namespace the policy applies to; omit for a namespace default."""
+    services: services_mod.SERVICES_FIELD = pydantic.Field(default_factory=list)
+    """Sampling strategies for the services behind the gateway, served to their SDKs by the
+    operator's Jaeger remote sampling endpoint (``/sampling?service=``); not part of any
+    gateway's config. Any policy naming a service overrides the cluster default's entry;
+    between two such policies the older wins."""
 
 
 class NamespaceOverride(wire.WireModel):
