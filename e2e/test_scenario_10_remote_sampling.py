@@ -1,0 +1,261 @@
+"""Scenario 10: the operator serves Jaeger's remote sampling API from TracingPolicies.
+
+- Against the real Jaeger: the same strategies, once as a Jaeger strategies file served by
+  Jaeger v2's ``remote_sampling`` extension and once as ``spec.services`` served by the
+  operator (standalone mode, a real process): both endpoints answer the same JSON for every
+  service, the unnamed ones included; editing a policy file changes the answer live.
+- In a cluster: the kopf operator (real API server) serves a TracingPolicy's services,
+  follows a live change, and marks the newer of two policies naming one service Conflicted.
+"""
+
+import json
+import os
+import secrets
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from peers import cache, procs, servers
+from scenarios import gateways, kubeobj, operators
+
+pytestmark = pytest.mark.e2e
+
+ROOT = "gt-rs-system"
+
+# (Jaeger strategies file entry, the same as a spec.services entry)
+STRATEGIES: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    (
+        {"service": "checkout", "type": "probabilistic", "param": 0.25},
+        {"name": "checkout", "sampler": {"type": "probabilistic", "rate": 0.25}},
+    ),
+    (
+        {
+            "service": "orders",
+            "type": "probabilistic",
+            "param": 0.5,
+            "operation_strategies": [
+                {"operation": "GET /health", "type": "probabilistic", "param": 0},
+                {"operation": "POST /orders", "type": "probabilistic", "param": 1},
+            ],
+        },
+        {
+            "name": "orders",
+            "sampler": {"type": "probabilistic", "rate": 0.5},
+            "operations": [
+                {"operation": "GET /health", "probability": 0},
+                {"operation": "POST /orders", "probability": 1},
+            ],
+        },
+    ),
+    (
+        {"service": "payments", "type": "ratelimiting", "param": 7},
+        {"name": "payments", "sampler": {"type": "rateLimiting", "tracesPerSecond": 7}},
+    ),
+]
+DEFAULT_RATE = 0.05
+ASKED = ["checkout", "orders", "payments", "someone-else"]
+
+
+def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
+    request = urllib.request.Request(url, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None, dict(resp.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+
+
+def _require(name: str, key: str, relative: str) -> Path:
+    try:
+        return cache.artifact(name, key, relative)
+    except cache.PeerMissingError as exc:
+        if os.environ.get("GATETRACE_E2E_REQUIRE"):
+            pytest.fail(f"{exc} (GATETRACE_E2E_REQUIRE is set)")
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def jaeger_sampling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Jaeger v2 serving the strategies file on its remote sampling HTTP port."""
+    workdir = tmp_path_factory.mktemp("jaeger-sampling")
+    binary = _require("jaeger", "JAEGER_VERSION", "bin/jaeger")
+    strategies = {
+        "service_strategies": [jaeger for jaeger, _ in STRATEGIES],
+        "default_strategy": {"type": "probabilistic", "param": DEFAULT_RATE},
+    }
+    (workdir / "strategies.json").write_text(json.dumps(strategies))
+    http, grpc, otlp = (procs.free_tcp_port() for _ in range(3))
+    config = {
+        "service": {
+            "extensions": ["jaeger_storage", "remote_sampling"],
+            "pipelines": {
+                "traces": {"receivers": ["otlp"], "exporters": ["jaeger_storage_exporter"]}
+            },
+            "telemetry": {"metrics": {"level": "none"}, "logs": {"level": "warn"}},
+        },
+        "extensions": {
+            "jaeger_storage": {"backends": {"mem": {"memory": {"max_traces": 100}}}},
+            "remote_sampling": {
+                "file": {"path": str(workdir / "strategies.json")},
+                "http": {"endpoint": f"127.0.0.1:{http}"},
+                "grpc": {"endpoint": f"127.0.0.1:{grpc}"},
+            },
+        },
+        "receivers": {"otlp": {"protocols": {"http": {"endpoint": f"127.0.0.1:{otlp}"}}}},
+        "exporters": {"jaeger_storage_exporter": {"trace_storage": "mem"}},
+    }
+    (workdir / "jaeger.yaml").write_text(yaml.safe_dump(config))
+    url = f"http://127.0.0.1:{http}"
+    process = procs.ManagedProcess(
+        "jaeger-sampling",
+        [str(binary), "--config", str(workdir / "jaeger.yaml")],
+        log_path=workdir / "jaeger.log",
+        ready=lambda: _get(f"{url}/sampling?service=x")[0] == 200,
+    )
+    process.start()
+    try:
+        yield url
+    finally:
+        process.stop()
+
+
+def _policy(name: str, namespace: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return kubeobj.policy(name, namespace, spec)
+
+
+@pytest.fixture(scope="module")
+def standalone_sampling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`gatetrace operator --standalone` serving the same strategies from policy files."""
+    workdir = tmp_path_factory.mktemp("standalone-sampling")
+    policies = workdir / "policies"
+    policies.mkdir()
+    root = _policy(
+        "default", ROOT, {"sampling": {"sampler": {"type": "probabilistic", "rate": DEFAULT_RATE}}}
+    )
+    shop = _policy("services", "shop", {"services": [ours for _, ours in STRATEGIES]})
+    (policies / "root.yaml").write_text(yaml.safe_dump(root))
+    (policies / "shop.yaml").write_text(yaml.safe_dump(shop))
+    port = procs.free_tcp_port()
+    url = f"http://127.0.0.1:{port}"
+    process = procs.ManagedProcess(
+        "operator-standalone-sampling",
+        [
+            str(gateways.GATETRACE),
+            "operator",
+            f"--standalone={policies}",
+            f"--root-namespace={ROOT}",
+            f"--sampling-listen=127.0.0.1:{port}",
+            "--metrics-listen=",
+        ],
+        env={"GATETRACE_ADMIN_TOKEN": secrets.token_urlsafe(16)},
+        log_path=workdir / "operator.log",
+        ready=lambda: (
+            _get(f"{url}/sampling?service=orders")[0] == 200
+            and _get(f"{url}/sampling?service=orders")[1].get("operationSampling") is not None
+        ),
+    )
+    process.start()
+    try:
+        yield url, policies
+    finally:
+        process.stop()
+
+
+def test_our_answers_equal_jaegers_for_the_same_strategies(
+    jaeger_sampling: str, standalone_sampling: tuple[str, Path]
+) -> None:
+    ours, _ = standalone_sampling
+    for path in ("/sampling", "/api/sampling"):
+        for service in ASKED:
+            status_j, jaeger, _ = _get(f"{jaeger_sampling}{path}?service={service}")
+            status_o, mine, headers = _get(f"{ours}{path}?service={service}")
+            assert (status_o, mine) == (status_j, jaeger), (path, service)
+            assert headers["ETag"] and headers["Cache-Control"] == "no-cache"
+    # both refuse a request without a service with a 400
+    assert _get(f"{jaeger_sampling}/sampling")[0] == _get(f"{ours}/sampling")[0] == 400
+
+
+def test_a_policy_change_reaches_pollers_and_etags_save_the_body(
+    standalone_sampling: tuple[str, Path],
+) -> None:
+    url, policies = standalone_sampling
+    _, before, headers = _get(f"{url}/sampling?service=checkout")
+    etag = headers["ETag"]
+    assert _get(f"{url}/sampling?service=checkout", {"If-None-Match": etag})[0] == 304
+    changed = [ours for _, ours in STRATEGIES]
+    changed[0] = {"name": "checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
+    shop = _policy("services", "shop", {"services": changed})
+    (policies / "shop.yaml").write_text(yaml.safe_dump(shop))
+    answer = kubeobj.eventually(
+        lambda: (
+            (a := _get(f"{url}/sampling?service=checkout", {"If-None-Match": etag}))[0] == 200 and a
+        ),
+        timeout=15,
+        what="the edited policy file served",
+    )
+    assert answer[1] == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 1.0}}
+    assert before != answer[1] and answer[2]["ETag"] != etag
+    (policies / "shop.yaml").write_text(
+        yaml.safe_dump(_policy("services", "shop", {"services": [o for _, o in STRATEGIES]}))
+    )
+
+
+def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
+    kube: servers.ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workdir = tmp_path_factory.mktemp("kopf-sampling")
+    kubeobj.ensure_crds(kube)
+    kubeobj.ensure_namespaces(kube, ROOT, "rs-a", "rs-b")
+    port = procs.free_tcp_port()
+    url = f"http://127.0.0.1:{port}"
+    op = operators.OperatorProcess(
+        "sampling",
+        kube.kubeconfig,
+        workdir,
+        root_namespace=ROOT,
+        token_secret=f"{ROOT}/gatetrace-admin-token",
+        extra=[f"--sampling-listen=127.0.0.1:{port}"],
+    ).start()
+    try:
+        entry = {"name": "rs-checkout", "sampler": {"type": "probabilistic", "rate": 0.3}}
+        kubeobj.apply(kube, _policy("svc", "rs-a", {"services": [entry]}))
+        kubeobj.eventually(
+            lambda: (
+                _get(f"{url}/sampling?service=rs-checkout")[1]
+                == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 0.3}}
+            ),
+            what="the policy's service strategy served",
+        )
+        entry["sampler"] = {"type": "rateLimiting", "tracesPerSecond": 2}
+        kubeobj.apply(kube, _policy("svc", "rs-a", {"services": [entry]}))
+        kubeobj.eventually(
+            lambda: (
+                _get(f"{url}/api/sampling?service=rs-checkout")[1]
+                == {"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 2}}
+            ),
+            what="the live change served",
+        )
+        time.sleep(1.1)  # creationTimestamp has one-second resolution: rs-b/svc is newer
+        other = {"name": "rs-checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
+        kubeobj.apply(kube, _policy("svc", "rs-b", {"services": [other]}))
+        conflicted = kubeobj.eventually(
+            lambda: (
+                (c := kubeobj.condition(kubeobj.get(kube, "tp", "svc", "rs-b") or {}, "Conflicted"))
+                and c.get("status") == "True"
+                and c
+            ),
+            what="the newer policy Conflicted",
+        )
+        assert "rs-a/svc wins for service rs-checkout" in conflicted["message"]
+        assert _get(f"{url}/sampling?service=rs-checkout")[1]["strategyType"] == 1
+        assert _get(f"{url}/sampling?service=" + "x" * 10_000)[0] == 400
+    finally:
+        for ns in ("rs-a", "rs-b"):
+            kube.kubectl_run("delete", "tp", "--all", "-n", ns, "--timeout=30s", check=False)
+        op.stop()
