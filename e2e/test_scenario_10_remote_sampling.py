@@ -69,6 +69,13 @@ def _get(url: str, headers: dict[str, str] | None = None) -> tuple[int, Any, dic
             return resp.status, json.loads(raw) if raw else None, dict(resp.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(), dict(e.headers)
+    except (urllib.error.URLError, OSError):  # not listening yet
+        return 0, None, {}
+
+
+def _until(probe: Any, what: str, timeout: float = 20.0) -> Any:
+    """The first truthy value of ``probe()`` (polled; fails after ``timeout``)."""
+    return kubeobj.eventually(lambda: probe() or None, timeout=timeout, what=what)
 
 
 def _require(name: str, key: str, relative: str) -> Path:
@@ -192,12 +199,12 @@ def test_a_policy_change_reaches_pollers_and_etags_save_the_body(
     changed[0] = {"name": "checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
     shop = _policy("services", "shop", {"services": changed})
     (policies / "shop.yaml").write_text(yaml.safe_dump(shop))
-    answer = kubeobj.eventually(
+    answer = _until(
         lambda: (
             (a := _get(f"{url}/sampling?service=checkout", {"If-None-Match": etag}))[0] == 200 and a
         ),
+        "the edited policy file served",
         timeout=15,
-        what="the edited policy file served",
     )
     assert answer[1] == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 1.0}}
     assert before != answer[1] and answer[2]["ETag"] != etag
@@ -225,32 +232,32 @@ def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
     try:
         entry = {"name": "rs-checkout", "sampler": {"type": "probabilistic", "rate": 0.3}}
         kubeobj.apply(kube, _policy("svc", "rs-a", {"services": [entry]}))
-        kubeobj.eventually(
+        _until(
             lambda: (
                 _get(f"{url}/sampling?service=rs-checkout")[1]
                 == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 0.3}}
             ),
-            what="the policy's service strategy served",
+            "the policy's service strategy served",
         )
         entry["sampler"] = {"type": "rateLimiting", "tracesPerSecond": 2}
         kubeobj.apply(kube, _policy("svc", "rs-a", {"services": [entry]}))
-        kubeobj.eventually(
+        _until(
             lambda: (
                 _get(f"{url}/api/sampling?service=rs-checkout")[1]
                 == {"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 2}}
             ),
-            what="the live change served",
+            "the live change served",
         )
         time.sleep(1.1)  # creationTimestamp has one-second resolution: rs-b/svc is newer
         other = {"name": "rs-checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
         kubeobj.apply(kube, _policy("svc", "rs-b", {"services": [other]}))
-        conflicted = kubeobj.eventually(
+        conflicted = _until(
             lambda: (
                 (c := kubeobj.condition(kubeobj.get(kube, "tp", "svc", "rs-b") or {}, "Conflicted"))
                 and c.get("status") == "True"
                 and c
             ),
-            what="the newer policy Conflicted",
+            "the newer policy Conflicted",
         )
         assert "rs-a/svc wins for service rs-checkout" in conflicted["message"]
         assert _get(f"{url}/sampling?service=rs-checkout")[1]["strategyType"] == 1

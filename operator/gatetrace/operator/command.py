@@ -174,8 +174,11 @@ def run(args: argparse.Namespace) -> int:
     except _standalone.StandaloneError as e:
         sys.stderr.write(f"{e}\n")
         return 2
-    if not gateways:
-        sys.stderr.write("--standalone needs at least one --gateway NAME=URL\n")
+    if not gateways and not args.sampling_listen:
+        sys.stderr.write(
+            "--standalone needs at least one --gateway NAME=URL (or --sampling-listen, "
+            "to serve only the services' remote sampling strategies)\n"
+        )
         return 2
     if args.token_file is not None:
         try:

@@ -55,7 +55,9 @@ async def _serving(listen: str | None, app: aiohttp.web.Application, **runner_ar
 def _metrics_app(registry: _runtime_metrics.Registry) -> aiohttp.web.Application:
     async def metrics(_request: aiohttp.web.Request) -> aiohttp.web.Response:
         text = _runtime_metrics.render_prometheus([registry])
-        return aiohttp.web.Response(text=text, content_type="text/plain", charset="utf-8")
+        return aiohttp.web.Response(
+            body=text.encode(), headers={"Content-Type": _runtime_metrics.CONTENT_TYPE}
+        )
 
     app = aiohttp.web.Application()
     app.router.add_get("/metrics", metrics)
