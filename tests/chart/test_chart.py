@@ -508,3 +508,37 @@ def test_gateway_fields_the_gateway_refuses_are_refused(sets: tuple[str, ...], n
     result = helm(*argv, check=False)
     assert result.returncode != 0
     assert needle in result.stderr
+
+
+def test_the_operator_serves_remote_sampling_through_its_service() -> None:
+    from gatetrace.operator import command
+
+    docs = render()
+    (deployment,) = [
+        d for d in _by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-operator")
+    ]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert "--sampling-listen=0.0.0.0:5778" in container["args"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["sampling"] == 5778
+    (service,) = [
+        s for s in _by_kind(docs, "Service") if s["metadata"]["name"].endswith("-sampling")
+    ]
+    assert service["spec"]["ports"] == [
+        {"name": "sampling", "port": 5778, "targetPort": "sampling"}
+    ]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    # the rendered args are ones the operator's own parser accepts
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    command.register(parser)
+    assert (
+        parser.parse_args(
+            container["args"][1:] if container["args"][0] == "operator" else container["args"]
+        ).sampling_listen
+        == "0.0.0.0:5778"
+    )
+    off = render("remoteSampling.enabled=false")
+    assert not [s for s in _by_kind(off, "Service") if s["metadata"]["name"].endswith("-sampling")]
