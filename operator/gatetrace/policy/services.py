@@ -139,6 +139,11 @@ SERVICES_FIELD = Annotated[
 ]
 
 
+def _num(value: float) -> float | int:
+    """Whole numbers as JSON integers (``0``, ``1``), as Jaeger (Go) writes them."""
+    return int(value) if float(value).is_integer() else value
+
+
 def strategy_response(entry: ServiceSampling) -> dict[str, Any]:
     """Jaeger's ``SamplingStrategyResponse`` JSON for ``entry``, as Jaeger serves it
     (``strategyType`` 0 probabilistic, 1 rate limiting)."""
@@ -148,16 +153,17 @@ def strategy_response(entry: ServiceSampling) -> dict[str, Any]:
             "strategyType": 1,
             "rateLimitingSampling": {"maxTracesPerSecond": sampler.traces_per_second},
         }
-    body: dict[str, Any] = {
-        "strategyType": 0,
-        "probabilisticSampling": {"samplingRate": sampler.rate},
-    }
+    rate = _num(sampler.rate)
+    body: dict[str, Any] = {"strategyType": 0, "probabilisticSampling": {"samplingRate": rate}}
     if entry.operations:
         body["operationSampling"] = {
-            "defaultSamplingProbability": sampler.rate,
-            "defaultLowerBoundTracesPerSecond": entry.default_lower_bound_traces_per_second,
+            "defaultSamplingProbability": rate,
+            "defaultLowerBoundTracesPerSecond": _num(entry.default_lower_bound_traces_per_second),
             "perOperationStrategies": [
-                {"operation": o.operation, "probabilisticSampling": {"samplingRate": o.probability}}
+                {
+                    "operation": o.operation,
+                    "probabilisticSampling": {"samplingRate": _num(o.probability)},
+                }
                 for o in entry.operations
             ],
             "defaultUpperBoundTracesPerSecond": 0,
