@@ -11,6 +11,7 @@
 import json
 import os
 import secrets
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -238,6 +239,7 @@ def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
                 == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 0.3}}
             ),
             "the policy's service strategy served",
+            timeout=60,
         )
         entry["sampler"] = {"type": "rateLimiting", "tracesPerSecond": 2}
         kubeobj.apply(kube, _policy("svc", "rs-a", {"services": [entry]}))
@@ -247,6 +249,7 @@ def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
                 == {"strategyType": 1, "rateLimitingSampling": {"maxTracesPerSecond": 2}}
             ),
             "the live change served",
+            timeout=60,
         )
         time.sleep(1.1)  # creationTimestamp has one-second resolution: rs-b/svc is newer
         other = {"name": "rs-checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
@@ -258,6 +261,7 @@ def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
                 and c
             ),
             "the newer policy Conflicted",
+            timeout=60,
         )
         assert "rs-a/svc wins for service rs-checkout" in conflicted["message"]
         assert _get(f"{url}/sampling?service=rs-checkout")[1]["strategyType"] == 1
@@ -266,3 +270,65 @@ def test_the_kopf_operator_serves_live_policies_and_reports_conflicts(
         for ns in ("rs-a", "rs-b"):
             kube.kubectl_run("delete", "tp", "--all", "-n", ns, "--timeout=30s", check=False)
         op.stop()
+
+
+def _gosampler(url: str, service: str, rounds: int, *operations: str) -> "subprocess.Popen[str]":
+    binary = _require("gosampler", "GOSAMPLER_VERSION", "bin/gosampler")
+    return subprocess.Popen(
+        [str(binary), f"{url}/sampling", service, "400", str(rounds), *operations],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def _stop(process: "subprocess.Popen[str]") -> None:
+    process.kill()
+    process.communicate()  # reaps it and closes its pipes
+
+
+def _rounds(process: "subprocess.Popen[str]") -> Iterator[dict[str, int]]:
+    assert process.stdout is not None
+    for line in process.stdout:
+        yield json.loads(line)["sampled"]
+
+
+def test_the_go_jaegerremote_sampler_follows_the_policies(
+    standalone_sampling: tuple[str, Path],
+) -> None:
+    """OpenTelemetry Go contrib's jaegerremote sampler (no one here wrote it) polls the
+    operator: probabilities 0 and 1 per operation, the service's default for the others,
+    a rate limit, and a policy edit picked up within its polling interval."""
+    url, policies = standalone_sampling
+    orders = _gosampler(url, "orders", 2, "GET /health", "POST /orders", "GET /other")
+    payments = _gosampler(url, "payments", 2, "POST /pay")
+    try:
+        last = list(_rounds(orders))[-1]
+        assert last.get("GET /health", 0) == 0
+        assert last["POST /orders"] == 1000
+        assert 400 <= last["GET /other"] <= 600  # 0.5 of 1000, +-6 sigma
+        paid = list(_rounds(payments))[-1]
+        assert 1 <= paid.get("POST /pay", 0) <= 20  # 7 traces/s: a burst of about 7
+    finally:
+        for process in (orders, payments):
+            _stop(process)
+    checkout = _gosampler(url, "checkout", 40, "GET /cart")
+    try:
+        rounds = _rounds(checkout)
+        first = next(rounds)
+        assert 150 <= first["GET /cart"] <= 350  # 0.25 of 1000
+        changed = [ours for _, ours in STRATEGIES]
+        changed[0] = {"name": "checkout", "sampler": {"type": "probabilistic", "rate": 1.0}}
+        (policies / "shop.yaml").write_text(
+            yaml.safe_dump(_policy("services", "shop", {"services": changed}))
+        )
+        edited = time.monotonic()
+        for sampled in rounds:
+            if sampled.get("GET /cart") == 1000:
+                break
+            assert time.monotonic() - edited < 12, "the Go sampler never saw the change"
+    finally:
+        _stop(checkout)
+        (policies / "shop.yaml").write_text(
+            yaml.safe_dump(_policy("services", "shop", {"services": [o for _, o in STRATEGIES]}))
+        )

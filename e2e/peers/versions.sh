@@ -9,3 +9,6 @@ OTELCOL_VERSION=0.165.0
 # list in build-otelcol changes (b2: the otlphttp exporter, scenario 11 sends to a gateway).
 OTELCOL_BUILD=0.165.0-b2
 HELM_VERSION=v3.19.0
+# The Go OpenTelemetry contrib Jaeger remote sampler (scenario 10's client no one here
+# wrote); its module graph is pinned by peers/gosampler/go.mod and go.sum.
+GOSAMPLER_VERSION=jaegerremote-v0.38.0
