@@ -11,6 +11,7 @@
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import time
 import urllib.error
@@ -332,3 +333,29 @@ def test_the_go_jaegerremote_sampler_follows_the_policies(
         (policies / "shop.yaml").write_text(
             yaml.safe_dump(_policy("services", "shop", {"services": [o for _, o in STRATEGIES]}))
         )
+
+
+def test_the_node_jaeger_remote_sampler_follows_the_policies(
+    standalone_sampling: tuple[str, Path],
+) -> None:
+    """@opentelemetry/sampler-jaeger-remote (npm) polls the operator: per-operation
+    probabilities 0 and 1, the service's default for other operations."""
+    url, _ = standalone_sampling
+    folder = _require("nodesampler", "NODESAMPLER_VERSION", "sampler.js").parent
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not installed (Debian: apt-get install nodejs)")
+    process = subprocess.Popen(
+        [node, "sampler.js", url, "orders", "400", "4", "GET /health", "POST /orders", "GET /x"],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        last = list(_rounds(process))[-1]
+    finally:
+        _stop(process)
+    assert last.get("GET /health", 0) == 0
+    assert last["POST /orders"] == 1000
+    assert 400 <= last["GET /x"] <= 600

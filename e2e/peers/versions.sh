@@ -12,3 +12,6 @@ HELM_VERSION=v3.19.0
 # The Go OpenTelemetry contrib Jaeger remote sampler (scenario 10's client no one here
 # wrote); its module graph is pinned by peers/gosampler/go.mod and go.sum.
 GOSAMPLER_VERSION=jaegerremote-v0.38.0
+# @opentelemetry/sampler-jaeger-remote from npm (scenario 10's Node client), pinned with
+# its dependencies by peers/nodesampler/package-lock.json.
+NODESAMPLER_VERSION=0.222.0
