@@ -359,3 +359,52 @@ def test_the_node_jaeger_remote_sampler_follows_the_policies(
     assert last.get("GET /health", 0) == 0
     assert last["POST /orders"] == 1000
     assert 400 <= last["GET /x"] <= 600
+
+
+def test_a_standby_replica_serves_the_policies_too(
+    kube: servers.ControlPlane, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With peering, kopf pauses every replica but the leader; the standby still answers
+    from its own watch, and follows a change."""
+    workdir = tmp_path_factory.mktemp("standby-sampling")
+    kubeobj.ensure_crds(kube, peering=True)
+    kubeobj.ensure_namespaces(kube, ROOT, "rs-c")
+    peering = "gt-rs-peering"
+    kubeobj.apply(
+        kube,
+        {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": peering}},
+    )
+    replicas = []
+    for name, priority in (("high", 200), ("low", 100)):
+        port = procs.free_tcp_port()
+        op = operators.OperatorProcess(
+            f"sampling-{name}",
+            kube.kubeconfig,
+            workdir,
+            root_namespace=ROOT,
+            token_secret=f"{ROOT}/gatetrace-admin-token",
+            peering=peering,
+            priority=priority,
+            extra=[f"--sampling-listen=127.0.0.1:{port}"],
+        )
+        replicas.append((op.start(), f"http://127.0.0.1:{port}"))
+    try:
+        for rate in (0.4, 0.9):
+            entry = {"name": "rs-standby", "sampler": {"type": "probabilistic", "rate": rate}}
+            kubeobj.apply(kube, _policy("svc", "rs-c", {"services": [entry]}))
+            want = {"strategyType": 0, "probabilisticSampling": {"samplingRate": rate}}
+            for op, url in replicas:
+                _until(
+                    lambda url=url, want=want: (
+                        _get(f"{url}/sampling?service=rs-standby")[1] == want
+                    ),
+                    f"replica {op.name} serves rate {rate}",
+                    timeout=60,
+                )
+        low = replicas[1][0]
+        reconciles = gateways.metric_sum(low.metrics(), "gatetrace_operator_reconciles_total")
+        assert reconciles == 0, "the standby reconciled: it was not a standby"
+    finally:
+        kube.kubectl_run("delete", "tp", "--all", "-n", "rs-c", "--timeout=30s", check=False)
+        for op, _ in replicas:
+            op.stop()

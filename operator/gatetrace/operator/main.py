@@ -21,6 +21,7 @@ from gatetrace.operator import delivery as _delivery
 from gatetrace.operator import handlers as _handlers
 from gatetrace.operator import metrics as _metrics
 from gatetrace.operator import planner as _planner
+from gatetrace.operator import policy_mirror as _policy_mirror
 from gatetrace.operator import sampling_server as _sampling_server
 from gatetrace.operator import settings as _settings
 from gatetrace.operator import standalone as _standalone
@@ -156,17 +157,30 @@ async def run_kopf(
             return _connection_from_client(k8s.Configuration.get_default_copy())
         return kopf.login_via_client(**kwargs)
 
-    async with _servers(settings, state.reconciler.metrics.registry, state.reconciler):
-        await kopf.operator(
-            registry=registry,
-            clusterwide=not settings.watched_namespaces,
-            namespaces=settings.watched_namespaces,
-            standalone=settings.peering_name is None,
-            peering_name=settings.peering_name,
-            priority=settings.priority,
-            liveness_endpoint=settings.liveness_endpoint,
-            stop_flag=stop,
-        )
+    # every replica answers the sampling API from its own watch (kopf pauses standbys)
+    mirror = _policy_mirror.PolicyMirror(api, settings.watched_namespaces)
+    if settings.sampling_listen:
+        mirror.start()
+    try:
+        async with _servers(settings, state.reconciler.metrics.registry, mirror):
+            await _run_kopf_operator(settings, registry, stop)
+    finally:
+        mirror.stop()
+
+
+async def _run_kopf_operator(
+    settings: _settings.OperatorSettings, registry: Any, stop: asyncio.Event | None
+) -> None:
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not settings.watched_namespaces,
+        namespaces=settings.watched_namespaces,
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        priority=settings.priority,
+        liveness_endpoint=settings.liveness_endpoint,
+        stop_flag=stop,
+    )
 
 
 async def run_standalone(
