@@ -49,12 +49,24 @@ def ensure_namespaces(kube: controlplane.ControlPlane, *names: str) -> None:
 
 def ensure_crds(kube: controlplane.ControlPlane, *, peering: bool = False) -> None:
     """The TracingPolicy CRD (and kopf's peering CRDs), applied and Established."""
-    kube.kubectl_run("apply", "-f", str(CRD_DIR))
     names = ["crd/tracingpolicies.gatetrace.dev"]
     if peering:
-        kube.kubectl_run("apply", "-f", str(PEERING_CRDS))
         names += ["crd/kopfpeerings.kopf.dev", "crd/clusterkopfpeerings.kopf.dev"]
-    kube.kubectl_run("wait", "--for=condition=Established", *names, "--timeout=60s")
+    deadline = time.monotonic() + 120
+    while True:
+        # an earlier scenario may have deleted a CRD: applying to one still terminating is a
+        # no-op, so apply again once it is gone
+        kube.kubectl_run("apply", "-f", str(CRD_DIR))
+        if peering:
+            kube.kubectl_run("apply", "-f", str(PEERING_CRDS))
+        done = kube.kubectl_run(
+            "wait", "--for=condition=Established", *names, "--timeout=20s", check=False
+        )
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"CRDs not Established: {done.stderr.strip()}")
+        time.sleep(1)
 
 
 def get(kube: controlplane.ControlPlane, kind: str, name: str, namespace: str) -> Any:
