@@ -48,6 +48,9 @@ _SERVER_KIND: Final = _span.SpanKind.SERVER
 _CLIENT_KIND: Final = _span.SpanKind.CLIENT
 _SETTER: Final = _propagation.DictSetter()
 _new_tuple = tuple.__new__
+_ServerRequest: Final = semconv.ServerRequest
+_ClientRequest: Final = semconv.ClientRequest
+_RequestInfo: Final = _sampling.RequestInfo
 _CURRENT: contextvars.ContextVar["ServerTrace | None"] = contextvars.ContextVar(
     "gatetrace_embed_server", default=None
 )
@@ -250,8 +253,9 @@ class Kit:
         active = self.holder.current
         if active is None:
             return None
-        request = semconv.ServerRequest(
-            method, path, scheme, route, host, peer, user_agent, protocol_version
+        # tuple.__new__: a NamedTuple's own constructor runs Python code (hot path)
+        request = _new_tuple(
+            _ServerRequest, (method, path, scheme, route, host, peer, user_agent, protocol_version)
         )
         try:
             trace = self._start_server(active, headers, getter or self._getter, request)
@@ -284,8 +288,9 @@ class Kit:
             return ServerTrace(self, active, span, True, request)
         if parent is not None:
             parent = _pending.unmarked(parent)
-        info = _sampling.RequestInfo(
-            request.method, request.path, _Headers(headers, getter), request.route or ""
+        info = _new_tuple(
+            _RequestInfo,
+            (request.method, request.path, _Headers(headers, getter), request.route or "", False),
         )
         span = active.tracer.start_span(name, kind=_SERVER_KIND, parent=parent, request=info)
         return ServerTrace(self, active, span, False, request)
@@ -369,7 +374,7 @@ class Kit:
                 span = self._retro_span(active, name, _CLIENT_KIND, parent.context, root=False)
             else:
                 span = active.tracer.start_span(name, kind=_CLIENT_KIND, parent=parent)
-            request = semconv.ClientRequest(method, url)
+            request = _new_tuple(_ClientRequest, (method, url))
             context = span.context
             if retro:  # downstream: still unsampled, still marked
                 context = _new_tuple(_sc.SpanContext, (*context[:2], False, *context[3:]))
