@@ -27,7 +27,6 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -137,24 +136,8 @@ def measure(mode: str, downstream: str, collector: str, requests: int, warmup: i
 
     with tempfile.TemporaryDirectory(prefix="gatetrace-retro-") as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        service = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                "-m",
-                "benchmarks.bench_retro",
-                "--child",
-                mode,
-                downstream,
-                collector,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=bench_gateway._child_env(),
+        service = gateway_instructions.callgrind_process(
+            out, ["-m", "benchmarks.bench_retro", "--child", mode, downstream, collector]
         )
         try:
             assert service.stdout is not None

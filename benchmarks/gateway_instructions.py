@@ -84,6 +84,25 @@ def _callgrind_total(prefix: str) -> int:
     return total
 
 
+def callgrind_process(out: str, argv: Sequence[str]) -> "subprocess.Popen[str]":
+    """``argv`` (a Python child) under callgrind, counting nothing until switched on, its
+    counts written to ``out``; stdout piped for its ``READY`` line."""
+    return subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            *argv,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=bench_gateway._child_env(),
+    )
+
+
 def measure_mode(
     mode: str, upstream: str, collector: str, requests: int, warmup: int, keep: str | None = None
 ) -> float:
@@ -94,24 +113,8 @@ def measure_mode(
         if keep:
             os.makedirs(keep, exist_ok=True)
         out = os.path.join(keep or tmp, f"callgrind.{name}.out")
-        gateway = subprocess.Popen(
-            [
-                "valgrind",
-                "--tool=callgrind",
-                "--instr-atstart=no",
-                f"--callgrind-out-file={out}",
-                sys.executable,
-                bench_gateway.__file__,
-                "--child",
-                "gateway",
-                upstream,
-                mode,
-                collector,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=bench_gateway._child_env(),
+        gateway = callgrind_process(
+            out, [bench_gateway.__file__, "--child", "gateway", upstream, mode, collector]
         )
         try:
             assert gateway.stdout is not None

@@ -14,6 +14,7 @@ import fastapi
 import httpx
 import uvicorn
 from aiohttp import web
+from tests import loopback
 
 from gatetrace import embed
 from gatetrace.gateway import config, server
@@ -39,17 +40,6 @@ def gateway_tracing(prioritize: dict[str, Any] | None = None, **retro: Any) -> d
         "batching": {"flushIntervalMs": 20},
         "retro": retro,
     }
-
-
-@contextlib.asynccontextmanager
-async def aiohttp_server(app: web.Application) -> AsyncIterator[str]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
 
 
 @contextlib.asynccontextmanager
@@ -180,11 +170,11 @@ async def path(
     leaf_seen: list[dict[str, str]] = []
     sink = LateSink()
     async with contextlib.AsyncExitStack() as stack:
-        leaf = await stack.enter_async_context(aiohttp_server(leaf_app(leaf_seen)))
+        leaf = await stack.enter_async_context(loopback.serving(leaf_app(leaf_seen)))
         b = await stack.enter_async_context(kit_for("svc-b", sink, b_config or SERVICE_CONFIG))
         b_url = await stack.enter_async_context(uvicorn_server(asgi_app(b, leaf)))
         a = await stack.enter_async_context(kit_for("svc-a", sink, SERVICE_CONFIG))
-        a_url = await stack.enter_async_context(aiohttp_server(aiohttp_app(a, b_url, a_seen)))
+        a_url = await stack.enter_async_context(loopback.serving(aiohttp_app(a, b_url, a_seen)))
         settings = config.parse_config(
             {
                 "service": "edge",

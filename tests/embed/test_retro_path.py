@@ -5,7 +5,8 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from embedharness import AUTH, aiohttp_server, path
+from embedharness import AUTH, path
+from tests import loopback
 
 from gatetrace.embed import breadcrumbs
 
@@ -84,7 +85,7 @@ async def test_a_client_sent_breadcrumb_is_never_followed_nor_forwarded() -> Non
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", trap)
-    async with aiohttp_server(app) as trap_url, path() as p:
+    async with loopback.serving(app) as trap_url, path() as p:
         sent = {breadcrumbs.HEADER: trap_url, "tracestate": "gt=p"}
         async with p.http.get(f"{p.gateway.proxy_url}/api/a?fail=1", headers=sent) as response:
             assert response.status == 502

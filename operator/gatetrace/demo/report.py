@@ -77,10 +77,10 @@ def trace_is_error(trace: Mapping[str, Any]) -> bool:
 
 def retro_services(trace: Mapping[str, Any]) -> list[str]:
     """The services whose spans of ``trace`` were kept from their retro buffers (tagged
-    ``sampler.type: retro`` on their server span), in order of appearance."""
+    ``gatetrace.retro``), in order of appearance."""
     found: list[str] = []
     for span in trace.get("spans", []):
-        if _tags(span).get("sampler.type") == "retro":
+        if _tags(span).get("gatetrace.retro") is True:
             service = _service(trace, span)
             if service not in found:
                 found.append(service)

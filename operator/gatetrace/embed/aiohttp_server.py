@@ -23,12 +23,23 @@ def _route(request: web.Request) -> str | None:
     return resource.canonical if resource is not None else None
 
 
+_VERSIONS: dict[tuple[int, int], str] = {}
+
+
+def _version(request: web.Request) -> str:
+    version = request.version
+    key = (version.major, version.minor)
+    text = _VERSIONS.get(key)
+    if text is None:
+        text = _VERSIONS[key] = f"{version.major}.{version.minor}"
+    return text
+
+
 def middleware(kit: _kit.Kit) -> typedefs.Middleware:
     """The tracing middleware of ``kit`` for an aiohttp app."""
 
     @web.middleware
     async def tracing(request: web.Request, handler: Handler) -> web.StreamResponse:
-        version = request.version
         trace = kit.start_server(
             request.headers,
             method=request.method,
@@ -38,7 +49,7 @@ def middleware(kit: _kit.Kit) -> typedefs.Middleware:
             host=request.host,
             peer=request.remote,
             user_agent=request.headers.get("User-Agent"),
-            protocol_version=f"{version.major}.{version.minor}",
+            protocol_version=_version(request),
         )
         if trace is None:
             return await handler(request)

@@ -175,6 +175,7 @@ class RetroBuffer:
         if attributes is not None:
             attributes.write(span.tags, limit)
         span.tags["sampling.priority.reason"] = reason
+        span.tags["gatetrace.retro"] = True  # kept from this buffer, after the fact
         export = self.export
         if export is not None:
             export(span, reason)

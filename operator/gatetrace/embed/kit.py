@@ -34,10 +34,10 @@ from gatetrace.embed import pending as _pending
 from gatetrace.embed import semconv, state, tracing_apply
 from gatetrace.policy import build as _build
 from gatetrace.runtime import context as _context
+from gatetrace.runtime import ids
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
-from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.reporting import memory as _memory
 from gatetrace.runtime.sampling import base as _sampling
@@ -48,19 +48,12 @@ _SERVER_KIND: Final = _span.SpanKind.SERVER
 _CLIENT_KIND: Final = _span.SpanKind.CLIENT
 _SETTER: Final = _propagation.DictSetter()
 _new_tuple = tuple.__new__
+_ServerRequest: Final = semconv.ServerRequest
+_ClientRequest: Final = semconv.ClientRequest
+_RequestInfo: Final = _sampling.RequestInfo
 _CURRENT: contextvars.ContextVar["ServerTrace | None"] = contextvars.ContextVar(
     "gatetrace_embed_server", default=None
 )
-
-
-class _RetroSampler:
-    """Records every span of a pending trace (the retro tracer's root decision)."""
-
-    def should_sample(self, params: _sampling.SamplingParams) -> _sampling.SamplingResult:
-        return _sampling.SamplingResult(_sampling.Decision.SAMPLE, "retro", "pending", "retro")
-
-    def describe(self) -> str:
-        return "retro(pending)"
 
 
 class ServerTrace:
@@ -166,8 +159,6 @@ class Kit:
             exporters=_exporters.factory(sink, what="service"),
             on_applied=self._on_applied,
         )
-        self._retro_tracers: dict[int, _tracer.Tracer] = {}
-        self._retro_metrics = _tracer.TracerMetrics()  # its own registry: not the service's
         self._errors = self.registry.counter(
             "gatetrace_embed_tracing_errors",
             "Tracing failures that left a request or call untraced (it went on)",
@@ -186,20 +177,48 @@ class Kit:
         self.buffer.configure(
             max_bytes=retro.max_buffer_bytes, max_age_seconds=float(retro.max_age_seconds)
         )
-        self._retro_tracers.clear()
 
-    def _retro_tracer(self, active: state.ActiveTracing) -> _tracer.Tracer:
-        found = self._retro_tracers.get(id(active))
-        if found is None:
-            self._retro_tracers.clear()  # one config runs at a time
-            found = self._retro_tracers[id(active)] = _tracer.Tracer(
-                active.tracer.resource,
-                sampler=_RetroSampler(),
-                processor=None,  # the kit hands each finished span to the buffer itself
-                limits=active.tracer.limits,
-                tracer_metrics=self._retro_metrics,
-            )
-        return found
+    @staticmethod
+    def _retro_span(
+        active: state.ActiveTracing,
+        name: str,
+        kind: _span.SpanKind,
+        parent: _sc.SpanContext,
+        *,
+        root: bool,
+    ) -> _span.Span:
+        """A recording span of a pending trace, child of ``parent``: no sampler asked (the
+        edge decides), no hook (the kit hands it to the buffer when it ends)."""
+        tracer = active.tracer
+        context = _new_tuple(
+            _sc.SpanContext,
+            (
+                parent.trace_id,
+                ids.new_span_id(),
+                True,
+                parent.debug,
+                parent.random,
+                False,
+                parent.trace_state,
+                parent.baggage,
+                "",
+            ),
+        )
+        return _span.Span(
+            context,
+            name,
+            kind=kind,
+            parent_id=parent.span_id,
+            resource=tracer.resource,
+            references=(),
+            sampled=True,
+            recording=True,
+            start_ns=time.time_ns(),
+            limits=tracer.limits,
+            metrics=tracer.metrics,
+            end_hook=None,
+            is_local_root=root,
+        )
 
     def _export_kept(self, span: _span.Span, reason: str) -> None:
         active = self.holder.current
@@ -234,8 +253,9 @@ class Kit:
         active = self.holder.current
         if active is None:
             return None
-        request = semconv.ServerRequest(
-            method, path, scheme, route, host, peer, user_agent, protocol_version
+        # tuple.__new__: a NamedTuple's own constructor runs Python code (hot path)
+        request = _new_tuple(
+            _ServerRequest, (method, path, scheme, route, host, peer, user_agent, protocol_version)
         )
         try:
             trace = self._start_server(active, headers, getter or self._getter, request)
@@ -264,12 +284,13 @@ class Kit:
                 parent = parent._replace(baggage=baggage)
         name = semconv.server_name(request.method, request.route)
         if parent is not None and active.retro.enabled and _pending.is_pending(parent):
-            span = self._retro_tracer(active).start_span(name, kind=_SERVER_KIND, parent=parent)
+            span = self._retro_span(active, name, _SERVER_KIND, parent, root=True)
             return ServerTrace(self, active, span, True, request)
         if parent is not None:
             parent = _pending.unmarked(parent)
-        info = _sampling.RequestInfo(
-            request.method, request.path, _Headers(headers, getter), request.route or ""
+        info = _new_tuple(
+            _RequestInfo,
+            (request.method, request.path, _Headers(headers, getter), request.route or "", False),
         )
         span = active.tracer.start_span(name, kind=_SERVER_KIND, parent=parent, request=info)
         return ServerTrace(self, active, span, False, request)
@@ -348,9 +369,12 @@ class Kit:
             if active is None:
                 return None
             retro = parent.sampled and _pending.MEMBER in parent.context.trace_state
-            tracer = self._retro_tracer(active) if retro else active.tracer
-            span = tracer.start_span(semconv.client_name(method), kind=_CLIENT_KIND, parent=parent)
-            request = semconv.ClientRequest(method, url)
+            name = semconv.client_name(method)
+            if retro:
+                span = self._retro_span(active, name, _CLIENT_KIND, parent.context, root=False)
+            else:
+                span = active.tracer.start_span(name, kind=_CLIENT_KIND, parent=parent)
+            request = _new_tuple(_ClientRequest, (method, url))
             context = span.context
             if retro:  # downstream: still unsampled, still marked
                 context = _new_tuple(_sc.SpanContext, (*context[:2], False, *context[3:]))
