@@ -9,3 +9,4 @@ OTELCOL_VERSION=0.165.0
 # list in build-otelcol changes (b2: the otlphttp exporter, scenario 11 sends to a gateway).
 OTELCOL_BUILD=0.165.0-b2
 HELM_VERSION=v3.19.0
+KWOK_VERSION=v0.8.0
