@@ -9,7 +9,6 @@ their labels and reaches each through its podIP and `gt-admin` port.
 """
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -120,8 +119,9 @@ def test_install_wait_runs_the_charts_pods_with_its_args_ports_and_in_cluster_au
         owner = pod["metadata"]["name"].rsplit("-", 2)[0]
         [container] = deployments[owner]["spec"]["template"]["spec"]["containers"]
         argv = incluster.process_argv(pod)
-        assert argv[0] == str(Path(str(release.cluster.venv)) / "bin" / "gatetrace")
-        assert argv[1:] == container["args"], "the process does not run the chart's args"
+        # the console script of the pod venv (its python runs it), with the chart's args
+        assert argv[1] == str(Path(str(release.cluster.venv)) / "bin" / "gatetrace"), argv
+        assert argv[2:] == container["args"], "the process does not run the chart's args"
     operator_argv = incluster.process_argv(operator)
     assert not any(a.startswith("--kubeconfig") for a in operator_argv)
     env = incluster.process_environ(operator)
@@ -170,6 +170,10 @@ def test_scaling_to_three_re_divides_a_gateway_wide_budget(release: Release) -> 
 def test_a_deleted_pod_is_replaced_and_serves_the_configmap_before_the_operator(
     release: Release,
 ) -> None:
+    # a per-pod config: the ConfigMap does not change when pods come and go
+    spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.5}}}
+    kubeobj.apply(release.kube, kubeobj.policy("default", NS, spec))
+    release.policy_applied("default", 2)
     before = release.converged(2)
     victim = sorted(before)[0]
     release.kube.kubectl_run("delete", "pod", victim, "-n", NS, "--wait=false")
@@ -187,7 +191,9 @@ def test_a_deleted_pod_is_replaced_and_serves_the_configmap_before_the_operator(
     [new] = fresh
     running = kubeobj.eventually(new.running, 30, what=f"{new.name} serving")
     assert (running["revision"], running["version"]) == (want["revision"], want["version"])
-    time.sleep(4)  # a drift pass of the operator (driftIntervalSeconds=3)
+    release.policy_applied("default", 2)  # the operator has reached the new pod too
     metrics = new.metrics()
-    assert gateways.metric_sum(metrics, "gatetrace_config_applies_total", source="file") >= 1
-    assert gateways.metric_sum(metrics, "gatetrace_config_applies_total", source="admin") == 0
+    applies = "gatetrace_config_applies_total"
+    assert gateways.metric_sum(metrics, applies, source="file", outcome="applied") == 1
+    # the operator's push, if any, found the revision running already
+    assert gateways.metric_sum(metrics, applies, source="admin", outcome="applied") == 0

@@ -7,8 +7,10 @@ kube-root-ca.crt), kube-scheduler, KWOK keeping fake Nodes alive (leases, Ready
 condition) and the pod runner (podrunner.py) running the Pods of our image as local
 processes from the wheel built from the checkout (podvenv.py).
 
-KWOK is started with Node stages only: its one Pod stage selects an annotation no
-Pod carries, so KWOK never writes a Pod's status (the runner does).
+KWOK runs with the Node stages of kwok.yaml only, so it never writes a Pod's status
+(the runner does); the node lifecycle controller lifts the `not-ready` taint the API
+server puts on new Nodes once KWOK reports them Ready, and would put it back if KWOK
+stopped renewing their Leases.
 """
 
 import json
@@ -27,27 +29,10 @@ CHART_VALUES = E2E_DIR.parent / "charts" / "gatetrace" / "values.yaml"
 NODE_ANNOTATION = "kwok.x-k8s.io/node"
 CAPACITY = {"cpu": "32", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 CONTROLLERS = (
-    "deployment,replicaset,garbagecollector,namespace,serviceaccount,root-ca-cert-publisher"
+    "deployment,replicaset,garbagecollector,namespace,serviceaccount,root-ca-cert-publisher,"
+    "nodelifecycle"
 )
-KWOK_CONFIG: list[dict[str, Any]] = [
-    {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Stage",
-        "metadata": {"name": "pods-are-the-runners"},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-            "selector": {
-                "matchExpressions": [
-                    {
-                        "key": '.metadata.annotations["gatetrace.dev/kwok-never"]',
-                        "operator": "Exists",
-                    }
-                ]
-            },
-            "next": {},
-        },
-    }
-]
+KWOK_CONFIG = Path(__file__).resolve().parent / "kwok.yaml"
 
 
 def image_repository() -> str:
@@ -103,20 +88,18 @@ class Cluster:
         )
         self.scheduler = self._secure("kube-scheduler", bins["kube-scheduler"])
         kwok_port = procs.free_tcp_port()
-        kwok_config = workdir / "kwok.yaml"
         self.kwok = procs.ManagedProcess(
             "kwok",
             [
                 str(kwok),
                 f"--kubeconfig={self.kube.kubeconfig}",
                 f"--manage-nodes-with-annotation-selector={NODE_ANNOTATION}=fake",
-                f"--config={kwok_config}",
+                f"--config={KWOK_CONFIG}",
                 f"--server-address={procs.LOOPBACK}:{kwok_port}",
             ],
             log_path=workdir / "kwok.log",
             ready=lambda: procs.http_ok(f"http://{procs.LOOPBACK}:{kwok_port}/healthz"),
         )
-        self._kwok_config = kwok_config
         self.runner: procs.ManagedProcess | None = None
 
     def _secure(self, name: str, binary: Path, *extra: str) -> procs.ManagedProcess:
@@ -178,7 +161,6 @@ class Cluster:
         self.kube.kubectl_run("apply", "-f", "-", input=json.dumps(
             {"apiVersion": "v1", "kind": "List", "items": [node(n) for n in self.nodes]}
         ))  # fmt: skip
-        self._kwok_config.write_text(yaml.safe_dump_all(KWOK_CONFIG))
         self.kwok.start()
         self.runner = self._runner(self.venv)
         self.runner.start()

@@ -88,16 +88,15 @@ def pod_venv() -> Path:
 
 
 def _install(wheel: Path, dest: Path) -> None:
-    partial = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    _run(base, "-m", "venv", str(partial))
-    constraints = _constraints(partial / "constraints.txt")
-    _run(str(partial / "bin" / "pip"), "install", "-q", "-c", str(constraints), str(wheel))
-    (partial / "wheel").write_text(wheel.name + "\n")
-    (partial / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    """Installs into `dest` itself (a venv's scripts name its path in their #! line);
+    `.complete` is written last, so a broken attempt is redone."""
     shutil.rmtree(dest, ignore_errors=True)
-    partial.rename(dest)
+    base = getattr(sys, "_base_executable", sys.executable)
+    _run(base, "-m", "venv", str(dest))
+    constraints = _constraints(dest / "constraints.txt")
+    _run(str(dest / "bin" / "pip"), "install", "-q", "-c", str(constraints), str(wheel))
+    (dest / "wheel").write_text(wheel.name + "\n")
+    (dest / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
 def _prune(keep: Path) -> None:

@@ -148,9 +148,15 @@ def mount_script(
     mounts: list[tuple[Path, str, bool, bool]], overlays: Path, argv: list[str]
 ) -> str:
     """A /bin/sh script for `unshare --mount`: binds each (source, mountPath, is_file,
-    read_only), then execs argv."""
+    read_only), then execs argv. A mount over a folder holding the sources (an emptyDir
+    at /tmp, say) comes last, so it hides no source still to be bound."""
+
+    def shadows(mount: tuple[Path, str, bool, bool]) -> bool:
+        target = mount[1].rstrip("/") + "/"
+        return any(str(m[0]).startswith(target) for m in mounts) or str(overlays).startswith(target)
+
     lines = [f"OVERLAYS={shlex.quote(str(overlays))}", _MOUNT_HELPERS]
-    for source, target, is_file, read_only in mounts:
+    for source, target, is_file, read_only in sorted(mounts, key=shadows):
         verb = "bind_file" if is_file else "bind_dir"
         lines.append(f"{verb} {shlex.quote(str(source))} {shlex.quote(target)}")
         if read_only:
