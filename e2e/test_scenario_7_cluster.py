@@ -9,6 +9,9 @@ their labels and reaches each through its podIP and `gt-admin` port.
 """
 
 import json
+import subprocess
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +43,7 @@ class Release:
         self.kube = cluster.kube
         self.helm = helm
         self.token = ""
+        self.uninstalled = False
 
     def install(self) -> str:
         out = incluster.helm(
@@ -57,15 +61,21 @@ class Release:
         cm = kubeobj.get(self.kube, "configmap", f"gatetrace-{GATEWAY}", NS)
         return None if cm is None else dict(json.loads(cm["data"]["tracing.json"]))
 
-    def converged(self, count: int, timeout: float = 60) -> dict[str, dict[str, Any]]:
-        """Waits until `count` Ready gateway pods all run the ConfigMap's revision; what
-        each runs, by pod name."""
+    def converged(
+        self, count: int, timeout: float = 60, rate: float | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Waits until `count` Ready gateway pods all run the ConfigMap's revision (with
+        that probabilistic `rate`, when given); what each runs, by pod name."""
 
         def probe() -> dict[str, dict[str, Any]] | None:
             doc = self.configmap()
             if doc is None:
                 return None
             running = {g.name: g.running() for g in self.gateways(count)}
+            if rate is not None and any(
+                r and _sampler(r).get("rate") != rate for r in running.values()
+            ):
+                return None
             if all(r is not None and r["revision"] == doc["revision"] for r in running.values()):
                 return {k: v for k, v in running.items() if v is not None}
             return None
@@ -98,8 +108,14 @@ def release(cluster: cluster_peers.Cluster, helm: Path) -> Iterator[Release]:
         yield state
     finally:
         kube = cluster.kube
+        if not state.uninstalled:
+            incluster.helm(helm, kube, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout=60s")
+        # the operator is gone: its finalizer would keep the policies forever
+        kube.kubectl_run(
+            "patch", "tp", "default", "-n", NS, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}', check=False,
+        )  # fmt: skip
         kube.kubectl_run("delete", "tp", "--all", "-n", NS, "--timeout=30s", check=False)
-        incluster.helm(helm, kube, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout=60s")
 
 
 def test_install_wait_runs_the_charts_pods_with_its_args_ports_and_in_cluster_auth(
@@ -136,7 +152,7 @@ def test_a_policy_lands_on_every_gateway_replica_through_the_gt_admin_port(
 ) -> None:
     spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.25}}}
     kubeobj.apply(release.kube, kubeobj.policy("default", NS, spec))
-    running = release.converged(2)
+    running = release.converged(2, rate=0.25)
     assert len(running) == 2
     assert all(_sampler(r)["rate"] == 0.25 for r in running.values()), running
     release.policy_applied("default", 2)
@@ -174,7 +190,7 @@ def test_a_deleted_pod_is_replaced_and_serves_the_configmap_before_the_operator(
     spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.5}}}
     kubeobj.apply(release.kube, kubeobj.policy("default", NS, spec))
     release.policy_applied("default", 2)
-    before = release.converged(2)
+    before = release.converged(2, rate=0.5)
     victim = sorted(before)[0]
     release.kube.kubectl_run("delete", "pod", victim, "-n", NS, "--wait=false")
     want = release.configmap()
@@ -197,3 +213,122 @@ def test_a_deleted_pod_is_replaced_and_serves_the_configmap_before_the_operator(
     assert gateways.metric_sum(metrics, applies, source="file", outcome="applied") == 1
     # the operator's push, if any, found the revision running already
     assert gateways.metric_sum(metrics, applies, source="admin", outcome="applied") == 0
+
+
+def test_the_operator_converges_across_an_api_server_and_an_etcd_restart(
+    release: Release,
+) -> None:
+    kube = release.kube
+    for restart, rate in ((kube.apiserver.restart, 0.3), (kube.etcd.restart, 0.2)):
+        spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": rate}}}
+        kubeobj.apply(kube, kubeobj.policy("default", NS, spec))
+        restart()  # while the operator rolls the change out
+        kubeobj.eventually(
+            lambda: kube.get_json(f"/api/v1/namespaces/{NS}"), 30, what="API answers again"
+        )
+        running = release.converged(2, timeout=90, rate=rate)
+        assert {_sampler(r)["rate"] for r in running.values()} == {rate}
+        release.policy_applied("default", 2, timeout=90)
+    # and a change made after both restarts still lands (the watches were re-listed)
+    spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.15}}}
+    kubeobj.apply(kube, kubeobj.policy("default", NS, spec))
+    running = release.converged(2, timeout=90, rate=0.15)
+    assert {_sampler(r)["rate"] for r in running.values()} == {0.15}
+
+
+def _operator_metric(pod: dict[str, Any], name: str) -> float:
+    url = f"http://{pod['status']['podIP']}:{incluster.container_port(pod, 'metrics')}/metrics"
+    with urllib.request.urlopen(url, timeout=5.0) as resp:
+        return gateways.metric_sum(resp.read().decode(), name)
+
+
+def test_helm_upgrade_lands_and_two_replicas_with_random_priority_one_acts(
+    release: Release,
+) -> None:
+    kube = release.kube
+    incluster.helm(
+        release.helm, kube, "upgrade", RELEASE, str(kubeobj.CHART), "-n", NS, "--reuse-values",
+        "--set", "operator.replicas=2",
+        "--set", "operator.driftIntervalSeconds=4",
+        "--set", "gateway.traceIdHeader=X-Request-Trace",
+        "--wait", "--timeout=240s",
+    )  # fmt: skip
+    operators = incluster.ready_pods(kube, NS, OPERATOR_PODS, 2, timeout=120)
+    for pod in operators:
+        argv = incluster.process_argv(pod)
+        assert "--drift-interval=4" in argv and "--priority=random" in argv, argv
+    for pod in incluster.ready_pods(kube, NS, GATEWAY_PODS, 2, timeout=120):
+        # the file the process reads through its ConfigMap subPath mount
+        pid = int(pod["status"]["containerStatuses"][0]["containerID"].split("//")[1])
+        seen = Path(f"/proc/{pid}/root/etc/gatetrace/gateway.yaml").read_text()
+        assert yaml.safe_load(seen)["traceIdHeader"] == "X-Request-Trace"
+    release.converged(2, timeout=90)
+    time.sleep(3)  # both replicas have seen each other's peering record by now
+    pushes = "gatetrace_operator_pushes_total"
+    before = [_operator_metric(p, pushes) for p in operators]
+    spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.35}}}
+    kubeobj.apply(kube, kubeobj.policy("default", NS, spec))
+    running = release.converged(2, timeout=90, rate=0.35)
+    assert {_sampler(r)["rate"] for r in running.values()} == {0.35}
+    release.policy_applied("default", 2)
+    after = [_operator_metric(p, pushes) for p in operators]
+    acted = [b < a for b, a in zip(before, after, strict=True)]
+    assert sorted(acted) == [False, True], f"pushes by replica: {before} -> {after}"
+
+
+def test_helm_uninstall_leaves_the_crd_and_the_policies_and_stops_the_pods(
+    release: Release,
+) -> None:
+    kube = release.kube
+    running = incluster.pods(kube, NS, "app.kubernetes.io/instance=" + RELEASE)
+    pids = [int(p["status"]["containerStatuses"][0]["containerID"].split("//")[1]) for p in running]
+    assert pids
+    incluster.helm(release.helm, kube, "uninstall", RELEASE, "-n", NS, "--wait", "--timeout=120s")
+    kube.kubectl_run("get", "crd", "tracingpolicies.gatetrace.dev")  # raises when gone
+    assert kubeobj.get(kube, "tracingpolicy", "default", NS) is not None
+
+    def gone() -> bool | None:
+        left = incluster.pods(kube, NS, "app.kubernetes.io/instance=" + RELEASE)
+        alive = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        return True if not left and not alive else None
+
+    kubeobj.eventually(gone, 60, what="pods deleted and their processes gone")
+    release.uninstalled = True
+
+
+def test_the_chart_passes_a_restricted_pod_security_dry_run(
+    cluster: cluster_peers.Cluster, helm: Path
+) -> None:
+    kube = cluster.kube
+    namespace = "gt-restricted"
+    kubeobj.ensure_namespaces(kube, namespace)
+    kube.kubectl_run(
+        "label", "ns", namespace, "--overwrite", "pod-security.kubernetes.io/enforce=restricted"
+    )
+    rendered = subprocess.run(
+        [str(helm), "template", "gt", str(kubeobj.CHART), "-n", namespace, *VALUES],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    objects = [d for d in yaml.safe_load_all(rendered) if d]
+    # PodSecurity enforces on Pods: dry-run the Deployments' pod templates as Pods too
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"dry-{d['metadata']['name']}", "namespace": namespace},
+            "spec": d["spec"]["template"]["spec"],
+        }
+        for d in objects
+        if d["kind"] == "Deployment"
+    ]
+    assert len(pods) == 2
+    # a Pod's dry run looks its ServiceAccount up: that one object is created for real
+    accounts = [o for o in objects if o["kind"] == "ServiceAccount"]
+    kubeobj.apply(kube, *accounts)
+    for obj in [*(o for o in objects if o not in accounts), *pods]:
+        out = kube.kubectl_run(
+            "create", "--dry-run=server", "-n", namespace, "-f", "-",
+            input=json.dumps(obj), check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {out.stderr}"
+        assert "violate" not in out.stderr, out.stderr
