@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,11 @@ def test_the_operator_converges_across_an_api_server_and_an_etcd_restart(
     assert {_sampler(r)["rate"] for r in running.values()} == {0.15}
 
 
+def _running_rate(admin: incluster.AdminApi, rate: float) -> dict[str, Any] | None:
+    running = admin.running()
+    return running if running is not None and _sampler(running).get("rate") == rate else None
+
+
 def _operator_metric(pod: dict[str, Any], name: str) -> float:
     url = f"http://{pod['status']['podIP']}:{incluster.container_port(pod, 'metrics')}/metrics"
     with urllib.request.urlopen(url, timeout=5.0) as resp:
@@ -332,3 +338,45 @@ def test_the_chart_passes_a_restricted_pod_security_dry_run(
         )  # fmt: skip
         assert out.returncode == 0, f"{obj['kind']} {obj['metadata']['name']}: {out.stderr}"
         assert "violate" not in out.stderr, out.stderr
+
+
+def test_namespaced_mode_with_roles_only(cluster: cluster_peers.Cluster, helm: Path) -> None:
+    """`operator.watchNamespaces`: Roles instead of ClusterRoles, and the policy of the
+    watched namespace lands on its gateways (the cluster-wide release is gone by now)."""
+    kube, team = cluster.kube, "gt-team"
+    release = Release(cluster, helm)
+    incluster.helm(
+        helm, kube, "install", "gtn", str(kubeobj.CHART), "-n", team, "--create-namespace",
+        "--wait", "--timeout=240s", *VALUES, "--set", f"operator.watchNamespaces={{{team}}}",
+    )  # fmt: skip
+    try:
+        manifest = incluster.helm(helm, kube, "get", "manifest", "gtn", "-n", team)
+        objects = [d for d in yaml.safe_load_all(manifest) if d]
+        assert {"Role", "RoleBinding"} <= {d["kind"] for d in objects}
+        # cluster-wide, only what kopf needs to discover: CRDs and namespaces
+        cluster_wide = {
+            res for d in objects if d["kind"] == "ClusterRole" for r in d["rules"]
+            for res in r["resources"]
+        }  # fmt: skip
+        assert cluster_wide <= {"customresourcedefinitions", "namespaces"}, cluster_wide
+        [operator] = incluster.ready_pods(kube, team, OPERATOR_PODS, 1)
+        assert f"--namespace={team}" in incluster.process_argv(operator)
+        account = f"system:serviceaccount:{team}:{operator['spec']['serviceAccountName']}"
+        for namespace, want in ((team, "yes"), (NS, "no")):
+            answer = kube.kubectl_run(
+                "auth", "can-i", "list", "tracingpolicies", "-n", namespace, "--as", account,
+                check=False,
+            ).stdout.strip()  # fmt: skip
+            assert answer == want, (namespace, answer)
+        release.token = incluster.secret_value(kube, "gatetrace-admin-token", team, "token")
+        spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.45}}}
+        kubeobj.apply(kube, kubeobj.policy("default", team, spec))
+        for pod in incluster.ready_pods(kube, team, GATEWAY_PODS, 2):
+            admin = incluster.AdminApi(pod, release.token)
+            running = kubeobj.eventually(
+                partial(_running_rate, admin, 0.45), 60, what=f"{admin.name} runs rate 0.45"
+            )
+            assert running["config"]["sampling"]["sampler"]["rate"] == 0.45
+    finally:
+        kube.kubectl_run("delete", "tp", "--all", "-n", team, "--timeout=30s", check=False)
+        incluster.helm(helm, kube, "uninstall", "gtn", "-n", team, "--wait", "--timeout=120s")
