@@ -31,6 +31,8 @@ GATEWAY_PODS = f"gatetrace.dev/gateway={GATEWAY}"
 OPERATOR_PODS = "app.kubernetes.io/name=gatetrace-operator"
 VALUES = [
     "--set", "gateway.enabled=true",
+    # not the default 9901: the operator must find it through the `gt-admin` port name
+    "--set", "gateway.adminPort=9911",
     "--set", "operator.driftIntervalSeconds=3",
     "--set", "operator.retryIntervalSeconds=2",
 ]  # fmt: skip
@@ -153,6 +155,8 @@ def test_a_policy_lands_on_every_gateway_replica_through_the_gt_admin_port(
 ) -> None:
     spec = {"sampling": {"sampler": {"type": "probabilistic", "rate": 0.25}}}
     kubeobj.apply(release.kube, kubeobj.policy("default", NS, spec))
+    # the pods may also read it from their ConfigMap volume: Applied 2/2 is the
+    # operator's own confirmation through each pod's admin port
     running = release.converged(2, rate=0.25)
     assert len(running) == 2
     assert all(_sampler(r)["rate"] == 0.25 for r in running.values()), running
