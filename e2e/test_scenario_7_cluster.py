@@ -384,3 +384,33 @@ def test_namespaced_mode_with_roles_only(cluster: cluster_peers.Cluster, helm: P
     finally:
         kube.kubectl_run("delete", "tp", "--all", "-n", team, "--timeout=30s", check=False)
         incluster.helm(helm, kube, "uninstall", "gtn", "-n", team, "--wait", "--timeout=120s")
+
+
+def test_a_pod_of_another_image_is_scheduled_but_stays_pending(
+    cluster: cluster_peers.Cluster,
+) -> None:
+    kube, namespace = cluster.kube, "gt-other"
+    kubeobj.ensure_namespaces(kube, namespace)
+    kubeobj.eventually(
+        lambda: kubeobj.get(kube, "serviceaccount", "default", namespace), 30, what="default SA"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nginx", "namespace": namespace},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+    }
+    kubeobj.apply(kube, pod)
+    bound = kubeobj.eventually(
+        lambda: (
+            (p := kubeobj.get(kube, "pod", "nginx", namespace)) and p["spec"].get("nodeName") and p
+        ),
+        30,
+        what="nginx scheduled",
+    )
+    assert bound["spec"]["nodeName"] in cluster.nodes
+    time.sleep(2)  # four passes of the runner
+    seen = kubeobj.get(kube, "pod", "nginx", namespace)
+    assert seen["status"]["phase"] == "Pending"
+    assert "podIP" not in seen["status"] and "containerStatuses" not in seen["status"]
+    kube.kubectl_run("delete", "pod", "nginx", "-n", namespace, "--grace-period=0", "--force")
