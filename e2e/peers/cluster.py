@@ -15,9 +15,9 @@ stopped renewing their Leases.
 
 import json
 import ssl
+import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import yaml
@@ -46,6 +46,17 @@ def _unverified() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def _check_mount_namespaces() -> None:
+    """The pod runner binds volumes in a private mount namespace: root (or
+    CAP_SYS_ADMIN) is needed; say so plainly instead of failing in every pod."""
+    argv = ["unshare", "--mount", "--propagation", "private", "true"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    if done.returncode != 0:
+        raise procs.PeerStartError(
+            f"the pod runner needs mount namespaces ({' '.join(argv)}: {done.stderr.strip()})"
+        )
 
 
 def node(name: str) -> dict[str, Any]:
@@ -153,6 +164,7 @@ class Cluster:
     def start(self) -> Self:
         """Builds (or reuses) the pod venv, starts everything, returns once the nodes
         are Ready."""
+        _check_mount_namespaces()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.venv = podvenv.pod_venv()
         self.kube.start()
@@ -175,14 +187,3 @@ class Cluster:
             if part is not None:
                 part.stop()
         self.kube.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

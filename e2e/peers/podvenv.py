@@ -91,11 +91,13 @@ def _install(wheel: Path, dest: Path) -> None:
     """Installs into `dest` itself (a venv's scripts name its path in their #! line);
     `.complete` is written last, so a broken attempt is redone."""
     shutil.rmtree(dest, ignore_errors=True)
+    started = time.monotonic()
     base = getattr(sys, "_base_executable", sys.executable)
     _run(base, "-m", "venv", str(dest))
     constraints = _constraints(dest / "constraints.txt")
     _run(str(dest / "bin" / "pip"), "install", "-q", "-c", str(constraints), str(wheel))
     (dest / "wheel").write_text(wheel.name + "\n")
+    (dest / "build-seconds").write_text(f"{time.monotonic() - started:.0f}\n")
     (dest / ".complete").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
 
