@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 import pytest
+from peers import cluster as cluster_peers
 from peers import servers
 
 _E2E_DIR = Path(__file__).resolve().parent
@@ -86,3 +87,11 @@ def otelcol(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.OtelCo
 def helm() -> Path:
     """Path of the helm v3 binary."""
     return _build_or_skip(servers.helm_binary)
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster_peers.Cluster]:
+    """A cluster without containers (its own etcd + kube-apiserver, controller manager,
+    scheduler, KWOK nodes, the pod runner): Deployments become running Pods."""
+    workdir = tmp_path_factory.mktemp("cluster")
+    yield from _serve(lambda: cluster_peers.Cluster(workdir))

@@ -26,7 +26,10 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 class ControlPlane:
     """etcd + kube-apiserver; `server` is the API URL, `kubeconfig` an admin kubeconfig."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, service_account_admission: bool = False) -> None:
+        """`service_account_admission` keeps the ServiceAccount admission plugin on (a
+        cluster with a controller manager: pods get their projected token volume)."""
+        self.service_account_admission = service_account_admission
         self.apiserver_binary = cache.artifact("kube", "KUBE_VERSION", "bin/kube-apiserver")
         self.kubectl = cache.artifact("kube", "KUBE_VERSION", "bin/kubectl")
         etcd_binary = cache.artifact("etcd", "ETCD_DEB_VERSION", "bin/etcd")
@@ -91,7 +94,11 @@ class ControlPlane:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             "--service-cluster-ip-range=10.0.0.0/24",
             "--authorization-mode=RBAC",
-            "--disable-admission-plugins=ServiceAccount",
+            *(
+                []
+                if self.service_account_admission
+                else ["--disable-admission-plugins=ServiceAccount"]
+            ),
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true",
             "--profiling=false",

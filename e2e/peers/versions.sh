@@ -15,3 +15,4 @@ GOSAMPLER_VERSION=jaegerremote-v0.38.0
 # @opentelemetry/sampler-jaeger-remote from npm (scenario 10's Node client), pinned with
 # its dependencies by peers/nodesampler/package-lock.json.
 NODESAMPLER_VERSION=0.222.0
+KWOK_VERSION=v0.8.0
