@@ -103,6 +103,29 @@ def callgrind_process(out: str, argv: Sequence[str]) -> "subprocess.Popen[str]":
     )
 
 
+def _collected(collector: str) -> int:
+    """Spans the benchmark's collector has received so far."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{collector}/stats", timeout=10) as resp:  # noqa: S310
+        return int(json.loads(resp.read())["spans"])
+
+
+def _wait_delivered(collector: str, expected: int, mode: str, timeout: float = 900.0) -> None:
+    """Until the collector holds ``expected`` spans; the run fails if it never does (or
+    gets more: then it measured other work too)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while (got := _collected(collector)) < expected:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{mode}: {got} of {expected} traced spans reached the collector")
+        time.sleep(0.5)
+    if got != expected:
+        raise SystemExit(f"{mode}: the collector got {got} spans, {expected} were traced")
+
+
 def measure_mode(
     mode: str, upstream: str, collector: str, requests: int, warmup: int, keep: str | None = None
 ) -> float:
@@ -123,9 +146,15 @@ def measure_mode(
             if match is None:
                 raise RuntimeError(f"gateway {mode!r} did not start: {line!r}")
             url = f"http://127.0.0.1:{match.group(1)}{bench_gateway.PATH}"
+            delivered = mode.startswith("100%") and "no reporter" not in mode and "down" not in mode
+            before = _collected(collector) if delivered else 0
             _send(url, warmup)
             _callgrind_control("-i", "on", gateway.pid)
             _send(url, requests)
+            if delivered:
+                # every request is traced (server + client span): count until the
+                # collector holds all of them, so their encoding and sending is counted
+                _wait_delivered(collector, before + 2 * (warmup + requests), mode)
             _callgrind_control("-i", "off", gateway.pid)
             _callgrind_control("-d", gateway.pid)
         finally:
