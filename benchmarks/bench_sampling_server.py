@@ -210,6 +210,22 @@ async def _ready(url: str, expected: dict[str, Any]) -> None:
     raise RuntimeError(f"{url} never served the expected strategy")
 
 
+async def _checked_get(
+    http: aiohttp.ClientSession,
+    base: str,
+    entry: dict[str, Any],
+    expected: dict[str, dict[str, Any]],
+) -> float:
+    """One strategy request; its latency in seconds, or RuntimeError for a wrong answer."""
+    started = time.perf_counter()
+    async with http.get(f"{base}/sampling?service={entry['name']}") as resp:
+        body = await resp.read()
+    latency = time.perf_counter() - started
+    if resp.status != 200 or json.loads(body) != expected[entry["name"]]:
+        raise RuntimeError(f"{base}: wrong answer for {entry['name']}: {body[:200]!r}")
+    return latency
+
+
 async def _load(base: str, entries: list[dict[str, Any]]) -> tuple[int, list[float]]:
     """Requests for ``SECONDS``; every answer checked against its expected JSON."""
     expected = {e["name"]: _expected(e) for e in entries}
@@ -222,12 +238,7 @@ async def _load(base: str, entries: list[dict[str, Any]]) -> tuple[int, list[flo
             rng = random.Random(seed)
             while time.monotonic() < stop:
                 entry = entries[rng.randrange(len(entries))]
-                started = time.perf_counter()
-                async with http.get(f"{base}/sampling?service={entry['name']}") as resp:
-                    body = await resp.read()
-                latencies.append(time.perf_counter() - started)
-                if resp.status != 200 or json.loads(body) != expected[entry["name"]]:
-                    raise RuntimeError(f"{base}: wrong answer for {entry['name']}: {body[:200]!r}")
+                latencies.append(await _checked_get(http, base, entry, expected))
 
         await asyncio.gather(*(worker(i) for i in range(CONNECTIONS)))
     return len(latencies), latencies
@@ -244,12 +255,7 @@ async def _paced(base: str, entries: list[dict[str, Any]]) -> list[float]:
         for i in range(int(SECONDS * PACED_RATE)):
             await asyncio.sleep(max(0.0, start + i * interval - time.monotonic()))
             entry = entries[rng.randrange(len(entries))]
-            started = time.perf_counter()
-            async with http.get(f"{base}/sampling?service={entry['name']}") as resp:
-                body = await resp.read()
-            latencies.append(time.perf_counter() - started)
-            if resp.status != 200 or json.loads(body) != expected[entry["name"]]:
-                raise RuntimeError(f"{base}: wrong answer for {entry['name']}: {body[:200]!r}")
+            latencies.append(await _checked_get(http, base, entry, expected))
     return latencies
 
 

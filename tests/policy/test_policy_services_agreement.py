@@ -6,12 +6,12 @@ way round: a service entry the CRD lets through must not be refused by the opera
 
 from typing import Any
 
-import pydantic
 from crd_checker import crd_problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_policy_crd_agreement import _document, _model_accepts
 
-from gatetrace.policy import crd, model
+from gatetrace.policy import crd
 
 CRD = crd.build_crd()
 
@@ -42,23 +42,6 @@ SERVICE_FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "defaultLowerBoundTracesPerSecond": st.sampled_from([0.0, 3.0, -1.0, 2_000_000.0]),
 }
 NAMES = st.sampled_from(["cart", "", "x" * 256, "x" * 257])
-
-
-def _document(spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": model.API_VERSION,
-        "kind": model.KIND,
-        "metadata": {"name": "p", "namespace": "shop"},
-        "spec": spec,
-    }
-
-
-def _model_accepts(document: dict[str, Any]) -> bool:
-    try:
-        model.TracingPolicy.model_validate(document, by_alias=True, by_name=False)
-    except pydantic.ValidationError:
-        return False
-    return True
 
 
 @settings(max_examples=200, deadline=None)
