@@ -80,7 +80,7 @@ class ServiceSampling(wire.WireModel):
         json_schema_extra=wire.cel(
             (
                 "!has(self.operations) || size(self.operations) == 0 "
-                "|| self.sampler.type == 'probabilistic'",
+                "|| (has(self.sampler) && self.sampler.type == 'probabilistic')",
                 "operations need a probabilistic sampler",
             )
         )
