@@ -52,6 +52,11 @@ def test_demo_report_and_live_policy_change() -> None:
     assert re.search(r"probabilistic\s+rate\s+sample\s+\d+", out)
     exported = re.search(r"memory#0\s+exported (\d+)", out)
     assert exported and int(exported.group(1)) > 0
+    # the services' spans reach the gateway over OTLP/HTTP, none refused
+    received = re.search(
+        r"received over OTLP/HTTP \(POST /v1/traces\): (\d+) stored, 0 refused", out
+    )
+    assert received and int(received.group(1)) > 0, out[-2000:]
     assert "revision 2 Applied" in out
     share = re.search(r"sampled share of new root spans: (\d+)% -> (\d+)%", out)
     assert share and int(share.group(2)) > int(share.group(1))

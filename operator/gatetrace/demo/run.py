@@ -16,7 +16,6 @@ import tempfile
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -24,12 +23,11 @@ import aiohttp
 import yaml
 from aiohttp import web
 
-from gatetrace import embed, runtime
+from gatetrace import embed
 from gatetrace.demo import report, services
 from gatetrace.gateway import config as gw_config
 from gatetrace.gateway import server as gw_server
 from gatetrace.operator import core, delivery, planner, standalone
-from gatetrace.runtime.reporting import memory
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -63,15 +61,26 @@ class DemoOptions:
     """Seed of the traffic mix and of the failures, for repeatable runs."""
 
 
-class _LateSink:
-    """The demo services' spans go to the gateway's store once it exists."""
-
-    def __init__(self) -> None:
-        self.target: memory.SpanSink | None = None
-
-    def add(self, spans: Sequence[runtime.Span]) -> None:
-        if self.target is not None:
-            self.target.add(spans)
+def _services_policy(folder: pathlib.Path, admin_url: str, token: str) -> None:
+    """The demo services (kit-managed pods) send their spans to the gateway's OTLP
+    receiver, as services behind a gateway would: no in-process shortcut."""
+    doc = {
+        "apiVersion": "gatetrace.dev/v1alpha1",
+        "kind": "TracingPolicy",
+        "metadata": {"name": "services", "namespace": "default"},
+        "spec": {
+            "selector": {"matchLabels": dict(SERVICE_LABELS)},
+            "reporters": [
+                {
+                    "type": "otlpHttp",
+                    "endpoint": f"{admin_url}/v1/traces",
+                    "headers": {"Authorization": f"Bearer {token}"},
+                }
+            ],
+            "batching": {"flushIntervalMs": 100},
+        },
+    }
+    (folder / "20-services.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _copy_policies(options: DemoOptions, workdir: pathlib.Path) -> pathlib.Path:
@@ -118,7 +127,6 @@ class Demo:
         self.token = secrets.token_urlsafe(24)
         self.workdir = pathlib.Path(tempfile.mkdtemp(prefix="gatetrace-demo-"))
         self.rng = random.Random(options.seed)
-        self.sink = _LateSink()
         self.runners: list[web.AppRunner] = []
         self.kits: list[tuple[embed.Kit, embed.AdminServer]] = []
         self.gateway: gw_server.Gateway | None = None
@@ -141,7 +149,7 @@ class Demo:
             error_rate=self.options.error_rate, seed=self.options.seed, urls=urls
         )
         for name in services.SERVICES:
-            kit = embed.Kit(name, token=self.token, sink=self.sink)
+            kit = embed.Kit(name, token=self.token, sink=None)
             admin = embed.AdminServer(kit, "127.0.0.1", 0)
             await admin.start()
             self.kits.append((kit, admin))
@@ -194,8 +202,9 @@ class Demo:
         )
         self.gateway = gw_server.Gateway(gateway_settings, token=self.token, drain_seconds=0.2)
         await self.gateway.start()
-        self.sink.target = self.gateway.store
-        self.folder = standalone.PolicyFolder(_copy_policies(self.options, self.workdir))
+        policies = _copy_policies(self.options, self.workdir)
+        _services_policy(policies, self.gateway.admin_url, self.token)
+        self.folder = standalone.PolicyFolder(policies)
         self.client = delivery.AdminClient(lambda: self.token)
         self.reconciler = core.Reconciler(
             self.sink_files,
@@ -291,7 +300,7 @@ class Demo:
             self.out.write("\n")
         else:
             self.say(f"  {label}: {count} requests sent")
-        await asyncio.sleep(0.5)  # let the 100 ms memory reporters flush
+        await asyncio.sleep(1.0)  # let the 100-200 ms reporters flush (services: over OTLP)
         return statuses
 
     # -- reading back ----------------------------------------------------------
@@ -396,7 +405,20 @@ class Demo:
             self.say(f"  {who:<24} exported {n}")
         for who, n in sorted(dropped.items()):
             self.say(f"  {who:<24} dropped  {n}")
+        received = Counter(
+            {
+                s.labels.get("result", "?"): int(s.value)
+                for s in samples
+                if s.name == "gatetrace_otlp_spans_total"
+            }
+        )
+        self.say(
+            f"  services' spans received over OTLP/HTTP (POST /v1/traces): "
+            f"{received['stored']} stored, "
+            f"{sum(received.values()) - received['stored']} refused"
+        )
         summary["exported"] = dict(exported)
+        summary["otlp_received"] = dict(received)
         return summary
 
 
