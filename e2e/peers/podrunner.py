@@ -31,6 +31,7 @@ import contextlib
 import datetime
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -269,7 +270,7 @@ class PodRun:
             api_host=self.runner.api_host, api_port=self.runner.api_port, allocatable=ALLOCATABLE,
         )  # fmt: skip
         env["PATH"] = f"{self.runner.venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"
-        env["PYTHONPATH"] = str(SHIM)
+        env["PYTHONPATH"] = str(self.runner.shim)
         env["GATETRACE_POD_IP"] = self.ip
         argv = podspec.argv(spec, self.runner.venv / "bin")
         script = podvolumes.mount_script(self._mounts(spec), self.dir / "overlays", argv)
@@ -368,6 +369,11 @@ class Runner:
         self.nodes: list[str] = args.node
         self.repository: str = args.image_repo
         self.venv = Path(args.venv)
+        self.shim = self.venv / "podshim"
+        """The shim's copy beside the pod venv: a checkout under /tmp (CI clones there) is
+        hidden inside a pod whose chart mounts an emptyDir at /tmp."""
+        self.shim.mkdir(exist_ok=True)
+        shutil.copy2(SHIM / "sitecustomize.py", self.shim / "sitecustomize.py")
         self.workdir = Path(args.workdir)
         self.runs: dict[str, PodRun] = {}
         self.addresses = [f"127.0.0.{n}" for n in range(args.first_ip, args.first_ip + 100)]
