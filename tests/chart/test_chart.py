@@ -248,6 +248,56 @@ def test_the_rendered_gateway_config_is_one_the_gateway_accepts() -> None:
         assert parsed.query_api.listen == ("0.0.0.0:16686" if sets == ALL_PORTS else None)
 
 
+def _kubelet_env(container: dict[str, Any], pod: dict[str, str]) -> dict[str, str]:
+    """The container's environment as the kubelet builds it: Downward API fields from
+    ``pod`` and ``$(VAR)`` references to earlier variables expanded."""
+    env: dict[str, str] = {}
+    for item in container["env"]:
+        if "valueFrom" in item:
+            env[item["name"]] = pod[item["valueFrom"]["fieldRef"]["fieldPath"]]
+        else:
+            value = item["value"]
+            for name, known in env.items():
+                value = value.replace(f"$({name})", known)
+            env[item["name"]] = value
+    return env
+
+
+def test_gateway_pods_carry_the_kubernetes_resource_attributes() -> None:
+    from gatetrace.gateway import config as gateway_config
+    from gatetrace.gateway import server
+
+    docs = render(
+        "gateway.enabled=true",
+        "gateway.resourceAttributes.deployment\\.environment\\.name=prod eu\\,1",
+        "gateway.resourceAttributes.team=edge",
+    )
+    (container,) = _gateway_pod(docs)["spec"]["containers"]
+    fields = {
+        "metadata.name": "gt-gatetrace-api-gateway-5d8c-x2v9q",
+        "metadata.uid": "3b1e5c1a-0000-4000-8000-0000000000aa",
+        "metadata.namespace": "gatetrace-system",
+        "spec.nodeName": "node-7",
+    }
+    env = _kubelet_env(container, fields)
+    assert "$(" not in env["OTEL_RESOURCE_ATTRIBUTES"]
+    text = _by_kind(docs, "ConfigMap")[0]["data"]["gateway.yaml"]
+    settings = gateway_config.parse_config(yaml.safe_load(text), "chart")
+    resource = server.gateway_resource(settings, env)
+    assert resource.problems == ()
+    attrs = dict(resource.attributes)
+    deployment = next(d for d in _by_kind(docs, "Deployment") if "gateway" in d["metadata"]["name"])
+    assert attrs["k8s.pod.name"] == fields["metadata.name"]
+    assert attrs["k8s.pod.uid"] == fields["metadata.uid"]
+    assert attrs["k8s.namespace.name"] == "gatetrace-system"
+    assert attrs["k8s.node.name"] == "node-7"
+    assert attrs["k8s.deployment.name"] == deployment["metadata"]["name"]
+    assert attrs["k8s.container.name"] == container["name"] == "gateway"
+    assert attrs["deployment.environment.name"] == "prod eu,1"  # percent-encoded and back
+    assert attrs["team"] == "edge"
+    assert resource.service_name == settings.service == "api-gateway"
+
+
 def test_admin_token_secret_is_generated_once_and_kept() -> None:
     docs = render()
     (secret,) = _by_kind(docs, "Secret")
@@ -314,6 +364,8 @@ def test_chart_crd_is_the_generated_one() -> None:
         ),
         (("gateway.metrics.allowFrom[0].podSelector.foo=x",), "/gateway/metrics/allowFrom/0"),
         (("gateway.queryApi.token=x",), "token"),
+        (("gateway.resourceAttributes.a b=x",), "/gateway/resourceAttributes"),
+        (("gateway.resourceAttributes.k8s\\.pod\\.name=x",), "/gateway/resourceAttributes"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], needle: str) -> None:

@@ -57,13 +57,14 @@ async def test_span_tree_across_gateway_upstream_and_nested_upstream(stack: Stac
 
 async def test_server_and_client_span_attributes_follow_http_semconv(stack: Stack) -> None:
     await stack.get(
-        "/api/users/7?token=secret",
+        "/api/users/7?token=secret&page=2",
         headers={"User-Agent": "tests/1.0", "X-Request-Id": "req-1"},
     )
     server = stack.gateway.one(SERVER)
     port = stack.client.port
     assert server.tags["http.request.method"] == "GET"
     assert server.tags["url.path"] == "/api/users/7"
+    assert server.tags["url.query"] == "token=<redacted>&page=2"
     assert server.tags["url.scheme"] == "http"
     assert server.tags["http.route"] == "/api/users"
     assert server.tags["http.response.status_code"] == 200
@@ -80,7 +81,7 @@ async def test_server_and_client_span_attributes_follow_http_semconv(stack: Stac
     assert not server.is_error
     client = stack.gateway.one(CLIENT)
     assert client.tags["http.request.method"] == "GET"
-    assert client.tags["url.full"] == stack.upstream_url + "/api/users/7"
+    assert client.tags["url.full"] == stack.upstream_url + "/api/users/7?token=<redacted>&page=2"
     assert client.tags["server.address"] == "127.0.0.1"
     assert client.tags["http.response.status_code"] == 200
     assert client.tags["gatetrace.route"] == "users"
@@ -165,7 +166,9 @@ async def test_upstream_connect_failure_is_recorded(stack: Stack) -> None:
         assert s.tags["error.type"] == "ClientConnectorError"
     assert server.tags["http.response.status_code"] == 502
     assert "http.response.status_code" not in client.tags
-    assert any(log.fields.get("event") == "error" for log in client.logs)
+    (event,) = (log.fields for log in client.logs if log.fields.get("event") == "exception")
+    assert event["exception.type"] == "aiohttp.client_exceptions.ClientConnectorError"
+    assert event["exception.message"]
 
 
 async def test_upstream_timeout_is_recorded(stack: Stack) -> None:

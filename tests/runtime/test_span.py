@@ -50,7 +50,7 @@ def test_tags_of_every_type_are_kept_and_overwritten() -> None:
     s = t.start_span("op", parent=None)
     s.set_tags({"s": "x", "b": True, "i": 3, "f": 1.5})
     s.set_tag("i", 4)
-    assert {k: v for k, v in s.tags.items() if not k.startswith("sampler.")} == {
+    assert {k: v for k, v in s.tags.items() if not k.startswith("gatetrace.sampler.")} == {
         "s": "x",
         "b": True,
         "i": 4,
@@ -63,7 +63,7 @@ def test_tag_count_limit_drops_new_keys_and_counts_them() -> None:
     s = t.start_span("op", parent=None)  # sampler.type and sampler.param take two slots
     for index in range(5):
         s.set_tag(f"k{index}", index)
-    assert set(s.tags) == {"sampler.type", "sampler.param", "k0", "k1"}
+    assert set(s.tags) == {"gatetrace.sampler.type", "gatetrace.sampler.param", "k0", "k1"}
     s.set_tag("k0", "replacing an existing key is always allowed")
     assert s.tags["k0"] == "replacing an existing key is always allowed"
     assert t.metrics.limits.value(("tags",)) == 3
@@ -92,7 +92,13 @@ def test_adopted_tags_follow_the_same_limits_as_set_tag() -> None:
     }
     assert t.metrics.limits.value(("value",)) == 1
     s.adopt_tags({"k1": 1, "k2": 2, "long": "x"})  # one more key fits, replacing is free
-    assert set(s.tags) == {"sampler.type", "sampler.param", "long", "short", "n"}
+    assert set(s.tags) == {
+        "gatetrace.sampler.type",
+        "gatetrace.sampler.param",
+        "long",
+        "short",
+        "n",
+    }
     assert s.tags["long"] == "x"
     assert t.metrics.limits.value(("tags",)) == 2
 
@@ -139,13 +145,27 @@ def test_status_error_and_exceptions() -> None:
     s.record_exception(ValueError("bad input"))
     assert s.is_error
     assert s.status == span.Status(span.StatusCode.ERROR, "ValueError: bad input")
-    assert s.tags["error"] is True
+    assert "error" not in s.tags  # a status, not a tag: each reporter writes it its way
     assert s.tags["error.type"] == "ValueError"
     assert s.logs[-1].fields == {
-        "event": "error",
-        "error.kind": "ValueError",
-        "message": "bad input",
+        "event": "exception",
+        "exception.type": "ValueError",
+        "exception.message": "bad input",
     }
+
+
+class _DeclinedError(Exception):
+    pass
+
+
+def test_an_exception_event_names_a_non_builtin_class_with_its_module() -> None:
+    t, _ = _tracer()
+    s = t.start_span("op", parent=None)
+    s.record_exception(_DeclinedError("card"))
+    expected = f"{__name__}._DeclinedError"
+    assert s.tags["error.type"] == expected
+    assert s.logs[-1].fields["exception.type"] == expected
+    assert s.status.description == "_DeclinedError: card"
 
 
 def test_not_recording_span_ignores_writes_but_keeps_its_context() -> None:

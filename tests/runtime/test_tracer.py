@@ -61,7 +61,11 @@ def test_default_sampler_samples_and_the_root_records_it() -> None:
     assert root.parent_id is None
     assert root.is_local_root
     assert root.context.random  # our own trace ids are fully random
-    assert root.tags == {"sampler.type": "const", "sampler.param": True, "http.method": "GET"}
+    assert root.tags == {
+        "gatetrace.sampler.type": "const",
+        "gatetrace.sampler.param": True,
+        "http.method": "GET",
+    }
     assert t.metrics.decisions.value(("const", "always", "sample")) == 1
 
 
@@ -75,7 +79,7 @@ def test_children_share_the_trace_and_the_decision_without_asking_again() -> Non
     assert child.span_id != root.span_id
     assert (child.sampled, child.recording) == (True, True)
     assert not child.is_local_root
-    assert "sampler.type" not in child.tags
+    assert "gatetrace.sampler.type" not in child.tags
 
 
 def test_remote_parent_continues_its_trace_with_its_state() -> None:
@@ -95,7 +99,7 @@ def test_remote_parent_continues_its_trace_with_its_state() -> None:
     assert s.context.random
     assert not s.context.remote
     assert s.tags["jaeger-debug-id"] == "corr-1"
-    assert s.tags["sampler.param"] == 0.5
+    assert s.tags["gatetrace.sampler.param"] == 0.5
 
 
 def test_an_invalid_remote_parent_starts_a_new_trace() -> None:
@@ -114,7 +118,7 @@ def test_the_sampler_decides_and_a_per_call_sampler_overrides_it() -> None:
     assert dropped.context.sampled is False
     kept = t.start_span("a", parent=None, sampler=probabilistic.ProbabilisticSampler(1.0))
     assert kept.sampled
-    assert kept.tags["sampler.type"] == "probabilistic"
+    assert kept.tags["gatetrace.sampler.type"] == "probabilistic"
     assert t.metrics.started.value(("false",)) == 1
     assert t.metrics.started.value(("true",)) == 1
 
@@ -240,7 +244,7 @@ def test_start_root_context_builds_a_span_only_for_what_records(decision: base.D
     assert isinstance(root, span.Span)
     assert root.recording and root.parent_id == 0xDEF and root.kind is span.SpanKind.SERVER
     assert root.sampled is (decision is base.Decision.SAMPLE)
-    assert root.tags["sampler.type"] == "recording"
+    assert root.tags["gatetrace.sampler.type"] == "recording"
     assert started.value(("true",)) == 1
     root.finish()
     assert collected.spans == ([root] if decision is base.Decision.SAMPLE else [])

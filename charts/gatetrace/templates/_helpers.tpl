@@ -49,3 +49,17 @@ gatetrace.dev/gateway: {{ .Values.gateway.name }}
 {{- define "gatetrace.peering" -}}
 {{- if gt (int .Values.operator.replicas) 1 -}}{{ include "gatetrace.fullname" . }}{{- end -}}
 {{- end -}}
+
+{{/*
+OTEL_RESOURCE_ATTRIBUTES of a gateway container: the k8s.* attributes from the Downward API
+variables set beside it ($(VAR) is expanded by the kubelet), the Deployment and container
+names, then gateway.resourceAttributes percent-encoded (the variable's own escaping: a value
+may hold ',', '=' or spaces).
+*/}}
+{{- define "gatetrace.gatewayResourceAttributes" -}}
+{{- $gw := .Values.gateway -}}
+k8s.pod.name=$(GATETRACE_POD_NAME),k8s.pod.uid=$(GATETRACE_POD_UID),k8s.namespace.name=$(GATETRACE_POD_NAMESPACE),k8s.node.name=$(GATETRACE_NODE_NAME),k8s.deployment.name={{ include "gatetrace.fullname" . }}-{{ $gw.name }},k8s.container.name=gateway
+{{- range $key, $value := $gw.resourceAttributes -}}
+,{{ $key }}={{ toString $value | urlquery | replace "+" "%20" }}
+{{- end -}}
+{{- end -}}

@@ -124,7 +124,13 @@ def make_service_app(service: str, settings: DemoSettings, kit: embed.Kit) -> we
             if rng.random() < settings.error_rate:
                 span = runtime.current_span()
                 if span is not None:
-                    span.log({"event": "error", "message": "card processor unavailable"})
+                    span.log(
+                        {
+                            "event": "exception",
+                            "exception.type": "PaymentDeclined",
+                            "exception.message": "card processor unavailable",
+                        }
+                    )
                 return web.json_response({"error": "card processor unavailable"}, status=503)
             return web.json_response({"payment": "p-1", "status": "captured"})
 

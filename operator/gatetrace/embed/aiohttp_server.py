@@ -50,6 +50,7 @@ def middleware(kit: _kit.Kit) -> typedefs.Middleware:
             peer=request.remote,
             user_agent=request.headers.get("User-Agent"),
             protocol_version=_version(request),
+            query=request.rel_url.raw_query_string,
         )
         if trace is None:
             return await handler(request)

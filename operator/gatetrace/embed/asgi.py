@@ -8,7 +8,7 @@ breadcrumb header added to ``http.response.start`` of a pending trace buffered h
 Lifespan and websocket scopes pass through untouched.
 """
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from gatetrace.embed import breadcrumbs as _breadcrumbs
@@ -42,6 +42,12 @@ class AsgiHeaders:
 _GETTER = AsgiHeaders()
 
 
+def _query(scope: Mapping[str, Any]) -> str:
+    """The ASGI ``query_string`` (bytes, percent-encoded) as text."""
+    raw = scope.get("query_string") or b""
+    return raw.decode("latin-1") if isinstance(raw, bytes | bytearray) else str(raw)
+
+
 def _first(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
     for key, value in headers:
         if key == name:
@@ -73,6 +79,7 @@ class AsgiMiddleware:
             user_agent=_first(headers, b"user-agent"),
             protocol_version=scope.get("http_version"),
             getter=_GETTER,
+            query=_query(scope),
         )
         if trace is None:
             await self.app(scope, receive, send)

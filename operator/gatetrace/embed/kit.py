@@ -22,10 +22,13 @@ Nothing here awaits a reporter or raises into the request: a tracing failure is 
 """
 
 import contextvars
+import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
+import gatetrace
 from gatetrace.embed import breadcrumbs as _breadcrumbs
 from gatetrace.embed import buffer as _buffer
 from gatetrace.embed import exporters as _exporters
@@ -36,6 +39,7 @@ from gatetrace.policy import build as _build
 from gatetrace.runtime import context as _context
 from gatetrace.runtime import ids
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import process_resource as _process_resource
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime.propagation import base as _propagation
@@ -44,6 +48,7 @@ from gatetrace.runtime.sampling import base as _sampling
 
 __all__ = ["ClientCall", "Kit", "ServerTrace"]
 
+_log = logging.getLogger(__name__)
 _SERVER_KIND: Final = _span.SpanKind.SERVER
 _CLIENT_KIND: Final = _span.SpanKind.CLIENT
 _SETTER: Final = _propagation.DictSetter()
@@ -129,7 +134,10 @@ class Kit:
     Secret: the admin port and keep requests use it); ``address`` is this service's retro
     address as other pods reach it (``http://POD_IP:ADMIN_PORT``; set by
     :func:`gatetrace.embed.admin_server.start_admin` when left empty); ``sink`` is where a
-    ``memory`` reporter writes (None: a config naming one is refused).
+    ``memory`` reporter writes (None: a config naming one is refused). ``version`` is
+    ``service.version``; ``environ`` (default ``os.environ``: the kit is its service's edge)
+    gives the OpenTelemetry resource variables (``OTEL_RESOURCE_ATTRIBUTES``: the chart's
+    Downward API attributes), see :mod:`gatetrace.runtime.process_resource`.
     """
 
     def __init__(
@@ -141,8 +149,21 @@ class Kit:
         sink: _memory.SpanSink | None = None,
         registry: _metrics.Registry | None = None,
         clock: Callable[[], float] = time.monotonic,
+        version: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.service = service
+        self.resource = _process_resource.detect(
+            os.environ if environ is None else environ,
+            default_service=service,
+            explicit_service=True,
+            component="service",
+            service_version=version,
+            sdk_version=gatetrace.__version__,
+        )
+        """This process's resource attributes (on every span it exports)."""
+        for problem in self.resource.problems:
+            _log.warning("%s", problem)
         self.token = token
         self.address = address
         self.registry = registry if registry is not None else _metrics.Registry()
@@ -158,6 +179,7 @@ class Kit:
             registry=self.registry,
             exporters=_exporters.factory(sink, what="service"),
             on_applied=self._on_applied,
+            process=self.resource.attributes,
         )
         self._errors = self.registry.counter(
             "gatetrace_embed_tracing_errors",
@@ -246,16 +268,19 @@ class Kit:
         user_agent: str | None = None,
         protocol_version: str | None = None,
         getter: _propagation.Getter | None = None,
+        query: str = "",
     ) -> ServerTrace | None:
         """Start the SERVER span of a request and make it current (None: no config yet,
         or tracing failed; the request goes on untraced). ``headers``: the request headers,
-        read through ``getter`` (default: a case-insensitive multidict)."""
+        read through ``getter`` (default: a case-insensitive multidict); ``query``: the raw
+        query string without ``?`` (``url.query``, secret-looking values redacted)."""
         active = self.holder.current
         if active is None:
             return None
         # tuple.__new__: a NamedTuple's own constructor runs Python code (hot path)
         request = _new_tuple(
-            _ServerRequest, (method, path, scheme, route, host, peer, user_agent, protocol_version)
+            _ServerRequest,
+            (method, path, scheme, route, host, peer, user_agent, protocol_version, query),
         )
         try:
             trace = self._start_server(active, headers, getter or self._getter, request)

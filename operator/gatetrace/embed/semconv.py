@@ -3,8 +3,10 @@
 Stable attribute names as the gateway writes them: ``http.request.method`` (``_OTHER`` plus
 ``http.request.method_original`` for an unknown method), ``url.path``, ``url.scheme``,
 ``http.route``, ``server.address``/``server.port``, ``network.peer.address``,
-``user_agent.original``, ``http.response.status_code``, ``url.full`` (client, without
-query), ``error.type``. Server spans are errors on 5xx only; client spans on 4xx and 5xx.
+``user_agent.original``, ``http.response.status_code``, ``url.query`` (server) and
+``url.full`` (client, without userinfo) with secret-looking parameter values redacted
+(:mod:`gatetrace.runtime.url_redaction`), ``error.type``. Server spans are errors on
+5xx only; client spans on 4xx and 5xx.
 Headers are never recorded.
 """
 
@@ -13,6 +15,7 @@ import urllib.parse
 from typing import Final, NamedTuple
 
 from gatetrace.runtime import span as _span
+from gatetrace.runtime import url_redaction as _url_redaction
 
 __all__ = [
     "KNOWN_METHODS",
@@ -65,6 +68,8 @@ class ServerRequest(NamedTuple):
     peer: str | None = None
     user_agent: str | None = None
     protocol_version: str | None = None
+    query: str = ""
+    """The raw query string, without ``?``."""
 
     def write(self, tags: dict[str, _span.TagValue], limit: int) -> None:
         """The attributes into ``tags`` (string values cut to ``limit`` characters)."""
@@ -73,6 +78,8 @@ class ServerRequest(NamedTuple):
         if known == "_OTHER":
             tags["http.request.method_original"] = _cut(self.method, limit)
         tags["url.path"] = _cut(self.path, limit)
+        if self.query:
+            tags["url.query"] = _cut(_url_redaction.redact_query(self.query), limit)
         tags["url.scheme"] = self.scheme
         if self.route:
             tags["http.route"] = _cut(self.route, limit)
@@ -94,7 +101,7 @@ class ServerRequest(NamedTuple):
     def retained_bytes(self) -> int:
         """What keeping this record alive costs (its strings as CPython holds them)."""
         size = _RECORD_BYTES + sys.getsizeof(self.method) + sys.getsizeof(self.path)
-        for value in (self.route, self.host, self.peer, self.user_agent):
+        for value in (self.route, self.host, self.peer, self.user_agent, self.query):
             if value:
                 size += sys.getsizeof(value)
         return size  # scheme and protocol version: short strings shared by every request
@@ -115,15 +122,16 @@ class ClientRequest(NamedTuple):
     url: str
 
     def write(self, tags: dict[str, _span.TagValue], limit: int) -> None:
-        """``http.request.method``, ``url.full`` without query or userinfo (they may carry
-        secrets), ``server.address``/``server.port``."""
+        """``http.request.method``, ``url.full`` without userinfo and with secret-looking
+        query values redacted, ``server.address``/``server.port``."""
         known = _method(self.method)
         tags["http.request.method"] = known
         if known == "_OTHER":
             tags["http.request.method_original"] = _cut(self.method, limit)
         parts = urllib.parse.urlsplit(self.url)
         netloc = parts.netloc.rpartition("@")[2]
-        full = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        query = _url_redaction.redact_query(parts.query)
+        full = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
         tags["url.full"] = _cut(full, limit)
         if parts.hostname:
             tags["server.address"] = _cut(parts.hostname, limit)

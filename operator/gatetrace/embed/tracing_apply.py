@@ -29,6 +29,7 @@ from gatetrace.policy import build as _build
 from gatetrace.policy import errors as _errors
 from gatetrace.policy import model as _model
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import span as _span
 
 __all__ = ["Applied", "Applier", "ApplyError", "InvalidConfigError", "StaleRevisionError"]
 
@@ -122,9 +123,12 @@ class Applier:
         drain_seconds: float = 2.0,
         close_timeout: float = 5.0,
         on_applied: Callable[[_build.RuntimeParts, _model.TracingConfig], None] | None = None,
+        process: Sequence[tuple[str, _span.TagValue]] | None = None,
     ) -> None:
         self.holder = holder
         self.service = service
+        self.process = process
+        """The process's resource attributes, on every span (see ``build_runtime``)."""
         self.registry = registry
         self.exporters = exporters
         self.drain_seconds = drain_seconds
@@ -188,7 +192,11 @@ class Applier:
                 )
             try:
                 parts = _build.build_runtime(
-                    config, service=self.service, registry=self.registry, exporters=self.exporters
+                    config,
+                    service=self.service,
+                    registry=self.registry,
+                    exporters=self.exporters,
+                    process=self.process,
                 )
             except _errors.ValidationFailed as e:
                 raise InvalidConfigError([_prefixed(err) for err in e.errors]) from e

@@ -15,7 +15,8 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     """Add the gateway's arguments to ``parser``; return the runner."""
     parser.description = (
         "Run the traced reverse proxy and its admin/query API. The admin token comes from "
-        f"admin.tokenFile or ${server.TOKEN_ENV}."
+        f"admin.tokenFile or ${server.TOKEN_ENV}. Resource attributes: OTEL_RESOURCE_ATTRIBUTES, "
+        "OTEL_SERVICE_NAME (OpenTelemetry SDK conventions)."
     )
     parser.add_argument("--config", required=True, metavar="FILE", help="gateway config (YAML)")
     parser.add_argument(
@@ -27,6 +28,6 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
             level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         token = os.environ.get(server.TOKEN_ENV)
-        return asyncio.run(server.run_gateway(args.config, admin_token=token))
+        return asyncio.run(server.run_gateway(args.config, admin_token=token, environ=os.environ))
 
     return run

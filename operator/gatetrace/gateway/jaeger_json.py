@@ -13,6 +13,7 @@ from typing import Any
 
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
+from gatetrace.runtime.reporting import jaeger_thrift as _jaeger_thrift
 
 __all__ = [
     "encode_traces",
@@ -88,16 +89,8 @@ def _references(span: _span.Span) -> list[dict[str, str]]:
 
 
 def _tags(span: _span.Span) -> list[dict[str, Any]]:
-    tags = [tag(k, v) for k, v in span.tags.items()]
-    if "span.kind" not in span.tags and span.kind is not _span.SpanKind.INTERNAL:
-        tags.append(tag("span.kind", span.kind.value))
-    if span.status.code is _span.StatusCode.ERROR:
-        if "error" not in span.tags:
-            tags.append(tag("error", True))
-        tags.append(tag("otel.status_code", "ERROR"))
-        if span.status.description:
-            tags.append(tag("otel.status_description", span.status.description))
-    return tags
+    """The span's tags as Jaeger names and writes them (the reporters' mapping)."""
+    return [tag(str(k), v) for k, v in _jaeger_thrift.span_tag_items(span)]
 
 
 def span_json(span: _span.Span, process_id: str) -> dict[str, Any]:

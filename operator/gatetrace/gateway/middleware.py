@@ -38,6 +38,7 @@ from gatetrace.runtime import context as _context
 from gatetrace.runtime import metrics
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _spancontext
+from gatetrace.runtime import url_redaction as _url_redaction
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.sampling import base as _sampling
 
@@ -273,7 +274,11 @@ class TracingMiddleware:
         tags["http.request.method"] = method
         if method == "_OTHER":
             tags["http.request.method_original"] = request.method
-        tags["url.path"] = request.rel_url.raw_path
+        url = request.rel_url
+        tags["url.path"] = url.raw_path
+        query = url.raw_query_string
+        if query:
+            tags["url.query"] = _url_redaction.redact_query(query)
         tags["url.scheme"] = request.scheme
         version = request.version
         text = _PROTOCOL_VERSIONS.get(version)

@@ -17,6 +17,7 @@ from gatetrace.gateway import retro, routes, state
 from gatetrace.runtime import ids
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _spancontext
+from gatetrace.runtime import url_redaction as _url_redaction
 from gatetrace.runtime.propagation import base as _propagation
 from gatetrace.runtime.propagation import composite as _composite
 
@@ -124,8 +125,7 @@ def _upstream_failed(
 ) -> None:
     span.set_status(_ERROR, f"upstream: {error_type}")
     span.set_tag("error.type", error_type)
-    fields = {"event": "error", "error.kind": type(exc).__name__, "message": str(exc)}
-    span.log(fields, timestamp_ns or None)
+    span.log(_span.exception_event(exc), timestamp_ns or None)
 
 
 class RequestTrace:
@@ -240,7 +240,9 @@ class RequestTrace:
         query = url.find("?")
         tags: dict[str, _span.TagValue] = {}
         tags["http.request.method"] = self.method
-        tags["url.full"] = url if query < 0 else url[:query]
+        if query >= 0:  # secret-looking parameter values redacted (url.query rules)
+            url = url[: query + 1] + _url_redaction.redact_query(url[query + 1 :])
+        tags["url.full"] = url
         tags["server.address"] = route.upstream_host
         tags["server.port"] = route.upstream_port
         tags["gatetrace.route"] = route.name

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import pathlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -40,6 +40,7 @@ from gatetrace.gateway import (
 from gatetrace.gateway import config as _config
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import process_metrics as _process_metrics
+from gatetrace.runtime import process_resource as _process_resource
 
 __all__ = ["Gateway", "StartupError", "read_token", "run_gateway", "serve"]
 
@@ -82,8 +83,11 @@ class Gateway:
         file_poll_interval: float = 1.0,
         drain_seconds: float | None = None,
         shutdown_timeout: float = 10.0,
+        resource: _process_resource.ProcessResource | None = None,
     ) -> None:
         self.settings = settings
+        self.resource = resource if resource is not None else gateway_resource(settings, {})
+        """This process's resource attributes (detected at the edge from the environment)."""
         self.registry = _metrics.Registry()
         _process_metrics.register_build_info(self.registry, gatetrace.__version__)
         _process_metrics.register_process_metrics(self.registry)
@@ -99,6 +103,7 @@ class Gateway:
             exporters=exporters.factory(self.store),
             drain_seconds=settings.swap_grace_seconds if drain_seconds is None else drain_seconds,
             on_applied=lambda _parts, cfg: exporters.configure_store(self.store, cfg),
+            process=self.resource.attributes,
         )
         self.watcher: tracing_file.TracingFileWatcher | None = None
         if settings.tracing_file is not None:
@@ -300,6 +305,7 @@ async def serve(
     token: str,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], Awaitable[None] | None] | None = None,
+    resource: _process_resource.ProcessResource | None = None,
 ) -> None:
     """Run a gateway until SIGTERM/SIGINT or until ``stop`` is set, then shut down cleanly."""
     stop = stop if stop is not None else asyncio.Event()
@@ -311,7 +317,7 @@ async def serve(
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
-    gateway = Gateway(settings, token=token)
+    gateway = Gateway(settings, token=token, resource=resource)
     try:
         await gateway.start()
         if on_started is not None:
@@ -326,16 +332,43 @@ async def serve(
             loop.remove_signal_handler(sig)
 
 
-async def run_gateway(config_path: str | pathlib.Path, *, admin_token: str | None = None) -> int:
+def gateway_resource(
+    settings: _config.GatewayConfig, environ: Mapping[str, str]
+) -> _process_resource.ProcessResource:
+    """The gateway's resource: ``service`` from the config file when set there, else
+    ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` (the chart sets the latter from the
+    Downward API); ``service.version`` is the gatetrace version."""
+    return _process_resource.detect(
+        environ,
+        default_service=settings.service,
+        explicit_service="service" in settings.model_fields_set,
+        component="gateway",
+        service_version=gatetrace.__version__,
+        sdk_version=gatetrace.__version__,
+    )
+
+
+async def run_gateway(
+    config_path: str | pathlib.Path,
+    *,
+    admin_token: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
     """``gatetrace gateway --config FILE``: load, serve until a signal; the exit code.
 
-    ``admin_token`` is used when the config has no ``admin.tokenFile``."""
+    ``admin_token`` is used when the config has no ``admin.tokenFile``; ``environ`` (the
+    CLI passes ``os.environ``) gives the OpenTelemetry resource variables."""
     try:
         settings = _config.load_config(config_path)
         token = read_token(settings, admin_token)
     except (_config.ConfigError, StartupError) as e:
         _log.error("%s", e)
         return 2
+    resource = gateway_resource(settings, environ or {})
+    for problem in resource.problems:
+        _log.warning("%s", problem)
+    if resource.service_name != settings.service:
+        settings = settings.model_copy(update={"service": resource.service_name})
 
     def announce(gateway: Gateway) -> None:
         proxy_app.tune_collector()  # the process's long-lived objects exist now
@@ -346,7 +379,7 @@ async def run_gateway(config_path: str | pathlib.Path, *, admin_token: str | Non
                 print(f"{label}: {url}", flush=True)
 
     try:
-        await serve(settings, token=token, on_started=announce)
+        await serve(settings, token=token, on_started=announce, resource=resource)
     except StartupError as e:
         _log.error("%s", e)
         return 1

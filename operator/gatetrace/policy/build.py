@@ -33,6 +33,7 @@ from gatetrace.policy import reporters as _reporters
 from gatetrace.policy import sampling as _sampling_model
 from gatetrace.runtime import baggage_rules as _baggage_rules
 from gatetrace.runtime import metrics as _metrics
+from gatetrace.runtime import process_resource as _process_resource
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import tracer as _tracer
 from gatetrace.runtime.propagation import base as _propagation
@@ -235,10 +236,21 @@ def build_sampling(
     return SamplingChain(debug, prioritize, budget, gateway_cap)
 
 
-def _resource(service: str, config: _model.TracingConfig) -> _span.Resource:
-    tags: list[tuple[str, _span.TagValue]] = [("gatetrace.component", "gateway")]
-    tags.extend(sorted(config.tags.items()))
-    return _span.Resource(service, tuple(tags))
+_DEFAULT_PROCESS: Final[tuple[tuple[str, _span.TagValue], ...]] = (
+    ("gatetrace.component", "gateway"),
+)
+
+
+def _resource(
+    service: str,
+    config: _model.TracingConfig,
+    process: Sequence[tuple[str, _span.TagValue]] | None,
+) -> _span.Resource:
+    """The process's attributes, then the policy's ``tags`` (which win on a shared key)."""
+    merged: dict[str, _span.TagValue] = dict(_DEFAULT_PROCESS if process is None else process)
+    merged.update(sorted(config.tags.items()))
+    schema = "" if process is None else _process_resource.SCHEMA_URL
+    return _span.Resource(service, tuple(merged.items()), schema)
 
 
 def _build_propagator(
@@ -297,8 +309,13 @@ def build_runtime(
     service: str,
     registry: _metrics.Registry,
     exporters: ExporterFactory | None = None,
+    process: Sequence[tuple[str, _span.TagValue]] | None = None,
 ) -> RuntimeParts:
     """Build every runtime object for ``config``; raise :class:`BuildFailed` naming the field.
+
+    ``process`` is the process's resource attributes
+    (:attr:`~gatetrace.runtime.process_resource.ProcessResource.attributes`); None
+    gives the bare ``gatetrace.component=gateway`` (tests, tools).
 
     ``registry`` receives the metrics of the tracer, samplers, baggage rules and
     reporters (the same names across builds, so counters survive config swaps).
@@ -338,7 +355,7 @@ def build_runtime(
         span_processor = processors[0]
     elif processors:
         span_processor = _engine.FanOutProcessor(processors)
-    resource = _resource(service, config)
+    resource = _resource(service, config, process)
     tracer = _tracer.Tracer(
         resource,
         sampler=root.sampler,

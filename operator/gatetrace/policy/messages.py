@@ -10,6 +10,8 @@ import reprlib
 import urllib.parse
 from typing import Any
 
+from gatetrace.runtime import url_redaction as _url_redaction
+
 __all__ = [
     "ECHO_LIMIT",
     "MAX_JSON_DEPTH",
@@ -27,15 +29,8 @@ MAX_JSON_DEPTH = 64
 ECHO_LIMIT = 120
 """How many characters of an offending value an error message repeats."""
 
-REDACTED = "<redacted>"
+REDACTED = _url_redaction.REDACTED
 """What a hidden secret is shown as."""
-
-_SECRET_PARAM = re.compile(
-    r"key|token|secret|passw|pwd|auth|signature|sig$|credential|session|cookie|jwt|bearer",
-    re.IGNORECASE,
-)
-"""Query parameter names that look like they carry a credential (``api_key``, ``token``,
-``X-Amz-Signature``, ``sig``, ``password``, ``auth``...)."""
 
 
 _CONTAINERS = reprlib.Repr()  # keyword arguments only from Python 3.12
@@ -126,15 +121,7 @@ def redact_url(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = REDACTED + "@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = []
-        for pair in query.split("&"):
-            name, eq, value = pair.partition("=")
-            if eq and _SECRET_PARAM.search(urllib.parse.unquote_plus(name)):
-                value = REDACTED
-            pairs.append(name + eq + value)
-        query = "&".join(pairs)
+    query = _url_redaction.redact_query(parts.query)
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -34,6 +34,7 @@ __all__ = [
     "StatusCode",
     "TagValue",
     "UpgradeBudget",
+    "exception_event",
 ]
 
 TagValue = str | bool | int | float
@@ -78,13 +79,26 @@ class LogRecord(NamedTuple):
     fields: Mapping[str, TagValue]
 
 
+def exception_event(exc: BaseException) -> dict[str, TagValue]:
+    """The fields of an OpenTelemetry ``exception`` event for ``exc`` (a span log whose
+    ``event`` field is the event name): ``exception.type`` is the fully qualified class
+    name (builtins unqualified), ``exception.message`` its text."""
+    kind = type(exc)
+    module = kind.__module__
+    name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+    return {"event": "exception", "exception.type": name, "exception.message": str(exc)}
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """Who emits the spans: the service name and process-wide tags."""
 
     service_name: str
     tags: tuple[tuple[str, TagValue], ...] = ()
-    """Process tags (``hostname``, ``ip``, ``gatetrace.version``...), in order."""
+    """Resource attributes (``k8s.pod.name``, ``service.instance.id``, ``host.name``...),
+    in order (see :mod:`~gatetrace.runtime.process_resource`)."""
+    schema_url: str = ""
+    """The semantic conventions version of the attribute names (OTLP ``schema_url``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,16 +322,19 @@ class Span:
         self.logs.append(LogRecord(timestamp_ns or time.time_ns(), kept))
 
     def set_status(self, code: StatusCode, description: str = "") -> None:
+        """The span's status. An error is a status, not a tag: each reporter writes it
+        the way its backend expects (OTLP ``status``; Jaeger ``error=true`` and
+        ``otel.status_code``; Zipkin ``error`` and ``otel.status_code``)."""
         if self.end_ns is None:
             self.status = Status(code, description)
-            if code is StatusCode.ERROR:
-                self.set_tag("error", True)
 
     def record_exception(self, exc: BaseException) -> None:
-        """Mark the span failed and log the exception (type and message)."""
+        """Mark the span failed and add an OpenTelemetry ``exception`` event
+        (``exception.type``, ``exception.message``; ``error.type`` on the span)."""
+        event = exception_event(exc)
         self.set_status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}")
-        self.set_tag("error.type", type(exc).__qualname__)
-        self.log({"event": "error", "error.kind": type(exc).__qualname__, "message": str(exc)})
+        self.set_tag("error.type", event["exception.type"])
+        self.log(event)
 
     def set_baggage_item(self, key: str, value: str) -> None:
         """Add baggage to this span's context; children started afterwards inherit it."""

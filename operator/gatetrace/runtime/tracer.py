@@ -18,7 +18,7 @@ from gatetrace.runtime import span as _span
 from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime.sampling import base as _sampling
 
-__all__ = ["CURRENT", "SpanProcessor", "Tracer", "TracerMetrics"]
+__all__ = ["CURRENT", "SAMPLER_PARAM", "SAMPLER_TYPE", "SpanProcessor", "Tracer", "TracerMetrics"]
 
 
 class SpanProcessor(Protocol):
@@ -37,6 +37,11 @@ Parent = _span.Span | _sc.SpanContext | None | _Current
 
 
 _NOT_SAMPLED: Final = ("not_sampled",)
+SAMPLER_TYPE: Final = "gatetrace.sampler.type"
+"""The root span's sampler (``const``, ``probabilistic``...): Jaeger clients' ``sampler.type``
+in our own namespace; the Jaeger reporters write it back as ``sampler.type``."""
+SAMPLER_PARAM: Final = "gatetrace.sampler.param"
+"""The sampler's parameter (the rate, the traces/s, the decision): ``sampler.param``."""
 
 
 class TracerMetrics:
@@ -300,8 +305,8 @@ class Tracer:
             is_local_root=True,
         )
         if recording:
-            span.tags["sampler.type"] = result.sampler_type
-            span.tags["sampler.param"] = result.sampler_param
+            span.tags[SAMPLER_TYPE] = result.sampler_type
+            span.tags[SAMPLER_PARAM] = result.sampler_param
             origin = parent or hint
             if origin is not None and origin.debug_id:
                 span.tags["jaeger-debug-id"] = origin.debug_id

@@ -21,6 +21,8 @@ RESOURCE = span.Resource(
     "api-gateway",
     (("hostname", "gw-7c9"), ("ip", "10.1.2.3"), ("port", 8080), ("replica", 3)),
 )
+RESOURCE_ZIPKIN_TAGS = {"hostname": "gw-7c9", "ip": "10.1.2.3", "port": "8080", "replica": "3"}
+"""RESOURCE's attributes as Zipkin span tags (what the Collector's Zipkin exporter writes)."""
 
 
 def finished_span(
@@ -91,8 +93,8 @@ def gateway_spans(count: int) -> list[span.Span]:
                     "upstream.name": "users",
                     "upstream.latency_ms": 12.5,
                     "retry": False,
-                    "sampler.type": "probabilistic",
-                    "sampler.param": 0.1,
+                    "gatetrace.sampler.type": "probabilistic",
+                    "gatetrace.sampler.param": 0.1,
                 },
                 logs=[span.LogRecord(1_700_000_000_130_000_000, {"event": "upstream.response"})],
             )

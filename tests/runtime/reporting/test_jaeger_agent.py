@@ -125,6 +125,8 @@ async def test_every_field_round_trips(
         "empty": ("STRING", ""),
         "span.kind": ("STRING", "client"),
         "error": ("BOOL", True),
+        "otel.status_code": ("STRING", "ERROR"),
+        "otel.status_description": ("STRING", "upstream 503"),
     }
     assert [(log.timestamp, tag_dict(log.fields)) for log in got.logs] == [
         (1_700_000_000_130_000, {"event": ("STRING", "retry"), "attempt": ("LONG", 2)}),

@@ -147,6 +147,8 @@ async def test_batch_round_trips_through_a_real_http_server(
         "bad": ("STRING", "x?y"),
         "span.kind": ("STRING", "server"),
         "error": ("BOOL", True),
+        "otel.status_code": ("STRING", "ERROR"),
+        "otel.status_description": ("STRING", "boom"),
     }
     (log,) = got.logs
     assert log.timestamp == 1_700_000_000_200_000

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 
 import pytest
-from reportertools import finished_span, gateway_spans
+from reportertools import RESOURCE_ZIPKIN_TAGS, finished_span, gateway_spans
 
 from gatetrace.runtime import span
 from gatetrace.runtime.reporting import export, log, memory
@@ -66,7 +66,7 @@ async def test_log_exporter_writes_one_json_line_per_span() -> None:
     assert len(lines) == 2
     first = json.loads(lines[0])
     assert first["id"] == f"{spans[0].span_id:016x}"
-    assert first["tags"] == {"bad": "x\ufffd", "n": "1"}
+    assert first["tags"] == {"bad": "x\ufffd", "n": "1", **RESOURCE_ZIPKIN_TAGS}
     assert outcome.truncated == {"invalid_utf8": 1}
 
 

@@ -9,7 +9,14 @@ import json
 
 import jsonschema
 import pytest
-from reportertools import RESOURCE, Collector, finished_span, free_port, gateway_spans
+from reportertools import (
+    RESOURCE,
+    RESOURCE_ZIPKIN_TAGS,
+    Collector,
+    finished_span,
+    free_port,
+    gateway_spans,
+)
 
 from gatetrace.runtime import span, spancontext
 from gatetrace.runtime.reporting import engine, export, zipkin
@@ -135,11 +142,13 @@ def test_every_field_round_trips() -> None:
         "network.peer.address": "10.9.8.7",
         "server.port": "8443",
         "peer.service": "users",
+        **RESOURCE_ZIPKIN_TAGS,
+        "otel.status_code": "ERROR",
         "error": "upstream reset",
     }
     assert out["annotations"] == [
-        {"timestamp": 1_700_000_000_200_000, "value": "retry"},
-        {"timestamp": 1_700_000_000_300_000, "value": '{"event":"error","attempt":2}'},
+        {"timestamp": 1_700_000_000_200_000, "value": "retry"},  # an event without attributes
+        {"timestamp": 1_700_000_000_300_000, "value": '{"error":{"attempt":2}}'},
     ]
 
 
@@ -252,16 +261,21 @@ def test_huge_logs_and_non_finite_numbers() -> None:
     body, truncated = zipkin.ZipkinEncoder().encode([s])
     (out,) = decode(body)
     assert truncated == {"value_length": 1}
-    assert out["tags"] == {"ratio": "nan"}
+    assert out["tags"] == {"ratio": "nan", **RESOURCE_ZIPKIN_TAGS}
     annotations = out["annotations"]
     assert isinstance(annotations, list)
     value = json.loads(annotations[0]["value"])
-    assert value == {"event": "dump", "nan": "nan", "inf": "inf", "blob": "z" * 32768}
+    assert value == {"dump": {"nan": "nan", "inf": "inf", "blob": "z" * 32768}}
 
 
 def test_odd_tag_keys_become_strings() -> None:
     s = finished_span(tags={7: "int key", (1, 2): "tuple key", "ok": True})  # type: ignore[dict-item]
     body, truncated = zipkin.ZipkinEncoder().encode([s])
     (out,) = decode(body)
-    assert out["tags"] == {"7": "int key", "(1, 2)": "tuple key", "ok": "true"}
+    assert out["tags"] == {
+        "7": "int key",
+        "(1, 2)": "tuple key",
+        "ok": "true",
+        **RESOURCE_ZIPKIN_TAGS,
+    }
     assert truncated == {"value_type": 1}

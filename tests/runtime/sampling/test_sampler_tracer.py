@@ -48,8 +48,8 @@ def test_root_span_records_sampler_type_param_and_metrics_count_reasons() -> Non
     pay = RequestInfo("POST", "/pay/1", {})
     for _ in range(3):
         t.start_span("POST /pay", parent=None, request=pay).finish()
-    assert [s.tags["sampler.type"] for s in out.spans] == ["const", "const"]
-    assert [s.tags["sampler.param"] for s in out.spans] == [True, True]
+    assert [s.tags["gatetrace.sampler.type"] for s in out.spans] == ["const", "const"]
+    assert [s.tags["gatetrace.sampler.param"] for s in out.spans] == [True, True]
     decisions = t.metrics.decisions
     assert decisions.value(("const", "rule:pay", "sample")) == 2
     assert decisions.value(("const", "cap", "record_only")) == 1
@@ -61,7 +61,7 @@ def test_debug_parent_is_sampled_and_counted() -> None:
     t = tracer.Tracer(span.Resource("gw"), sampler=_gateway_chain(clock, budget), processor=out)
     remote = spancontext.SpanContext(5, 6, False, True, False, True)
     t.start_span("GET /", parent=remote).finish()
-    assert [s.tags["sampler.type"] for s in out.spans] == ["debug"]
+    assert [s.tags["gatetrace.sampler.type"] for s in out.spans] == ["debug"]
     assert t.metrics.decisions.value(("debug", "debug", "sample")) == 1
 
 

@@ -141,7 +141,7 @@ class CompactEncoder:
         clean = self._clean
         if type(key) is str:
             try:
-                data = key.encode("utf-8")
+                data = _jt.jaeger_key(key).encode("utf-8")
             except UnicodeEncodeError:
                 data = b""
             if data and len(data) <= clean.max_string_bytes:
@@ -247,12 +247,7 @@ class CompactEncoder:
         append(_S_DURATION)
         _put_varint(out, duration_us << 1 if duration_us > 0 else 0)
         tags = span.tags
-        kind = _jt.kind_value(span.kind)
-        extra: list[tuple[str, _span.TagValue]] = []
-        if kind is not None and _jt.KIND_TAG not in tags:
-            extra.append((_jt.KIND_TAG, kind))
-        if span.is_error and "error" not in tags:
-            extra.append(("error", True))
+        extra = _jt.extra_tags(span)
         count = len(tags) + len(extra)
         if count:
             append(_S_TAGS)

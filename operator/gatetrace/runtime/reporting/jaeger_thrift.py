@@ -12,17 +12,19 @@ its field ids and types from the structs loaded here.
 """
 
 import pathlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import thriftpy2
 import thriftpy2.protocol
 import thriftpy2.utils
 
 from gatetrace.runtime import span as _span
+from gatetrace.runtime import tracer as _tracer
 
 __all__ = [
     "DEFAULT_MAX_STRING_BYTES",
+    "JAEGER_NAMES",
     "KIND_TAG",
     "MAX_I64",
     "MIN_I64",
@@ -30,7 +32,9 @@ __all__ = [
     "ValueSanitizer",
     "batch_of",
     "client_stats",
+    "extra_tags",
     "flags_of",
+    "jaeger_key",
     "kind_value",
     "serialize_binary",
     "signed64",
@@ -79,14 +83,49 @@ def kind_value(kind: _span.SpanKind) -> str | None:
     return _KIND_VALUES[kind]
 
 
-def span_tag_items(span: _span.Span) -> list[tuple[Any, Any]]:
-    """The span's tags plus ``span.kind`` and ``error`` as Jaeger clients add them."""
-    items: list[tuple[Any, Any]] = list(span.tags.items())
+JAEGER_NAMES: Final[Mapping[str, str]] = {
+    _tracer.SAMPLER_TYPE: "sampler.type",
+    _tracer.SAMPLER_PARAM: "sampler.param",
+}
+"""Our namespaced keys that Jaeger knows under its clients' names (its UI and adaptive
+sampling read ``sampler.type``/``sampler.param`` from root spans)."""
+_OK: Final = _span.StatusCode.OK
+_ERROR: Final = _span.StatusCode.ERROR
+
+
+def jaeger_key(key: str) -> str:
+    """``key`` as Jaeger output names it (:data:`JAEGER_NAMES`)."""
+    return JAEGER_NAMES.get(key, key)
+
+
+def extra_tags(span: _span.Span) -> list[tuple[str, _span.TagValue]]:
+    """What a Jaeger span carries beyond its attributes, as the OpenTelemetry Collector's
+    translator writes it: ``span.kind``; for an error status ``error=true``,
+    ``otel.status_code=ERROR`` and ``otel.status_description``; ``otel.status_code=OK``."""
+    extra: list[tuple[str, _span.TagValue]] = []
+    tags = span.tags
     kind = _KIND_VALUES[span.kind]
-    if kind is not None and KIND_TAG not in span.tags:
-        items.append((KIND_TAG, kind))
-    if span.is_error and "error" not in span.tags:
-        items.append(("error", True))
+    if kind is not None and KIND_TAG not in tags:
+        extra.append((KIND_TAG, kind))
+    status = span.status
+    code = status.code
+    if code is _ERROR:
+        if "error" not in tags:
+            extra.append(("error", True))
+        extra.append(("otel.status_code", "ERROR"))
+        if status.description:
+            extra.append(("otel.status_description", status.description))
+    elif code is _OK:
+        extra.append(("otel.status_code", "OK"))
+    return extra
+
+
+def span_tag_items(span: _span.Span) -> list[tuple[Any, Any]]:
+    """The span's tags (Jaeger names) plus :func:`extra_tags`."""
+    items: list[tuple[Any, Any]] = [
+        (JAEGER_NAMES.get(k, k) if type(k) is str else k, v) for k, v in span.tags.items()
+    ]
+    items.extend(extra_tags(span))
     return items
 
 

@@ -4,7 +4,8 @@ Mapping (opentelemetry-proto ``trace/v1/trace.proto``):
 
 * one ``ResourceSpans`` per distinct :class:`~gatetrace.runtime.span.Resource`
   (``service.name`` plus the resource tags), one ``ScopeSpans`` with scope
-  ``gatetrace`` and the package version;
+  ``gatetrace`` and the package version; both carry the resource's ``schema_url``
+  (the semantic conventions version) when it has one;
 * span ids as big-endian bytes, ``trace_state`` in W3C form, ``kind`` from
   :class:`~gatetrace.runtime.span.SpanKind`, start/end as fixed64 ns;
 * tags as typed attributes (string, bool, int64, double; ints outside int64
@@ -298,7 +299,7 @@ class OtlpBatch:
     def __init__(self, encoder: OtlpEncoder) -> None:
         self.encoder = encoder
         self.truncated: dict[str, int] = {}
-        self._groups: dict[int, tuple[bytes, list[bytes]]] = {}
+        self._groups: dict[int, tuple[bytes, list[bytes], bytes]] = {}
         self._last_id = -1
         self._current: list[bytes] = []
 
@@ -314,7 +315,13 @@ class OtlpBatch:
             if rid != last_id:
                 group = groups.get(rid)
                 if group is None:
-                    group = groups[rid] = (encoder._resource(span.resource), [encoder._scope])
+                    resource = span.resource
+                    schema = (
+                        _len_field(b"\x1a", encoder._utf8(resource.schema_url))
+                        if resource.schema_url
+                        else b""
+                    )  # ResourceSpans.schema_url and ScopeSpans.schema_url (both field 3)
+                    group = groups[rid] = (encoder._resource(resource), [encoder._scope], schema)
                 current = group[1]
                 last_id = rid
             current.append(encode_span(span))
@@ -323,7 +330,7 @@ class OtlpBatch:
 
     def finish(self) -> tuple[bytes, dict[str, int]]:
         out = []
-        for resource, encoded in self._groups.values():
-            scope_spans = _len_field(b"\x12", b"".join(encoded))
-            out.append(_len_field(b"\x0a", resource + scope_spans))
+        for resource, encoded, schema in self._groups.values():
+            scope_spans = _len_field(b"\x12", b"".join(encoded) + schema)
+            out.append(_len_field(b"\x0a", resource + scope_spans + schema))
         return b"".join(out), self.truncated

@@ -10,10 +10,14 @@ Mapping (zipkin-api ``zipkin2-api.yaml``, ``Span``):
 * ``remoteEndpoint`` for client and producer spans, from the tags
   ``peer.service``, ``network.peer.address``/``server.address`` and
   ``server.port``/``network.peer.port``;
-* tags as strings (``true``/``false`` for bools); an error status sets the
-  ``error`` tag to its description;
+* tags as strings (``true``/``false`` for bools), after the resource attributes
+  other than ``service.name`` (``k8s.pod.name``, ``service.instance.id``...: what the
+  OpenTelemetry Collector's Zipkin exporter writes; a span tag wins on a shared key);
+* status (OpenTelemetry's Zipkin exporter spec): ``otel.status_code`` ``OK`` or ``ERROR``,
+  and for an error the ``error`` tag holding its description (``""`` when it has none);
 * each log becomes an annotation: its ``event`` field when that is the only
-  field, else the fields as compact JSON;
+  field; an event with attributes (an ``exception``) as ``{"name":{attributes}}`` compact
+  JSON; a log without an ``event`` name as its fields in compact JSON;
 * ``debug`` for debug-forced traces. ``shared`` is never set: gatetrace gives
   every span its own id (no Zipkin-style client/server id sharing).
 
@@ -54,6 +58,7 @@ _CACHE_LIMIT = 1024
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
 _ERROR = _span.StatusCode.ERROR
+_UNSET = _span.StatusCode.UNSET
 # compared by identity: an Enum's __hash__ is Python code, too slow for two lookups a span
 _SERVER = _span.SpanKind.SERVER
 _CLIENT = _span.SpanKind.CLIENT
@@ -84,6 +89,7 @@ class ZipkinEncoder:
         "_keys",
         "_last_local_json",
         "_last_resource",
+        "_last_resource_tags",
         "_local",
         "_local_json",
         "_remote_json",
@@ -102,6 +108,8 @@ class ZipkinEncoder:
         """Tag key -> its JSON string followed by ``:``."""
         self._last_resource: _span.Resource | None = None
         self._last_local_json = ""
+        self._last_resource_tags: tuple[str, frozenset[str]] = ("", frozenset())
+        """The last resource's tags as a JSON fragment (no braces) and their keys."""
 
     def encode(self, spans: Sequence[_span.Span]) -> tuple[bytes, dict[str, int]]:
         """The request body for ``spans`` and what had to be cut, by what."""
@@ -134,16 +142,31 @@ class ZipkinEncoder:
         """The JSON text :meth:`span_dict` would give, or None for the uncommon shapes
         (logs, an error status, tag keys that are not ``str``, tag values to cut or of other
         types) that take that path. It counts nothing before it may give up."""
-        if span.logs or span.status.code is _ERROR:
+        if span.logs or span.status.code is not _UNSET:
             return None
         name = span.name
         limit = self.max_value_length
         if type(name) is not str or len(name) > limit:
             return None
         tags = span.tags
-        body = self._tags_json(tags) if tags else ""
-        if body is None:
-            return None
+        resource = span.resource
+        if resource is self._last_resource:
+            local = self._last_local_json
+        else:
+            local = self._last_local_json = self._local_endpoint_json(resource)
+            self._last_resource_tags = self._resource_tags_json(resource)
+            self._last_resource = resource
+        shared, shared_keys = self._last_resource_tags
+        if tags:
+            if shared and not shared_keys.isdisjoint(tags):
+                return None  # a span tag overrides a resource attribute: the dict path
+            body = self._tags_json(tags)
+            if body is None:
+                return None
+            if shared:
+                body = f"{body},{shared}"
+        else:
+            body = ',"tags":{' + shared if shared else ""
         kind = span.kind
         remote = ""
         if kind is _SERVER:
@@ -155,12 +178,6 @@ class ZipkinEncoder:
             kind_json = ',"kind":"CONSUMER"'
         else:
             kind_json = ""
-        resource = span.resource
-        if resource is self._last_resource:
-            local = self._last_local_json
-        else:
-            local = self._last_local_json = self._local_endpoint_json(resource)
-            self._last_resource = resource
         ctx = span.context
         start = span.start_ns
         end = span.end_ns
@@ -203,6 +220,19 @@ class ZipkinEncoder:
             else:
                 return None
         return ',"tags":{' + ",".join(fields)
+
+    def _resource_tags_json(self, resource: _span.Resource) -> tuple[str, frozenset[str]]:
+        """The resource's attributes as tags: a JSON fragment and its keys."""
+        converted = self._resource_tags(resource)
+        fragment = _ENCODE(converted)[1:-1] if converted else ""
+        return fragment, frozenset(converted)
+
+    def _resource_tags(self, resource: _span.Resource) -> dict[str, str]:
+        return {
+            key if type(key) is str else self._text(key): self._text(value)
+            for key, value in resource.tags
+            if key != "service.name"
+        }
 
     def _local_endpoint_json(self, resource: _span.Resource) -> str:
         cached = self._local_json.get(id(resource))
@@ -355,9 +385,14 @@ class ZipkinEncoder:
                 converted[key] = str(value)
             else:
                 converted[key] = text(value)
+        for key, text_value in self._resource_tags(span.resource).items():
+            converted.setdefault(key, text_value)  # the span's own tag wins
         status = span.status
-        if status.code is _span.StatusCode.ERROR:
-            converted["error"] = text(status.description) if status.description else "true"
+        if status.code is _ERROR:
+            converted["otel.status_code"] = "ERROR"
+            converted["error"] = text(status.description)
+        elif status.code is _span.StatusCode.OK:
+            converted["otel.status_code"] = "OK"
         if converted:
             out["tags"] = converted
         if ctx.debug:
@@ -366,8 +401,13 @@ class ZipkinEncoder:
 
     def _annotation(self, log: _span.LogRecord) -> dict[str, Any]:
         fields = log.fields
-        if len(fields) == 1 and type(fields.get("event")) is str:
-            value = self._text(fields["event"])
+        name = fields.get("event")
+        if type(name) is str and len(fields) == 1:
+            value = self._text(name)
+        elif type(name) is str:
+            attributes = {self._text(k): self._json_value(v) for k, v in fields.items()}
+            del attributes["event"]
+            value = _ENCODE({self._text(name): attributes})
         else:
             value = _ENCODE({self._text(k): self._json_value(v) for k, v in fields.items()})
         return {"timestamp": log.timestamp_ns // 1000, "value": value}
