@@ -112,8 +112,9 @@ class GatewayProcess:
         *,
         token: str,
         routes: Sequence[Mapping[str, Any]],
-        service: str = "api-gateway",
+        service: str | None = "api-gateway",
         tracing: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.name, self.ip, self.token = name, ip, token
         self.dir = workdir / name
@@ -124,12 +125,13 @@ class GatewayProcess:
         token_file = self.dir / "admin-token"
         token_file.write_text(token)
         config: dict[str, Any] = {
-            "service": service,
             "listen": f"{ip}:{self.proxy_port}",
             "admin": {"listen": f"{ip}:{self.admin_port}", "tokenFile": str(token_file)},
             "routes": [dict(r) for r in routes],
             "tracingFile": str(self.tracing_file),
         }
+        if service is not None:  # else OTEL_SERVICE_NAME or the default
+            config["service"] = service
         if tracing is not None:
             config["tracing"] = dict(tracing)
         self.config_path = self.dir / "gateway.yaml"
@@ -147,6 +149,7 @@ class GatewayProcess:
             log_path=self.dir / "gateway.log",
             ready=lambda: procs.http_ok(f"{self.admin_url}/healthz"),
             ready_timeout=60.0,
+            env=env,
         )
 
     @property
