@@ -141,6 +141,17 @@ def test_install_wait_runs_the_charts_pods_with_its_args_ports_and_in_cluster_au
         # the console script of the pod venv (its python runs it), with the chart's args
         assert argv[1] == str(Path(str(release.cluster.venv)) / "bin" / "gatetrace"), argv
         assert argv[2:] == container["args"], "the process does not run the chart's args"
+    for pod in gateway_pods:
+        # the chart's Downward API variables, expanded into the OpenTelemetry resource
+        raw = incluster.process_environ(pod)["OTEL_RESOURCE_ATTRIBUTES"]
+        attributes = dict(pair.split("=", 1) for pair in raw.split(","))
+        meta = pod["metadata"]
+        assert attributes["k8s.pod.name"] == meta["name"]
+        assert attributes["k8s.pod.uid"] == meta["uid"]
+        assert attributes["k8s.namespace.name"] == NS
+        assert attributes["k8s.node.name"] == pod["spec"]["nodeName"]
+        assert attributes["k8s.deployment.name"] == meta["name"].rsplit("-", 2)[0]
+        assert attributes["k8s.container.name"] == "gateway"
     operator_argv = incluster.process_argv(operator)
     assert not any(a.startswith("--kubeconfig") for a in operator_argv)
     env = incluster.process_environ(operator)
