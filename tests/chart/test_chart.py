@@ -364,8 +364,9 @@ def test_chart_crd_is_the_generated_one() -> None:
         ),
         (("gateway.metrics.allowFrom[0].podSelector.foo=x",), "/gateway/metrics/allowFrom/0"),
         (("gateway.queryApi.token=x",), "token"),
-        (("gateway.resourceAttributes.a b=x",), "/gateway/resourceAttributes"),
-        (("gateway.resourceAttributes.k8s\\.pod\\.name=x",), "/gateway/resourceAttributes"),
+        (("gateway.resourceAttributes.a b=x",), "invalid propertyName 'a b'"),
+        # the chart sets the k8s.* attributes from the Downward API: not to be overridden
+        (("gateway.resourceAttributes.k8s\\.pod\\.name=x",), "invalid propertyName 'k8s.pod.name'"),
     ],
 )
 def test_bad_values_fail_with_a_clear_message(sets: tuple[str, ...], needle: str) -> None:
