@@ -334,3 +334,51 @@ async def test_client_going_away_mid_stream_is_logged_and_the_proxy_keeps_servin
     stack.gateway.spans.clear()
     again, _ = await stack.get("/api/users/1")
     assert again.status == 200
+
+
+async def test_credentials_in_an_upstream_url_never_reach_a_span() -> None:
+    """OTel HTTP conventions: ``url.full`` MUST NOT hold credentials; they are written as
+    ``REDACTED:REDACTED@`` while the request still carries them (Basic auth upstream)."""
+    from aiohttp import test_utils, web
+    from proxyharness import gateway_config
+
+    from gatetrace.gateway import proxy_app, state
+
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.Response(text="ok")
+
+    upstream_app = web.Application()
+    upstream_app.router.add_get("/{tail:.*}", handler)
+    upstream = test_utils.TestServer(upstream_app, host="127.0.0.1")
+    await upstream.start_server()
+    collector = RecordingProcessor()
+    registry = metrics.Registry()
+    port = upstream.port
+    settings = gateway_config(
+        "",
+        routes=[
+            {"name": "a", "prefix": "/a", "upstream": f"http://svc:s3cret@127.0.0.1:{port}/v1"}
+        ],
+    )
+    holder = state.TracingHolder(make_active(collector, registry=registry))
+    client = test_utils.TestClient(
+        test_utils.TestServer(
+            proxy_app.make_proxy_app(settings, holder, registry), host="127.0.0.1"
+        )
+    )
+    await client.start_server()
+    try:
+        async with client.get("/a/x?api_key=k&q=1") as resp:
+            assert resp.status == 200
+    finally:
+        await client.close()
+        await upstream.close()
+    assert seen == ["Basic c3ZjOnMzY3JldA=="]  # the credentials still authenticate the call
+    (client_span,) = collector.by_kind(CLIENT)
+    assert client_span.tags["url.full"] == (
+        f"http://REDACTED:REDACTED@127.0.0.1:{port}/v1/a/x?api_key=<redacted>&q=1"
+    )
+    assert all("s3cret" not in str(v) for s in collector.spans for v in s.tags.values())

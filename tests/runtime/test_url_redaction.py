@@ -26,3 +26,18 @@ def test_redact_query(query: str, expected: str) -> None:
 def test_an_unchanged_query_is_the_same_object() -> None:
     query = "q=1&page=2"
     assert url_redaction.redact_query(query) is query
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://u:p@h:80/x", "http://REDACTED:REDACTED@h:80/x"),
+        ("https://user@h/x?a=b@c", "https://REDACTED:REDACTED@h/x?a=b@c"),
+        ("http://a@b:p@h", "http://REDACTED:REDACTED@h"),
+        ("http://h/p@x", "http://h/p@x"),
+        ("http://h#frag@x", "http://h#frag@x"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redact_userinfo(url: str, expected: str) -> None:
+    assert url_redaction.redact_userinfo(url) == expected

@@ -4,8 +4,8 @@ Stable attribute names as the gateway writes them: ``http.request.method`` (``_O
 ``http.request.method_original`` for an unknown method), ``url.path``, ``url.scheme``,
 ``http.route``, ``server.address``/``server.port``, ``network.peer.address``,
 ``user_agent.original``, ``http.response.status_code``, ``url.query`` (server) and
-``url.full`` (client, without userinfo) with secret-looking parameter values redacted
-(:mod:`gatetrace.runtime.url_redaction`), ``error.type``. Server spans are errors on
+``url.full`` (client, credentials as ``REDACTED:REDACTED@``) with secret-looking parameter
+values redacted (:mod:`gatetrace.runtime.url_redaction`), ``error.type``. Server spans are errors on
 5xx only; client spans on 4xx and 5xx.
 Headers are never recorded.
 """
@@ -122,14 +122,15 @@ class ClientRequest(NamedTuple):
     url: str
 
     def write(self, tags: dict[str, _span.TagValue], limit: int) -> None:
-        """``http.request.method``, ``url.full`` without userinfo and with secret-looking
+        """``http.request.method``, ``url.full`` with credentials redacted and secret-looking
         query values redacted, ``server.address``/``server.port``."""
         known = _method(self.method)
         tags["http.request.method"] = known
         if known == "_OTHER":
             tags["http.request.method_original"] = _cut(self.method, limit)
         parts = urllib.parse.urlsplit(self.url)
-        netloc = parts.netloc.rpartition("@")[2]
+        _userinfo, at, host = parts.netloc.rpartition("@")
+        netloc = _url_redaction.REDACTED_USERINFO + host if at else host
         query = _url_redaction.redact_query(parts.query)
         full = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
         tags["url.full"] = _cut(full, limit)

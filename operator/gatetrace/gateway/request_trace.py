@@ -242,6 +242,9 @@ class RequestTrace:
         tags["http.request.method"] = self.method
         if query >= 0:  # secret-looking parameter values redacted (url.query rules)
             url = url[: query + 1] + _url_redaction.redact_query(url[query + 1 :])
+        recorded = route.upstream_recorded
+        if recorded is not route.upstream:  # user:password@ in the upstream URL
+            url = recorded + url[len(route.upstream) :]
         tags["url.full"] = url
         tags["server.address"] = route.upstream_host
         tags["server.port"] = route.upstream_port

@@ -23,6 +23,7 @@ import yarl
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import paths
 from gatetrace.policy import messages as _messages
+from gatetrace.runtime import url_redaction as _url_redaction
 
 __all__ = ["Route", "RouteTable"]
 
@@ -43,6 +44,9 @@ class Route:
     upstream_host: str
     upstream_port: int
     upstream_scheme: str
+    upstream_recorded: str
+    """``upstream`` as spans record it (``url.full``): credentials in it redacted; the same
+    object as ``upstream`` when it has none."""
 
     @property
     def prefix_depth(self) -> int:
@@ -54,10 +58,11 @@ class Route:
         url = yarl.URL(route.upstream)
         if url.host is None or url.port is None:  # the config model checked it already
             raise ValueError(f"routes: {route.name!r} upstream {route.upstream!r} has no host")
+        upstream = route.upstream.rstrip("/")
         return cls(
             name=route.name,
             prefix=route.prefix,
-            upstream=route.upstream.rstrip("/"),
+            upstream=upstream,
             namespace=route.namespace,
             strip_prefix=route.strip_prefix,
             timeout=aiohttp.ClientTimeout(
@@ -70,6 +75,7 @@ class Route:
             upstream_host=url.host,
             upstream_port=url.port,
             upstream_scheme=url.scheme,
+            upstream_recorded=_url_redaction.redact_userinfo(upstream),
         )
 
     def upstream_url(self, raw_path: str, raw_query: str) -> str:
