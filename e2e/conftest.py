@@ -8,6 +8,7 @@ run, unless GATETRACE_E2E_REQUIRE is set (as in CI): then it is an error.
 """
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -17,6 +18,9 @@ from peers import cluster as cluster_peers
 from peers import servers
 
 _E2E_DIR = Path(__file__).resolve().parent
+# the unit tests' harnesses (``tests.embed.embedharness``...) serve e2e scenarios too
+if str(_E2E_DIR.parent) not in sys.path:
+    sys.path.append(str(_E2E_DIR.parent))
 _E2E_TIMEOUT = 300  # seconds; a test may wait for a cold peer start (apiserver, JVM)
 
 

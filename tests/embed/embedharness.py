@@ -164,24 +164,31 @@ async def path(
     *,
     prioritize: dict[str, Any] | None = None,
     b_config: dict[str, Any] | None = None,
+    reporters: list[dict[str, Any]] | None = None,
     **retro: Any,
 ) -> AsyncIterator[Path]:
+    """The chain; ``reporters`` are added to every hop's ``memory`` one (the e2e suite
+    sends to the real Jaeger)."""
     a_seen: list[dict[str, str]] = []
     leaf_seen: list[dict[str, str]] = []
     sink = LateSink()
     async with contextlib.AsyncExitStack() as stack:
         leaf = await stack.enter_async_context(loopback.serving(leaf_app(leaf_seen)))
-        b = await stack.enter_async_context(kit_for("svc-b", sink, b_config or SERVICE_CONFIG))
+        extra = list(reporters or [])
+        service_config = {**SERVICE_CONFIG, "reporters": [*SERVICE_CONFIG["reporters"], *extra]}
+        b = await stack.enter_async_context(kit_for("svc-b", sink, b_config or service_config))
         b_url = await stack.enter_async_context(uvicorn_server(asgi_app(b, leaf)))
-        a = await stack.enter_async_context(kit_for("svc-a", sink, SERVICE_CONFIG))
+        a = await stack.enter_async_context(kit_for("svc-a", sink, service_config))
         a_url = await stack.enter_async_context(loopback.serving(aiohttp_app(a, b_url, a_seen)))
+        tracing = gateway_tracing(prioritize, **retro)
+        tracing["reporters"] = [*tracing["reporters"], *extra]
         settings = config.parse_config(
             {
                 "service": "edge",
                 "listen": "127.0.0.1:0",
                 "admin": {"listen": "127.0.0.1:0"},
                 "routes": [{"name": "a", "prefix": "/api/a", "upstream": a_url}],
-                "tracing": gateway_tracing(prioritize, **retro),
+                "tracing": tracing,
             }
         )
         gw = server.Gateway(settings, token=TOKEN, drain_seconds=0.2)
