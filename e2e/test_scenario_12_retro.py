@@ -136,9 +136,12 @@ async def test_the_operator_manages_a_kit_service_pod_like_a_gateway_pod(
         await asyncio.to_thread(kubeobj.apply, kube, kubeobj.policy("orders", NS, spec))
 
         async def running() -> dict[str, Any] | None:
-            async with aiohttp.ClientSession() as http, http.get(
-                f"{admin.url}/admin/v1/tracing", headers={"Authorization": f"Bearer {TOKEN}"}
-            ) as response:
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(
+                    f"{admin.url}/admin/v1/tracing", headers={"Authorization": f"Bearer {TOKEN}"}
+                ) as response,
+            ):
                 if response.status != 200:
                     return None
                 body: dict[str, Any] = await response.json()
