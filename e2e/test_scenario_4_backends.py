@@ -35,25 +35,6 @@ class Chain(NamedTuple):
     inner: gateways.GatewayProcess
 
 
-def _tracing(*reporters: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sampling": {"sampler": {"type": "const", "decision": True}},
-        "propagation": {"extract": ["tracecontext"], "inject": ["tracecontext"]},
-        "reporters": [{"type": "memory"}, *reporters],
-        "batching": {"flushIntervalMs": 100},
-    }
-
-
-def _udp_reporters(
-    jaeger: servers.Jaeger, zipkin: servers.Zipkin, otelcol: servers.OtelCollector
-) -> dict[str, Any]:
-    return _tracing(
-        {"type": "jaegerAgent", "host": "127.0.0.1", "port": jaeger.agent_port},
-        {"type": "zipkin", "endpoint": zipkin.spans_url},
-        {"type": "otlpHttp", "endpoint": f"{otelcol.otlp_http_url}/v1/traces"},
-    )
-
-
 @pytest.fixture(scope="module")
 def chain(
     jaeger: servers.Jaeger,
@@ -62,7 +43,7 @@ def chain(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Chain]:
     workdir: Path = tmp_path_factory.mktemp("backends")
-    tracing = _udp_reporters(jaeger, zipkin, otelcol)
+    tracing = gateways.every_backend(jaeger, zipkin, otelcol)
     with gateways.Upstream() as upstream:
         inner = gateways.GatewayProcess(
             "inner",
@@ -199,7 +180,7 @@ def test_udp_compact_zipkin_and_otlp_get_the_same_complete_trace(
 def test_jaeger_over_http_after_a_live_reconfiguration(
     chain: Chain, jaeger: servers.Jaeger, zipkin: servers.Zipkin
 ) -> None:
-    http = _tracing({"type": "jaegerCollector", "endpoint": jaeger.collector_url})
+    http = gateways.tracing({"type": "jaegerCollector", "endpoint": jaeger.collector_url})
     for gateway in chain:
         answer = gateway.put_tracing(100, http)
         assert answer["revision"] == 100

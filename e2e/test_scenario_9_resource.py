@@ -53,17 +53,7 @@ def replicas(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Replicas]:
     workdir: Path = tmp_path_factory.mktemp("resource")
-    tracing = {
-        "sampling": {"sampler": {"type": "const", "decision": True}},
-        "propagation": {"extract": ["tracecontext"], "inject": ["tracecontext"]},
-        "reporters": [
-            {"type": "memory"},
-            {"type": "jaegerAgent", "host": "127.0.0.1", "port": jaeger.agent_port},
-            {"type": "zipkin", "endpoint": zipkin.spans_url},
-            {"type": "otlpHttp", "endpoint": f"{otelcol.otlp_http_url}/v1/traces"},
-        ],
-        "batching": {"flushIntervalMs": 100},
-    }
+    tracing = gateways.every_backend(jaeger, zipkin, otelcol)
     with gateways.Upstream() as upstream:
         started: list[gateways.GatewayProcess] = []
         try:

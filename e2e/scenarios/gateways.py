@@ -289,3 +289,23 @@ def sampled_share(gateway: GatewayProcess, path: str, n: int, connections: int =
     shares = [n // connections + (1 if i < n % connections else 0) for i in range(connections)]
     with concurrent.futures.ThreadPoolExecutor(connections) as pool:
         return sum(pool.map(run, shares)) / n
+
+
+def tracing(*reporters: dict[str, Any]) -> dict[str, Any]:
+    """A tracing config sampling everything (W3C propagation, 100 ms flushes) into the
+    memory store and ``reporters``."""
+    return {
+        "sampling": {"sampler": {"type": "const", "decision": True}},
+        "propagation": {"extract": ["tracecontext"], "inject": ["tracecontext"]},
+        "reporters": [{"type": "memory"}, *reporters],
+        "batching": {"flushIntervalMs": 100},
+    }
+
+
+def every_backend(jaeger: Any, zipkin: Any, otelcol: Any) -> dict[str, Any]:
+    """:func:`tracing` sending to the real Jaeger (UDP), Zipkin and Collector (OTLP/HTTP)."""
+    return tracing(
+        {"type": "jaegerAgent", "host": "127.0.0.1", "port": jaeger.agent_port},
+        {"type": "zipkin", "endpoint": zipkin.spans_url},
+        {"type": "otlpHttp", "endpoint": f"{otelcol.otlp_http_url}/v1/traces"},
+    )

@@ -19,6 +19,15 @@ from tests import loopback
 from gatetrace import embed
 from gatetrace.gateway import config, server
 
+KEPT_CHAIN = [
+    ("edge", "server"),
+    ("edge", "client"),
+    ("svc-a", "server"),
+    ("svc-a", "client"),
+    ("svc-b", "server"),
+    ("svc-b", "client"),
+]
+"""(service, span.kind) of a kept trace's spans by start time: every hop of the chain."""
 TOKEN = "embed-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
