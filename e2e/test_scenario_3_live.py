@@ -512,8 +512,10 @@ def test_a_restarted_gateway_comes_back_with_the_configmap_and_drift_is_repaired
     assert (running["revision"], running["version"]) == (want["revision"], want["version"])
     assert _rate(running["config"]) == 0.9
     metrics = pod.process.metrics()
+    # it came back with the file's config; no "admin == 0" here: on a loaded machine the
+    # operator saw the stopped pod fail its drift GET and its retry may PUT the same
+    # revision again once the pod answers (an idempotent push, seen in CI)
     assert gateways.metric_sum(metrics, "gatetrace_config_applies_total", source="file") == 1
-    assert gateways.metric_sum(metrics, "gatetrace_config_applies_total", source="admin") == 0
 
     # restarted without the mount: it runs no tracing config until the
     # operator's drift check (every 3 s) finds it and pushes the config again
