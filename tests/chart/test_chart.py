@@ -248,6 +248,29 @@ def test_the_rendered_gateway_config_is_one_the_gateway_accepts() -> None:
         assert parsed.query_api.listen == ("0.0.0.0:16686" if sets == ALL_PORTS else None)
 
 
+@pytest.mark.parametrize(
+    ("sets", "workers"),
+    [
+        ((), 1),  # the default limit: cpu "1"
+        (("gateway.resources.limits.cpu=1500m",), 2),
+        (("gateway.resources.limits.cpu=250m",), 1),
+        (("gateway.resources.limits.cpu=4",), 4),
+        (("gateway.resources.limits.cpu=2.5",), 3),
+        (("gateway.resources.limits.cpu=4", "gateway.workers=2"), 2),
+        (("gateway.resources.limits.cpu=null",), None),  # the gateway counts its CPUs
+    ],
+)
+def test_gateway_workers_follow_the_container_cpu_limit(
+    sets: tuple[str, ...], workers: int | None
+) -> None:
+    from gatetrace.gateway import config as gateway_config
+
+    docs = render("gateway.enabled=true", *sets)
+    text = _by_kind(docs, "ConfigMap")[0]["data"]["gateway.yaml"]
+    parsed = gateway_config.parse_config(yaml.safe_load(text), "chart")
+    assert parsed.workers == workers
+
+
 def _kubelet_env(container: dict[str, Any], pod: dict[str, str]) -> dict[str, str]:
     """The container's environment as the kubelet builds it: Downward API fields from
     ``pod`` and ``$(VAR)`` references to earlier variables expanded."""
@@ -552,6 +575,8 @@ def test_helm_refuses_the_routes_the_gateway_refuses(tmp_path: pathlib.Path) -> 
     [
         (("gateway.service=" + "s" * 257,), "at '/gateway/service'"),
         (("gateway.trustedProxies[0]=notanip",), "at '/gateway/trustedProxies/0'"),
+        (("gateway.workers=0",), "at '/gateway/workers'"),
+        (("gateway.workers=65",), "at '/gateway/workers'"),
     ],
 )
 def test_gateway_fields_the_gateway_refuses_are_refused(sets: tuple[str, ...], needle: str) -> None:

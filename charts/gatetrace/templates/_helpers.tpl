@@ -63,3 +63,22 @@ k8s.pod.name=$(GATETRACE_POD_NAME),k8s.pod.uid=$(GATETRACE_POD_UID),k8s.namespac
 ,{{ $key }}={{ toString $value | urlquery | replace "+" "%20" }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The gateway's `workers`: gateway.workers, else the container's CPU limit rounded up
+("1500m" -> 2, "2" -> 2, at least 1); empty without either (the gateway then counts the
+CPUs its cgroup allows).
+*/}}
+{{- define "gatetrace.gatewayWorkers" -}}
+{{- $gw := .Values.gateway -}}
+{{- if $gw.workers -}}
+{{- $gw.workers | int -}}
+{{- else -}}
+{{- $cpu := toString (dig "limits" "cpu" "" ($gw.resources | default dict)) -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- max 1 (int (ceil (divf (float64 (trimSuffix "m" $cpu)) 1000))) -}}
+{{- else if $cpu -}}
+{{- max 1 (int (ceil (float64 $cpu))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}

@@ -31,9 +31,11 @@ from gatetrace.runtime import metrics as _metrics
 
 __all__ = [
     "APPLIER",
+    "COLLECT",
     "DEFAULT_MAX_BODY_BYTES",
     "HOLDER",
     "MAX_BODY",
+    "NOT_READY",
     "REGISTRIES",
     "add_tracing_routes",
     "request_metrics",
@@ -46,6 +48,13 @@ HOLDER: web.AppKey[_state.TracingHolder] = web.AppKey("gatetrace_holder", _state
 APPLIER: web.AppKey[tracing_apply.Applier] = web.AppKey("gatetrace_applier", tracing_apply.Applier)
 REGISTRIES: web.AppKey[list[_metrics.Registry]] = web.AppKey("gatetrace_registries", list)
 MAX_BODY: web.AppKey[int] = web.AppKey("gatetrace_max_body", int)
+COLLECT: web.AppKey[Callable[[], Awaitable[Sequence[_metrics.Registry]]]] = web.AppKey(
+    "gatetrace_collect"
+)
+"""Optional: what ``/metrics`` renders, gathered per scrape (a gateway's workers merged);
+without it, the registries under :data:`REGISTRIES`."""
+NOT_READY: web.AppKey[Callable[[], str | None]] = web.AppKey("gatetrace_not_ready")
+"""Optional: why the process is not ready although a config is loaded (a worker starting)."""
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -108,6 +117,8 @@ async def put_tracing(request: web.Request) -> web.Response:
         return _error(409, str(e), runningRevision=e.running)
     except tracing_apply.InvalidConfigError as e:
         return _invalid([err.to_dict() for err in e.errors])
+    except tracing_apply.ApplyError as e:  # e.g. a worker process did not answer
+        return _error(503, str(e))
     return web.json_response(
         {"revision": applied.revision, "version": applied.version, "changed": applied.changed}
     )
@@ -123,11 +134,17 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response(
             {"ready": False, "reason": "no tracing config loaded yet"}, status=503
         )
+    not_ready = request.app.get(NOT_READY)
+    reason = not_ready() if not_ready is not None else None
+    if reason is not None:
+        return web.json_response({"ready": False, "reason": reason}, status=503)
     return web.json_response({"ready": True, "revision": active.revision})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    registries: list[_metrics.Registry] = request.app[REGISTRIES]
+    own: list[_metrics.Registry] = request.app[REGISTRIES]
+    collect = request.app.get(COLLECT)
+    registries = await collect() if collect is not None else own
     text = _metrics.render_prometheus(registries)
     return web.Response(body=text.encode(), headers={"Content-Type": _metrics.CONTENT_TYPE})
 

@@ -31,7 +31,14 @@ from gatetrace.policy import model as _model
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import span as _span
 
-__all__ = ["Applied", "Applier", "ApplyError", "InvalidConfigError", "StaleRevisionError"]
+__all__ = [
+    "Applied",
+    "Applier",
+    "ApplyError",
+    "InvalidConfigError",
+    "Prepared",
+    "StaleRevisionError",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -54,6 +61,23 @@ class InvalidConfigError(ApplyError):
     def __init__(self, errors: Sequence[_errors.FieldError]) -> None:
         self.errors = tuple(errors)
         super().__init__("; ".join(str(e) for e in self.errors) or "invalid config")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A validated, built config not running yet (:meth:`Applier.prepare`)."""
+
+    parts: _build.RuntimeParts
+    config: _model.TracingConfig
+    active: _state.ActiveTracing
+
+    @property
+    def revision(self) -> int:
+        return self.active.revision
+
+    @property
+    def version(self) -> str:
+        return self.active.version
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,11 +176,59 @@ class Applier:
         """Apply ``document`` as ``revision``; raise :class:`ApplyError` and change nothing
         on any problem."""
         try:
-            result = await self._apply(document, revision, sources)
+            async with self.holder.lock:
+                result = await self._apply_locked(document, revision, sources)
         except ApplyError as e:
-            self.metrics.applies.inc((source, type(e).__name__))
-            _log.warning("tracing config from %s not applied: %s", source, e)
+            self._refused(source, e)
             raise
+        self._counted(source, result)
+        return result
+
+    async def prepare(
+        self,
+        document: Any,
+        *,
+        revision: int,
+        source: str,
+        sources: Sequence[Mapping[str, Any]] = (),
+    ) -> "Prepared | Applied":
+        """The first half of :meth:`apply`, for a config that several processes take as one
+        revision (gateway workers): validate and build everything, start nothing. A
+        :class:`Prepared` holds the holder's lock until :meth:`commit` or :meth:`abort`;
+        an :class:`Applied` (the running revision again) or an :class:`ApplyError` does not."""
+        await self.holder.lock.acquire()
+        try:
+            result = self._prepare(document, revision, sources)
+        except ApplyError as e:
+            self.holder.lock.release()
+            self._refused(source, e)
+            raise
+        if isinstance(result, Applied):
+            self.holder.lock.release()
+            self._counted(source, result)
+        return result
+
+    def commit(self, prepared: "Prepared", source: str) -> Applied:
+        """Run a config from :meth:`prepare` (start its reporters, swap) and release the lock."""
+        try:
+            result = self._swap(prepared)
+        finally:
+            self.holder.lock.release()
+        self._counted(source, result)
+        return result
+
+    async def abort(self, prepared: "Prepared") -> None:
+        """Drop a config from :meth:`prepare` (its reporters never started) and release the lock."""
+        try:
+            await close_reporters(prepared.active.reporters, self.close_timeout)
+        finally:
+            self.holder.lock.release()
+
+    def _refused(self, source: str, error: ApplyError) -> None:
+        self.metrics.applies.inc((source, type(error).__name__))
+        _log.warning("tracing config from %s not applied: %s", source, error)
+
+    def _counted(self, source: str, result: Applied) -> None:
         self.metrics.applies.inc((source, "applied" if result.changed else "unchanged"))
         if result.changed:
             _log.info(
@@ -165,64 +237,83 @@ class Applier:
                 result.version,
                 source,
             )
-        return result
 
-    async def _apply(
+    async def _apply_locked(
         self, document: Any, revision: int, sources: Sequence[Mapping[str, Any]]
     ) -> Applied:
+        """Validate, build and swap, the holder's lock held (subclasses may add a step
+        between building and swapping)."""
+        prepared = self._prepare(document, revision, sources)
+        if isinstance(prepared, Applied):
+            return prepared
+        return self._swap(prepared)
+
+    def _prepare(
+        self, document: Any, revision: int, sources: Sequence[Mapping[str, Any]]
+    ) -> "Prepared | Applied":
         problem = _protocol.revision_problem(revision)
         if problem is not None:
             raise InvalidConfigError([_errors.FieldError("revision", problem)])
-        async with self.holder.lock:
-            config = validate(document)
-            running = self.holder.current
-            if running is not None and revision <= running.revision:
-                version = _build.config_version(config)
-                if revision == running.revision and version == running.version:
-                    return Applied(revision, version, False)
-                if revision == running.revision:
-                    raise StaleRevisionError(
-                        f"revision {revision} is already running with other content "
-                        f"(version {running.version}); send a higher revision",
-                        running.revision,
-                    )
+        config = validate(document)
+        running = self.holder.current
+        if running is not None and revision <= running.revision:
+            version = _build.config_version(config)
+            if revision == running.revision and version == running.version:
+                return Applied(revision, version, False)
+            if revision == running.revision:
                 raise StaleRevisionError(
-                    f"revision {revision} is older than the running revision {running.revision}",
+                    f"revision {revision} is already running with other content "
+                    f"(version {running.version}); send a higher revision",
                     running.revision,
                 )
-            try:
-                parts = _build.build_runtime(
-                    config,
-                    service=self.service,
-                    registry=self.registry,
-                    exporters=self.exporters,
-                    process=self.process,
-                )
-            except _errors.ValidationFailed as e:
-                raise InvalidConfigError([_prefixed(err) for err in e.errors]) from e
-            active = _state.ActiveTracing.from_parts(
-                parts,
-                revision=revision,
-                config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
-                sources=sources,
-                retro=_retro.from_model(config.retro),
+            raise StaleRevisionError(
+                f"revision {revision} is older than the running revision {running.revision}",
+                running.revision,
             )
-            for processor in parts.processors:
-                processor.start()
-            old = self.holder.swap(active)
-            if self.on_applied is not None:
-                try:
-                    self.on_applied(parts, config)
-                except Exception:  # the swap happened; a hook bug must not turn it into a 500
-                    _log.exception("tracing config applied, but the on_applied hook failed")
-        self.metrics.revision.set(revision)
+        try:
+            parts = _build.build_runtime(
+                config,
+                service=self.service,
+                registry=self._build_registry(),
+                exporters=self.exporters,
+                process=self.process,
+            )
+        except _errors.ValidationFailed as e:
+            raise InvalidConfigError([_prefixed(err) for err in e.errors]) from e
+        active = _state.ActiveTracing.from_parts(
+            parts,
+            revision=revision,
+            config=config.model_dump(mode="json", by_alias=True, exclude_none=True),
+            sources=sources,
+            retro=_retro.from_model(config.retro),
+        )
+        return Prepared(parts, config, active)
+
+    def _build_registry(self) -> _metrics.Registry:
+        """Where the built runtime's metrics go (the reporters', the tracer's)."""
+        return self.registry
+
+    def _start(self, parts: _build.RuntimeParts) -> None:
+        for processor in parts.processors:
+            processor.start()
+
+    def _swap(self, prepared: "Prepared") -> Applied:
+        parts, active = prepared.parts, prepared.active
+        self._start(parts)
+        old = self.holder.swap(active)
+        if self.on_applied is not None:
+            try:
+                self.on_applied(parts, prepared.config)
+            except Exception:  # the swap happened; a hook bug must not turn it into a 500
+                _log.exception("tracing config applied, but the on_applied hook failed")
+        self.metrics.revision.set(active.revision)
         self.metrics.applied_at.set(active.applied_at)
         self.metrics.loaded.set(1)
         if old is not None and old.reporters:
             task = asyncio.get_running_loop().create_task(self._retire(old))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
-        return Applied(revision, parts.version, True)
+        return Applied(active.revision, parts.version, True)
 
     async def _retire(self, old: _state.ActiveTracing) -> None:
         """Wait for the last request that started under the old config to end (at most

@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Callable
 
-from gatetrace.gateway import server
+from gatetrace.gateway import server, supervisor
 
 __all__ = ["register"]
 
@@ -28,6 +28,13 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
             level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         token = os.environ.get(server.TOKEN_ENV)
-        return asyncio.run(server.run_gateway(args.config, admin_token=token, environ=os.environ))
+        return asyncio.run(
+            server.run_gateway(
+                args.config,
+                admin_token=token,
+                environ=os.environ,
+                make=supervisor.gateway_for,
+            )
+        )
 
     return run

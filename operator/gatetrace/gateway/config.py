@@ -18,6 +18,7 @@ from typing import Annotated, Any, Self
 import pydantic
 from pydantic import alias_generators
 
+from gatetrace.gateway import cpus
 from gatetrace.policy import messages as _messages
 from gatetrace.policy import yamlsafe as _yamlsafe
 
@@ -229,6 +230,10 @@ class RouteConfig(_Model):
         return value
 
 
+MAX_WORKERS = 64
+"""The most worker processes a gateway runs."""
+
+
 class GatewayConfig(_Model):
     """The whole gateway configuration file."""
 
@@ -253,7 +258,12 @@ class GatewayConfig(_Model):
     routes: list[RouteConfig] = pydantic.Field(default_factory=list)
     """Routes; the longest matching prefix wins."""
     connections: ConnectionLimits = ConnectionLimits()
-    """Client connection limits of the proxy port."""
+    """Client connection limits of the proxy port (each worker process applies them)."""
+    workers: Annotated[int, pydantic.Field(ge=1, le=MAX_WORKERS)] | None = None
+    """Proxy processes sharing the listen port, under one supervisor process that serves
+    the admin, metrics and query ports and applies each tracing config to every worker.
+    Default: the CPUs the process may use (its cgroup CPU limit rounded up, its cpuset).
+    ``1``: a single process, no supervisor."""
     otlp: OtlpReceiverConfig = OtlpReceiverConfig()
     """The OTLP/HTTP trace receiver on the admin port."""
     swap_grace_ms: TimeoutMs | None = None
@@ -307,6 +317,13 @@ class GatewayConfig(_Model):
         if self.query_api.listen is not None:
             found["queryApi.listen"] = self.query_api.listen
         return found
+
+    @property
+    def worker_count(self) -> int:
+        """:attr:`workers`, or the CPUs this process may use."""
+        if self.workers is not None:
+            return self.workers
+        return min(MAX_WORKERS, cpus.available_cpus())
 
     @property
     def longest_request_seconds(self) -> float:

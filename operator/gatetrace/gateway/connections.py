@@ -30,6 +30,7 @@ never queued. ``gatetrace_gateway_connections_open``, ``..._rejected_total`` and
 
 import asyncio
 import resource
+import socket
 from typing import Any, Final
 
 from aiohttp import web
@@ -254,7 +255,7 @@ class GuardedProtocol(asyncio.Protocol):
 class GuardedSite(web.BaseSite):
     """A TCP listener whose connections go through a :class:`ConnectionGuard`."""
 
-    __slots__ = ("_bound_port", "_guard", "_host", "_port")
+    __slots__ = ("_bound_port", "_guard", "_host", "_port", "_sock")
 
     def __init__(
         self,
@@ -264,9 +265,12 @@ class GuardedSite(web.BaseSite):
         guard: ConnectionGuard,
         *,
         backlog: int = 512,
+        sock: socket.socket | None = None,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self._guard = host, port, guard
+        self._sock = sock
+        """A listening socket to accept on (a gateway worker's, inherited), else bind."""
         self._bound_port: int | None = None
 
     @property
@@ -283,8 +287,13 @@ class GuardedSite(web.BaseSite):
             return guard.protocol(server())
 
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
-        )
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                protocol, sock=self._sock, backlog=self._backlog
+            )
+        else:
+            self._server = await loop.create_server(
+                protocol, self._host, self._port, backlog=self._backlog, reuse_address=True
+            )
         if self._server.sockets:
             self._bound_port = int(self._server.sockets[0].getsockname()[1])

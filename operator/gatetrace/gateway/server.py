@@ -17,6 +17,7 @@ import asyncio
 import logging
 import pathlib
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -42,7 +43,7 @@ from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import process_metrics as _process_metrics
 from gatetrace.runtime import process_resource as _process_resource
 
-__all__ = ["Gateway", "StartupError", "read_token", "run_gateway", "serve"]
+__all__ = ["Gateway", "StartupError", "bind", "read_token", "run_gateway", "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -96,15 +97,8 @@ class Gateway:
         _watch_store(self.store, self.registry)
         self.shutdown_timeout = shutdown_timeout
         """Seconds :meth:`stop` grants in-flight requests plus the reporters' final flush."""
-        self.applier = tracing_apply.Applier(
-            self.holder,
-            service=settings.service,
-            registry=self.registry,
-            exporters=exporters.factory(self.store),
-            drain_seconds=settings.swap_grace_seconds if drain_seconds is None else drain_seconds,
-            on_applied=lambda _parts, cfg: exporters.configure_store(self.store, cfg),
-            process=self.resource.attributes,
-        )
+        self.drain_seconds = settings.swap_grace_seconds if drain_seconds is None else drain_seconds
+        self.applier = self._make_applier()
         self.watcher: tracing_file.TracingFileWatcher | None = None
         if settings.tracing_file is not None:
             self.watcher = tracing_file.TracingFileWatcher(
@@ -115,13 +109,12 @@ class Gateway:
             )
         self.keeper = keep.Keeper(token, self.registry)
         """Keep requests to the services that buffered a kept pending trace."""
-        self.proxy_app = proxy_app.make_proxy_app(
-            settings, self.holder, self.registry, keeper=self.keeper
-        )
+        self.proxy_app = self._make_proxy_app()
         self.admin_app = admin.make_admin_app(
             settings, self.holder, self.store, self.registry, token, applier=self.applier
         )
         self._proxy_runner: web.AppRunner | None = None
+        """The proxy's runner when this process serves the proxy."""
         self._admin_runner: web.AppRunner | None = None
         self.proxy_address: tuple[str, int] | None = None
         self.admin_address: tuple[str, int] | None = None
@@ -130,6 +123,35 @@ class Gateway:
         self._side_runners: list[web.AppRunner] = []
         self.side_addresses: dict[str, tuple[str, int]] = {}
         """Where each optional port is bound, by its config field, once started."""
+
+    def _make_applier(self) -> tracing_apply.Applier:
+        return tracing_apply.Applier(
+            self.holder,
+            service=self.settings.service,
+            registry=self.registry,
+            exporters=exporters.factory(self.store),
+            drain_seconds=self.drain_seconds,
+            on_applied=lambda _parts, cfg: exporters.configure_store(self.store, cfg),
+            process=self.resource.attributes,
+        )
+
+    def _make_proxy_app(self) -> web.Application | None:
+        """The proxy app this process serves (None: other processes serve the proxy)."""
+        return proxy_app.make_proxy_app(
+            self.settings, self.holder, self.registry, keeper=self.keeper
+        )
+
+    async def _start_proxy(self) -> None:
+        assert self.proxy_app is not None
+        self._proxy_runner, self.proxy_address = await self._bind(
+            self.proxy_app, self.settings.listen
+        )
+
+    async def _stop_proxy(self, deadline: float) -> None:
+        """Stop accepting and wait for in-flight requests (their spans get flushed after)."""
+        proxy_runner, self._proxy_runner = self._proxy_runner, None
+        if proxy_runner is not None:
+            await proxy_runner.cleanup()
 
     @property
     def proxy_url(self) -> str:
@@ -175,9 +197,7 @@ class Gateway:
         await self.load_initial_config()
         field = "listen"
         try:
-            self._proxy_runner, self.proxy_address = await self._bind(
-                self.proxy_app, self.settings.listen
-            )
+            await self._start_proxy()
             field = "admin.listen"
             self._admin_runner, self.admin_address = await self._bind(
                 self.admin_app, self.settings.admin.listen
@@ -201,43 +221,15 @@ class Gateway:
     async def _bind(
         self, app: web.Application, listen: str
     ) -> tuple[web.AppRunner, tuple[str, int]]:
-        host, port = _config.split_host_port(listen)
-        guard = app.get(proxy_app.GUARD)
-        extra: dict[str, Any] = {}
-        if guard is not None:  # the proxy port: the edge
-            extra["logger"] = badrequests.RequestErrorLog()
-            # aiohttp's own keep-alive close comes after ours, which counts it
-            extra["keepalive_timeout"] = guard.idle_timeout + 1.0
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            shutdown_timeout=self.shutdown_timeout,
-            **extra,
-        )
-        await runner.setup()
-        site: web.BaseSite
-        if guard is not None:  # the proxy port: client connection limits
-            site = connections.GuardedSite(runner, host, port, guard)
-        else:
-            site = web.TCPSite(runner, host, port, reuse_address=True)
-        try:
-            await site.start()
-        except OSError:
-            await runner.cleanup()
-            raise
-        bound: tuple[str, int] = runner.addresses[0][:2]
-        return runner, (host, int(bound[1]))
+        return await bind(app, listen, self.shutdown_timeout)
 
     async def stop(self, timeout: float | None = None) -> None:
         """Stop accepting, finish in-flight requests, flush and close reporters (bounded)."""
         deadline = self.shutdown_timeout if timeout is None else timeout
         if self.watcher is not None:
             await self.watcher.stop()
-        proxy_runner, self._proxy_runner = self._proxy_runner, None
-        if proxy_runner is not None:
-            # the proxy first: it waits for in-flight requests, whose spans then get flushed
-            await proxy_runner.cleanup()
+        # the proxy first: it waits for in-flight requests, whose spans then get flushed
+        await self._stop_proxy(deadline)
         try:
             await asyncio.wait_for(self.applier.close(deadline), deadline + 1.0)
         except TimeoutError:
@@ -250,6 +242,44 @@ class Gateway:
         side_runners, self._side_runners = self._side_runners, []
         for runner in side_runners:
             await runner.cleanup()
+
+
+async def bind(
+    app: web.Application,
+    listen: str,
+    shutdown_timeout: float,
+    *,
+    sock: socket.socket | None = None,
+) -> tuple[web.AppRunner, tuple[str, int]]:
+    """Serve ``app`` on ``listen`` (or on the listening ``sock``): its runner and address.
+    The proxy app (it has a connection guard) gets the edge's limits and error log."""
+    host, port = _config.split_host_port(listen)
+    guard = app.get(proxy_app.GUARD)
+    extra: dict[str, Any] = {}
+    if guard is not None:  # the proxy port: the edge
+        extra["logger"] = badrequests.RequestErrorLog()
+        # aiohttp's own keep-alive close comes after ours, which counts it
+        extra["keepalive_timeout"] = guard.idle_timeout + 1.0
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=shutdown_timeout,
+        **extra,
+    )
+    await runner.setup()
+    site: web.BaseSite
+    if guard is not None:  # the proxy port: client connection limits
+        site = connections.GuardedSite(runner, host, port, guard, sock=sock)
+    else:
+        site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    bound: tuple[str, int] = runner.addresses[0][:2]
+    return runner, (host, int(bound[1]))
 
 
 METRICS_FIELD = "metrics.listen"
@@ -306,8 +336,11 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_started: Callable[[Gateway], Awaitable[None] | None] | None = None,
     resource: _process_resource.ProcessResource | None = None,
+    make: Callable[..., Gateway] | None = None,
 ) -> None:
-    """Run a gateway until SIGTERM/SIGINT or until ``stop`` is set, then shut down cleanly."""
+    """Run a gateway until SIGTERM/SIGINT or until ``stop`` is set, then shut down cleanly.
+    ``make`` builds it (default :class:`Gateway`; the CLI passes
+    :func:`gatetrace.gateway.supervisor.gateway_for`, which starts workers)."""
     stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
@@ -317,7 +350,7 @@ async def serve(
             installed.append(sig)
         except (NotImplementedError, RuntimeError):  # not the main thread / platform
             pass
-    gateway = Gateway(settings, token=token, resource=resource)
+    gateway = (make or Gateway)(settings, token=token, resource=resource)
     try:
         await gateway.start()
         if on_started is not None:
@@ -353,6 +386,7 @@ async def run_gateway(
     *,
     admin_token: str | None = None,
     environ: Mapping[str, str] | None = None,
+    make: Callable[..., Gateway] | None = None,
 ) -> int:
     """``gatetrace gateway --config FILE``: load, serve until a signal; the exit code.
 
@@ -379,7 +413,7 @@ async def run_gateway(
                 print(f"{label}: {url}", flush=True)
 
     try:
-        await serve(settings, token=token, on_started=announce, resource=resource)
+        await serve(settings, token=token, on_started=announce, resource=resource, make=make)
     except StartupError as e:
         _log.error("%s", e)
         return 1

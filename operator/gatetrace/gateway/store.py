@@ -218,19 +218,27 @@ class SpanStore:
 
     # -- writing -----------------------------------------------------------
 
-    def add(self, spans: Iterable[_span.Span], *, shared_bytes: int = 0) -> dict[str, int]:
+    def add(
+        self,
+        spans: Iterable[_span.Span],
+        *,
+        shared_bytes: int = 0,
+        sizes: Sequence[int] | None = None,
+    ) -> dict[str, int]:
         """Store finished spans (the memory reporter's batch, the OTLP receiver's); return
         how many were refused, by reason (``trace_spans``, ``trace_bytes``: their trace was
         at its bound). ``shared_bytes`` is counted with each span on top of its own size:
         what the spans keep alive together (a received resource), counted for each so the
-        byte bound is never underestimated."""
+        byte bound is never underestimated. ``sizes``: each span's
+        :func:`~gatetrace.runtime.span_size.retained_bytes`, measured already (by the gateway
+        worker that shipped them)."""
         now = self._clock()
         added = added_bytes = 0
         refused: dict[str, int] = {}
-        for span in spans:
+        for index, span in enumerate(spans):
             if span.end_ns is None:
                 continue
-            size = retained_bytes(span) + shared_bytes
+            size = (retained_bytes(span) if sizes is None else sizes[index]) + shared_bytes
             trace = self._traces.get(span.trace_id)
             if trace is not None and len(trace.spans) >= self.max_spans_per_trace:
                 reason = "trace_spans"

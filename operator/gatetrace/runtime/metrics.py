@@ -180,6 +180,13 @@ class Gauge(_Metric):
         function = self._functions.get(labels)
         return function() if function is not None else self._values.get(labels, 0)
 
+    def items(self) -> Iterator[tuple[Labels, float]]:
+        """Every series' current value (functions read now)."""
+        found = dict(self._values)
+        for labels, function in list(self._functions.items()):
+            found[labels] = function()
+        return iter(list(found.items()))
+
     def samples(self) -> Iterator[Sample]:
         for labels, value in list(self._values.items()):
             yield Sample("", self._pairs(labels), value)
@@ -219,6 +226,28 @@ class Histogram(_Metric):
 
     def count(self, labels: Labels = ()) -> int:
         return sum(self._counts.get(labels, ()))
+
+    def items(self) -> Iterator[tuple[Labels, tuple[tuple[int, ...], float]]]:
+        """Every series as ``(bucket counts, sum)``; counts per bucket, +Inf last."""
+        return iter(
+            [
+                (labels, (tuple(counts), self._sums.get(labels, 0.0)))
+                for labels, counts in list(self._counts.items())
+            ]
+        )
+
+    def add(self, labels: Labels, counts: Sequence[int], total: float) -> None:
+        """Add another histogram's series (same buckets: ``len(buckets) + 1`` counts)."""
+        if len(counts) != len(self.buckets) + 1:
+            raise ValueError(
+                f"{self.name}: {len(counts)} bucket counts for {len(self.buckets)} buckets + Inf"
+            )
+        mine = self._counts.get(labels)
+        if mine is None:
+            mine = self._counts[labels] = [0] * (len(self.buckets) + 1)
+        for index, count in enumerate(counts):
+            mine[index] += int(count)
+        self._sums[labels] = self._sums.get(labels, 0.0) + total
 
     def samples(self) -> Iterator[Sample]:
         for labels, counts in list(self._counts.items()):
