@@ -64,7 +64,9 @@ class Running:
     pid: int
 
 
-def _tracing(mode: str, collector: str) -> dict[str, Any]:
+def _tracing(mode: str, collector: str) -> dict[str, Any] | None:
+    if mode == "off":
+        return None
     if mode == "100%, memory":
         document = bench_gateway._tracing_document("100%", collector)
         assert document is not None
@@ -83,8 +85,10 @@ def gateway(
     collector: str,
     *,
     callgrind_dir: str | None = None,
+    loop: str = "asyncio",
 ) -> Iterator[Running]:
-    """The real CLI with ``workers`` (under callgrind, counting off, when ``callgrind_dir``)."""
+    """The real CLI with ``workers`` on ``loop`` (under callgrind, counting off, when
+    ``callgrind_dir``)."""
     proxy_port, admin_port = bench_gateway._free_port(), bench_gateway._free_port()
     token = secrets.token_hex(8)
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,11 +97,12 @@ def gateway(
             yaml.safe_dump(
                 {
                     "workers": workers,
+                    "eventLoop": loop,
                     "listen": f"127.0.0.1:{proxy_port}",
                     "admin": {"listen": f"127.0.0.1:{admin_port}"},
                     "routes": [{"name": "items", "prefix": "/api/items", "upstream": upstream}],
-                    "tracing": _tracing(mode, collector),
-                },
+                }
+                | ({} if mode == "off" else {"tracing": _tracing(mode, collector)}),
                 out,
             )
         argv = [sys.executable, "-m", "gatetrace.cli", "gateway", "--config", path]
@@ -121,7 +126,7 @@ def gateway(
             f"http://127.0.0.1:{proxy_port}", f"http://127.0.0.1:{admin_port}", token, proc.pid
         )
         try:
-            _wait_ready(running, proc, 600.0 if callgrind_dir else 60.0)
+            _wait_ready(running, proc, 600.0 if callgrind_dir else 60.0, workers, mode != "off")
             yield running
         finally:
             proc.terminate()
@@ -145,9 +150,24 @@ def _get(running: Running, path: str) -> tuple[int, bytes]:
         return 0, b""
 
 
-def _wait_ready(running: Running, proc: "subprocess.Popen[bytes]", timeout: float) -> None:
+def _wait_ready(
+    running: Running, proc: "subprocess.Popen[bytes]", timeout: float, workers: int, traced: bool
+) -> None:
+    """Until the gateway serves: every worker up, and a tracing config loaded if ``traced``
+    (untraced, ``/readyz`` stays 503: no config is loaded)."""
     deadline = time.monotonic() + timeout
-    while _get(running, "/readyz")[0] != 200:
+
+    def up() -> bool:
+        if traced:
+            return _get(running, "/readyz")[0] == 200
+        if _get(running, "/healthz")[0] != 200:
+            return False
+        if workers == 1:
+            return True
+        status, body = _get(running, "/admin/v1/workers")
+        return status == 200 and all(w["ready"] for w in json.loads(body)["workers"])
+
+    while not up():
         if proc.poll() is not None:
             raise SystemExit(f"the gateway exited with {proc.returncode} before it was ready")
         if time.monotonic() > deadline:
@@ -183,11 +203,17 @@ def _wait(predicate: Any, what: str, timeout: float = 900.0) -> None:
 
 
 def instructions(
-    workers: int, mode: str, upstream: str, collector: str, requests: int, warmup: int
+    workers: int,
+    mode: str,
+    upstream: str,
+    collector: str,
+    requests: int,
+    warmup: int,
+    loop: str = "asyncio",
 ) -> float:
     """Thousand instructions per request, summed over every process of the gateway."""
     with tempfile.TemporaryDirectory(prefix="gatetrace-workers-") as tmp:
-        with gateway(workers, mode, upstream, collector, callgrind_dir=tmp) as running:
+        with gateway(workers, mode, upstream, collector, callgrind_dir=tmp, loop=loop) as running:
             pids = _pids(running, workers)
             url = running.proxy + bench_gateway.PATH
             zipkin = mode in ("100%",)
@@ -331,6 +357,24 @@ def shipping(batches: int, size: int = 512) -> tuple[int, float, float, list[flo
     return result
 
 
+def _compare_loops(requests: int, warmup: int) -> None:
+    """One gateway process, asyncio's loop vs uvloop, by instructions per request."""
+    print(f"event loop, one process, instructions per request ({requests} req)")
+    print(f"{'mode':<16}{'asyncio':>12}{'uvloop':>12}{'ratio':>8}")
+    with bench_gateway.children() as procs:
+        upstream = f"http://127.0.0.1:{procs.start('upstream')}"
+        collector = f"http://127.0.0.1:{procs.start('collector')}"
+        for mode in ("off", "1%", "100%"):
+            costs = [
+                instructions(1, mode, upstream, collector, requests, warmup, loop=loop)
+                for loop in ("asyncio", "uvloop")
+            ]
+            print(
+                f"{mode:<16}{costs[0]:>11.1f}k{costs[1]:>11.1f}k{costs[1] / costs[0]:>8.3f}",
+                flush=True,
+            )
+
+
 def _spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
 
@@ -351,8 +395,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-instructions", action="store_true")
     parser.add_argument("--skip-wallclock", action="store_true")
     parser.add_argument("--skip-shipping", action="store_true")
+    parser.add_argument(
+        "--loops",
+        action="store_true",
+        help="instead: one process on asyncio's loop vs on uvloop (untraced, 1%%, 100%%)",
+    )
     options = parser.parse_args(args)
     modes = [m.strip() for m in options.modes.split(";") if m.strip()]
+    if options.loops:
+        _compare_loops(options.requests, options.warmup)
+        return
     if not options.skip_shipping:
         received, cpu, wall, held = shipping(400)
         p99 = sorted(held)[int(len(held) * 0.99) - 1] * 1e3

@@ -179,7 +179,16 @@ def test_read_token_problems(tmp_path: pathlib.Path) -> None:
         server.read_token(config.parse_config({"admin": {"tokenFile": str(tmp_path / "nope")}}))
 
 
-async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize(
+    "process",
+    [
+        {},  # as many workers as CPUs, asyncio's loop
+        {"workers": 1, "eventLoop": "uvloop"},  # one process on uvloop
+        {"workers": 2, "eventLoop": "auto"},
+    ],
+    ids=["default", "one-process-uvloop", "two-workers-auto"],
+)
+async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path, process: dict[str, Any]) -> None:
     async with upstream() as up:
         cfg_path = tmp_path / "gateway.yaml"
         cfg_path.write_text(
@@ -192,6 +201,7 @@ async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path) -> None:
                     "queryApi": {"listen": "127.0.0.1:0"},
                     "routes": [{"name": "u", "prefix": "/", "upstream": up}],
                     "tracing": ALWAYS,
+                    **process,
                 }
             )
         )

@@ -188,3 +188,21 @@ async def test_prepare_builds_without_running_until_commit_and_abort_changes_not
         await applier.prepare({"sampling": {"sampler": {"type": "?"}}}, revision=3, source="t")
     assert not holder.lock.locked()
     await applier.close(1.0)
+
+
+def test_the_event_loop_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gatetrace.gateway import event_loop
+
+    assert event_loop.resolve("asyncio") == "asyncio"
+    assert event_loop.resolve("uvloop") == "uvloop"  # the test extra installs it
+    assert event_loop.resolve("auto") == "uvloop"
+    monkeypatch.setattr(event_loop.importlib.util, "find_spec", lambda name: None)
+    assert event_loop.resolve("auto") == "asyncio"
+    with pytest.raises(event_loop.LoopUnavailableError, match=r"eventLoop: uvloop is not"):
+        event_loop.resolve("uvloop")
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    assert event_loop.run(which(), "uvloop") == "uvloop"
+    assert event_loop.run(which(), "asyncio") == "asyncio"

@@ -1,12 +1,11 @@
 """``gatetrace gateway --config FILE``: the subcommand registration for :mod:`gatetrace.cli`."""
 
 import argparse
-import asyncio
 import logging
 import os
 from collections.abc import Callable
 
-from gatetrace.gateway import server, supervisor
+from gatetrace.gateway import config, event_loop, server, supervisor
 
 __all__ = ["register"]
 
@@ -28,13 +27,21 @@ def register(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
             level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         token = os.environ.get(server.TOKEN_ENV)
-        return asyncio.run(
+        try:
+            loop = event_loop.resolve(config.load_config(args.config).event_loop)
+        except config.ConfigError:
+            loop = "asyncio"  # run_gateway reports the config's problems
+        except event_loop.LoopUnavailableError as e:
+            logging.getLogger(__name__).error("%s", e)
+            return 2
+        return event_loop.run(
             server.run_gateway(
                 args.config,
                 admin_token=token,
                 environ=os.environ,
                 make=supervisor.gateway_for,
-            )
+            ),
+            loop,
         )
 
     return run

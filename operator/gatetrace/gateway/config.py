@@ -13,7 +13,7 @@ import pathlib
 import re
 import urllib.parse
 from collections.abc import Mapping
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import pydantic
 from pydantic import alias_generators
@@ -259,6 +259,9 @@ class GatewayConfig(_Model):
     """Routes; the longest matching prefix wins."""
     connections: ConnectionLimits = ConnectionLimits()
     """Client connection limits of the proxy port (each worker process applies them)."""
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "asyncio"
+    """The event loop of every gateway process: ``asyncio``, ``uvloop`` (the ``uvloop``
+    extra: ``pip install 'gatetrace[uvloop]'``) or ``auto`` (uvloop when installed)."""
     workers: Annotated[int, pydantic.Field(ge=1, le=MAX_WORKERS)] | None = None
     """Proxy processes sharing the listen port, under one supervisor process that serves
     the admin, metrics and query ports and applies each tracing config to every worker.

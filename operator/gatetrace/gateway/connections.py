@@ -31,6 +31,7 @@ never queued. ``gatetrace_gateway_connections_open``, ``..._rejected_total`` and
 import asyncio
 import resource
 import socket
+import typing
 from typing import Any, Final
 
 from aiohttp import web
@@ -156,8 +157,9 @@ class GuardedProtocol(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # a stream transport; not necessarily an asyncio.Transport subclass (uvloop's are not)
+        transport = typing.cast(asyncio.Transport, base)
         guard = self._guard
         if len(guard.open) >= guard.max_connections:
             guard.rejected()

@@ -37,7 +37,14 @@ from aiohttp import web
 
 from gatetrace.embed import admin as _admin
 from gatetrace.gateway import config as _config
-from gatetrace.gateway import exporters, server, span_wire, tracing_apply, worker_channel
+from gatetrace.gateway import (
+    event_loop,
+    exporters,
+    server,
+    span_wire,
+    tracing_apply,
+    worker_channel,
+)
 from gatetrace.policy import errors as _errors
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import metrics_snapshot as _snapshot
@@ -198,6 +205,8 @@ class Supervisor(server.Gateway):
                 str(child.fileno()),
                 "--log-level",
                 logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+                "--loop",
+                event_loop.resolve(self.settings.event_loop),
                 pass_fds=(self._listen.fileno(), child.fileno()),
             )
         finally:
@@ -405,6 +414,7 @@ class Supervisor(server.Gateway):
             else:
                 entry["revision"] = status.get("revision")
                 entry["served"] = status.get("served")
+                entry["loop"] = status.get("loop")
             return entry
 
         return list(await asyncio.gather(*(one(slot) for slot in self.slots)))

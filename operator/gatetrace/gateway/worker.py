@@ -35,7 +35,15 @@ from aiohttp import web
 from gatetrace.embed import exporters as _exporters
 from gatetrace.embed import keep
 from gatetrace.gateway import config as _config
-from gatetrace.gateway import proxy_app, server, span_wire, state, tracing_apply, worker_channel
+from gatetrace.gateway import (
+    event_loop,
+    proxy_app,
+    server,
+    span_wire,
+    state,
+    tracing_apply,
+    worker_channel,
+)
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import metrics_snapshot as _snapshot
 from gatetrace.runtime import process_metrics as _process_metrics
@@ -220,6 +228,7 @@ class Worker:
                 "pid": os.getpid(),
                 "revision": self._revision(),
                 "served": int(served.total()),
+                "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             }
         raise ValueError(f"unknown op {op!r}")
 
@@ -289,12 +298,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen-fd", type=int, required=True)
     parser.add_argument("--channel-fd", type=int, required=True)
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
         format=f"%(asctime)s %(levelname)s %(name)s[worker {args.index}]: %(message)s",
     )
-    return asyncio.run(_run(args.index, args.listen_fd, args.channel_fd))
+    return event_loop.run(_run(args.index, args.listen_fd, args.channel_fd), args.loop)
 
 
 if __name__ == "__main__":
