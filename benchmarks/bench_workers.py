@@ -51,6 +51,8 @@ import yaml
 from benchmarks import bench_gateway, gateway_instructions
 
 _MODULE = "benchmarks.bench_workers"
+_BREAKDOWN = "--breakdown" in sys.argv
+"""Print each process's share of the instructions too."""
 INSTRUCTION_GOAL = 1.05
 SHIPPING_GOAL = 50_000
 MODES = ("1%", "100%", "100%, memory")
@@ -236,9 +238,15 @@ def instructions(
             for pid in pids:
                 gateway_instructions._callgrind_control("-i", "off", pid)
                 gateway_instructions._callgrind_control("-d", pid)
-        return (
-            gateway_instructions._callgrind_total(os.path.join(tmp, "callgrind.")) / requests / 1e3
-        )
+        if _BREAKDOWN:
+            shares = []
+            for pid in pids:
+                name = "supervisor" if pid == running.pid and workers > 1 else f"pid {pid}"
+                own = gateway_instructions._callgrind_total(os.path.join(tmp, f"callgrind.{pid}"))
+                shares.append(f"{name} {own / requests / 1e3:.1f}k")
+            print(f"  {mode}, {workers} worker(s): {', '.join(shares)}", flush=True)
+        total = gateway_instructions._callgrind_total(os.path.join(tmp, "callgrind."))
+        return total / requests / 1e3
 
 
 def wallclock(upstream: str, collector: str, rounds: int, seconds: float) -> dict[int, list[float]]:
@@ -395,6 +403,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-instructions", action="store_true")
     parser.add_argument("--skip-wallclock", action="store_true")
     parser.add_argument("--skip-shipping", action="store_true")
+    parser.add_argument("--breakdown", action="store_true", help="each process's share")
     parser.add_argument(
         "--loops",
         action="store_true",

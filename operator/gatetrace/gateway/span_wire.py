@@ -20,18 +20,7 @@ __all__ = ["decode", "encode"]
 _KINDS: Final = {kind.value: kind for kind in _span.SpanKind}
 _REFERENCES: Final = {kind.value: kind for kind in _span.ReferenceType}
 _CODES: Final = {code.value: code for code in _span.StatusCode}
-_LIMITS: Final = _span.SpanLimits()
 _UNSET: Final = _span.Status()
-
-
-class _NoLimits:
-    """A decoded span is finished: nothing can hit a limit any more."""
-
-    def limit_hit(self, what: str, amount: int = 1) -> None:
-        return None
-
-
-_NO_LIMITS: Final = _NoLimits()
 
 Encoded = tuple[Any, ...]
 
@@ -71,6 +60,9 @@ def decode(encoded: Sequence[Encoded]) -> tuple[list[_span.Span], list[int]]:
     """Finished spans again, from :func:`encode`'s tuples, and their sizes for the store."""
     spans: list[_span.Span] = []
     sizes: list[int] = []
+    restored = _span.Span.restored
+    context = _sc.SpanContext
+    kinds = _KINDS
     for item in encoded:
         (
             trace_id,
@@ -89,31 +81,25 @@ def decode(encoded: Sequence[Encoded]) -> tuple[list[_span.Span], list[int]]:
             local_root,
             size,
         ) = item
-        span = _span.Span(
-            _sc.SpanContext(trace_id, span_id, sampled),
-            name,
-            kind=_KINDS[kind],
-            parent_id=parent_id,
-            resource=resource,
-            references=[
-                _span.Reference(_REFERENCES[t], _sc.SpanContext(tid, sid))
-                for t, tid, sid in references or ()
-            ],
-            sampled=sampled,
-            recording=False,
-            start_ns=start_ns,
-            limits=_LIMITS,
-            metrics=_NO_LIMITS,
-            end_hook=None,
-            is_local_root=local_root,
+        spans.append(
+            restored(
+                context(trace_id, span_id, sampled),
+                name,
+                kinds[kind],
+                parent_id,
+                resource,
+                start_ns,
+                end_ns,
+                tags if tags is not None else {},
+                [_span.LogRecord(ts, fields) for ts, fields in logs] if logs else [],
+                _UNSET if status is None else _span.Status(_CODES[status[0]], status[1]),
+                tuple(
+                    _span.Reference(_REFERENCES[t], context(tid, sid)) for t, tid, sid in references
+                )
+                if references
+                else (),
+                local_root,
+            )
         )
-        span.end_ns = end_ns
-        if tags:
-            span.tags = tags
-        if logs:
-            span.logs = [_span.LogRecord(ts, fields) for ts, fields in logs]
-        if status is not None:
-            span.status = _span.Status(_CODES[status[0]], status[1])
-        spans.append(span)
         sizes.append(size)
     return spans, sizes
