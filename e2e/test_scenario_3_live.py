@@ -22,6 +22,8 @@ import pytest
 from peers import servers
 from scenarios import gateways, kubeobj, operators
 
+from gatetrace.gateway import cpus
+
 pytestmark = pytest.mark.e2e
 
 ROOT, NS_A, NS_B, NS_SHOP, SYSTEM = "live-root", "live-a", "live-b", "live-shop", "live-system"
@@ -223,6 +225,16 @@ def test_rate_change_the_sampled_share_of_real_traffic_follows(live: Live) -> No
     assert all(after[g] > before[g] for g in before), (before, after)
     high = gateways.sampled_share(edge.process, "/app/x", N)
     assert 0.8 <= high <= 0.98, high
+    # the gateways run the default `workers` (one proxy process per CPU): the operator's
+    # one PUT reached every worker of the pod, and every one of them served this traffic
+    workers = edge.process.workers()
+    cpus_allowed = cpus.available_cpus()
+    if cpus_allowed > 1:
+        assert len(workers) == cpus_allowed, workers
+        assert {w["revision"] for w in workers} == {edge.process.revision()}, workers
+        assert all(w["ready"] and w["served"] > 0 for w in workers), workers
+    else:
+        assert workers == []
     inner = gateways.sampled_share(live.pods["inner-0"].process, "/app/x", N)
     assert 0.8 <= inner <= 0.98, inner
     obj = live.status_settled("default", ROOT, 3)

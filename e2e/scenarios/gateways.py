@@ -203,6 +203,17 @@ class GatewayProcess:
                 return None
             raise
 
+    def workers(self) -> list[dict[str, Any]]:
+        """`GET /admin/v1/workers`: each worker process's pid, revision and requests served
+        ([] for a single-process gateway, which has no such route)."""
+        try:
+            found: list[dict[str, Any]] = self._admin("/admin/v1/workers")["workers"]
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return []
+            raise
+        return found
+
     def query(self, path: str) -> Any:
         """The query API (Jaeger-query JSON), e.g. `/api/traces/{id}`; None on 404."""
         try:
