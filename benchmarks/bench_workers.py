@@ -311,7 +311,7 @@ async def _send_batches(fd: int, batches: int, size: int) -> None:
     for _ in range(batches):
         channel.send({"op": "spans", "spans": span_wire.encode(spans)})
         await channel.drain()
-    channel.close()
+    await channel.aclose()
 
 
 async def _absorb(sock: socket.socket) -> tuple[int, float, float, list[float]]:

@@ -189,7 +189,7 @@ async def test_metrics_are_the_sum_of_the_workers_and_spans_reach_the_store() ->
 async def test_stopping_drains_in_flight_requests_in_every_worker() -> None:
     arrived = asyncio.Event()
     async with upstream(delay=1.0, arrived=arrived) as up:
-        settings = settings_for(up, workers=2, tracing=ALWAYS)
+        settings = settings_for(up, workers=2, tracing=MEMORY)
         gw = supervisor.Supervisor(settings, token=TOKEN, drain_seconds=0.2)
         await gw.start()
         pids = [slot.pid for slot in gw.slots]
@@ -199,6 +199,8 @@ async def test_stopping_drains_in_flight_requests_in_every_worker() -> None:
             await gw.stop(5.0)
             status, _ = await slow
             assert status == 200
+            # its spans were flushed by the worker and stored before the supervisor stopped
+            assert len(gw.store) == 2
         for pid in pids:
             assert pid is not None
             with pytest.raises(ProcessLookupError):

@@ -164,7 +164,8 @@ class SpanStore:
         # (service, operation) -> trace id -> that operation's span count in the trace
         self._by_operation: dict[tuple[str, str], dict[int, int]] = {}
         # service -> operation -> (kind -> span count)
-        self._operations: dict[str, dict[str, dict[_span.SpanKind, int]]] = {}
+        self._operations: dict[str, dict[str, dict[str, int]]] = {}
+        """service -> operation -> span kind (its value) -> spans held."""
         self.bytes = 0
         """Estimated bytes of the spans held (:func:`retained_bytes`)."""
         self.evicted = 0
@@ -235,12 +236,18 @@ class SpanStore:
         now = self._clock()
         added = added_bytes = 0
         refused: dict[str, int] = {}
+        traces_by_id = self._traces
+        by_service = self._by_service
+        by_operation = self._by_operation
+        operations = self._operations
+        per_trace = self.max_spans_per_trace
         for index, span in enumerate(spans):
             if span.end_ns is None:
                 continue
             size = (retained_bytes(span) if sizes is None else sizes[index]) + shared_bytes
-            trace = self._traces.get(span.trace_id)
-            if trace is not None and len(trace.spans) >= self.max_spans_per_trace:
+            trace_id = span.context.trace_id
+            trace = traces_by_id.get(trace_id)
+            if trace is not None and len(trace.spans) >= per_trace:
                 reason = "trace_spans"
             elif (trace.size if trace is not None else 0) + size > self.max_trace_bytes:
                 reason = "trace_bytes"  # a lone span that big too: it would empty the store
@@ -252,20 +259,27 @@ class SpanStore:
                 self.dropped_by_reason[reason] = self.dropped_by_reason.get(reason, 0) + 1
                 continue
             if trace is None:
-                trace = self._traces[span.trace_id] = _Trace()
+                trace = traces_by_id[trace_id] = _Trace()
             self._entries.append(_Entry(span, now, size))
             trace.spans.append(span)
             trace.size += size
             self.bytes += size
             added += 1
             added_bytes += size
-            service = _service(span)
-            traces = self._by_service.setdefault(service, {})
-            traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
-            traces = self._by_operation.setdefault((service, span.name), {})
-            traces[span.trace_id] = traces.get(span.trace_id, 0) + 1
-            kinds = self._operations.setdefault(service, {}).setdefault(span.name, {})
-            kinds[span.kind] = kinds.get(span.kind, 0) + 1
+            service = span.resource.service_name
+            name = span.name
+            traces = by_service.get(service)
+            if traces is None:
+                traces = by_service[service] = {}
+            traces[trace_id] = traces.get(trace_id, 0) + 1
+            key = (service, name)
+            traces = by_operation.get(key)
+            if traces is None:
+                traces = by_operation[key] = {}
+            traces[trace_id] = traces.get(trace_id, 0) + 1
+            kinds = operations.setdefault(service, {}).setdefault(name, {})
+            kind = span.kind.value  # a str key: an Enum's hash is Python code
+            kinds[kind] = kinds.get(kind, 0) + 1
         # Work in proportion to what came in: room for this batch (each evicted span frees
         # one count and at least MIN_SPAN_BYTES) plus one STEP of any backlog (spans aged out
         # during a quiet spell, a smaller bound just configured), so the store stays within
@@ -319,11 +333,12 @@ class SpanStore:
         if operations is not None:
             kinds = operations.get(span.name)
             if kinds is not None:
-                left = kinds.get(span.kind, 0) - 1
+                kind = span.kind.value
+                left = kinds.get(kind, 0) - 1
                 if left > 0:
-                    kinds[span.kind] = left
+                    kinds[kind] = left
                 else:
-                    kinds.pop(span.kind, None)
+                    kinds.pop(kind, None)
                     if not kinds:
                         del operations[span.name]
                         if not operations:
@@ -369,7 +384,8 @@ class SpanStore:
         self.evict()
         found: list[tuple[str, _span.SpanKind]] = []
         for name, kinds in self._operations.get(service, {}).items():
-            for span_kind in kinds:
+            for value in kinds:
+                span_kind = _span.SpanKind(value)
                 if kind is None or span_kind is kind:
                     found.append((name, span_kind))
         return sorted(found, key=lambda pair: (pair[0], pair[1].value))

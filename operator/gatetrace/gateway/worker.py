@@ -274,7 +274,7 @@ async def _run(index: int, listen_fd: int, channel_fd: int) -> int:
         await worker.start(init.get("config"))
     except (tracing_apply.ApplyError, OSError) as e:
         channel.send({"op": "failed", "message": f"{type(e).__name__}: {e}"})
-        await channel.drain()
+        await channel.aclose()
         return 1
     proxy_app.tune_collector()
     serving = loop.create_task(worker.serve())
@@ -283,12 +283,9 @@ async def _run(index: int, listen_fd: int, channel_fd: int) -> int:
     serving.cancel()
     stopping.cancel()
     await worker.stop()
-    try:
+    with contextlib.suppress(worker_channel.ChannelClosedError):
         channel.send({"op": "stopped"})
-        await asyncio.wait_for(channel.drain(), 5.0)
-    except (TimeoutError, worker_channel.ChannelClosedError):
-        pass
-    channel.close()
+    await channel.aclose()  # the last spans and "stopped" are written before the exit
     return 0
 
 

@@ -12,6 +12,7 @@ what they queue with :attr:`Channel.backlog`) and receives one message at a time
 """
 
 import asyncio
+import contextlib
 import itertools
 import pickle
 import socket
@@ -86,7 +87,14 @@ class Channel:
             raise ChannelClosedError("the other process closed the channel") from e
 
     def close(self) -> None:
+        """Close now (what is still buffered may be lost: see :meth:`aclose`)."""
         self._writer.close()
+
+    async def aclose(self, timeout: float = 5.0) -> None:
+        """Close once everything sent so far has been written (at most ``timeout`` s)."""
+        self._writer.close()
+        with contextlib.suppress(TimeoutError, ConnectionError):
+            await asyncio.wait_for(self._writer.wait_closed(), timeout)
 
 
 class Calls:
