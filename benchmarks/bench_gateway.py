@@ -66,23 +66,46 @@ async def _serve_upstream() -> None:
     await _serve(app)
 
 
+def _otlp_span_count(data: bytes) -> int:
+    """Spans in an OTLP/HTTP protobuf ``ExportTraceServiceRequest``."""
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    message = trace_service_pb2.ExportTraceServiceRequest()
+    message.ParseFromString(data)
+    return sum(len(scope.spans) for rs in message.resource_spans for scope in rs.scope_spans)
+
+
 async def _serve_collector() -> None:
+    """Accepts Zipkin v2 JSON (``POST /api/v2/spans``) and OTLP/HTTP protobuf
+    (``POST /v1/traces``), gzipped or not, and counts the spans (``GET /stats``)."""
+    import gzip
+
     from aiohttp import web
 
     received = {"requests": 0, "bytes": 0, "spans": 0}
 
-    async def spans(request: web.Request) -> web.Response:
+    async def body(request: web.Request) -> bytes:
         data = await request.read()
         received["requests"] += 1
         received["bytes"] += len(data)
-        received["spans"] += len(json.loads(data))  # a Zipkin v2 JSON list of spans
+        if request.headers.get("Content-Encoding", "").lower() == "gzip":
+            data = gzip.decompress(data)
+        return data
+
+    async def zipkin_spans(request: web.Request) -> web.Response:
+        received["spans"] += len(json.loads(await body(request)))  # a JSON list of spans
         return web.Response(status=202)
+
+    async def otlp_spans(request: web.Request) -> web.Response:
+        received["spans"] += _otlp_span_count(await body(request))
+        return web.Response(body=b"", content_type="application/x-protobuf")
 
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(received)
 
-    app = web.Application()
-    app.router.add_post("/api/v2/spans", spans)
+    app = web.Application(client_max_size=256 * 1024 * 1024)
+    app.router.add_post("/api/v2/spans", zipkin_spans)
+    app.router.add_post("/v1/traces", otlp_spans)
     app.router.add_get("/stats", stats)
     await _serve(app)
 
@@ -118,10 +141,21 @@ def _tracing_document(mode: str, collector: str) -> dict[str, Any] | None:
         # under callgrind the gateway runs ~50x slower: a queue and timeout large enough
         # that every span traced is delivered, so the count includes all of its export
         "batching": {"maxQueueSize": 100_000, "exportTimeoutMs": 600_000},
-        "reporters": []
-        if "no reporter" in mode
-        else [{"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}],
+        "reporters": [] if "no reporter" in mode else [_reporter(mode, collector)],
     }
+
+
+def _reporter(mode: str, collector: str) -> dict[str, Any]:
+    """Zipkin by default; ``otlp`` in the mode: OTLP/HTTP protobuf; ``no gzip``: bodies
+    sent uncompressed (as OpenTelemetry's exporters send them by default)."""
+    reporter: dict[str, Any] = (
+        {"type": "otlpHttp", "endpoint": f"{collector}/v1/traces"}
+        if "otlp" in mode
+        else {"type": "zipkin", "endpoint": f"{collector}/api/v2/spans"}
+    )
+    if "no gzip" in mode:
+        reporter["gzip"] = False
+    return reporter
 
 
 async def _serve_gateway(upstream: str, mode: str, collector: str) -> None:
