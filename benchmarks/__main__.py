@@ -38,8 +38,8 @@ def _format_table(rows: list[tuple[str, common.Row]]) -> str:
                 f"{row.ours:.3f} {row.unit}",
                 f"{row.peer:.3f} {row.unit}",
                 f"{row.ratio:.2f}",
-                f"<= {row.goal_ratio:g}",
-                "ok" if row.met else "MISSED",
+                "-" if row.goal_ratio is None else f"<= {row.goal_ratio:g}",
+                ("ok" if row.met else "MISSED") if row.judged else "",
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -83,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed.append(name)
             traceback.print_exc()
     missed = [f"{module}: {row.name}" for module, row in rows if not row.met]
-    print(f"\n{len(rows)} rows, {len(rows) - len(missed)} within goal, {len(missed)} missed")
+    judged = sum(1 for _, row in rows if row.judged)
+    print(
+        f"\n{len(rows)} rows, {judged - len(missed)} within goal, {len(missed)} missed, "
+        f"{len(rows) - judged} without a goal (wall clock: figures only)"
+    )
     if failed:
         print(f"benchmarks that failed to run: {', '.join(failed)}")
     return 0

@@ -1,6 +1,8 @@
 """Reporter encoding cost and enqueue throughput: gatetrace against OpenTelemetry, same run.
 
-Rows (best of several rounds):
+Rows (median of several rounds; ours and the peer's rounds alternate, the side
+going first swapping each round, so both see the same load; the spread,
+min-max over the rounds, is in each row's name):
 
 * ``otlp encode``: µs per span to turn a batch of 512 typical gateway spans
   (12 tags, one log, server kind) into request bytes — ours
@@ -21,9 +23,12 @@ encoders' caches see the churn a gateway sees. Run:
 """
 
 import asyncio
+import gc
 import socket
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -124,34 +129,72 @@ def otel_spans(salt: int) -> list[otel_sdk_trace.ReadableSpan]:
     return out
 
 
-def _per_span_us(encode: Any, batches: list[Any]) -> float:
-    best = float("inf")
-    for batch in batches:
-        started = time.perf_counter()
-        encode(batch)
-        best = min(best, time.perf_counter() - started)
-    return best / BATCH * 1e6
+@dataclass(frozen=True)
+class Figure:
+    """One side's rounds: median and spread."""
+
+    rounds: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rounds)
+
+    def spread(self) -> str:
+        return f"{min(self.rounds):.2f}-{max(self.rounds):.2f}"
 
 
-def measure_encoding(rounds: int = 7) -> dict[str, tuple[float, float]]:
+def _per_span_us(encode: Callable[[Any], object], batch: list[Any]) -> float:
+    gc.collect()  # each side starts from a collected heap, not the last round's garbage
+    started = time.perf_counter()
+    encode(batch)
+    return (time.perf_counter() - started) / BATCH * 1e6
+
+
+def _alternate(
+    ours: Callable[[Any], object],
+    ours_batches: list[Any],
+    peer: Callable[[Any], object],
+    peer_batches: list[Any],
+) -> tuple[Figure, Figure]:
+    """µs per span of both encoders, one fresh batch each per round, rounds alternating
+    (even rounds ours first, odd rounds the peer's first)."""
+    ours(ours_batches[0])  # warm up both (imports, caches)
+    peer(peer_batches[0])
+    mine: list[float] = []
+    theirs: list[float] = []
+    for r, (a, b) in enumerate(zip(ours_batches[1:], peer_batches[1:], strict=True)):
+        if r % 2:
+            theirs.append(_per_span_us(peer, b))
+            mine.append(_per_span_us(ours, a))
+        else:
+            mine.append(_per_span_us(ours, a))
+            theirs.append(_per_span_us(peer, b))
+    return Figure(tuple(mine)), Figure(tuple(theirs))
+
+
+def measure_encoding(rounds: int = 9) -> dict[str, tuple[Figure, Figure]]:
     """{format: (ours, OpenTelemetry's) µs per span}, rounds interleaved."""
-    ours_batches = [ours_spans(salt) for salt in range(rounds)]
-    otel_batches = [otel_spans(salt) for salt in range(rounds)]
+    ours_batches = [ours_spans(salt) for salt in range(rounds + 1)]
+    otel_batches = [otel_spans(salt) for salt in range(rounds + 1)]
     otlp_ours = otlp_encoding.OtlpEncoder()
     zipkin_ours = zipkin.ZipkinEncoder()
     zipkin_otel = JsonV2Encoder()
     endpoint = NodeEndpoint("10.1.2.3")
     endpoint.service_name = "api-gateway"
-    results: dict[str, tuple[float, float]] = {}
-    results["otlp"] = (
-        _per_span_us(otlp_ours.encode, ours_batches),
-        _per_span_us(lambda b: trace_encoder.encode_spans(b).SerializeToString(), otel_batches),
-    )
-    results["zipkin"] = (
-        _per_span_us(zipkin_ours.encode, ours_batches),
-        _per_span_us(lambda b: zipkin_otel.serialize(b, endpoint).encode(), otel_batches),
-    )
-    return results
+    return {
+        "otlp": _alternate(
+            otlp_ours.encode,
+            ours_batches,
+            lambda b: trace_encoder.encode_spans(b).SerializeToString(),
+            otel_batches,
+        ),
+        "zipkin": _alternate(
+            zipkin_ours.encode,
+            ours_batches,
+            lambda b: zipkin_otel.serialize(b, endpoint).encode(),
+            otel_batches,
+        ),
+    }
 
 
 def _free_port() -> int:
@@ -196,46 +239,77 @@ async def _received_ok(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
-async def measure_enqueue(seconds: float = 1.5) -> tuple[tuple[float, float, float], ...]:
-    """((down µs, exported, dropped), (up µs, exported, dropped))."""
+async def measure_enqueue(
+    rounds: int = 5, seconds: float = 0.5
+) -> tuple[tuple[Figure, float, float], tuple[Figure, float, float]]:
+    """((down µs per on_end, exported, dropped), (up ...)): ``rounds`` alternating rounds
+    of ``seconds`` each (backend down first on even rounds, up first on odd ones);
+    exported and dropped are totals over the rounds."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/api/v2/spans", _received_ok)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     port = _free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    endpoints = {
+        "down": f"http://127.0.0.1:{_free_port()}/api/v2/spans",
+        "up": f"http://127.0.0.1:{port}/api/v2/spans",
+    }
+    costs: dict[str, list[float]] = {"down": [], "up": []}
+    exported = {"down": 0.0, "up": 0.0}
+    dropped = {"down": 0.0, "up": 0.0}
     try:
-        down = await _enqueue_cost(f"http://127.0.0.1:{_free_port()}/api/v2/spans", seconds)
-        up = await _enqueue_cost(f"http://127.0.0.1:{port}/api/v2/spans", seconds)
+        for r in range(rounds):
+            for side in ("up", "down") if r % 2 else ("down", "up"):
+                cost, sent, lost = await _enqueue_cost(endpoints[side], seconds)
+                costs[side].append(cost)
+                exported[side] += sent
+                dropped[side] += lost
     finally:
         await runner.cleanup()
-    return down, up
+    return (
+        (Figure(tuple(costs["down"])), exported["down"], dropped["down"]),
+        (Figure(tuple(costs["up"])), exported["up"], dropped["up"]),
+    )
+
+
+def _encoding_row(what: str, figures: tuple[Figure, Figure], peer: str) -> Row:
+    ours, otel = figures
+    return {
+        "name": (
+            f"{what} (per span, batch 512; {len(ours.rounds)} rounds, "
+            f"ours {ours.spread()}, peer {otel.spread()} us)"
+        ),
+        "ours": ours.median,
+        "peer": otel.median,
+        "unit": "us",
+        "goal_ratio": 0.5,
+        "peer_name": peer,
+    }
 
 
 def run() -> list[Row]:
     encoding = measure_encoding()
     down, up = asyncio.run(measure_enqueue())
     return [
+        _encoding_row(
+            "otlp encode vs OTel proto-common",
+            encoding["otlp"],
+            "opentelemetry-exporter-otlp-proto-common 1.27",
+        ),
+        _encoding_row(
+            "zipkin json encode vs OTel zipkin-json",
+            encoding["zipkin"],
+            "opentelemetry-exporter-zipkin-json 1.27",
+        ),
         {
-            "name": "otlp encode (per span, batch 512) vs OTel proto-common",
-            "ours": encoding["otlp"][0],
-            "peer": encoding["otlp"][1],
-            "unit": "us",
-            "goal_ratio": 0.5,
-            "peer_name": "opentelemetry-exporter-otlp-proto-common 1.27",
-        },
-        {
-            "name": "zipkin json encode (per span, batch 512) vs OTel zipkin-json",
-            "ours": encoding["zipkin"][0],
-            "peer": encoding["zipkin"][1],
-            "unit": "us",
-            "goal_ratio": 0.5,
-            "peer_name": "opentelemetry-exporter-zipkin-json 1.27",
-        },
-        {
-            "name": (f"on_end, backend down (dropped {down[2]:.0f}) vs up (exported {up[1]:.0f})"),
-            "ours": down[0],
-            "peer": up[0],
+            "name": (
+                f"on_end, backend down (dropped {down[2]:.0f}) vs up (exported {up[1]:.0f}); "
+                f"{len(down[0].rounds)} rounds, down {down[0].spread()}, "
+                f"up {up[0].spread()} us"
+            ),
+            "ours": down[0].median,
+            "peer": up[0].median,
             "unit": "us",
             "goal_ratio": 1.5,
             "peer_name": "gatetrace with a healthy backend",

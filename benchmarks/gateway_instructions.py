@@ -84,22 +84,28 @@ def _callgrind_total(prefix: str) -> int:
     return total
 
 
-def callgrind_process(out: str, argv: Sequence[str]) -> "subprocess.Popen[str]":
-    """``argv`` (a Python child) under callgrind, counting nothing until switched on, its
-    counts written to ``out``; stdout piped for its ``READY`` line."""
+def callgrind_process(
+    out: str,
+    argv: Sequence[str],
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> "subprocess.Popen[str]":
+    """``argv`` (a Python child, run by ``python``) under callgrind, counting nothing until
+    switched on, its counts written to ``out``; stdout piped for its ``READY`` line."""
     return subprocess.Popen(
         [
             "valgrind",
             "--tool=callgrind",
             "--instr-atstart=no",
             f"--callgrind-out-file={out}",
-            sys.executable,
+            python,
             *argv,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=bench_gateway._child_env(),
+        env=bench_gateway._child_env() if env is None else env,
     )
 
 
@@ -131,35 +137,62 @@ def measure_mode(
 ) -> float:
     """Thousand instructions per request of one gateway mode; ``keep``: a directory where
     the callgrind files stay (``callgrind_annotate`` them for the C-level hot spots)."""
+    delivered = mode.startswith("100%") and "no reporter" not in mode and "down" not in mode
+    return measure_proxy(
+        mode,
+        [bench_gateway.__file__, "--child", "gateway", upstream, mode, collector],
+        collector,
+        2 if delivered else 0,
+        requests,
+        warmup,
+        keep,
+    )
+
+
+def measure_proxy(
+    label: str,
+    argv: Sequence[str],
+    collector: str,
+    spans_per_request: int,
+    requests: int,
+    warmup: int,
+    keep: str | None = None,
+    *,
+    python: str = sys.executable,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Thousand instructions per request of one proxy process (``python argv`` printing
+    ``READY <port>``) under callgrind: ``warmup`` requests uncounted, then ``requests``
+    counted, every one checked to answer 200 (the load generator fails otherwise).
+    ``spans_per_request`` > 0: every request is traced and sends that many spans to
+    ``collector``; counting goes on until the collector holds every span traced (warm-up
+    included, their export may fall in the counted window), so encoding and sending them
+    is counted, and the run fails if the collector receives more or fewer."""
     with tempfile.TemporaryDirectory(prefix="gatetrace-callgrind-") as tmp:
-        name = re.sub(r"[^a-z0-9]+", "-", mode.replace("%", "pct")).strip("-")
+        name = re.sub(r"[^a-z0-9]+", "-", label.lower().replace("%", "pct")).strip("-")
         if keep:
             os.makedirs(keep, exist_ok=True)
         out = os.path.join(keep or tmp, f"callgrind.{name}.out")
-        gateway = callgrind_process(
-            out, [bench_gateway.__file__, "--child", "gateway", upstream, mode, collector]
-        )
+        proxy = callgrind_process(out, argv, python=python, env=env)
         try:
-            assert gateway.stdout is not None
-            line = gateway.stdout.readline()
+            assert proxy.stdout is not None
+            line = proxy.stdout.readline()
             match = re.match(r"READY (\d+)", line)
             if match is None:
-                raise RuntimeError(f"gateway {mode!r} did not start: {line!r}")
+                raise RuntimeError(f"{label!r} did not start: {line!r}")
             url = f"http://127.0.0.1:{match.group(1)}{bench_gateway.PATH}"
-            delivered = mode.startswith("100%") and "no reporter" not in mode and "down" not in mode
-            before = _collected(collector) if delivered else 0
+            before = _collected(collector) if spans_per_request else 0
             _send(url, warmup)
-            _callgrind_control("-i", "on", gateway.pid)
+            _callgrind_control("-i", "on", proxy.pid)
             _send(url, requests)
-            if delivered:
-                # every request is traced (server + client span): count until the
-                # collector holds all of them, so their encoding and sending is counted
-                _wait_delivered(collector, before + 2 * (warmup + requests), mode)
-            _callgrind_control("-i", "off", gateway.pid)
-            _callgrind_control("-d", gateway.pid)
+            if spans_per_request:
+                expected = before + spans_per_request * (warmup + requests)
+                _wait_delivered(collector, expected, label)
+            _callgrind_control("-i", "off", proxy.pid)
+            _callgrind_control("-d", proxy.pid)
         finally:
-            gateway.terminate()
-            gateway.wait(timeout=120)
+            proxy.terminate()
+            proxy.wait(timeout=120)
         return _callgrind_total(out) / requests / 1e3
 
 
