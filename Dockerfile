@@ -6,7 +6,8 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# the uvloop extra: the gateway runs on uvloop (eventLoop: auto), ~13% fewer instructions
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[uvloop]"
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

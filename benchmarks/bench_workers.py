@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks import bench_gateway, gateway_instructions
+from benchmarks import bench_gateway, common, gateway_instructions
 
 _MODULE = "benchmarks.bench_workers"
 _BREAKDOWN = "--breakdown" in sys.argv
@@ -385,6 +385,51 @@ def _compare_loops(requests: int, warmup: int) -> None:
 
 def _spread(values: Sequence[float]) -> str:
     return f"{statistics.median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+def run() -> list[common.Row]:
+    """``make bench``'s rows (smaller counts than :func:`main`'s defaults)."""
+    rows: list[common.Row] = []
+    received, cpu, _wall, _held = shipping(200)
+    rows.append(
+        common.Row(
+            "span shipping: supervisor CPU per span (decode + store)",
+            cpu / received * 1e6,
+            1e6 / SHIPPING_GOAL,
+            unit="us",
+            goal_ratio=1.0,
+            peer_name=f"the goal's budget ({SHIPPING_GOAL:,} spans/s)",
+        )
+    )
+    with bench_gateway.children() as procs:
+        upstream = f"http://127.0.0.1:{procs.start('upstream')}"
+        collector = f"http://127.0.0.1:{procs.start('collector')}"
+        if shutil.which("valgrind") is not None and shutil.which("callgrind_control"):
+            for mode in ("1%", "100%"):
+                one = instructions(1, mode, upstream, collector, 600, 200)
+                two = instructions(2, mode, upstream, collector, 600, 200)
+                rows.append(
+                    common.Row(
+                        f"instructions per request, 2 workers (all processes) vs 1, {mode}",
+                        two,
+                        one,
+                        unit="k instr",
+                        goal_ratio=INSTRUCTION_GOAL,
+                        peer_name="workers: 1, same run",
+                    )
+                )
+        rps = wallclock(upstream, collector, 2, 2.0)
+        rows.append(
+            common.Row(
+                "wall clock per request at 1%, 2 workers vs 1 (median of 2 rounds)",
+                1e6 / statistics.median(rps[2]),
+                1e6 / statistics.median(rps[1]),
+                unit="us",
+                goal_ratio=None,
+                peer_name="workers: 1, same run",
+            )
+        )
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -182,11 +182,11 @@ def test_read_token_problems(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     "process",
     [
-        {},  # as many workers as CPUs, asyncio's loop
+        {},  # as many workers as CPUs, uvloop (installed with the test extra)
         {"workers": 1, "eventLoop": "uvloop"},  # one process on uvloop
-        {"workers": 2, "eventLoop": "auto"},
+        {"workers": 2, "eventLoop": "asyncio"},
     ],
-    ids=["default", "one-process-uvloop", "two-workers-auto"],
+    ids=["default", "one-process-uvloop", "two-workers-asyncio"],
 )
 async def test_cli_runs_until_sigterm(tmp_path: pathlib.Path, process: dict[str, Any]) -> None:
     async with upstream() as up:

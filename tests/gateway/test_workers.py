@@ -87,7 +87,8 @@ async def test_every_worker_serves_and_runs_the_same_revision() -> None:
         pids = {w["pid"] for w in body["workers"]}
         assert len(pids) == 2 and os.getpid() not in pids
         assert all(w["ready"] and w["revision"] == 0 for w in body["workers"])
-        assert [w["loop"] for w in body["workers"]] == ["asyncio", "asyncio"]
+        # eventLoop: auto, and the test extra installs uvloop
+        assert [w["loop"] for w in body["workers"]] == ["uvloop", "uvloop"]
         assert (await call(http, "GET", gw.admin_url + "/readyz"))[0] == 200
         await _spread(gw, 60)
         served = [w["served"] for w in (await _workers(gw, http))["workers"]]
@@ -207,10 +208,10 @@ async def test_stopping_drains_in_flight_requests_in_every_worker() -> None:
                 os.kill(pid, 0)
 
 
-async def test_workers_run_on_uvloop_when_the_config_says_so() -> None:
-    async with upstream() as up, supervised(up, eventLoop="uvloop") as (gw, http):
+async def test_workers_run_on_asyncio_s_loop_when_the_config_says_so() -> None:
+    async with upstream() as up, supervised(up, eventLoop="asyncio") as (gw, http):
         body = await _workers(gw, http)
-        assert [w["loop"] for w in body["workers"]] == ["uvloop", "uvloop"]
+        assert [w["loop"] for w in body["workers"]] == ["asyncio", "asyncio"]
         await _spread(gw, 20)
         status, answer = await put(gw, http, 2, MEMORY)
         assert status == 200, answer

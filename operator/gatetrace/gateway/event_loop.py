@@ -1,8 +1,8 @@
 """The gateway's event loop: asyncio's own, or uvloop's (the ``uvloop`` extra).
 
-``eventLoop`` in the gateway config: ``asyncio`` (the default), ``uvloop`` (refused at
-start, naming the field, when the package is not installed) or ``auto`` (uvloop when it
-is installed). Every process of a gateway runs the same one: the supervisor passes its
+``eventLoop`` in the gateway config: ``auto`` (the default: uvloop when it is
+installed), ``asyncio`` or ``uvloop`` (refused at start, naming the field, when the
+package is not installed). Every process of a gateway runs the same one: the supervisor passes its
 choice to the workers it starts. ``benchmarks/bench_workers.py --loops`` measures both.
 """
 
