@@ -15,6 +15,7 @@ append, a size estimate and an eviction check.
 """
 
 import collections
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -24,11 +25,13 @@ from typing import Protocol
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import span_size as _span_size
+from gatetrace.runtime import spancontext as _sc
 
 __all__ = ["RetroBuffer"]
 
 _BARE_SPAN_BYTES = _span_size.MIN_SPAN_BYTES + 64
 """A span without tags, logs or references (its status text, if any, included)."""
+_Span = _span.Span
 
 Clock = Callable[[], float]
 Export = Callable[[_span.Span, str], None]
@@ -42,8 +45,19 @@ class Attributes(Protocol):
     def retained_bytes(self) -> int: ...
 
 
-_Entry = tuple[_span.Span, Attributes | None, int]
-"""(span, its deferred attributes, their value length limit)."""
+class Compact(Protocol):
+    """A finished span held as its fields (:class:`.kit.FinishedSpan`), built on keep."""
+
+    @property
+    def context(self) -> _sc.SpanContext: ...
+
+    def build(self) -> _span.Span: ...
+
+    def retained_bytes(self) -> int: ...
+
+
+_Entry = tuple[_span.Span | Compact, Attributes | None, int]
+"""(span or its compact record, its deferred attributes, their value length limit)."""
 
 
 @dataclass(slots=True)
@@ -79,6 +93,8 @@ class RetroBuffer:
         self.max_age_seconds = max_age_seconds
         self.bytes = 0
         self._traces: collections.OrderedDict[int, _Trace] = collections.OrderedDict()
+        self._oldest_born = math.inf
+        """When the first trace in :attr:`_traces` was born (the age bound's check)."""
         self._clock = clock
         self.export: Export | None = None
         """Where kept spans go (set by the kit: the running config's reporters)."""
@@ -114,6 +130,8 @@ class RetroBuffer:
     def _entry(self, trace_id: int, now: float) -> _Trace:
         entry = self._traces.get(trace_id)
         if entry is None:
+            if not self._traces:
+                self._oldest_born = now
             entry = self._traces[trace_id] = _Trace(now)
         return entry
 
@@ -121,22 +139,30 @@ class RetroBuffer:
         """A finished span of a pending trace (a span processor, without deferred tags)."""
         self.add(span, None, 0)
 
-    def add(self, span: _span.Span, attributes: Attributes | None, limit: int) -> None:
-        """A finished span of a pending trace and its deferred ``attributes``."""
+    def add(self, span: _span.Span | Compact, attributes: Attributes | None, limit: int) -> None:
+        """A finished span of a pending trace (or its compact record) and its deferred
+        ``attributes``."""
         now = self._clock()
-        entry = self._entry(span.context.trace_id, now)
+        context = span.context
+        traces = self._traces
+        entry = traces.get(context.trace_id)
+        if entry is None:
+            if not traces:
+                self._oldest_born = now
+            entry = traces[context.trace_id] = _Trace(now)
         item = (span, attributes, limit)
         if entry.kept:
             self._send(item, entry.kept)
             return
-        context = span.context
         if entry.state is not context.trace_state or entry.baggage is not context.baggage:
             # what the client sent, shared by the trace's spans: counted once per change
             entry.state, entry.baggage = context.trace_state, context.baggage
             size = _span_size.context_bytes(context)
         else:
             size = 0
-        if span.tags or span.logs or span.references:
+        if not isinstance(span, _Span):
+            size += span.retained_bytes()
+        elif span.tags or span.logs or span.references:
             size += _span_size.retained_bytes(span, with_context=False)
         else:
             size += _BARE_SPAN_BYTES + sys.getsizeof(span.name)
@@ -146,13 +172,8 @@ class RetroBuffer:
         entry.bytes += size
         self.bytes += size
         self._buffered.n += 1
-        if self.bytes > self.max_bytes or self._traces_born_before(now):
+        if self.bytes > self.max_bytes or self._oldest_born <= now - self.max_age_seconds:
             self._evict(now)
-
-    def _traces_born_before(self, now: float) -> bool:
-        """Whether the oldest trace has reached the age bound."""
-        traces = self._traces
-        return bool(traces) and next(iter(traces.values())).born <= now - self.max_age_seconds
 
     def keep(self, trace_id: int, reason: str) -> int:
         """Export the trace's buffered spans (and any that arrive later, while the trace
@@ -170,7 +191,8 @@ class RetroBuffer:
         return len(spans)
 
     def _send(self, item: _Entry, reason: str) -> None:
-        span, attributes, limit = item
+        record, attributes, limit = item
+        span = record if isinstance(record, _Span) else record.build()
         self._kept.inc()
         if attributes is not None:
             attributes.write(span.tags, limit)
@@ -193,8 +215,10 @@ class RetroBuffer:
                 traces.move_to_end(trace_id)  # a kept/empty entry holds no bytes: skip it
                 continue
             else:
+                self._oldest_born = entry.born
                 return
             del traces[trace_id]
             self.bytes -= entry.bytes
             if entry.spans:
                 self._evicted[reason].n += len(entry.spans)
+        self._oldest_born = math.inf
