@@ -10,7 +10,9 @@ the buffer's age bound, and its late spans go straight to the exporter.
 
 A span comes with the record of its request attributes (:mod:`.semconv`), written into
 its tags only if the trace is kept: most buffered traces expire unread, so their spans
-never pay for attributes nobody sees. Everything runs on the event loop; :meth:`add` is an
+never pay for attributes nobody sees. The kit hands over most spans as compact records
+(:meth:`RetroBuffer.add_record`, :class:`.kit.FinishedSpan`): the span is built only on
+keep. Everything runs on the event loop; :meth:`add` is an
 append, a size estimate and an eviction check.
 """
 
@@ -31,7 +33,6 @@ __all__ = ["RetroBuffer"]
 
 _BARE_SPAN_BYTES = _span_size.MIN_SPAN_BYTES + 64
 """A span without tags, logs or references (its status text, if any, included)."""
-_Span = _span.Span
 
 Clock = Callable[[], float]
 Export = Callable[[_span.Span, str], None]
@@ -46,7 +47,8 @@ class Attributes(Protocol):
 
 
 class Compact(Protocol):
-    """A finished span held as its fields (:class:`.kit.FinishedSpan`), built on keep."""
+    """A finished span held as its fields, its deferred attributes included
+    (:class:`.kit.FinishedSpan`): built, attributes written, on keep."""
 
     @property
     def context(self) -> _sc.SpanContext: ...
@@ -56,14 +58,15 @@ class Compact(Protocol):
     def retained_bytes(self) -> int: ...
 
 
-_Entry = tuple[_span.Span | Compact, Attributes | None, int]
-"""(span or its compact record, its deferred attributes, their value length limit)."""
+_Entry = tuple[_span.Span, Attributes | None, int]
+"""(span, its deferred attributes, their value length limit); a :class:`Compact` record
+is held as itself."""
 
 
 @dataclass(slots=True)
 class _Trace:
     born: float
-    spans: list[_Entry] = field(default_factory=list)
+    spans: "list[_Entry | Compact]" = field(default_factory=list)
     bytes: int = 0
     kept: str = ""
     """The keep reason once kept (late spans are exported at once)."""
@@ -139,35 +142,35 @@ class RetroBuffer:
         """A finished span of a pending trace (a span processor, without deferred tags)."""
         self.add(span, None, 0)
 
-    def add(self, span: _span.Span | Compact, attributes: Attributes | None, limit: int) -> None:
-        """A finished span of a pending trace (or its compact record) and its deferred
-        ``attributes``."""
+    def add(self, span: _span.Span, attributes: Attributes | None, limit: int) -> None:
+        """A finished span of a pending trace and its deferred ``attributes``."""
+        if span.tags or span.logs or span.references:
+            size = _span_size.retained_bytes(span, with_context=False)
+        else:
+            size = _BARE_SPAN_BYTES + sys.getsizeof(span.name)
+        if attributes is not None:
+            size += attributes.retained_bytes()
+        self._add((span, attributes, limit), span.context, size)
+
+    def add_record(self, record: Compact) -> None:
+        """A finished span of a pending trace as its compact record (attributes in it)."""
+        self._add(record, record.context, record.retained_bytes())
+
+    def _add(self, item: "_Entry | Compact", context: _sc.SpanContext, size: int) -> None:
         now = self._clock()
-        context = span.context
         traces = self._traces
         entry = traces.get(context.trace_id)
         if entry is None:
             if not traces:
                 self._oldest_born = now
             entry = traces[context.trace_id] = _Trace(now)
-        item = (span, attributes, limit)
         if entry.kept:
             self._send(item, entry.kept)
             return
         if entry.state is not context.trace_state or entry.baggage is not context.baggage:
             # what the client sent, shared by the trace's spans: counted once per change
             entry.state, entry.baggage = context.trace_state, context.baggage
-            size = _span_size.context_bytes(context)
-        else:
-            size = 0
-        if not isinstance(span, _Span):
-            size += span.retained_bytes()
-        elif span.tags or span.logs or span.references:
-            size += _span_size.retained_bytes(span, with_context=False)
-        else:
-            size += _BARE_SPAN_BYTES + sys.getsizeof(span.name)
-        if attributes is not None:
-            size += attributes.retained_bytes()
+            size += _span_size.context_bytes(context)
         entry.spans.append(item)
         entry.bytes += size
         self.bytes += size
@@ -190,12 +193,14 @@ class RetroBuffer:
             self._send(item, entry.kept)
         return len(spans)
 
-    def _send(self, item: _Entry, reason: str) -> None:
-        record, attributes, limit = item
-        span = record if isinstance(record, _Span) else record.build()
+    def _send(self, item: "_Entry | Compact", reason: str) -> None:
+        if type(item) is tuple:
+            span, attributes, limit = item
+            if attributes is not None:
+                attributes.write(span.tags, limit)
+        else:
+            span = item.build()  # type: ignore[union-attr]
         self._kept.inc()
-        if attributes is not None:
-            attributes.write(span.tags, limit)
         span.tags["sampling.priority.reason"] = reason
         span.tags["gatetrace.retro"] = True  # kept from this buffer, after the fact
         export = self.export

@@ -5,11 +5,14 @@ the admin port's ``PUT /admin/v1/tracing`` swaps), its retro buffer and keeper. 
 framework adapters (:mod:`.aiohttp_server`, :mod:`.aiohttp_client`, :mod:`.asgi`,
 :mod:`.httpx_client`) call four methods:
 
-- :meth:`Kit.start_server` at a request's start: extracts the caller's context, starts
-  the SERVER span and makes it current. A trace the edge marked pending
-  (:mod:`.pending`) is recorded by the retro tracer into the buffer instead of dropped;
-  every other trace follows the config's samplers (any ``gt`` member removed, so only a
-  pending trace's spans carry it).
+- :meth:`Kit.start_server` (:meth:`Kit.open_server` for adapters) at a request's start:
+  extracts the caller's context, starts the SERVER span and makes it current. A trace
+  the edge marked pending (:mod:`.pending`) is recorded into the retro buffer instead of
+  dropped; every other trace follows the config's samplers (any ``gt`` member removed,
+  so only a pending trace's spans carry it). Only a trace the tracer records gets Span
+  objects at once: an unsampled one carries its context alone (a span is built only if
+  the handler asks for the current one), a pending one is held as
+  :class:`FinishedSpan` records, built into spans only if the trace is kept.
 - :meth:`Kit.finish_server` at its end: status, local keep (the service's own error or
   slowness under its ``prioritize`` policy) and the span's end. :meth:`ServerTrace.breadcrumbs`
   is the response header value (the service's retro address first).
@@ -114,9 +117,12 @@ class FinishedSpan(NamedTuple):
     """``http.route`` learnt at the end (ASGI), else None."""
     tracer: _tracer.Tracer
     is_local_root: bool
+    attributes: semconv.ServerRequest | semconv.ClientRequest | None
+    """The request attributes, written into the tags on keep (after the status)."""
 
     def build(self) -> _span.Span:
-        """The finished span, as it would have been recorded."""
+        """The finished span, as it would have been recorded, its request attributes
+        written."""
         span = _recording_span(
             self.tracer,
             self.context,
@@ -134,17 +140,24 @@ class FinishedSpan(NamedTuple):
                 semconv.server_status(span, self.status)
             else:
                 semconv.client_status(span, self.status)
+        attributes = self.attributes
+        if attributes is not None:
+            attributes.write(span.tags, self.tracer.limits.max_tag_value_length)
         span.end_ns = self.end_ns
         return span
 
     def retained_bytes(self) -> int:
-        """What keeping this record alive costs (its tracestate and baggage apart)."""
-        return _FINISHED_BYTES + sys.getsizeof(self.name)
+        """What keeping this record alive costs (its tracestate and baggage apart), its
+        request attributes included."""
+        attributes = self.attributes
+        size = _FINISHED_BYTES + sys.getsizeof(self.name)
+        return size if attributes is None else size + attributes.retained_bytes()
 
 
 _FINISHED_BYTES: Final = 450
-"""A :class:`FinishedSpan` beyond its name: the record, its context and their numbers
-(tracemalloc, CPython 3.11: 420)."""
+"""A :class:`FinishedSpan` beyond its name and attributes: the record, its context, their
+numbers and the buffer's list slot (tracemalloc, CPython 3.11: 453 with a trace id of its
+own)."""
 
 
 class ServerTrace(_context.SpanStandIn):
@@ -157,7 +170,8 @@ class ServerTrace(_context.SpanStandIn):
     buffer (:class:`FinishedSpan`)."""
 
     __slots__ = (
-        "_tokens",
+        "_server_token",
+        "_span_token",
         "active",
         "context",
         "downstream",
@@ -208,7 +222,8 @@ class ServerTrace(_context.SpanStandIn):
             self.mono_start = time.perf_counter_ns()
         else:
             self.start_ns = self.mono_start = 0
-        self._tokens: tuple[Any, Any] | None = None
+        self._span_token: Any = None
+        self._server_token: Any = None
 
     def materialize(self) -> _span.Span:
         """The server span (built now if it was not: non-recording for an unsampled trace,
@@ -464,7 +479,8 @@ class Kit:
             self._errors.inc(("start",))
             return None
         active.inflight.enter()
-        trace._tokens = (_context.attach(trace), _CURRENT.set(trace))
+        trace._span_token = _context.attach(trace)
+        trace._server_token = _CURRENT.set(trace)
         return trace
 
     def _start_server(
@@ -519,11 +535,11 @@ class Kit:
         """End the request's SERVER span (``status`` 0: no response was sent); a pending
         trace that failed or was slow here is kept by this service's own priority policy."""
         try:
-            tokens = trace._tokens
-            if tokens is not None:
-                trace._tokens = None
-                _context.detach(tokens[0])
-                _CURRENT.reset(tokens[1])
+            token = trace._span_token
+            if token is not None:
+                trace._span_token = None
+                _context.detach(token)
+                _CURRENT.reset(trace._server_token)
             span = trace.span
             if not trace.recorded:  # unsampled: counted at the start, nothing to write
                 if span is not None:  # built for someone who asked: ended all the same
@@ -549,9 +565,10 @@ class Kit:
                         trace.route,
                         trace.active.tracer,
                         True,
+                        trace.request,
                     ),
                 )
-                self._buffer(trace.active, record, trace.request)
+                self.buffer.add_record(record)
             else:
                 if error is not None:
                     span.record_exception(error)
@@ -583,7 +600,7 @@ class Kit:
     def _buffer(
         self,
         active: state.ActiveTracing,
-        span: _span.Span | FinishedSpan,
+        span: _span.Span,
         request: semconv.ServerRequest | semconv.ClientRequest | None,
     ) -> None:
         self.buffer.add(span, request, active.tracer.limits.max_tag_value_length)
@@ -767,9 +784,10 @@ class Kit:
                         None,
                         active.tracer,
                         False,
+                        call.request,
                     ),
                 )
-                self._buffer(active, record, call.request)
+                self.buffer.add_record(record)
 
     # -- the retro endpoint ----------------------------------------------
 
