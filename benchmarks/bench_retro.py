@@ -18,11 +18,13 @@ the service's ``/metrics`` afterwards: the spans it claims to have buffered or e
 ``--demo`` also runs ``gatetrace demo`` with retro collection off and on and prints the
 spans of its error trace (2 before: the gateway's own; every hop after).
 
-Usage: ``.venv/bin/python -m benchmarks.bench_retro [--requests N] [--rounds N] [--demo]``.
+Usage: ``.venv/bin/python -m benchmarks.bench_retro [--requests N] [--rounds N] [--demo]
+[--keep DIR]``.
 """
 
 import argparse
 import asyncio
+import glob
 import os
 import pathlib
 import re
@@ -130,12 +132,24 @@ def _check(mode: str, metrics: str, sent: int) -> None:
         )
 
 
-def measure(mode: str, downstream: str, collector: str, requests: int, warmup: int) -> float:
-    """Thousand instructions per request of the service in ``mode``."""
+def measure(
+    mode: str,
+    downstream: str,
+    collector: str,
+    requests: int,
+    warmup: int,
+    keep: str | None = None,
+) -> float:
+    """Thousand instructions per request of the service in ``mode``; ``keep``: a directory
+    where the callgrind files stay (``callgrind_annotate`` them for the C-level hot spots)."""
     import urllib.request
 
     with tempfile.TemporaryDirectory(prefix="gatetrace-retro-") as tmp:
-        out = os.path.join(tmp, "callgrind.out")
+        if keep:
+            os.makedirs(keep, exist_ok=True)
+        out = os.path.join(keep or tmp, f"callgrind.{mode}.out")
+        for stale in glob.glob(out + "*"):  # an earlier round's: not to be counted again
+            os.remove(stale)
         service = gateway_instructions.callgrind_process(
             out, ["-m", "benchmarks.bench_retro", "--child", mode, downstream, collector]
         )
@@ -186,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=400)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best kept)")
     parser.add_argument("--demo", action="store_true", help="also count demo error-trace spans")
+    parser.add_argument("--keep", metavar="DIR", help="keep the callgrind files in DIR")
     options = parser.parse_args(args)
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("needs valgrind and callgrind_control (Debian: apt-get install valgrind)")
@@ -196,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         collector = f"http://127.0.0.1:{procs.start('collector')}"
         for _round in range(options.rounds):
             for mode in MODES:
-                cost = measure(mode, downstream, collector, options.requests, options.warmup)
+                cost = measure(
+                    mode, downstream, collector, options.requests, options.warmup, options.keep
+                )
                 best[mode] = min(best.get(mode, cost), cost)
                 print(f"  round {_round + 1}: {mode:<10}{cost:>10.1f} k instr/req", flush=True)
     base = best["off"]

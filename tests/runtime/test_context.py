@@ -103,3 +103,32 @@ def test_a_new_thread_starts_without_an_active_span() -> None:
         worker.start()
         worker.join(timeout=10)
     assert seen == [None]
+
+
+class _StandIn(context.SpanStandIn):
+    __slots__ = ("built", "span")
+
+    def __init__(self) -> None:
+        self.built = 0
+        self.span: span.Span | None = None
+
+    def materialize(self) -> span.Span:
+        if self.span is None:
+            self.built += 1
+            self.span = TRACER.start_span("built", parent=None)
+        return self.span
+
+
+def test_a_stand_in_is_built_only_when_the_current_span_is_asked_for() -> None:
+    stand_in = _StandIn()
+    token = context.attach(stand_in)
+    try:
+        assert context.active() is stand_in and stand_in.built == 0
+        first = context.current_span()
+        assert first is not None and first is stand_in.span
+        assert context.current_span() is first and stand_in.built == 1
+        child = TRACER.start_span("child")  # parent: the current span, built
+        assert child.parent_id == first.context.span_id
+    finally:
+        context.detach(token)
+    assert context.active() is None

@@ -12,9 +12,12 @@ from aiohttp import typedefs, web
 
 from gatetrace.embed import breadcrumbs as _breadcrumbs
 from gatetrace.embed import kit as _kit
+from gatetrace.embed import semconv
 
 __all__ = ["middleware"]
 
+_new_tuple = tuple.__new__
+_ServerRequest = semconv.ServerRequest
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -35,25 +38,41 @@ def _version(request: web.Request) -> str:
     return text
 
 
+def _describe(request: web.Request) -> semconv.ServerRequest:
+    """The request's attributes (read only when the trace is recorded or buffered)."""
+    return _new_tuple(
+        _ServerRequest,
+        (
+            request.method,
+            request.path,
+            request.scheme,
+            _route(request),
+            request.host,
+            request.remote,
+            request.headers.get("User-Agent"),
+            _version(request),
+            request.rel_url.raw_query_string,
+        ),
+    )
+
+
 def middleware(kit: _kit.Kit) -> typedefs.Middleware:
     """The tracing middleware of ``kit`` for an aiohttp app."""
+    open_server = kit.open_server
+    finish_server = kit.finish_server
 
     @web.middleware
     async def tracing(request: web.Request, handler: Handler) -> web.StreamResponse:
-        trace = kit.start_server(
-            request.headers,
-            method=request.method,
-            path=request.path,
-            scheme=request.scheme,
-            route=_route(request),
-            host=request.host,
-            peer=request.remote,
-            user_agent=request.headers.get("User-Agent"),
-            protocol_version=_version(request),
-            query=request.rel_url.raw_query_string,
+        trace = open_server(
+            request.headers, request.method, request.path, _route(request), _describe, request
         )
         if trace is None:
             return await handler(request)
+        if not trace.recorded:  # unsampled: no status, no breadcrumbs to write
+            try:
+                return await handler(request)
+            finally:
+                finish_server(trace, 0)
         status = 0
         error: BaseException | None = None
         try:
@@ -75,6 +94,6 @@ def middleware(kit: _kit.Kit) -> typedefs.Middleware:
             status, error = 500, exc
             raise
         finally:
-            kit.finish_server(trace, status, error)
+            finish_server(trace, status, error)
 
     return tracing

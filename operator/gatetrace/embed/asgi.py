@@ -55,6 +55,23 @@ def _first(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
+def _describe(scope: Scope) -> semconv.ServerRequest:
+    """The request's attributes (read only when the trace is recorded or buffered)."""
+    headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
+    client = scope.get("client")
+    return semconv.ServerRequest(
+        scope.get("method", "GET"),
+        scope.get("path", "/"),
+        scope.get("scheme", "http"),
+        None,
+        _first(headers, b"host"),
+        client[0] if client else None,
+        _first(headers, b"user-agent"),
+        scope.get("http_version"),
+        _query(scope),
+    )
+
+
 class AsgiMiddleware:
     """Traces an ASGI app's HTTP requests with ``kit``."""
 
@@ -66,23 +83,25 @@ class AsgiMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        headers: Sequence[tuple[bytes, bytes]] = scope.get("headers") or ()
-        client = scope.get("client")
+        kit = self.kit
         method = scope.get("method", "GET")
-        trace = self.kit.start_server(
-            headers,
-            method=method,
-            path=scope.get("path", "/"),
-            scheme=scope.get("scheme", "http"),
-            host=_first(headers, b"host"),
-            peer=client[0] if client else None,
-            user_agent=_first(headers, b"user-agent"),
-            protocol_version=scope.get("http_version"),
-            getter=_GETTER,
-            query=_query(scope),
+        trace = kit.open_server(
+            scope.get("headers") or (),
+            method,
+            scope.get("path", "/"),
+            None,
+            _describe,
+            scope,
+            _GETTER,
         )
         if trace is None:
             await self.app(scope, receive, send)
+            return
+        if not trace.recorded:  # unsampled: no status, no breadcrumbs to write
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                kit.finish_server(trace, 0)
             return
         status = 0
 
@@ -108,7 +127,6 @@ class AsgiMiddleware:
             raise
         finally:
             route = getattr(scope.get("route"), "path", None)
-            if isinstance(route, str) and trace.span.recording:
-                trace.span.set_operation_name(semconv.server_name(method, route))
-                trace.span.set_tag("http.route", route)
-            self.kit.finish_server(trace, status, error)
+            if isinstance(route, str):
+                trace.found_route(method, route)
+            kit.finish_server(trace, status, error)

@@ -10,11 +10,14 @@ the buffer's age bound, and its late spans go straight to the exporter.
 
 A span comes with the record of its request attributes (:mod:`.semconv`), written into
 its tags only if the trace is kept: most buffered traces expire unread, so their spans
-never pay for attributes nobody sees. Everything runs on the event loop; :meth:`add` is an
+never pay for attributes nobody sees. The kit hands over most spans as compact records
+(:meth:`RetroBuffer.add_record`, :class:`.kit.FinishedSpan`): the span is built only on
+keep. Everything runs on the event loop; :meth:`add` is an
 append, a size estimate and an eviction check.
 """
 
 import collections
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +27,7 @@ from typing import Protocol
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import span_size as _span_size
+from gatetrace.runtime import spancontext as _sc
 
 __all__ = ["RetroBuffer"]
 
@@ -42,14 +46,27 @@ class Attributes(Protocol):
     def retained_bytes(self) -> int: ...
 
 
+class Compact(Protocol):
+    """A finished span held as its fields, its deferred attributes included
+    (:class:`.kit.FinishedSpan`): built, attributes written, on keep."""
+
+    @property
+    def context(self) -> _sc.SpanContext: ...
+
+    def build(self) -> _span.Span: ...
+
+    def retained_bytes(self) -> int: ...
+
+
 _Entry = tuple[_span.Span, Attributes | None, int]
-"""(span, its deferred attributes, their value length limit)."""
+"""(span, its deferred attributes, their value length limit); a :class:`Compact` record
+is held as itself."""
 
 
 @dataclass(slots=True)
 class _Trace:
     born: float
-    spans: list[_Entry] = field(default_factory=list)
+    spans: "list[_Entry | Compact]" = field(default_factory=list)
     bytes: int = 0
     kept: str = ""
     """The keep reason once kept (late spans are exported at once)."""
@@ -79,6 +96,8 @@ class RetroBuffer:
         self.max_age_seconds = max_age_seconds
         self.bytes = 0
         self._traces: collections.OrderedDict[int, _Trace] = collections.OrderedDict()
+        self._oldest_born = math.inf
+        """When the first trace in :attr:`_traces` was born (the age bound's check)."""
         self._clock = clock
         self.export: Export | None = None
         """Where kept spans go (set by the kit: the running config's reporters)."""
@@ -114,6 +133,8 @@ class RetroBuffer:
     def _entry(self, trace_id: int, now: float) -> _Trace:
         entry = self._traces.get(trace_id)
         if entry is None:
+            if not self._traces:
+                self._oldest_born = now
             entry = self._traces[trace_id] = _Trace(now)
         return entry
 
@@ -123,36 +144,39 @@ class RetroBuffer:
 
     def add(self, span: _span.Span, attributes: Attributes | None, limit: int) -> None:
         """A finished span of a pending trace and its deferred ``attributes``."""
+        if span.tags or span.logs or span.references:
+            size = _span_size.retained_bytes(span, with_context=False)
+        else:
+            size = _BARE_SPAN_BYTES + sys.getsizeof(span.name)
+        if attributes is not None:
+            size += attributes.retained_bytes()
+        self._add((span, attributes, limit), span.context, size)
+
+    def add_record(self, record: Compact) -> None:
+        """A finished span of a pending trace as its compact record (attributes in it)."""
+        self._add(record, record.context, record.retained_bytes())
+
+    def _add(self, item: "_Entry | Compact", context: _sc.SpanContext, size: int) -> None:
         now = self._clock()
-        entry = self._entry(span.context.trace_id, now)
-        item = (span, attributes, limit)
+        traces = self._traces
+        entry = traces.get(context.trace_id)
+        if entry is None:
+            if not traces:
+                self._oldest_born = now
+            entry = traces[context.trace_id] = _Trace(now)
         if entry.kept:
             self._send(item, entry.kept)
             return
-        context = span.context
         if entry.state is not context.trace_state or entry.baggage is not context.baggage:
             # what the client sent, shared by the trace's spans: counted once per change
             entry.state, entry.baggage = context.trace_state, context.baggage
-            size = _span_size.context_bytes(context)
-        else:
-            size = 0
-        if span.tags or span.logs or span.references:
-            size += _span_size.retained_bytes(span, with_context=False)
-        else:
-            size += _BARE_SPAN_BYTES + sys.getsizeof(span.name)
-        if attributes is not None:
-            size += attributes.retained_bytes()
+            size += _span_size.context_bytes(context)
         entry.spans.append(item)
         entry.bytes += size
         self.bytes += size
         self._buffered.n += 1
-        if self.bytes > self.max_bytes or self._traces_born_before(now):
+        if self.bytes > self.max_bytes or self._oldest_born <= now - self.max_age_seconds:
             self._evict(now)
-
-    def _traces_born_before(self, now: float) -> bool:
-        """Whether the oldest trace has reached the age bound."""
-        traces = self._traces
-        return bool(traces) and next(iter(traces.values())).born <= now - self.max_age_seconds
 
     def keep(self, trace_id: int, reason: str) -> int:
         """Export the trace's buffered spans (and any that arrive later, while the trace
@@ -169,11 +193,14 @@ class RetroBuffer:
             self._send(item, entry.kept)
         return len(spans)
 
-    def _send(self, item: _Entry, reason: str) -> None:
-        span, attributes, limit = item
+    def _send(self, item: "_Entry | Compact", reason: str) -> None:
+        if type(item) is tuple:
+            span, attributes, limit = item
+            if attributes is not None:
+                attributes.write(span.tags, limit)
+        else:
+            span = item.build()  # type: ignore[union-attr]
         self._kept.inc()
-        if attributes is not None:
-            attributes.write(span.tags, limit)
         span.tags["sampling.priority.reason"] = reason
         span.tags["gatetrace.retro"] = True  # kept from this buffer, after the fact
         export = self.export
@@ -193,8 +220,10 @@ class RetroBuffer:
                 traces.move_to_end(trace_id)  # a kept/empty entry holds no bytes: skip it
                 continue
             else:
+                self._oldest_born = entry.born
                 return
             del traces[trace_id]
             self.bytes -= entry.bytes
             if entry.spans:
                 self._evicted[reason].n += len(entry.spans)
+        self._oldest_born = math.inf

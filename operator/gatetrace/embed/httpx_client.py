@@ -4,7 +4,8 @@ A transport wrapper (httpx's own extension point), typed structurally so the kit
 need httpx: a CLIENT span per request around the inner transport (default
 ``httpx.AsyncHTTPTransport()``, imported only then), the configured formats injected into
 the request headers, the status and the downstream's breadcrumbs read from the response
-head. The span ends when the head arrives (the body streams on).
+head. The span ends when the head arrives (the body streams on). An unsampled trace's
+call is only its context, injected before the request.
 """
 
 import types
@@ -45,7 +46,7 @@ class HttpxTransport:
         self.inner: _Transport = inner
 
     async def handle_async_request(self, request: _Request) -> Any:
-        call = self.kit.start_client(request.method, str(request.url), request.headers)
+        call = self.kit.start_client(request.method, request.url, request.headers)
         if call is None:
             return await self.inner.handle_async_request(request)
         try:
@@ -53,7 +54,7 @@ class HttpxTransport:
         except Exception as exc:
             self.kit.finish_client(call, 0, error=exc)
             raise
-        crumbs = response.headers.get_list(_breadcrumbs.HEADER)
+        crumbs = response.headers.get_list(_breadcrumbs.HEADER) if call.retro else ()
         self.kit.finish_client(call, response.status_code, crumbs)
         return response
 

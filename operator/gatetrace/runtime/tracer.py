@@ -336,7 +336,7 @@ class _ActiveSpan:
 
     def __init__(self, span: _span.Span) -> None:
         self.span = span
-        self._token: contextvars.Token[_span.Span | None] | None = None
+        self._token: contextvars.Token[_span.Span | _context.SpanStandIn | None] | None = None
 
     def __enter__(self) -> _span.Span:
         self._token = _context.attach(self.span)
