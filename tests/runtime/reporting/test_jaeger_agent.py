@@ -343,30 +343,28 @@ async def test_socket_failure_is_retryable_and_recovers(
     assert received[-1].stats == (0, 0, 0)  # nothing was lost for good: the engine retries
 
 
-async def test_failure_mid_batch_counts_only_the_lost_datagram(agent: UdpAgent) -> None:
+async def test_failure_mid_batch_counts_only_the_lost_datagram(
+    agent: UdpAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
     exporter = jaeger_agent.JaegerAgentExporter("127.0.0.1", agent.port, max_packet_size=2048)
     try:
         spans = [big_span(i + 1, 1500) for i in range(4)]  # one span per datagram
         sent_first = False
-        real_send = asyncio.get_running_loop().sock_sendto
+        real_send = jaeger_agent._send_datagram
 
-        async def send_then_break(sock: socket.socket, data: bytes, address: Any) -> int:
+        def send_then_break(sock: socket.socket, data: bytes, address: Any) -> bool:
             nonlocal sent_first
             if sent_first and not sock_broken:
                 sock_broken.append(sock)
                 sock.close()  # the descriptor goes bad after the first datagram
             sent_first = True
-            return await real_send(sock, data, address)
+            return real_send(sock, data, address)
 
         # fault injection, not a fake: the real socket is closed at a chosen moment,
         # so the kernel refuses the second datagram (EBADF); the wire stays real
         sock_broken: list[socket.socket] = []
-        loop = asyncio.get_running_loop()
-        loop.sock_sendto = send_then_break  # type: ignore[method-assign]
-        try:
-            outcome = await exporter.export(spans, timeout=2)
-        finally:
-            del loop.sock_sendto
+        monkeypatch.setattr(jaeger_agent, "_send_datagram", send_then_break)
+        outcome = await exporter.export(spans, timeout=2)
         assert outcome.result is export.ExportResult.SUCCESS
         assert outcome.dropped == {"export_failed": 1}
         await asyncio.sleep(0.05)
@@ -410,3 +408,38 @@ def test_invalid_settings_name_the_field() -> None:
     with pytest.raises(ValueError, match="host"):
         jaeger_agent.JaegerAgentExporter("", 6831)
     assert RESOURCE.service_name == "api-gateway"
+
+
+def test_uvloop_sends_the_same_datagrams() -> None:
+    """The gateway runs on uvloop by default when installed (``eventLoop: auto``), and
+    uvloop has no ``loop.sock_sendto``: the exporter must not depend on it."""
+    import uvloop
+
+    agent = UdpAgent()
+
+    async def send() -> export.ExportOutcome:
+        exporter = jaeger_agent.JaegerAgentExporter("127.0.0.1", agent.port, max_packet_size=2048)
+        try:
+            return await exporter.export([big_span(i + 1, 1500) for i in range(3)], timeout=2)
+        finally:
+            await exporter.close()
+
+    try:
+        assert uvloop.run(send()) == export.ExportOutcome.success()
+        received = [decode_emit_batch(d) for d in agent.drain()]
+        assert [u64(s.spanId) for d in received for s in d.batch.spans] == [1, 2, 3]
+    finally:
+        agent.close()
+
+
+async def test_waiting_for_room_sends_once_the_socket_is_writable(agent: UdpAgent) -> None:
+    """The EAGAIN path (a full send buffer; loopback UDP drops rather than blocks, so it
+    is driven directly): it waits for the socket to be writable, then sends."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        waiting = jaeger_agent._send_when_writable(sock, b"datagram", ("127.0.0.1", agent.port))
+        await asyncio.wait_for(waiting, 5)
+        assert await agent.receive() == b"datagram"
+    finally:
+        sock.close()

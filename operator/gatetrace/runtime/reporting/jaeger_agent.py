@@ -232,14 +232,46 @@ class _Progress:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             return "timeout"
-        loop = asyncio.get_running_loop()
         try:
             if self.sock.fileno() < 0:  # reset after an earlier failure in this batch
                 self.sock, self.address = await asyncio.wait_for(self.exporter._target(), remaining)
-            await asyncio.wait_for(loop.sock_sendto(self.sock, message, self.address), remaining)
+            if not _send_datagram(self.sock, message, self.address):  # the buffer is full
+                await asyncio.wait_for(
+                    _send_when_writable(self.sock, message, self.address), remaining
+                )
         except TimeoutError:
             return "timeout"
         except OSError as error:
             self.exporter._reset()  # a fresh socket and a fresh look-up next time
             return errno.errorcode.get(error.errno or 0, "oserror").lower()  # emsgsize...
         return ""
+
+
+def _send_datagram(sock: socket.socket, message: bytes, address: _Address) -> bool:
+    """Send one datagram now; False when the socket's buffer has no room (OSError for a
+    refusal). A direct ``sendto``, not ``loop.sock_sendto``: uvloop has none."""
+    try:
+        sock.sendto(message, address)
+    except BlockingIOError:
+        return False
+    return True
+
+
+async def _send_when_writable(sock: socket.socket, message: bytes, address: _Address) -> None:
+    """Wait until the socket takes the datagram (any event loop: add_writer)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = sock.fileno()
+        loop.add_writer(fd, _wake, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_writer(fd)
+        if _send_datagram(sock, message, address):
+            return
+
+
+def _wake(ready: "asyncio.Future[None]") -> None:
+    if not ready.done():
+        ready.set_result(None)
