@@ -213,38 +213,49 @@ class Supervisor(server.Gateway):
             child.close()
         slot.process = process
         slot.started_at = time.monotonic()
-        channel = await worker_channel.Channel.open(parent)
-        async with self.holder.lock:  # no config change between this init and "ready"
-            current = self.holder.current
-            channel.send(
-                {
-                    "op": "init",
-                    "settings": self.settings,
-                    "token": self._token,
-                    "shutdown_timeout": self.shutdown_timeout,
-                    "config": None
-                    if current is None
-                    else {
-                        "document": dict(current.config),
-                        "revision": current.revision,
-                        "sources": list(current.sources),
-                    },
-                }
-            )
-            try:
-                first = await asyncio.wait_for(channel.receive(), START_TIMEOUT)
-            except (TimeoutError, worker_channel.ChannelClosedError) as e:
+        channel: worker_channel.Channel | None = None
+        try:
+            channel = await worker_channel.Channel.open(parent)
+            # its imports done, before the config lock: a slow or stuck start holds no apply
+            hello = await asyncio.wait_for(channel.receive(), START_TIMEOUT)
+            if hello.get("op") != "hello":
+                raise RuntimeError(f"worker {slot.index}: {hello.get('message', hello)}")
+            async with self.holder.lock:  # no config change between this init and "ready"
+                current = self.holder.current
+                channel.send(
+                    {
+                        "op": "init",
+                        "settings": self.settings,
+                        "token": self._token,
+                        "shutdown_timeout": self.shutdown_timeout,
+                        "config": None
+                        if current is None
+                        else {
+                            "document": dict(current.config),
+                            "revision": current.revision,
+                            "sources": list(current.sources),
+                        },
+                    }
+                )
+                # applying the config and binding: as long as a prepare may take
+                first = await asyncio.wait_for(channel.receive(), self.apply_timeout)
+                if first.get("op") != "ready":
+                    raise RuntimeError(f"worker {slot.index}: {first.get('message', first)}")
+                slot.calls = worker_channel.Calls(channel)
+                slot.pid = first.get("pid")
+                slot.revision = first.get("revision")
+                slot.ready = True
+        except BaseException as e:  # a failed, hung or cancelled (stop) start: none left
+            if channel is not None:
                 channel.close()
-                await _reap(process)
+            else:
+                parent.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            if isinstance(e, (TimeoutError, worker_channel.ChannelClosedError)):
                 raise RuntimeError(f"worker {slot.index} exited before it was ready") from e
-            if first.get("op") != "ready":
-                channel.close()
-                await _reap(process)
-                raise RuntimeError(f"worker {slot.index}: {first.get('message', first)}")
-            slot.calls = worker_channel.Calls(channel)
-            slot.pid = first.get("pid")
-            slot.revision = first.get("revision")
-            slot.ready = True
+            raise
         slot.reader = asyncio.get_running_loop().create_task(self._read(slot, slot.calls))
         _log.info("worker %d (pid %s) serving revision %s", slot.index, slot.pid, slot.revision)
 
@@ -300,8 +311,11 @@ class Supervisor(server.Gateway):
 
     async def _stop_proxy(self, deadline: float) -> None:
         self._stopping = True
-        for task in list(self._restarts):
+        restarts = list(self._restarts)
+        for task in restarts:
             task.cancel()
+        # a worker being started is killed and reaped by its cancelled _spawn
+        await asyncio.gather(*restarts, return_exceptions=True)
         running = [slot for slot in self.slots if slot.process is not None]
         for slot in running:
             if slot.calls is not None and not slot.calls.channel.closed:
@@ -389,7 +403,17 @@ class Supervisor(server.Gateway):
         )
         for slot, result in zip(slots, results, strict=True):
             if isinstance(result, BaseException):
-                _log.error("worker %d did not commit revision %d: %s", slot.index, revision, result)
+                # it would stay on the old revision: kill it, it starts again with this one
+                _log.error(
+                    "worker %d (pid %s) did not commit revision %d (%r): killing it",
+                    slot.index,
+                    slot.pid,
+                    revision,
+                    result,
+                )
+                if slot.process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        slot.process.kill()
             else:
                 slot.revision = revision
 

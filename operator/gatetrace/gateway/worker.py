@@ -3,8 +3,9 @@
 ``python -m gatetrace.gateway.worker --index N --listen-fd F --channel-fd C`` is what
 :mod:`.supervisor` starts, once per worker. The worker inherits the proxy's listening
 socket (every worker accepts on it: the kernel hands each connection to one) and one end
-of a :mod:`.worker_channel`. It reads its settings and the running tracing config from
-the first message, applies the config, and only then accepts connections and says
+of a :mod:`.worker_channel`. Once imported it says ``hello`` (the supervisor takes the
+config lock only then), reads its settings and the running tracing config from the first
+message, applies the config, and only then accepts connections and says
 ``ready``. Then it answers the supervisor:
 
 - ``prepare`` / ``commit`` / ``abort``: a tracing config taken by every worker as one
@@ -92,7 +93,7 @@ class ShippingSink:
         encoded = span_wire.encode(spans)
         try:
             channel.send({"op": "spans", "spans": encoded})
-        except worker_channel.ChannelClosedError:
+        except (worker_channel.ChannelClosedError, ValueError):  # ValueError: above a frame
             self._refused.inc(amount=len(spans))
             return {"shipping": len(spans)}
         self._shipped.inc(amount=len(encoded))
@@ -255,6 +256,7 @@ async def _run(index: int, listen_fd: int, channel_fd: int) -> int:
     listen = socket.socket(fileno=listen_fd)
     listen.setblocking(False)
     channel = await worker_channel.Channel.open(socket.socket(fileno=channel_fd))
+    channel.send({"op": "hello", "pid": os.getpid()})  # imported: the supervisor sends init
     try:
         init = await channel.receive()
     except worker_channel.ChannelClosedError:
