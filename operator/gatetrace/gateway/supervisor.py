@@ -396,13 +396,17 @@ class Supervisor(server.Gateway):
         raise _refusal(slot, revision, error)
 
     async def commit_everywhere(self, slots: Sequence[WorkerSlot], revision: int) -> None:
-        """The prepared workers run ``revision`` (one that died meanwhile starts with it)."""
+        """The prepared workers run ``revision`` (one that died meanwhile starts with it;
+        one that does not answer is killed, and starts with it too)."""
+        processes = [slot.process for slot in slots]  # not a replacement started meanwhile
         results = await asyncio.gather(
             *(slot.call("commit", self.apply_timeout) for slot in slots),
             return_exceptions=True,
         )
-        for slot, result in zip(slots, results, strict=True):
-            if isinstance(result, BaseException):
+        for slot, process, result in zip(slots, processes, results, strict=True):
+            if isinstance(result, worker_channel.ChannelClosedError):
+                _log.error("worker %d exited before committing revision %d", slot.index, revision)
+            elif isinstance(result, BaseException):
                 # it would stay on the old revision: kill it, it starts again with this one
                 _log.error(
                     "worker %d (pid %s) did not commit revision %d (%r): killing it",
@@ -411,9 +415,9 @@ class Supervisor(server.Gateway):
                     revision,
                     result,
                 )
-                if slot.process is not None:
+                if process is not None:
                     with contextlib.suppress(ProcessLookupError):
-                        slot.process.kill()
+                        process.kill()
             else:
                 slot.revision = revision
 
