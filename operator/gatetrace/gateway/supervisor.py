@@ -30,7 +30,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -46,6 +46,7 @@ from gatetrace.gateway import (
     worker_channel,
 )
 from gatetrace.policy import errors as _errors
+from gatetrace.policy import rate_shares as _rate_shares
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import metrics_snapshot as _snapshot
 
@@ -116,7 +117,10 @@ class FanoutApplier(tracing_apply.Applier):
         prepared = self._prepare(document, revision, sources)
         if isinstance(prepared, tracing_apply.Applied):
             return prepared
-        prepared_on = await self.supervisor.prepare_everywhere(document, revision, sources)
+        # the validated document, defaults filled in: its traces/s budgets get divided
+        prepared_on = await self.supervisor.prepare_everywhere(
+            prepared.active.config, revision, sources
+        )
         applied = self._swap(prepared)
         await self.supervisor.commit_everywhere(prepared_on, revision)
         return applied
@@ -231,7 +235,7 @@ class Supervisor(server.Gateway):
                         "config": None
                         if current is None
                         else {
-                            "document": dict(current.config),
+                            "document": self.worker_document(current.config),
                             "revision": current.revision,
                             "sources": list(current.sources),
                         },
@@ -350,7 +354,7 @@ class Supervisor(server.Gateway):
                 slot.call(
                     "prepare",
                     self.apply_timeout,
-                    document=document,
+                    document=self.worker_document(document),
                     revision=revision,
                     sources=list(sources),
                 )
@@ -420,6 +424,14 @@ class Supervisor(server.Gateway):
                         process.kill()
             else:
                 slot.revision = revision
+
+    def worker_document(self, document: Mapping[str, Any]) -> dict[str, Any]:
+        """What a worker runs of the pod's config: its traces/s budgets (rate limits, the
+        priority budget, the cap...) divided by the number of workers, each of which
+        samples on its own (a pod's ``tracesPerSecond: 30`` would be 30 per worker). The
+        kernel does not spread connections evenly, so a worker that gets most of them
+        samples less of its traffic than the pod's budget would allow."""
+        return _rate_shares.divide(document, len(self.slots))
 
     # -- what the admin API shows --------------------------------------------
 

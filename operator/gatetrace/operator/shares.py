@@ -14,19 +14,15 @@ meanwhile runs the current share until the operator counts it in.
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Final
+from typing import Final
 
 from gatetrace.operator import plan as _plan
-from gatetrace.policy import sampling as _sampling
+from gatetrace.policy import rate_shares as _rate_shares
 
-__all__ = ["RATE_KEYS", "share_rates"]
+__all__ = ["RATE_KEYS", "divide", "share_rates"]
 
-RATE_KEYS: Final = _sampling.rate_keys()
-"""The traces/s fields (wire names), found by the unit the sampling models declare; they
-occur only in sampling configs."""
-
-_DECIMALS: Final = 6
-_SMALLEST: Final = 10.0**-_DECIMALS
+RATE_KEYS: Final = _rate_shares.RATE_KEYS
+divide = _rate_shares.divide
 
 
 def share_rates(plans: Mapping[str, _plan.PodPlan]) -> dict[str, _plan.PodPlan]:
@@ -46,32 +42,3 @@ def share_rates(plans: Mapping[str, _plan.PodPlan]) -> dict[str, _plan.PodPlan]:
         config = divide(plan.config, count)
         out[key] = replace(plan, config=config, version=f"{plan.version}/{count}")
     return out
-
-
-def divide(config: Mapping[str, Any], count: int) -> dict[str, Any]:
-    """A copy of the config document with its traces/s fields divided by ``count``."""
-    out = dict(config)
-    out["sampling"] = _divided(config["sampling"], count)
-    overrides = config.get("namespaceOverrides")
-    if isinstance(overrides, Mapping):
-        out["namespaceOverrides"] = {
-            namespace: _divided(override, count) for namespace, override in overrides.items()
-        }
-    return out
-
-
-def _divided(value: Any, count: int) -> Any:
-    if isinstance(value, Mapping):
-        return {
-            key: _share(item, count) if key in RATE_KEYS else _divided(item, count)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_divided(item, count) for item in value]
-    return value
-
-
-def _share(value: Any, count: int) -> Any:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        return value  # unset (None) or a 0 lower bound stays as it is
-    return max(round(value / count, _DECIMALS), _SMALLEST)
