@@ -36,6 +36,10 @@ async def supervised(
         async with aiohttp.ClientSession() as http:
             yield gw, http
     finally:
+        for slot in gw.slots:  # never leave a stopped process behind
+            if slot.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(slot.pid, signal.SIGCONT)
         await gw.stop(5.0)
 
 

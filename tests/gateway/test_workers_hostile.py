@@ -15,36 +15,18 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import aiohttp
 import pytest
 from serverharness import ALWAYS, AUTH, TOKEN, settings_for, upstream, wait_for
-from test_workers import MEMORY, call, get, put, revisions
+from test_workers import MEMORY, call, get, put, revisions, supervised
 
 from gatetrace.gateway import supervisor, worker, worker_channel
 from gatetrace.runtime import metrics, span, spancontext
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@contextlib.asynccontextmanager
-async def supervised(
-    up: str, tracing: dict[str, Any] | None = None, **extra: Any
-) -> AsyncIterator[tuple[supervisor.Supervisor, aiohttp.ClientSession]]:
-    settings = settings_for(up, workers=2, tracing=tracing or ALWAYS, **extra)
-    gw = supervisor.Supervisor(settings, token=TOKEN, drain_seconds=0.2, apply_timeout=3.0)
-    await gw.start()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield gw, http
-    finally:
-        for slot in gw.slots:  # never leave a stopped process behind
-            if slot.pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(slot.pid, signal.SIGCONT)
-        await gw.stop(5.0)
 
 
 def _alive(pid: int) -> bool:

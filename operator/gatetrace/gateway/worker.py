@@ -223,12 +223,12 @@ class Worker:
         if op == "metrics":
             return {"ok": True, "metrics": _snapshot.snapshot([self.registry])}
         if op == "status":
-            served = self.registry.counter("gatetrace_gateway_requests", "", ["route", "code"])
+            served = self.registry.metrics.get("gatetrace_gateway_requests")
             return {
                 "ok": True,
                 "pid": os.getpid(),
                 "revision": self._revision(),
-                "served": int(served.total()),
+                "served": int(served.total()) if isinstance(served, _metrics.Counter) else 0,
                 "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
             }
         raise ValueError(f"unknown op {op!r}")
