@@ -195,6 +195,30 @@ def test_bad_values_are_encoded_and_counted() -> None:
     assert out.events[0].name == "x" * 20
 
 
+def test_cuts_are_counted_for_every_span_not_once_per_cached_value() -> None:
+    """A field whose encoding cut or counted something never comes from the cache."""
+    spans = [
+        finished_span(tags={"surrogate": "bad\udc80", "long": "y" * 50, "huge": 1 << 80})
+        for _ in range(3)
+    ]
+    encoder = otlp_encoding.OtlpEncoder(max_value_length=20)
+    for _ in range(2):
+        _, truncated = encoder.encode(spans)
+        assert truncated == {"invalid_utf8": 3, "value_length": 3, "value_type": 3}
+
+
+def test_equal_values_of_other_types_keep_their_own_cached_fields() -> None:
+    """``True == 1 == 1.0``: the attribute cache keeps them apart by type."""
+    encoder = otlp_encoding.OtlpEncoder()
+    for _ in range(2):  # cold, then every field from the cache
+        spans = [finished_span(tags={"v": v}) for v in (1, True, 1.0, "1", 0, False, 0.0)]
+        body, _ = encoder.encode(spans)
+        out = decode(body).resource_spans[0].scope_spans[0].spans
+        got = [attributes(s.attributes)["v"] for s in out]
+        assert [type(v) for v in got] == [int, bool, float, str, int, bool, float]
+        assert got == [1, True, 1.0, "1", 0, False, 0.0]
+
+
 def test_partial_success_decoding() -> None:
     response = trace_service_pb2.ExportTraceServiceResponse()
     response.partial_success.rejected_spans = 7

@@ -6,6 +6,7 @@ give the same bytes as ``json`` over :meth:`ZipkinEncoder.span_dict`, whatever
 the order spans come in (warm caches) and whatever the tag types.
 """
 
+import enum
 import json
 import random
 
@@ -47,6 +48,17 @@ _VALUES: tuple[span.TagValue, ...] = (
     9411,
     70000,
 )
+
+
+class _Text(str):
+    pass
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+_VALUES += (_Text("sub"), _Level.HIGH)  # subclasses: the dict path, same bytes
 _OTHER_RESOURCE = span.Resource("other", (("ip", "::1"), ("port", 9000)))
 
 

@@ -192,8 +192,10 @@ class OtlpEncoder:
                 cache_key: tuple[str, object] = (key, value)
                 encoded = str_cache.get(cache_key)  # type: ignore[arg-type]
                 if encoded is None:
+                    before = sum(self._truncated.values())
                     encoded = _len_field(b"\x4a", self._kv(key, value))
-                    if len(value) <= 256:  # type: ignore[arg-type]
+                    # a cut value is counted for every span: never cached
+                    if len(value) <= 256 and sum(self._truncated.values()) == before:  # type: ignore[arg-type]
                         if len(str_cache) > _CACHE_LIMIT:
                             str_cache.clear()
                         str_cache[cache_key] = encoded  # type: ignore[index]
@@ -201,9 +203,10 @@ class OtlpEncoder:
                 encoded = int_cache.get((key, value))  # type: ignore[arg-type]
                 if encoded is None:
                     encoded = _len_field(b"\x4a", self._kv(key, value))
-                    if len(int_cache) > _CACHE_LIMIT:
-                        int_cache.clear()
-                    int_cache[(key, value)] = encoded  # type: ignore[index]
+                    if _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+                        if len(int_cache) > _CACHE_LIMIT:  # (outside int64: counted, not cached)
+                            int_cache.clear()
+                        int_cache[(key, value)] = encoded  # type: ignore[index]
             elif kind is bool:
                 encoded = bool_cache.get((key, value))  # type: ignore[arg-type]
                 if encoded is None:
