@@ -628,7 +628,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--modes",
         default=";".join(MODES),
-        help=f"';'-separated subset of: {'; '.join(MODES + EXTRA_MODES)} ('off' is always run)",
+        # argparse %-formats help texts: the modes' % doubled
+        help="';'-separated subset of: "
+        + "; ".join(MODES + EXTRA_MODES).replace("%", "%%")
+        + " ('off' is always run)",
     )
     options = parser.parse_args(args)
     generator = "wrk" if shutil.which("wrk") else "python aiohttp client"

@@ -192,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--cases",
         default=";".join(c.name for c in CASES),
-        help=f"';'-separated subset of: {'; '.join(c.name for c in CASES)}",
+        # (argparse %-formats help texts: the case names' % doubled)
+        help=f"';'-separated subset of: {'; '.join(c.name for c in CASES)}".replace("%", "%%"),
     )
     parser.add_argument("--keep", metavar="DIR", help="keep the callgrind files in DIR")
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)

@@ -168,7 +168,7 @@ def test_attribute_caches_stay_bounded_whatever_keys_arrive() -> None:
             for n in range(5)
         ]
         encoder.encode(spans)
-    caches = (encoder._attr_bool, encoder._attr_int, encoder._attr_str, encoder._keys)
+    caches = (encoder._attrs, encoder._keys)
     assert max(len(cache) for cache in caches) <= limit
 
 

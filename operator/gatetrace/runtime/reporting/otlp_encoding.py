@@ -45,6 +45,7 @@ _KIND = {
     _span.SpanKind.PRODUCER: b"\x30\x04",
     _span.SpanKind.CONSUMER: b"\x30\x05",
 }
+_KIND_BY_VALUE = {kind.value: field for kind, field in _KIND.items()}
 _STATUS_CODE = {
     _span.StatusCode.UNSET: b"",
     _span.StatusCode.OK: b"\x18\x01",
@@ -71,9 +72,7 @@ class OtlpEncoder:
     """Encodes batches of finished spans; keeps small caches, so reuse one per reporter."""
 
     __slots__ = (
-        "_attr_bool",
-        "_attr_int",
-        "_attr_str",
+        "_attrs",
         "_keys",
         "_resources",
         "_scope",
@@ -91,9 +90,7 @@ class OtlpEncoder:
         self.max_value_length = max_value_length
         self._truncated: dict[str, int] = {}
         self._keys: dict[str, bytes] = {}
-        self._attr_str: dict[tuple[str, str], bytes] = {}
-        self._attr_int: dict[tuple[str, int], bytes] = {}
-        self._attr_bool: dict[tuple[str, bool], bytes] = {}
+        self._attrs: dict[tuple[str, object, type], bytes] = {}
         self._resources: dict[int, tuple[_span.Resource, bytes]] = {}
         scope = _len_field(b"\x0a", self._utf8(scope_name)) + _len_field(
             b"\x12", self._utf8(scope_version)
@@ -184,40 +181,35 @@ class OtlpEncoder:
         return self._key(key) + _len_field(b"\x12", self._any_value(value))
 
     def _span_attributes(self, tags: Mapping[str, object], parts: list[bytes]) -> None:
-        """Span.attributes (field 9), with whole fields cached for repeated key/values."""
-        str_cache, int_cache, bool_cache = self._attr_str, self._attr_int, self._attr_bool
+        """Span.attributes (field 9), whole fields cached by (key, value, value type): the
+        type keeps ``True``, ``1`` and ``1.0`` apart; most attribute values repeat."""
+        cache = self._attrs
         for key, value in tags.items():
-            kind = type(value)
-            if kind is str:
-                cache_key: tuple[str, object] = (key, value)
-                encoded = str_cache.get(cache_key)  # type: ignore[arg-type]
-                if encoded is None:
-                    before = sum(self._truncated.values())
-                    encoded = _len_field(b"\x4a", self._kv(key, value))
-                    # a cut value is counted for every span: never cached
-                    if len(value) <= 256 and sum(self._truncated.values()) == before:  # type: ignore[arg-type]
-                        if len(str_cache) > _CACHE_LIMIT:
-                            str_cache.clear()
-                        str_cache[cache_key] = encoded  # type: ignore[index]
-            elif kind is int:
-                encoded = int_cache.get((key, value))  # type: ignore[arg-type]
-                if encoded is None:
-                    encoded = _len_field(b"\x4a", self._kv(key, value))
-                    if _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
-                        if len(int_cache) > _CACHE_LIMIT:  # (outside int64: counted, not cached)
-                            int_cache.clear()
-                        int_cache[(key, value)] = encoded  # type: ignore[index]
-            elif kind is bool:
-                encoded = bool_cache.get((key, value))  # type: ignore[arg-type]
-                if encoded is None:
-                    if len(bool_cache) > _CACHE_LIMIT:
-                        bool_cache.clear()
-                    encoded = bool_cache[(key, value)] = _len_field(  # type: ignore[index]
-                        b"\x4a", self._kv(key, value)
-                    )
-            else:
-                encoded = _len_field(b"\x4a", self._kv(key, value))
+            try:
+                encoded = cache.get((key, value, type(value)))
+            except Exception:  # an unhashable value (a list...) or a key/value that raises
+                encoded = None
+            if encoded is None:
+                encoded = self._attribute(key, value)
             parts.append(encoded)
+
+    def _attribute(self, key: str, value: object) -> bytes:
+        """One Span.attributes field, cached when it is worth it: short str, int or bool
+        values whose encoding cut or counted nothing (a cut is counted for every span)."""
+        counted = self._truncated
+        before = sum(counted.values())
+        encoded = _len_field(b"\x4a", self._kv(key, value))
+        kind = type(value)
+        if (
+            (kind is str and len(value) <= 256)  # type: ignore[arg-type]
+            or kind is int
+            or kind is bool
+        ) and sum(counted.values()) == before:
+            cache = self._attrs
+            if len(cache) > _CACHE_LIMIT:
+                cache.clear()
+            cache[(key, value, kind)] = encoded
+        return encoded
 
     def _attributes(self, tag: bytes, fields: Mapping[str, object], parts: list[bytes]) -> None:
         for key, value in fields.items():
@@ -268,7 +260,7 @@ class OtlpEncoder:
         name = span.name
         if name:
             parts.append(_len_field(b"\x2a", self._utf8(name)))
-        parts.append(_KIND[span.kind])
+        parts.append(_KIND_BY_VALUE[span.kind._value_])  # an Enum's own hash is Python code
         start = span.start_ns & 0xFFFFFFFFFFFFFFFF
         end = span.end_ns if span.end_ns is not None else span.start_ns
         parts.append(_TIMES.pack(0x39, start, 0x41, max(end & 0xFFFFFFFFFFFFFFFF, start)))

@@ -43,6 +43,8 @@ def varint(value: int) -> bytes:
     """Base-128 varint of ``value``; negative numbers as 64-bit two's complement (int64)."""
     if 0 <= value < 128:
         return _SMALL[value]
+    if 0 < value < 16384:  # two bytes: most span and attribute lengths
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     value &= _UINT64_MASK
     out = bytearray()
     while value >= 0x80:

@@ -55,6 +55,14 @@ _REMOTE_KINDS = frozenset({_span.SpanKind.CLIENT, _span.SpanKind.PRODUCER})
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 _QUOTE = json.encoder.encode_basestring  # what _ENCODE uses for strings (ensure_ascii=False)
 _CACHE_LIMIT = 1024
+_FIELD_CACHE_LIMIT = 8192
+# %-formatting: cheaper than an f-string with format specs (one call, no spec parsing)
+_SPAN = (
+    '{"traceId":"%032x","id":"%016x"%s%s,"name":%s,"timestamp":%d,"duration":%d'
+    ',"localEndpoint":%s%s%s%s'
+)
+_PARENT = ',"parentId":"%016x"'
+_CACHED_VALUE_LENGTH = 256
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
 _ERROR = _span.StatusCode.ERROR
@@ -86,7 +94,7 @@ class ZipkinEncoder:
 
     __slots__ = (
         "_addresses",
-        "_keys",
+        "_fields",
         "_last_local_json",
         "_last_resource",
         "_last_resource_tags",
@@ -104,8 +112,8 @@ class ZipkinEncoder:
         self._addresses: dict[str, tuple[str, str] | None] = {}
         self._local_json: dict[int, tuple[_span.Resource, str]] = {}
         self._remote_json: dict[tuple[tuple[object, ...], tuple[type, ...]], str] = {}
-        self._keys: dict[object, str] = {}
-        """Tag key -> its JSON string followed by ``:``."""
+        self._fields: dict[tuple[str, object, type], str] = {}
+        """(tag key, value, value type) -> ``"key":"value"`` (see :meth:`_tags_json`)."""
         self._last_resource: _span.Resource | None = None
         self._last_local_json = ""
         self._last_resource_tags: tuple[str, frozenset[str]] = ("", frozenset())
@@ -183,43 +191,67 @@ class ZipkinEncoder:
         end = span.end_ns
         duration = 1 if end is None else max((end - start) // 1000, 1)
         parent = span.parent_id
-        parent_json = f',"parentId":"{parent & _MASK_64:016x}"' if parent else ""
+        parent_json = _PARENT % (parent & _MASK_64) if parent else ""
         if ctx.debug:
             close = '},"debug":true}' if body else ',"debug":true}'
         else:
             close = "}}" if body else "}"
-        return (
-            f'{{"traceId":"{ctx.trace_id & _MASK_128:032x}","id":"{ctx.span_id & _MASK_64:016x}"'
-            f'{parent_json}{kind_json},"name":{_QUOTE(name)},"timestamp":{start // 1000}'
-            f',"duration":{duration},"localEndpoint":{local}{remote}{body}{close}'
+        return _SPAN % (
+            ctx.trace_id & _MASK_128,
+            ctx.span_id & _MASK_64,
+            parent_json,
+            kind_json,
+            _QUOTE(name),
+            start // 1000,
+            duration,
+            local,
+            remote,
+            body,
+            close,
         )
 
     def _tags_json(self, tags: Mapping[str, object]) -> str | None:
         """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
-        :meth:`_span_json`)."""
-        keys = self._keys
-        limit = self.max_value_length
-        fields = []
+        :meth:`_span_json`). Each ``"key":"value"`` field comes from a cache keyed by key,
+        value and value type (``True``, ``1`` and ``1.0`` stay apart), as the OTLP encoder
+        caches its attribute fields: most tag values of a route repeat."""
+        fields = self._fields
+        out = []
         for key, value in tags.items():
-            key_json = keys.get(key)
-            if key_json is None:
-                if type(key) is not str:
-                    return None
-                if len(keys) > _CACHE_LIMIT:
-                    keys.clear()
-                key_json = keys[key] = _QUOTE(key) + ":"
-            value_type = type(value)
-            if value_type is str:
-                if len(value) > limit:  # type: ignore[arg-type]
-                    return None
-                fields.append(key_json + _QUOTE(value))  # type: ignore[arg-type]
-            elif value_type is bool:
-                fields.append(key_json + ('"true"' if value else '"false"'))
-            elif value_type is int or value_type is float:
-                fields.append(f'{key_json}"{value}"')
-            else:
+            try:
+                field = fields.get((key, value, type(value)))
+            except Exception:  # an unhashable value (a list...): not a common shape
                 return None
-        return ',"tags":{' + ",".join(fields)
+            if field is None:
+                field = self._field(key, value)
+                if field is None:
+                    return None
+            out.append(field)
+        return ',"tags":{' + ",".join(out)
+
+    def _field(self, key: object, value: object) -> str | None:
+        """``"key":"value"`` for a str key and a value of a common type that needs no cut
+        (cached unless a float or a long string), or None."""
+        if type(key) is not str:
+            return None
+        kind = type(value)
+        if kind is str:
+            if len(value) > self.max_value_length:  # type: ignore[arg-type]
+                return None
+            text = _QUOTE(value)  # type: ignore[arg-type]
+        elif kind is bool:
+            text = '"true"' if value else '"false"'
+        elif kind is int or kind is float:
+            text = f'"{value}"'
+        else:
+            return None
+        field = _QUOTE(key) + ":" + text
+        if kind is not float and (kind is not str or len(value) <= _CACHED_VALUE_LENGTH):  # type: ignore[arg-type]
+            fields = self._fields
+            if len(fields) >= _FIELD_CACHE_LIMIT:
+                fields.clear()
+            fields[(key, value, kind)] = field
+        return field
 
     def _resource_tags_json(self, resource: _span.Resource) -> tuple[str, frozenset[str]]:
         """The resource's attributes as tags: a JSON fragment and its keys."""
