@@ -101,6 +101,49 @@ async def test_long_request_values_are_cut_to_the_span_limit(stack: Stack) -> No
     assert server.tags["http.request_id"] == "r" * limit
 
 
+_LIMIT = span.SpanLimits().max_tag_value_length
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "kind", "tag", "cuts"),
+    [  # a long path or query is cut twice: the server's url.path/query, the client's url.full
+        ("/api/users/" + "p" * _LIMIT, {}, SERVER, "url.path", 2),
+        ("/api/users/7?q=" + "v" * _LIMIT, {}, SERVER, "url.query", 2),
+        ("/api/users/7", {"Host": "h" * (_LIMIT + 1)}, SERVER, "server.address", 1),
+        ("/api/users/7", {"User-Agent": "a" * (_LIMIT + 1)}, SERVER, "user_agent.original", 1),
+        ("/api/users/7", {"X-Request-Id": "r" * (_LIMIT + 1)}, SERVER, "http.request_id", 1),
+        ("/api/users/" + "p" * _LIMIT, {}, CLIENT, "url.full", 2),
+    ],
+    ids=["path", "query", "host", "user-agent", "header-tag", "client-url"],
+)
+async def test_each_long_value_alone_is_cut_and_counted(
+    stack: Stack, path: str, headers: dict[str, str], kind: span.SpanKind, tag: str, cuts: int
+) -> None:
+    """The middleware skips the span's own length check only when every value that may be
+    long fits: one long value, whichever, is still cut (and counted)."""
+    limits = stack.registry.metrics["gatetrace_span_limits_hit"]
+    assert isinstance(limits, metrics.Counter)
+    before = limits.value(("value",))
+    resp, _ = await stack.get(path, headers=headers)
+    assert resp.status == 200
+    value = stack.gateway.one(kind).tags[tag]
+    assert isinstance(value, str)
+    assert len(value) == _LIMIT
+    assert limits.value(("value",)) == before + cuts
+
+
+async def test_values_together_longer_than_the_limit_are_each_kept_whole(stack: Stack) -> None:
+    half = _LIMIT // 2 + 10
+    agent, request_id = "a" * half, "r" * half
+    resp, _ = await stack.get(
+        "/api/users/7", headers={"User-Agent": agent, "X-Request-Id": request_id}
+    )
+    assert resp.status == 200
+    server = stack.gateway.one(SERVER)
+    assert server.tags["user_agent.original"] == agent
+    assert server.tags["http.request_id"] == request_id
+
+
 async def test_unknown_method_is_other_with_the_original_kept(stack: Stack) -> None:
     async with stack.client.request("PURGE", "/api/users/1") as resp:
         assert resp.status == 200

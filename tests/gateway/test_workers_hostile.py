@@ -23,7 +23,7 @@ import pytest
 from serverharness import ALWAYS, AUTH, TOKEN, settings_for, upstream, wait_for
 from test_workers import MEMORY, call, get, put, revisions, supervised
 
-from gatetrace.gateway import supervisor, worker, worker_channel
+from gatetrace.gateway import server, supervisor, worker, worker_channel
 from gatetrace.runtime import metrics, span, spancontext
 
 pytestmark = pytest.mark.timeout(90)
@@ -265,6 +265,13 @@ async def test_a_crash_loop_backs_off_and_readyz_names_the_worker() -> None:
             status, answer = await call(http, "GET", gw.admin_url + "/readyz")
             assert status == 503
             assert "worker(s) 0" in answer["reason"]
+            # once reaped, the reason says how it ended
+            await wait_for(
+                lambda p=pid: slot.last_exit is not None and f"pid {p}" in slot.last_exit, 10
+            )
+            status, answer = await call(http, "GET", gw.admin_url + "/readyz")
+            if status == 503:  # (unless its replacement is serving already)
+                assert f"worker 0: pid {pid} exited with signal SIGKILL" in answer["reason"]
             await wait_for(lambda p=pid: slot.process is not None and slot.process.pid != p, 30)
             gaps.append(time.monotonic() - died)
         # 0.5, 1, 2, 4 s before each new process
@@ -570,3 +577,29 @@ async def test_a_per_pod_traces_per_second_holds_for_the_pod_not_each_worker() -
         sampled = len(found["data"])
         # one token to start with, then one a second (and one of slack)
         assert sampled <= 1 + elapsed + 1, (sampled, elapsed, served)
+
+
+async def test_a_worker_failing_at_start_fails_the_start_and_leaves_no_worker_running(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker 1 exits (code 3) before it says hello: start() fails naming it, and worker 0,
+    started and serving by then, is stopped too (nothing left listening or running)."""
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" --index 1 "*) exit 3;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    monkeypatch.setattr(supervisor.sys, "executable", str(python))
+    async with upstream() as up:
+        settings = settings_for(up, workers=2, tracing=ALWAYS)
+        gw = supervisor.Supervisor(settings, token=TOKEN, drain_seconds=0.2, apply_timeout=3.0)
+        with pytest.raises(server.StartupError, match="worker 1"):
+            await gw.start()
+        first = gw.slots[0].process
+        assert first is not None and first.returncode is not None  # reaped
+        assert not _alive(first.pid)
+        assert gw.proxy_address is not None
+        with pytest.raises(ConnectionRefusedError):  # nobody accepts on the proxy port any more
+            socket.create_connection(gw.proxy_address, timeout=2).close()

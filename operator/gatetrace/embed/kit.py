@@ -520,9 +520,7 @@ class Kit:
         info = _new_tuple(
             _RequestInfo, (method, path, _Headers(headers, getter), route or "", False)
         )
-        root = active.tracer.start_root_context(
-            name, kind=_SERVER_KIND, parent=parent, request=info
-        )
+        root = active.tracer.start_root_context(name, _SERVER_KIND, parent, info)
         if type(root) is _sc.SpanContext:  # dropped: no span unless someone asks for it
             parent_id = parent.span_id if parent is not None and parent.trace_id else None
             return ServerTrace(self, active, root, name, parent_id or None, None, False)

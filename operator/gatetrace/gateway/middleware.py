@@ -52,6 +52,8 @@ _GETTER: Final = _propagation.MultiDictGetter()
 _SERVER: Final = _span.SpanKind.SERVER
 _ERROR: Final = _span.StatusCode.ERROR
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
+_new_tuple = tuple.__new__  # a NamedTuple with every field: no Python-level __new__
+_HOSTS_CACHED: Final = 256
 _PROTOCOL_VERSIONS: Final = {
     aiohttp.HttpVersion10: "1.0",
     aiohttp.HttpVersion11: "1.1",
@@ -86,6 +88,7 @@ class TracingMiddleware:
         "_errors",
         "_fields",
         "_header_name",
+        "_hosts",
         "holder",
         "keeper",
         "resolver",
@@ -111,6 +114,8 @@ class TracingMiddleware:
         self._header_name = trace_id_header
         self._blocked = frozenset(h.lower() for h in blocked_headers)
         self._fields: request_trace.Fields | None = None
+        self._hosts: dict[str, tuple[str, int | None]] = {}
+        """Host header -> (address, port): a few hosts, seen on every request."""
         registry = registry if registry is not None else metrics.Registry()
         self._errors = registry.counter(
             "gatetrace_gateway_tracing_errors",
@@ -203,34 +208,35 @@ class TracingMiddleware:
         trusted = parent is not None and parent.debug and self._peer_trusted(request)
         if route is None:
             name = method
-            info = _sampling.RequestInfo(request.method, raw_path, headers, "", trusted)
+            info = _new_tuple(
+                _sampling.RequestInfo, (request.method, raw_path, headers, "", trusted)
+            )
             sampler = None
         else:
             name = method + route.span_name_suffix
-            info = _sampling.RequestInfo(request.method, raw_path, headers, route.name, trusted)
+            info = _new_tuple(
+                _sampling.RequestInfo, (request.method, raw_path, headers, route.name, trusted)
+            )
             namespace = route.namespace
             sampler = None if namespace is None else active.sampler_for(namespace)
-        root = active.tracer.start_root_context(
-            name, kind=_SERVER, parent=parent, request=info, sampler=sampler
-        )
+        # positional: keyword arguments cost a name match each, on every request
+        root = active.tracer.start_root_context(name, _SERVER, parent, info, sampler)
         if type(root) is _spancontext.SpanContext:
-            if parent is None and baggage:
+            if parent is None and baggage is not _NO_BAGGAGE and baggage:
                 root = root._replace(baggage=baggage)
             return request_trace.UnrecordedTrace(
                 root, active.propagator, self._fields_for(active), self._header_name
             )
         assert isinstance(root, _span.Span)
         server = root
-        if parent is None and baggage:
+        if parent is None and baggage is not _NO_BAGGAGE and baggage:
             server.context = server.context._replace(baggage=baggage)
         trace = request_trace.RequestTrace(
             active, server, method, self._fields_for(active), self._header_name
         )
         trace.namespace = route.namespace if route is not None else None
         if server.pending:  # tags only if a priority upgrade keeps it (see _finish)
-            trace.deferred = True
-            trace.request = request
-            trace.route = route
+            trace.defer(request, route)
         else:
             self._server_tags(active, request, server, route, method)
         return trace
@@ -272,21 +278,37 @@ class TracingMiddleware:
         headers = request.headers
         tags: dict[str, _span.TagValue] = {}
         tags["http.request.method"] = method
+        # ``length``: the sum of the lengths of the values that may be long; when it is
+        # within the span's value limit, none needs cutting and the span skips its check.
+        # The others are bounded by construction (method, scheme, version, port) or checked
+        # once per route (Route.longest_tag).
         if method == "_OTHER":
-            tags["http.request.method_original"] = request.method
+            tags["http.request.method_original"] = original = request.method
+            length = len(original)
+        else:
+            length = 0
         url = request.rel_url
-        tags["url.path"] = url.raw_path
+        tags["url.path"] = path = url.raw_path
+        length += len(path)
         query = url.raw_query_string
         if query:
-            tags["url.query"] = _url_redaction.redact_query(query)
+            tags["url.query"] = query = _url_redaction.redact_query(query)
+            length += len(query)
         tags["url.scheme"] = request.scheme
         version = request.version
         text = _PROTOCOL_VERSIONS.get(version)
         tags["network.protocol.version"] = text or f"{version.major}.{version.minor}"
         host = headers.get("Host")
         if host:
-            address, port = _split_host(host)
+            hosts = self._hosts
+            split = hosts.get(host)
+            if split is None:
+                if len(hosts) >= _HOSTS_CACHED:
+                    hosts.clear()
+                split = hosts[host] = _split_host(host)
+            address, port = split
             tags["server.address"] = address
+            length += len(address)
             if port is not None:
                 tags["server.port"] = port
         peer = request.remote
@@ -294,16 +316,20 @@ class TracingMiddleware:
             tags["network.peer.address"] = peer
             forwarded = headers.getall("X-Forwarded-For", ())
             client = self.resolver.resolve(peer, forwarded) if forwarded else peer
+            length += len(peer)
             if client:
                 tags["client.address"] = client
+                length += len(client)
         agent = headers.get("User-Agent")
         if agent is not None:
             tags["user_agent.original"] = agent
+            length += len(agent)
         if route is not None:
             tags["http.route"] = route.prefix
             tags["gatetrace.route"] = route.name
             if route.namespace is not None:
                 tags["gatetrace.upstream.namespace"] = route.namespace
+            length += route.longest_tag
         blocked = self._blocked
         for header, tag in active.header_tags:
             if header.lower() in blocked:
@@ -311,6 +337,7 @@ class TracingMiddleware:
             value = headers.get(header)
             if value is not None:
                 tags[tag] = value
+                length += len(value)
         keys = active.baggage_tag_keys
         if keys:
             bag = server.context.baggage
@@ -318,7 +345,9 @@ class TracingMiddleware:
                 value = bag.get(key)
                 if value is not None:
                     tags[key] = value
-        server.adopt_tags(tags)  # one pass for the value and count limits
+                    length += len(value)
+        # one pass for the count limit (and the value limit, unless nothing can be too long)
+        server.adopt_tags(tags, checked=length <= active.tracer.limits.max_tag_value_length)
 
     def _deferred_tags(
         self, active: state.ActiveTracing, trace: request_trace.RequestTrace

@@ -8,6 +8,7 @@ kept), injects the configured formats and records the upstream's answer.
 """
 
 import time
+from collections.abc import Sequence
 from typing import Final
 
 import multidict
@@ -182,20 +183,27 @@ class RequestTrace:
         self.namespace: str | None = None
         self.deferred = False
         """The trace awaits its priority decision: the request attributes are written only
-        if it is upgraded (most such traces are discarded, so most never are)."""
+        if it is upgraded (most such traces are discarded, so most never are); see
+        :meth:`defer` for the fields only such a trace uses."""
         self.request: web.Request | None = None
-        self.route: routes.Route | None = None
+        self.upstream_status = 0
+        """The upstream's answer (0: none, or the gateway's own 502/504 after a failure)."""
+        self.retro_crumbs: Sequence[str] = ()
+        """Breadcrumbs of the hops that buffered this pending trace (:mod:`.retro`)."""
+
+    def defer(self, request: web.Request, route: routes.Route | None) -> None:
+        """The trace awaits its priority decision: keep what its attributes and its client
+        span need, should it be kept (a sampled trace never sets these)."""
+        self.deferred = True
+        self.request = request
+        self.route = route
         self.url = ""
-        # a deferred trace's client span: its id and times, built only if it is kept
+        # the client span's id and times, built only if the trace is kept
         self.client_id = 0
         self.client_start_ns = 0
         self.client_end_ns = 0
         self.failure_exc: BaseException | None = None
         self.failure_ns = 0
-        self.upstream_status = 0
-        """The upstream's answer (0: none, or the gateway's own 502/504 after a failure)."""
-        self.retro_crumbs: list[str] = []
-        """Breadcrumbs of the hops that buffered this pending trace (:mod:`.retro`)."""
 
     def on_request(
         self, route: routes.Route, url: str, headers: multidict.CIMultiDict[str]
@@ -209,9 +217,7 @@ class RequestTrace:
             context = self.server.context._replace(span_id=self.client_id, remote=False)
             self.active.propagator.inject(retro.outgoing(self.active, context), headers, _SETTER)
             return
-        client = self.active.tracer.start_span(
-            self.method, kind=_CLIENT, parent=self.server, start_ns=self.now_ns()
-        )
+        client = self.active.tracer.start_child(self.server, self.method, _CLIENT, self.now_ns())
         self.client = client
         self.client_tags(client, route, url)
         self.active.propagator.inject(client.context, headers, _SETTER)
@@ -221,12 +227,8 @@ class RequestTrace:
         route = self.route
         if not self.client_id or route is None:
             return  # no upstream call was made
-        client = self.active.tracer.start_span(
-            self.method,
-            kind=_CLIENT,
-            parent=self.server,
-            start_ns=self.client_start_ns,
-            span_id=self.client_id,
+        client = self.active.tracer.start_child(
+            self.server, self.method, _CLIENT, self.client_start_ns, self.client_id
         )
         self.client = client
         self.client_tags(client, route, self.url)
@@ -251,7 +253,9 @@ class RequestTrace:
         tags["gatetrace.route"] = route.name
         if route.namespace is not None:
             tags["gatetrace.upstream.namespace"] = route.namespace
-        client.adopt_tags(tags)
+        # nothing to cut when the URL and the route's strings fit (the method is bounded)
+        fits = len(url) + route.longest_tag <= self.active.tracer.limits.max_tag_value_length
+        client.adopt_tags(tags, checked=fits)
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status

@@ -11,6 +11,7 @@
 The proxy never forwards a client's breadcrumb header upstream (``proxy._REQUEST_DROP``).
 """
 
+from collections.abc import Sequence
 from typing import Final
 
 import multidict
@@ -38,11 +39,11 @@ def outgoing(active: state.ActiveTracing, context: _sc.SpanContext) -> _sc.SpanC
 
 def collect(
     active: state.ActiveTracing, headers: multidict.CIMultiDict[str], pending: bool
-) -> list[str]:
+) -> Sequence[str]:
     """The upstream answer's breadcrumbs (only for a pending trace), removed from it."""
     values = headers.popall(HEADER, ())
     if not pending or not values or not active.retro.enabled:
-        return []
+        return ()
     found, _refused = _breadcrumbs.parse(values, active.retro.max_breadcrumbs)
     return found
 
@@ -52,7 +53,7 @@ def keep(
     active: state.ActiveTracing,
     trace_id: int,
     reason: str,
-    addresses: list[str],
+    addresses: Sequence[str],
 ) -> None:
     """Ask each breadcrumb (within the allowed networks) to export the kept trace."""
     if keeper is not None and addresses and active.retro.enabled:

@@ -27,6 +27,7 @@ and one admin port.
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import sys
 import time
@@ -87,6 +88,9 @@ class WorkerSlot:
         self.failures = 0
         """Exits in a row of a worker that lived less than a minute (the backoff's exponent)."""
         self.reader: asyncio.Task[None] | None = None
+        self.last_exit: str | None = None
+        """How its last process ended or failed to start (readiness and /admin/v1/workers
+        show it while the worker is down)."""
 
     def up(self) -> float:
         return 1.0 if self.ready else 0.0
@@ -288,14 +292,11 @@ class Supervisor(server.Gateway):
         lived = time.monotonic() - slot.started_at
         slot.failures = slot.failures + 1 if lived < 60 else 1
         delay = min(30.0, 0.5 * 2 ** (slot.failures - 1))
-        _log.warning(
-            "worker %d (pid %s) exited with %s after %.1fs; starting it again in %.1fs",
-            slot.index,
-            slot.pid,
-            code,
-            lived,
-            delay,
+        slot.last_exit = (
+            f"pid {slot.pid} exited with {_exit_text(code)} after {lived:.1f}s, "
+            f"starting again in {delay:.1f}s"
         )
+        _log.warning("worker %d: %s", slot.index, slot.last_exit)
         task = asyncio.get_running_loop().create_task(self._restart(slot, delay))
         self._restarts.add(task)
         task.add_done_callback(self._restarts.discard)
@@ -310,7 +311,8 @@ class Supervisor(server.Gateway):
             except Exception as e:  # try again later; readiness says why meanwhile
                 slot.failures += 1
                 delay = min(30.0, 0.5 * 2 ** (slot.failures - 1))
-                _log.error("worker %d did not start (%s); again in %.1fs", slot.index, e, delay)
+                slot.last_exit = f"did not start ({e}), trying again in {delay:.1f}s"
+                _log.error("worker %d %s", slot.index, slot.last_exit)
                 await asyncio.sleep(delay)
 
     async def _stop_proxy(self, deadline: float) -> None:
@@ -436,16 +438,23 @@ class Supervisor(server.Gateway):
     # -- what the admin API shows --------------------------------------------
 
     def not_ready(self) -> str | None:
-        waiting = [str(slot.index) for slot in self.slots if not slot.ready]
-        if waiting:
-            return f"worker(s) {', '.join(waiting)} not serving yet"
-        return None
+        down = [slot for slot in self.slots if not slot.ready]
+        if not down:
+            return None
+        why = "; ".join(f"worker {s.index}: {s.last_exit}" for s in down if s.last_exit)
+        waiting = ", ".join(str(slot.index) for slot in down)
+        return f"worker(s) {waiting} not serving yet" + (f" ({why})" if why else "")
 
     async def workers(self) -> list[dict[str, Any]]:
         """Each worker as it answers now: pid, the revision it runs, ready."""
 
         async def one(slot: WorkerSlot) -> dict[str, Any]:
-            entry: dict[str, Any] = {"worker": slot.index, "ready": slot.ready, "pid": slot.pid}
+            entry: dict[str, Any] = {
+                "worker": slot.index,
+                "ready": slot.ready,
+                "pid": slot.pid,
+                "lastExit": slot.last_exit,
+            }
             try:
                 status = await slot.call("status", METRICS_TIMEOUT)
             except (worker_channel.ChannelClosedError, worker_channel.RemoteError, TimeoutError):
@@ -523,3 +532,15 @@ def gateway_for(settings: _config.GatewayConfig, **kwargs: Any) -> server.Gatewa
     if settings.worker_count > 1:
         return Supervisor(settings, **kwargs)
     return server.Gateway(settings, **kwargs)
+
+
+def _exit_text(code: int | None) -> str:
+    """``code 3`` / ``signal SIGKILL`` (a negative return code) / ``an unknown status``."""
+    if code is None:
+        return "an unknown status"
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"

@@ -22,6 +22,7 @@ from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import spancontext as _sc
 
 __all__ = [
+    "FinishCounts",
     "LogRecord",
     "PendingGroup",
     "Reference",
@@ -145,12 +146,21 @@ class PendingGroup:
         self.upgrade_reason = ""
 
 
+class FinishCounts:
+    """The ``gatetrace_spans_finished`` series by outcome as tallies: a finishing span
+    counts with a bare increment, no call and no label lookup (one per tracer's metrics)."""
+
+    __slots__ = ("discarded", "exported", "not_sampled", "pending")
+
+    def __init__(self, counter: _metrics.Counter) -> None:
+        self.exported = counter.tally(("exported",))
+        self.not_sampled = counter.tally(("not_sampled",))
+        self.pending = counter.tally(("pending",))
+        self.discarded = counter.tally(("discarded",))
+
+
 _UNSET_STATUS = Status()
 """Every span's status until :meth:`Span.set_status` (a tuple: one shared instance)."""
-_EXPORTED = ("exported",)
-_NOT_SAMPLED = ("not_sampled",)
-_PENDING = ("pending",)
-_DISCARDED = ("discarded",)
 
 
 class _NoCounts:
@@ -161,6 +171,9 @@ class _NoCounts:
 
 
 _NO_COUNTS: LimitCounter = _NoCounts()
+_UNCOUNTED = FinishCounts(
+    _metrics.Counter("uncounted", "finishes of spans built without counts", ["outcome"])
+)
 _RESTORED_LIMITS = SpanLimits()
 
 
@@ -194,7 +207,6 @@ class Span:
         self,
         context: _sc.SpanContext,
         name: str,
-        *,
         kind: SpanKind,
         parent_id: int | None,
         resource: Resource,
@@ -207,7 +219,7 @@ class Span:
         end_hook: Callable[["Span"], None] | None,
         group: PendingGroup | None = None,
         is_local_root: bool = False,
-        finished_counter: _metrics.Counter | None = None,
+        finished_counter: FinishCounts | None = None,
     ) -> None:
         self.context = context
         self.name = name
@@ -326,21 +338,24 @@ class Span:
         for key, value in tags.items():
             self.set_tag(key, value)
 
-    def adopt_tags(self, tags: dict[str, TagValue]) -> None:
+    def adopt_tags(self, tags: dict[str, TagValue], *, checked: bool = False) -> None:
         """Set many tags at once, taking ``tags`` over (the caller must not touch it after).
 
         Same rules as :meth:`set_tag` (long string values cut, the count limit), for
         instrumentation that builds a request's tags in a local dict on its hot path:
         one length check per value and one ``dict.update`` instead of a call per tag.
+        ``checked``: the caller knows no str value is longer than the limit
+        (``SpanLimits.max_tag_value_length``), so the values are not looked at.
         """
         if not self.recording or self.end_ns is not None:
             return
         limits = self._limits
-        cap = limits.max_tag_value_length
-        for key, value in tags.items():
-            if type(value) is str and len(value) > cap:
-                tags[key] = value[:cap]
-                self._metrics.limit_hit("value")
+        if not checked:
+            cap = limits.max_tag_value_length
+            for key, value in tags.items():
+                if type(value) is str and len(value) > cap:
+                    tags[key] = value[:cap]
+                    self._metrics.limit_hit("value")
         mine = self.tags
         if len(mine) + len(tags) <= limits.max_tags:
             if mine:
@@ -420,36 +435,41 @@ class Span:
         if end_ns is None:
             end_ns = self.start_ns + max(time.perf_counter_ns() - self._mono_start, 0)
         self.end_ns = end_ns
+        counts = self._finished_counter
         group = self._group
         if group is not None:
-            outcome = self._finish_pending(group)
+            tally = self._finish_pending(group, counts)
         elif self.sampled:
             if self._end_hook is not None:
                 self._end_hook(self)
-            outcome = _EXPORTED
+            tally = counts.exported if counts is not None else None
         else:
-            outcome = _NOT_SAMPLED
-        counter = self._finished_counter
-        if counter is not None:
-            counter.inc(outcome)
+            tally = counts.not_sampled if counts is not None else None
+        if tally is not None:
+            tally.n += 1
 
-    def _finish_pending(self, group: PendingGroup) -> tuple[str]:
+    def _finish_pending(
+        self, group: PendingGroup, counts: FinishCounts | None
+    ) -> _metrics.Tally | None:
+        """The outcome's tally (None: not counted)."""
+        if counts is None:
+            counts = _UNCOUNTED
         if group.decided:
             if group.sampled:
                 self.sampled = True
                 group.on_export(self)
-                return _EXPORTED
-            return _DISCARDED
+                return counts.exported
+            return counts.discarded
         if not self.is_local_root:
             if len(group.spans) < self._limits.max_pending_spans:
                 group.spans.append(self)
-                return _PENDING
+                return counts.pending
             self._metrics.limit_hit("pending_spans")
-            return _DISCARDED
+            return counts.discarded
         group.decided = True
         buffered, group.spans = group.spans, []
         if not group.sampled:
-            return _DISCARDED
+            return counts.discarded
         # The local root carries the reason even when the upgrade came from a
         # span that had already finished (and so could not take the tag).
         self.tags.setdefault("sampling.priority.reason", group.upgrade_reason)
@@ -458,4 +478,4 @@ class Span:
             group.on_export(span)
         self.sampled = True
         group.on_export(self)
-        return _EXPORTED
+        return counts.exported

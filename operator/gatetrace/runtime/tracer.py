@@ -36,7 +36,6 @@ CURRENT: Final = _Current()
 Parent = _span.Span | _sc.SpanContext | None | _Current
 
 
-_NOT_SAMPLED: Final = ("not_sampled",)
 SAMPLER_TYPE: Final = "gatetrace.sampler.type"
 """The root span's sampler (``const``, ``probabilistic``...): Jaeger clients' ``sampler.type``
 in our own namespace; the Jaeger reporters write it back as ``sampler.type``."""
@@ -77,7 +76,8 @@ class TracerMetrics:
         """Spans started not recording. A root context the sampler dropped before any
         Span was built (:meth:`Tracer.start_root_context`) is counted here and, at
         once, as finished ``not_sampled``; that share is :attr:`dropped_contexts`."""
-        self.dropped_contexts = self.finished.tally(_NOT_SAMPLED)
+        self.finish_counts = _span.FinishCounts(self.finished)
+        self.dropped_contexts = self.finish_counts.not_sampled
         self.exported = self.sampled.tally()
 
     def limit_hit(self, what: str, amount: int = 1) -> None:
@@ -148,57 +148,77 @@ class Tracer:
         ``span_id``: an id handed out before (already propagated), else a new one."""
         if isinstance(parent, _Current):
             parent = _context.current_span()
-        if not span_id:
-            span_id = ids.new_span_id()
-        if start_ns is None:
-            start_ns = time.time_ns()
-        m = self.metrics
         if isinstance(parent, _span.Span):
-            pctx = parent.context
-            span = _span.Span(
-                _new_tuple(
-                    _sc.SpanContext,
-                    (
-                        pctx.trace_id,
-                        span_id,
-                        pctx.sampled,
-                        pctx.debug,
-                        pctx.random,
-                        False,
-                        pctx.trace_state,
-                        pctx.baggage,
-                        "",
-                    ),
-                ),
-                name,
-                kind=kind,
-                parent_id=pctx.span_id,
-                resource=self.resource,
-                references=references,
-                sampled=parent.sampled,
-                recording=parent.recording,
-                start_ns=start_ns,
-                limits=self.limits,
-                metrics=m,
-                end_hook=self._hook,
-                finished_counter=m.finished,
-                group=parent._group,
-            )
+            span = self.start_child(parent, name, kind, start_ns, span_id or 0, references)
         else:
+            if not span_id:
+                span_id = ids.new_span_id()
+            if start_ns is None:
+                start_ns = time.time_ns()
             root = self._start_root(
                 name, kind, parent, span_id, references, start_ns, request, sampler
             )
             assert isinstance(root, _span.Span)
             span = root
-        (m.recording_started if span.recording else m.dropped_roots).n += 1
+            m = self.metrics
+            (m.recording_started if span.recording else m.dropped_roots).n += 1
         if tags and span.recording:
             span.set_tags(tags)
+        return span
+
+    def start_child(
+        self,
+        parent: _span.Span,
+        name: str,
+        kind: _span.SpanKind = _span.SpanKind.INTERNAL,
+        start_ns: int | None = None,
+        span_id: int = 0,
+        references: Sequence[_span.Reference] = (),
+    ) -> _span.Span:
+        """A child of the local span ``parent``: :meth:`start_span` with ``parent`` a Span,
+        without its other cases (the per-request client span of the gateway takes this)."""
+        if not span_id:
+            span_id = ids.new_span_id()
+        if start_ns is None:
+            start_ns = time.time_ns()
+        m = self.metrics
+        pctx = parent.context
+        span = _span.Span(
+            _new_tuple(
+                _sc.SpanContext,
+                (
+                    pctx.trace_id,
+                    span_id,
+                    pctx.sampled,
+                    pctx.debug,
+                    pctx.random,
+                    False,
+                    pctx.trace_state,
+                    pctx.baggage,
+                    "",
+                ),
+            ),
+            name,  # positional, in the constructor's order: no keyword matching per call
+            kind,
+            pctx.span_id,
+            self.resource,
+            references,
+            parent.sampled,
+            parent.recording,
+            start_ns,
+            self.limits,
+            m,
+            self._hook,
+            parent._group,
+            False,
+            m.finish_counts,
+        )
+        (m.recording_started if span.recording else m.dropped_roots).n += 1
         return span
 
     def start_root_context(
         self,
         name: str,
-        *,
         kind: _span.SpanKind,
         parent: _sc.SpanContext | None,
         request: _sampling.RequestInfo | None = None,
@@ -210,7 +230,7 @@ class Tracer:
         recorded. The gateway's path for unsampled requests; such a context counts as
         a span started and finished ``not_sampled`` at once."""
         root = self._start_root(
-            name, kind, parent, ids.new_span_id(), (), None, request, sampler, context_only=True
+            name, kind, parent, ids.new_span_id(), (), None, request, sampler, True
         )
         m = self.metrics
         if type(root) is _sc.SpanContext:
@@ -231,7 +251,6 @@ class Tracer:
         start_ns: int | None,
         request: _sampling.RequestInfo | None,
         sampler: _sampling.Sampler | None,
-        *,
         context_only: bool = False,
     ) -> _span.Span | _sc.SpanContext:
         hint: _sc.SpanContext | None = None
@@ -289,20 +308,20 @@ class Tracer:
             start_ns = time.time_ns()
         span = _span.Span(
             ctx,
-            name,
-            kind=kind,
-            parent_id=parent_id,
-            resource=self.resource,
-            references=references,
-            sampled=sampled,
-            recording=recording,
-            start_ns=start_ns,
-            limits=self.limits,
-            metrics=self.metrics,
-            end_hook=self._hook,
-            group=group,
-            finished_counter=self.metrics.finished,
-            is_local_root=True,
+            name,  # positional, in the constructor's order: no keyword matching per call
+            kind,
+            parent_id,
+            self.resource,
+            references,
+            sampled,
+            recording,
+            start_ns,
+            self.limits,
+            self.metrics,
+            self._hook,
+            group,
+            True,
+            self.metrics.finish_counts,
         )
         if recording:
             span.tags[SAMPLER_TYPE] = result.sampler_type
