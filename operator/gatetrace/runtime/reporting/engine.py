@@ -20,6 +20,7 @@ task and counters, so a slow backend cannot starve another.
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import random
 import threading
@@ -35,6 +36,7 @@ from gatetrace.runtime.reporting import export, stats
 __all__ = ["BatchSettings", "BatchingProcessor", "FanOutProcessor", "ManagedProcessor"]
 
 _log = logging.getLogger(__name__)
+_POPLEFT = collections.deque.popleft
 _CLOSE_TIMEOUT = 1.0
 _EXPORT_GRACE = 0.5
 """Extra seconds granted to an exporter past its own timeout before it is cancelled."""
@@ -300,7 +302,9 @@ class BatchingProcessor:
                 continue
             while queue and (due or len(queue) >= self._batch_size):
                 count = min(len(queue), self._batch_size)
-                batch = [queue.popleft() for _ in range(count)]
+                # one popleft per span (each atomic: on_end may append from another thread),
+                # driven from C
+                batch = list(map(_POPLEFT, itertools.repeat(queue, count)))
                 self._inflight = batch
                 try:
                     await self._export(batch)
