@@ -586,9 +586,7 @@ async def test_a_worker_failing_at_start_fails_the_start_and_leaves_no_worker_ru
     started and serving by then, is stopped too (nothing left listening or running)."""
     python = tmp_path / "python"
     python.write_text(
-        "#!/bin/sh\n"
-        'case " $* " in *" --index 1 "*) exit 3;; esac\n'
-        f'exec {sys.executable} "$@"\n'
+        f'#!/bin/sh\ncase " $* " in *" --index 1 "*) exit 3;; esac\nexec {sys.executable} "$@"\n'
     )
     python.chmod(0o755)
     monkeypatch.setattr(supervisor.sys, "executable", str(python))
