@@ -103,6 +103,33 @@ def test_adopted_tags_follow_the_same_limits_as_set_tag() -> None:
     assert t.metrics.limits.value(("tags",)) == 2
 
 
+def test_checked_tags_keep_the_count_limit_and_skip_the_value_pass() -> None:
+    """``checked=True``: the caller vouches for the lengths, so values are not looked at;
+    the count limit still holds."""
+    t, _ = _tracer(limits=span.SpanLimits(max_tags=4, max_tag_value_length=5))
+    s = t.start_span("op", parent=None)  # two sampler tags
+    s.adopt_tags({"a": "abc", "b": "de"}, checked=True)
+    assert {k: s.tags[k] for k in ("a", "b")} == {"a": "abc", "b": "de"}
+    s.adopt_tags({"c": "x", "d": "y"}, checked=True)  # over the count: one by one, counted
+    assert "c" not in s.tags and "d" not in s.tags
+    assert t.metrics.limits.value(("tags",)) == 2
+    assert t.metrics.limits.value(("value",)) == 0
+
+
+def test_finish_counts_each_outcome_once() -> None:
+    t, _ = _tracer()
+    finished = t.metrics.finished
+    s = t.start_span("op", parent=None)
+    child = t.start_child(s, "child", span.SpanKind.CLIENT)
+    child.finish()
+    child.finish()  # idempotent: counted once
+    s.finish()
+    assert finished.value(("exported",)) == 2
+    t2, _ = _tracer(sampled=False)
+    t2.start_span("op", parent=None).finish()
+    assert t2.metrics.finished.value(("not_sampled",)) == 1
+
+
 def test_adopting_tags_into_an_empty_span_takes_the_dict_over() -> None:
     t, _ = _tracer()
     s = t.start_span("op", parent=None)

@@ -274,3 +274,19 @@ def test_dropped_root_contexts_of_every_tracer_on_a_registry_share_one_tally() -
     assert t.metrics.finished.value(("not_sampled",)) == 6
     assert len(t.metrics.started._tallies[("false",)]) == 1
     assert len(t.metrics.finished._tallies[("not_sampled",)]) == 1
+
+
+def test_start_child_is_start_span_with_a_local_parent() -> None:
+    t = tracer.Tracer(span.Resource("svc"))
+    root = t.start_span("root", parent=None)
+    a = t.start_child(root, "a", span.SpanKind.CLIENT, 123, 0xABC)
+    b = t.start_span("b", kind=span.SpanKind.CLIENT, parent=root, start_ns=123, span_id=0xDEF)
+    for child, span_id in ((a, 0xABC), (b, 0xDEF)):
+        assert child.context == root.context._replace(span_id=span_id, remote=False)
+        assert (child.kind, child.parent_id, child.start_ns) == (
+            span.SpanKind.CLIENT,
+            root.context.span_id,
+            123,
+        )
+        assert (child.sampled, child.recording, child.resource) == (True, True, root.resource)
+    assert t.metrics.recording_started.n == 3
