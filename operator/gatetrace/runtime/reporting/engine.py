@@ -112,6 +112,7 @@ class BatchingProcessor:
         "_loop_thread",
         "_max_queue",
         "_queue",
+        "_queue_full",
         "_queue_full_labels",
         "_queued",
         "_random",
@@ -144,6 +145,7 @@ class BatchingProcessor:
         instructions per span at the gateway)."""
         self._queue_full_labels = (*self._labels, "queue_full")
         self._shutdown_labels = (*self._labels, "shutdown")
+        self._queue_full = self.metrics.dropped.tally(self._queue_full_labels)
         self._max_queue = self.settings.max_queue_size
         self._batch_size = self.settings.max_batch_size
         self._queue: collections.deque[_span.Span] = collections.deque()
@@ -175,7 +177,7 @@ class BatchingProcessor:
             return
         queue = self._queue
         if len(queue) >= self._max_queue:
-            self.metrics.dropped.inc(self._queue_full_labels)
+            self._queue_full.n += 1  # a tally: a dead backend makes this the common path
             return
         queue.append(span)
         self._queued.n += 1
