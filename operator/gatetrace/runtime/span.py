@@ -451,7 +451,7 @@ class Span:
     def _finish_pending(
         self, group: PendingGroup, counts: FinishCounts | None
     ) -> _metrics.Tally | None:
-        """The outcome's tally (None: not counted)."""
+        """The outcome's tally (a throwaway one for a span built without counts)."""
         if counts is None:
             counts = _UNCOUNTED
         if group.decided:
