@@ -7,6 +7,7 @@ import pytest
 import pytest_asyncio
 from proxyharness import ALL_FORMATS, RecordingProcessor, Stack, make_active, start_stack
 
+from gatetrace.gateway import proxy_app
 from gatetrace.runtime import metrics, span
 
 SERVER, CLIENT = span.SpanKind.SERVER, span.SpanKind.CLIENT
@@ -425,3 +426,20 @@ async def test_credentials_in_an_upstream_url_never_reach_a_span() -> None:
         f"http://REDACTED:REDACTED@127.0.0.1:{port}/v1/a/x?api_key=<redacted>&q=1"
     )
     assert all("s3cret" not in str(v) for s in collector.spans for v in s.tags.values())
+
+
+async def test_the_host_split_cache_is_bounded_and_skips_long_hosts(stack: Stack) -> None:
+    """Host headers are client data: the cache of their splits stays small."""
+    tracing = stack.client.app[proxy_app.TRACING]
+    for i in range(300):
+        resp, _ = await stack.get("/api/users/7", headers={"Host": f"h{i}.example:8{i:03d}"})
+        assert resp.status == 200
+    assert 0 < len(tracing._hosts) <= 256
+    long_host = "x" * 1000
+    resp, _ = await stack.get("/api/users/7", headers={"Host": long_host})
+    assert resp.status == 200
+    assert long_host not in tracing._hosts
+    servers = stack.gateway.by_kind(SERVER)
+    assert servers[-1].tags["server.address"] == long_host
+    assert servers[-2].tags["server.address"] == "h299.example"
+    assert servers[-2].tags["server.port"] == 8299

@@ -54,6 +54,7 @@ _ERROR: Final = _span.StatusCode.ERROR
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
 _new_tuple = tuple.__new__  # a NamedTuple with every field: no Python-level __new__
 _HOSTS_CACHED: Final = 256
+_HOST_CACHED_LENGTH: Final = 261  # a 253-character DNS name, ":" and a port
 _PROTOCOL_VERSIONS: Final = {
     aiohttp.HttpVersion10: "1.0",
     aiohttp.HttpVersion11: "1.1",
@@ -303,9 +304,11 @@ class TracingMiddleware:
             hosts = self._hosts
             split = hosts.get(host)
             if split is None:
-                if len(hosts) >= _HOSTS_CACHED:
-                    hosts.clear()
-                split = hosts[host] = _split_host(host)
+                split = _split_host(host)
+                if len(host) <= _HOST_CACHED_LENGTH:  # a name and a port; nothing longer
+                    if len(hosts) >= _HOSTS_CACHED:
+                        hosts.clear()
+                    hosts[host] = split
             address, port = split
             tags["server.address"] = address
             length += len(address)
