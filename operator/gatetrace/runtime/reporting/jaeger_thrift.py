@@ -21,6 +21,7 @@ import thriftpy2.utils
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import tracer as _tracer
+from gatetrace.runtime.reporting import text as _text
 
 __all__ = [
     "DEFAULT_MAX_STRING_BYTES",
@@ -210,7 +211,7 @@ class ValueSanitizer:
             if MIN_I64 <= number <= MAX_I64:
                 return number
             self.count("value_range")
-            return str(number)
+            return _text.int_text(number)
         if isinstance(value, float):
             return float(value)
         if isinstance(value, str):

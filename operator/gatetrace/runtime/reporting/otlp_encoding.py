@@ -163,7 +163,7 @@ class OtlpEncoder:
             if _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
                 return b"\x18" + _varint(value)  # type: ignore[arg-type]
             self._count("value_type")
-            return _len_field(b"\x0a", str(value).encode())
+            return _len_field(b"\x0a", _text.int_text(value).encode())  # type: ignore[arg-type]
         if kind is float:
             return b"\x21" + _DOUBLE.pack(value)
         # subclasses (IntEnum, StrEnum...) are encoded as their base type

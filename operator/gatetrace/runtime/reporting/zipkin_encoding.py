@@ -56,6 +56,9 @@ _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circ
 _QUOTE = json.encoder.encode_basestring  # what _ENCODE uses for strings (ensure_ascii=False)
 _CACHE_LIMIT = 1024
 _FIELD_CACHE_LIMIT = 8192
+_DECIMAL_BITS = 2000
+"""Ints up to this many bits (~600 digits) are written in decimal without a second look:
+under the lowest ``sys.set_int_max_str_digits`` (640). Longer ones: :func:`.text.int_text`."""
 # %-formatting: cheaper than an f-string with format specs (one call, no spec parsing)
 _SPAN = (
     '{"traceId":"%032x","id":"%016x"%s%s,"name":%s,"timestamp":%d,"duration":%d'
@@ -87,6 +90,11 @@ def _port(value: object) -> int | None:
     except (TypeError, ValueError, OverflowError):  # OverflowError: float("inf")
         return None
     return port if 0 < port < 65536 else None
+
+
+def _plain(value: object) -> str:
+    """``str(value)``, but an int too long for decimal text in hex (no ValueError)."""
+    return _text.int_text(value) if type(value) is int else str(value)
 
 
 class ZipkinEncoder:
@@ -241,10 +249,10 @@ class ZipkinEncoder:
             text = _QUOTE(value)  # type: ignore[arg-type]
         elif kind is bool:
             text = '"true"' if value else '"false"'
-        elif kind is int or kind is float:
+        elif kind is float or (kind is int and value.bit_length() <= _DECIMAL_BITS):  # type: ignore[attr-defined]
             text = f'"{value}"'
         else:
-            return None
+            return None  # other types; an int too long for decimal text: the dict path
         field = _QUOTE(key) + ":" + text
         if kind is not float and (kind is not str or len(value) <= _CACHED_VALUE_LENGTH):  # type: ignore[arg-type]
             fields = self._fields
@@ -306,8 +314,14 @@ class ZipkinEncoder:
             text: str = value  # type: ignore[assignment]
         elif kind is bool:
             return "true" if value else "false"
-        elif kind is int or kind is float:
+        elif kind is float:
             return str(value)
+        elif kind is int:
+            if value.bit_length() <= _DECIMAL_BITS:  # type: ignore[attr-defined]
+                return str(value)
+            text = _text.int_text(value)  # type: ignore[arg-type]
+            if text.startswith(("0x", "-0x")):
+                self._count("value_type")
         elif isinstance(value, str | int | float):
             text = str.__str__(value) if isinstance(value, str) else repr(value)
         else:
@@ -341,7 +355,7 @@ class ZipkinEncoder:
         tags = dict(resource.tags)
         endpoint: dict[str, Any] = {"serviceName": self._text(resource.service_name)}
         for key in ("ip", "host.ip"):
-            address = self._address(str(tags.get(key, "")))
+            address = self._address(_plain(tags.get(key, "")))
             if address is not None:
                 endpoint[address[0]] = address[1]
                 break
@@ -362,14 +376,14 @@ class ZipkinEncoder:
             endpoint["serviceName"] = self._text(service)
         server_address = tags.get("server.address")
         for value in (tags.get("network.peer.address"), server_address):
-            address = self._address(str(value)) if value else None
+            address = self._address(_plain(value)) if value else None
             if address is not None:
                 endpoint[address[0]] = address[1]
                 break
         if (
             server_address
             and "serviceName" not in endpoint
-            and self._address(str(server_address)) is None
+            and self._address(_plain(server_address)) is None
         ):
             endpoint["serviceName"] = self._text(server_address)
         for key in ("server.port", "network.peer.port"):
@@ -413,9 +427,9 @@ class ZipkinEncoder:
                 converted[key] = value if len(value) <= limit else text(value)  # type: ignore[arg-type,assignment]
             elif value_type is bool:
                 converted[key] = "true" if value else "false"
-            elif value_type is int or value_type is float:
+            elif value_type is float:
                 converted[key] = str(value)
-            else:
+            else:  # ints (one too long for decimal text goes to hex), other types
                 converted[key] = text(value)
         for key, text_value in self._resource_tags(span.resource).items():
             converted.setdefault(key, text_value)  # the span's own tag wins
@@ -445,7 +459,7 @@ class ZipkinEncoder:
         return {"timestamp": log.timestamp_ns // 1000, "value": value}
 
     def _json_value(self, value: object) -> object:
-        if type(value) is bool or type(value) is int:
+        if type(value) is bool or (type(value) is int and value.bit_length() <= _DECIMAL_BITS):
             return value
         if type(value) is float and math.isfinite(value):  # NaN/Infinity are not JSON
             return value
