@@ -77,9 +77,11 @@ def _recording_span(
     mono_start: int,
     *,
     root: bool,
+    recording: bool = True,
 ) -> _span.Span:
     """A recording span of a pending trace: no sampler asked (the edge decides), no hook
-    (the kit hands it to the buffer when it ends)."""
+    (the kit hands it to the buffer when it ends). ``recording=False``: the non-recording
+    span a handler asked for in a dropped trace."""
     span = _span.Span(
         context,
         name,
@@ -87,8 +89,8 @@ def _recording_span(
         parent_id=parent_id,
         resource=tracer.resource,
         references=(),
-        sampled=True,
-        recording=True,
+        sampled=recording,
+        recording=recording,
         start_ns=start_ns,
         limits=tracer.limits,
         metrics=tracer.metrics,
@@ -246,20 +248,16 @@ class ServerTrace(_context.SpanStandIn):
             if self.route:
                 span.set_tag("http.route", self.route)
         else:  # already counted as started and finished not_sampled
-            span = _span.Span(
+            span = _recording_span(
+                tracer,
                 self.context,
                 self.name,
-                kind=_SERVER_KIND,
-                parent_id=self.parent_id,
-                resource=tracer.resource,
-                references=(),
-                sampled=False,
+                _SERVER_KIND,
+                self.parent_id,
+                time.time_ns(),
+                time.perf_counter_ns(),
+                root=True,
                 recording=False,
-                start_ns=time.time_ns(),
-                limits=tracer.limits,
-                metrics=tracer.metrics,
-                end_hook=None,
-                is_local_root=True,
             )
         self.span = span
         return span
