@@ -428,17 +428,18 @@ async def test_credentials_in_an_upstream_url_never_reach_a_span() -> None:
     assert all("s3cret" not in str(v) for s in collector.spans for v in s.tags.values())
 
 
-async def test_the_host_split_cache_is_bounded_and_skips_long_hosts(stack: Stack) -> None:
-    """Host headers are client data: the cache of their splits stays small."""
+async def test_the_server_tag_block_cache_is_bounded_and_skips_long_hosts(stack: Stack) -> None:
+    """Host headers are client data: the cache of the server spans' shared tags (keyed by
+    route, method, Host, scheme and version) stays small."""
     tracing = stack.client.app[proxy_app.TRACING]
     for i in range(300):
         resp, _ = await stack.get("/api/users/7", headers={"Host": f"h{i}.example:8{i:03d}"})
         assert resp.status == 200
-    assert 0 < len(tracing._hosts) <= 256
+    assert 0 < len(tracing._blocks) <= 256
     long_host = "x" * 1000
     resp, _ = await stack.get("/api/users/7", headers={"Host": long_host})
     assert resp.status == 200
-    assert long_host not in tracing._hosts
+    assert all(key[2] != long_host for key in tracing._blocks)
     servers = stack.gateway.by_kind(SERVER)
     assert servers[-1].tags["server.address"] == long_host
     assert servers[-2].tags["server.address"] == "h299.example"

@@ -53,7 +53,7 @@ _SERVER: Final = _span.SpanKind.SERVER
 _ERROR: Final = _span.StatusCode.ERROR
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
 _new_tuple = tuple.__new__  # a NamedTuple with every field: no Python-level __new__
-_HOSTS_CACHED: Final = 256
+_BLOCKS_CACHED: Final = 256
 _HOST_CACHED_LENGTH: Final = 261  # a 253-character DNS name, ":" and a port
 _PROTOCOL_VERSIONS: Final = {
     aiohttp.HttpVersion10: "1.0",
@@ -86,10 +86,10 @@ class TracingMiddleware:
     __middleware_version__ = 1  # aiohttp: a new-style middleware, not a factory
     __slots__ = (
         "_blocked",
+        "_blocks",
         "_errors",
         "_fields",
         "_header_name",
-        "_hosts",
         "holder",
         "keeper",
         "resolver",
@@ -115,8 +115,11 @@ class TracingMiddleware:
         self._header_name = trace_id_header
         self._blocked = frozenset(h.lower() for h in blocked_headers)
         self._fields: request_trace.Fields | None = None
-        self._hosts: dict[str, tuple[str, int | None]] = {}
-        """Host header -> (address, port): a few hosts, seen on every request."""
+        self._blocks: dict[
+            tuple[str | None, str, str | None, str, aiohttp.HttpVersion],
+            _span.TagBlock,
+        ] = {}
+        """(route name, method, Host, scheme, version) -> the server span's shared tags."""
         registry = registry if registry is not None else metrics.Registry()
         self._errors = registry.counter(
             "gatetrace_gateway_tracing_errors",
@@ -277,12 +280,21 @@ class TracingMiddleware:
         method: str,
     ) -> None:
         headers = request.headers
+        host = headers.get("Host")
+        scheme = request.scheme
+        version = request.version
+        # what every request to this route with this method and Host shares: one block,
+        # copied in C and written by the encoders as one cached fragment
+        # by the route's name: a Route's own hash is dataclass code over all of its fields
+        name = route.name if route is not None else None
+        block = self._blocks.get((name, method, host, scheme, version))
+        if block is None:
+            block = self._server_block(route, method, host, scheme, version)
+        server.share(block)
         tags: dict[str, _span.TagValue] = {}
-        tags["http.request.method"] = method
         # ``length``: the sum of the lengths of the values that may be long; when it is
-        # within the span's value limit, none needs cutting and the span skips its check.
-        # The others are bounded by construction (method, scheme, version, port) or checked
-        # once per route (Route.longest_tag).
+        # within the span's value limit, none needs cutting and the span skips its check
+        # (the block's values are checked by Span.share).
         if method == "_OTHER":
             tags["http.request.method_original"] = original = request.method
             length = len(original)
@@ -295,25 +307,6 @@ class TracingMiddleware:
         if query:
             tags["url.query"] = query = _url_redaction.redact_query(query)
             length += len(query)
-        tags["url.scheme"] = request.scheme
-        version = request.version
-        text = _PROTOCOL_VERSIONS.get(version)
-        tags["network.protocol.version"] = text or f"{version.major}.{version.minor}"
-        host = headers.get("Host")
-        if host:
-            hosts = self._hosts
-            split = hosts.get(host)
-            if split is None:
-                split = _split_host(host)
-                if len(host) <= _HOST_CACHED_LENGTH:  # a name and a port; nothing longer
-                    if len(hosts) >= _HOSTS_CACHED:
-                        hosts.clear()
-                    hosts[host] = split
-            address, port = split
-            tags["server.address"] = address
-            length += len(address)
-            if port is not None:
-                tags["server.port"] = port
         peer = request.remote
         if peer:
             tags["network.peer.address"] = peer
@@ -327,12 +320,6 @@ class TracingMiddleware:
         if agent is not None:
             tags["user_agent.original"] = agent
             length += len(agent)
-        if route is not None:
-            tags["http.route"] = route.prefix
-            tags["gatetrace.route"] = route.name
-            if route.namespace is not None:
-                tags["gatetrace.upstream.namespace"] = route.namespace
-            length += route.longest_tag
         blocked = self._blocked
         for header, tag in active.header_tags:
             if header.lower() in blocked:
@@ -351,6 +338,41 @@ class TracingMiddleware:
                     length += len(value)
         # one pass for the count limit (and the value limit, unless nothing can be too long)
         server.adopt_tags(tags, checked=length <= active.tracer.limits.max_tag_value_length)
+
+    def _server_block(
+        self,
+        route: routes.Route | None,
+        method: str,
+        host: str | None,
+        scheme: str,
+        version: aiohttp.HttpVersion,
+    ) -> _span.TagBlock:
+        """The server span's tags shared by the requests to ``route`` with this method,
+        Host, scheme and HTTP version; cached when the Host is a name and a port (the
+        cache holds at most a few hundred: Host headers are client data)."""
+        items: list[tuple[str, _span.TagValue]] = [("http.request.method", method)]
+        items.append(("url.scheme", scheme))
+        text = _PROTOCOL_VERSIONS.get(version)
+        items.append(("network.protocol.version", text or f"{version.major}.{version.minor}"))
+        if host:
+            address, port = _split_host(host)
+            items.append(("server.address", address))
+            if port is not None:
+                items.append(("server.port", port))
+        if route is not None:
+            items.append(("http.route", route.prefix))
+            items.append(("gatetrace.route", route.name))
+            if route.namespace is not None:
+                items.append(("gatetrace.upstream.namespace", route.namespace))
+        block = _span.TagBlock(items)
+        if host is None or len(host) <= _HOST_CACHED_LENGTH:
+            blocks = self._blocks
+            if len(blocks) >= _BLOCKS_CACHED:
+                blocks.clear()
+            blocks[(route.name if route is not None else None, method, host, scheme, version)] = (
+                block
+            )
+        return block
 
     def _deferred_tags(
         self, active: state.ActiveTracing, trace: request_trace.RequestTrace

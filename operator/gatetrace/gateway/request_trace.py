@@ -239,23 +239,18 @@ class RequestTrace:
         client.finish(self.client_end_ns or self.now_ns())
 
     def client_tags(self, client: _span.Span, route: routes.Route, url: str) -> None:
+        method = self.method
+        block = route.client_blocks.get(method)
+        if block is None:  # the first call with this method (at most one per method)
+            block = route.client_block(method)
+        client.share(block)
         query = url.find("?")
-        tags: dict[str, _span.TagValue] = {}
-        tags["http.request.method"] = self.method
         if query >= 0:  # secret-looking parameter values redacted (url.query rules)
             url = url[: query + 1] + _url_redaction.redact_query(url[query + 1 :])
         recorded = route.upstream_recorded
         if recorded is not route.upstream:  # user:password@ in the upstream URL
             url = recorded + url[len(route.upstream) :]
-        tags["url.full"] = url
-        tags["server.address"] = route.upstream_host
-        tags["server.port"] = route.upstream_port
-        tags["gatetrace.route"] = route.name
-        if route.namespace is not None:
-            tags["gatetrace.upstream.namespace"] = route.namespace
-        # nothing to cut when the URL and the route's strings fit (the method is bounded)
-        fits = len(url) + route.longest_tag <= self.active.tracer.limits.max_tag_value_length
-        client.adopt_tags(tags, checked=fits)
+        client.set_tag("url.full", url)  # cut (and counted) by the span if too long
 
     def on_response(self, status: int, headers: multidict.CIMultiDict[str]) -> None:
         self.status = status

@@ -15,7 +15,7 @@ prefix, so what reaches an upstream is always under its base path.
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 import yarl
@@ -23,6 +23,7 @@ import yarl
 from gatetrace.gateway import config as _config
 from gatetrace.gateway import paths
 from gatetrace.policy import messages as _messages
+from gatetrace.runtime import span as _span
 from gatetrace.runtime import url_redaction as _url_redaction
 
 __all__ = ["Route", "RouteTable"]
@@ -50,6 +51,23 @@ class Route:
     longest_tag: int
     """The sum of the lengths of the strings spans record from this route (name, prefix,
     namespace, upstream host): the tracing middleware's bound on what may need cutting."""
+    client_blocks: dict[str, _span.TagBlock] = field(default_factory=dict, compare=False)
+    """Method -> the tags every client span of this route shares (filled as methods come:
+    at most one per known method and ``_OTHER``)."""
+
+    def client_block(self, method: str) -> _span.TagBlock:
+        """The client span tags of a call to this route's upstream that do not depend on
+        the request: method, upstream address and port, route (and namespace)."""
+        items: list[tuple[str, _span.TagValue]] = [
+            ("http.request.method", method),
+            ("server.address", self.upstream_host),
+            ("server.port", self.upstream_port),
+            ("gatetrace.route", self.name),
+        ]
+        if self.namespace is not None:
+            items.append(("gatetrace.upstream.namespace", self.namespace))
+        block = self.client_blocks[method] = _span.TagBlock(items)
+        return block
 
     @property
     def prefix_depth(self) -> int:

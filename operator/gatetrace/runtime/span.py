@@ -33,6 +33,7 @@ __all__ = [
     "SpanLimits",
     "Status",
     "StatusCode",
+    "TagBlock",
     "TagValue",
     "UpgradeBudget",
     "exception_event",
@@ -88,6 +89,43 @@ def exception_event(exc: BaseException) -> dict[str, TagValue]:
     module = kind.__module__
     name = kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
     return {"event": "exception", "exception.type": name, "exception.message": str(exc)}
+
+
+class TagBlock:
+    """Tags that many spans share, in order: what a gateway route records on every request
+    to it (method, route, host...). Immutable; compared and hashed by identity.
+
+    A span given one with :meth:`Span.share` copies its tags in one C call and remembers
+    it (:attr:`Span.shared`) while its first tags are still exactly the block's, so an
+    encoder writes them as one fragment it cached for the block instead of tag by tag.
+    """
+
+    __slots__ = ("items", "keys", "longest", "tags")
+
+    def __init__(self, items: Sequence[tuple[str, TagValue]]) -> None:
+        tags: dict[str, TagValue] = {}
+        for key, value in items:
+            if type(key) is not str or type(value) not in _BLOCK_VALUE_TYPES:
+                raise TypeError(
+                    f"TagBlock: tag {key!r}: a str key and a str, bool, int or float value "
+                    f"are required, not {type(key).__name__} and {type(value).__name__}"
+                )
+            tags[key] = value  # a repeated key: the later value, as set_tag would
+        self.tags: Mapping[str, TagValue] = tags
+        """The tags, in order (never mutated: spans copy it)."""
+        self.items = tuple(tags.items())
+        self.keys = frozenset(tags)
+        self.longest = max((len(v) for v in tags.values() if type(v) is str), default=0)
+        """The longest str value: a span whose value limit is lower does not share."""
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"TagBlock({list(self.items)!r})"
+
+
+_BLOCK_VALUE_TYPES = frozenset({str, bool, int, float})
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +236,7 @@ class Span:
         "references",
         "resource",
         "sampled",
+        "shared",
         "start_ns",
         "status",
         "tags",
@@ -233,6 +272,9 @@ class Span:
         self._mono_start = time.perf_counter_ns()
         self.end_ns: int | None = None
         self.tags: dict[str, TagValue] = {}
+        self.shared: TagBlock | None = None
+        """A block whose tags :attr:`tags` begins with, unchanged (see :meth:`share`);
+        cleared when one of them is set again."""
         self.logs: list[LogRecord] = []
         self.status = _UNSET_STATUS
         self._limits = limits
@@ -276,6 +318,7 @@ class Span:
         span._mono_start = 0
         span.end_ns = end_ns
         span.tags = tags
+        span.shared = None
         span.logs = logs
         span.status = status
         span._limits = _RESTORED_LIMITS
@@ -326,9 +369,12 @@ class Span:
         if not self.recording or self.end_ns is not None:
             return
         tags = self.tags
-        if key not in tags and len(tags) >= self._limits.max_tags:
-            self._metrics.limit_hit("tags")
-            return
+        if key not in tags:
+            if len(tags) >= self._limits.max_tags:
+                self._metrics.limit_hit("tags")
+                return
+        elif self.shared is not None and key in self.shared.keys:
+            self.shared = None  # the block's value is replaced: its tags are not shared now
         if type(value) is str and len(value) > self._limits.max_tag_value_length:
             value = value[: self._limits.max_tag_value_length]
             self._metrics.limit_hit("value")
@@ -359,12 +405,37 @@ class Span:
         mine = self.tags
         if len(mine) + len(tags) <= limits.max_tags:
             if mine:
+                shared = self.shared
+                if shared is not None and not shared.keys.isdisjoint(tags):
+                    self.shared = None
                 mine.update(tags)
             else:
                 self.tags = tags
             return
         for key, value in tags.items():  # near the count limit: one by one, counted
             self.set_tag(key, value)
+
+    def share(self, block: TagBlock) -> None:
+        """Set the block's tags (as :meth:`set_tags` would) and, when they fit the limits
+        and no tag of the span has one of their keys, share them: they go first in
+        :attr:`tags`, ahead of the ones the span had, and :attr:`shared` is the block."""
+        if not self.recording or self.end_ns is not None or not block.items:
+            return
+        mine = self.tags
+        limits = self._limits
+        if (
+            self.shared is not None
+            or block.longest > limits.max_tag_value_length
+            or len(mine) + len(block.items) > limits.max_tags
+            or (mine and not block.keys.isdisjoint(mine))
+        ):
+            self.adopt_tags(dict(block.tags))  # counted and cut as any other tags
+            return
+        tags = dict(block.tags)  # a C copy
+        if mine:
+            tags.update(mine)
+        self.tags = tags
+        self.shared = block
 
     def set_operation_name(self, name: str) -> None:
         if self.end_ns is None:

@@ -207,6 +207,18 @@ def test_cuts_are_counted_for_every_span_not_once_per_cached_value() -> None:
         assert truncated == {"invalid_utf8": 3, "value_length": 3, "value_type": 3}
 
 
+def test_a_cut_key_is_counted_for_every_span_not_once_per_cached_key() -> None:
+    """A key longer than the value limit is cut in every span, so counted in every span."""
+    spans = [finished_span("GET", tags={"a.long.key": 1}) for _ in range(3)]
+    encoder = otlp_encoding.OtlpEncoder(max_value_length=8)
+    encoder.encode(spans[:1])  # the resource's own cuts, once per encoder
+    for _ in range(2):
+        body, truncated = encoder.encode(spans)
+        assert truncated == {"value_length": 3}
+        out = decode(body).resource_spans[0].scope_spans[0].spans
+        assert [attributes(s.attributes) for s in out] == [{"a.long.k": 1}] * 3
+
+
 def test_equal_values_of_other_types_keep_their_own_cached_fields() -> None:
     """``True == 1 == 1.0``: the attribute cache keeps them apart by type."""
     encoder = otlp_encoding.OtlpEncoder()

@@ -25,6 +25,7 @@ strings that are not valid UTF-8 (lone surrogates) get U+FFFD replacements
 import importlib.metadata
 import struct
 from collections.abc import Mapping, Sequence
+from itertools import islice
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import protobuf_wire as pb
@@ -64,6 +65,7 @@ _LINK_FLAGS_KEY = pb.field_key(6, pb.FIXED32)
 _INT64_MIN = -(1 << 63)
 _INT64_MAX = (1 << 63) - 1
 _CACHE_LIMIT = 8192
+_BLOCK_CACHE_LIMIT = 1024
 _len_field = pb.len_field
 _varint = pb.varint
 
@@ -73,6 +75,7 @@ class OtlpEncoder:
 
     __slots__ = (
         "_attrs",
+        "_blocks",
         "_keys",
         "_resources",
         "_scope",
@@ -91,6 +94,9 @@ class OtlpEncoder:
         self._truncated: dict[str, int] = {}
         self._keys: dict[str, bytes] = {}
         self._attrs: dict[tuple[str, object, type], bytes] = {}
+        self._blocks: dict[_span.TagBlock, bytes] = {}
+        """A shared tag block -> its attribute fields (b"": one of them is cut or counted,
+        so the spans sharing it write their tags one by one)."""
         self._resources: dict[int, tuple[_span.Resource, bytes]] = {}
         scope = _len_field(b"\x0a", self._utf8(scope_name)) + _len_field(
             b"\x12", self._utf8(scope_version)
@@ -148,9 +154,14 @@ class OtlpEncoder:
             else:  # a tag dict filled by hand may hold any hashable key
                 self._count("value_type")
                 text = str(key)
-            if len(self._keys) > _CACHE_LIMIT:
-                self._keys.clear()
-            encoded = self._keys[key] = _len_field(b"\x0a", self._utf8(text))
+            counted = self._truncated
+            before = sum(counted.values())
+            encoded = _len_field(b"\x0a", self._utf8(text))
+            if type(key) is str and sum(counted.values()) == before:
+                # a key that was cut or counted is not cached: every span counts it
+                if len(self._keys) > _CACHE_LIMIT:
+                    self._keys.clear()
+                self._keys[key] = encoded
         return encoded
 
     def _any_value(self, value: object) -> bytes:
@@ -180,11 +191,23 @@ class OtlpEncoder:
         """A KeyValue message body (without its own field key and length)."""
         return self._key(key) + _len_field(b"\x12", self._any_value(value))
 
-    def _span_attributes(self, tags: Mapping[str, object], parts: list[bytes]) -> None:
+    def _span_attributes(
+        self, tags: Mapping[str, object], shared: _span.TagBlock | None, parts: list[bytes]
+    ) -> None:
         """Span.attributes (field 9), whole fields cached by (key, value, value type): the
-        type keeps ``True``, ``1`` and ``1.0`` apart; most attribute values repeat."""
+        type keeps ``True``, ``1`` and ``1.0`` apart; most attribute values repeat. The
+        tags a span shares with others (``shared``, the block ``tags`` begins with) are
+        one cached run of fields."""
         cache = self._attrs
-        for key, value in tags.items():
+        items = tags.items()
+        if shared is not None:
+            fragment = self._blocks.get(shared)
+            if fragment is None:
+                fragment = self._block_attributes(shared)
+            if fragment:
+                parts.append(fragment)
+                items = islice(items, len(shared.items), None)  # type: ignore[assignment]
+        for key, value in items:
             try:
                 encoded = cache.get((key, value, type(value)))
             except Exception:  # an unhashable value (a list...) or a key/value that raises
@@ -192,6 +215,24 @@ class OtlpEncoder:
             if encoded is None:
                 encoded = self._attribute(key, value)
             parts.append(encoded)
+
+    def _block_attributes(self, block: _span.TagBlock) -> bytes:
+        """The block's attribute fields, or b"" when encoding one cuts or counts something
+        (each span must count it): counted apart, so nothing is counted twice."""
+        counted = self._truncated
+        scratch: dict[str, int] = {}
+        self._truncated = scratch
+        try:
+            fragment = b"".join([self._attribute(key, value) for key, value in block.items])
+        finally:
+            self._truncated = counted
+        if scratch:
+            fragment = b""
+        blocks = self._blocks
+        if len(blocks) >= _BLOCK_CACHE_LIMIT:
+            blocks.clear()
+        blocks[block] = fragment
+        return fragment
 
     def _attribute(self, key: str, value: object) -> bytes:
         """One Span.attributes field, cached when it is worth it: short str, int or bool
@@ -265,7 +306,7 @@ class OtlpEncoder:
         end = span.end_ns if span.end_ns is not None else span.start_ns
         parts.append(_TIMES.pack(0x39, start, 0x41, max(end & 0xFFFFFFFFFFFFFFFF, start)))
         if span.tags:
-            self._span_attributes(span.tags, parts)
+            self._span_attributes(span.tags, span.shared, parts)
         for log in span.logs:
             parts.append(self._event(log))
         for reference in span.references:

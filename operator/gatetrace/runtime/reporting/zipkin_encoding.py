@@ -37,7 +37,8 @@ import ipaddress
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from itertools import islice
+from typing import Any, Final
 
 from gatetrace.runtime import span as _span
 from gatetrace.runtime.reporting import text as _text
@@ -65,6 +66,7 @@ _SPAN = (
     ',"localEndpoint":%s%s%s%s'
 )
 _PARENT = ',"parentId":"%016x"'
+_UNCACHED: Final[Any] = object()
 _CACHED_VALUE_LENGTH = 256
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
@@ -102,6 +104,7 @@ class ZipkinEncoder:
 
     __slots__ = (
         "_addresses",
+        "_blocks",
         "_fields",
         "_last_local_json",
         "_last_resource",
@@ -122,6 +125,8 @@ class ZipkinEncoder:
         self._remote_json: dict[tuple[tuple[object, ...], tuple[type, ...]], str] = {}
         self._fields: dict[tuple[str, object, type], str] = {}
         """(tag key, value, value type) -> ``"key":"value"`` (see :meth:`_tags_json`)."""
+        self._blocks: dict[_span.TagBlock, str | None] = {}
+        """A shared tag block -> its fields joined (None: one takes the dict path)."""
         self._last_resource: _span.Resource | None = None
         self._last_local_json = ""
         self._last_resource_tags: tuple[str, frozenset[str]] = ("", frozenset())
@@ -176,7 +181,7 @@ class ZipkinEncoder:
         if tags:
             if shared and not shared_keys.isdisjoint(tags):
                 return None  # a span tag overrides a resource attribute: the dict path
-            body = self._tags_json(tags)
+            body = self._tags_json(tags, span.shared)
             if body is None:
                 return None
             if shared:
@@ -218,14 +223,26 @@ class ZipkinEncoder:
             close,
         )
 
-    def _tags_json(self, tags: Mapping[str, object]) -> str | None:
+    def _tags_json(self, tags: Mapping[str, object], shared: _span.TagBlock | None) -> str | None:
         """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
         :meth:`_span_json`). Each ``"key":"value"`` field comes from a cache keyed by key,
         value and value type (``True``, ``1`` and ``1.0`` stay apart), as the OTLP encoder
-        caches its attribute fields: most tag values of a route repeat."""
+        caches its attribute fields: most tag values of a route repeat. The tags a span
+        shares with others (``shared``, the block ``tags`` begins with) are one fragment,
+        cached per block."""
         fields = self._fields
-        out = []
-        for key, value in tags.items():
+        items = tags.items()
+        if shared is None:
+            out = []
+        else:
+            fragment = self._blocks.get(shared, _UNCACHED)
+            if fragment is _UNCACHED:
+                fragment = self._block_json(shared)
+            if fragment is None:
+                return None
+            out = [fragment]
+            items = islice(items, len(shared.items), None)  # type: ignore[assignment]
+        for key, value in items:
             try:
                 field = fields.get((key, value, type(value)))
             except Exception:  # an unhashable value (a list...): not a common shape
@@ -236,6 +253,24 @@ class ZipkinEncoder:
                     return None
             out.append(field)
         return ',"tags":{' + ",".join(out)
+
+    def _block_json(self, block: _span.TagBlock) -> str | None:
+        """The block's ``"key":"value"`` fields joined, or None when one of them takes the
+        dict path (a string over the value limit); cached per block."""
+        out: list[str] = []
+        fragment: str | None = None
+        for key, value in block.items:
+            field = self._field(key, value)
+            if field is None:
+                break
+            out.append(field)
+        else:
+            fragment = ",".join(out)
+        blocks = self._blocks
+        if len(blocks) >= _CACHE_LIMIT:
+            blocks.clear()
+        blocks[block] = fragment
+        return fragment
 
     def _field(self, key: object, value: object) -> str | None:
         """``"key":"value"`` for a str key and a value of a common type that needs no cut
