@@ -16,8 +16,20 @@ _BLOCKS = (
     span.TagBlock([("server.port", 1), ("ratio", 1.0), ("q", 'a"b\\c ü \u2028 \x01')]),
     span.TagBlock([("long", "x" * 40), ("service.version", "2")]),  # a resource key below
     span.TagBlock([("lone", "\ud800"), ("big", 1 << 70), ("neg", -(1 << 63) - 1)]),
+    span.TagBlock([("server.address", "db.internal.example"), ("server.port", 5432)]),
+    span.TagBlock([("server.address", "10.0.0.9"), ("peer.service", "users")]),
 )
-_KEYS = ("server.port", "http.request.method", "url.path", "long", "tls", "ratio", "big")
+_KEYS = (
+    "server.port",
+    "http.request.method",
+    "url.path",
+    "long",
+    "tls",
+    "ratio",
+    "big",
+    "network.peer.address",  # a remote endpoint tag a block does not hold
+    "peer.service",
+)
 _VALUES: tuple[span.TagValue, ...] = ("x", "y" * 30, 7, True, 2.5, "\ud800", 1 << 64)
 _RESOURCES = (RESOURCE, span.Resource("gw", (("service.version", "1"), ("ip", "10.0.0.1"))))
 

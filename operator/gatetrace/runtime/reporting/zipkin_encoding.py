@@ -84,6 +84,7 @@ _REMOTE_TAGS = (
     "server.port",
     "network.peer.port",
 )
+_REMOTE_KEYS = frozenset(_REMOTE_TAGS)
 
 
 def _port(value: object) -> int | None:
@@ -104,6 +105,7 @@ class ZipkinEncoder:
 
     __slots__ = (
         "_addresses",
+        "_block_remotes",
         "_blocks",
         "_fields",
         "_last_local_json",
@@ -127,6 +129,9 @@ class ZipkinEncoder:
         """(tag key, value, value type) -> ``"key":"value"`` (see :meth:`_tags_json`)."""
         self._blocks: dict[_span.TagBlock, str | None] = {}
         """A shared tag block -> its fields joined (None: one takes the dict path)."""
+        self._block_remotes: dict[_span.TagBlock, tuple[str | None, frozenset[str]]] = {}
+        """A shared tag block -> the remote endpoint it makes and the endpoint tag keys
+        it does not hold (see :meth:`_block_remote`)."""
         self._last_resource: _span.Resource | None = None
         self._last_local_json = ""
         self._last_resource_tags: tuple[str, frozenset[str]] = ("", frozenset())
@@ -194,7 +199,18 @@ class ZipkinEncoder:
             kind_json = ',"kind":"SERVER"'
         elif kind is _CLIENT or kind is _PRODUCER:
             kind_json = ',"kind":"CLIENT"' if kind is _CLIENT else ',"kind":"PRODUCER"'
-            remote = self._remote_json_for(tags)
+            block = span.shared
+            if block is None:
+                remote = self._remote_json_for(tags)
+            else:  # made of the block's tags unless the span has other endpoint tags
+                entry = self._block_remotes.get(block)
+                if entry is None:
+                    entry = self._block_remote(block)
+                text, others = entry
+                if text is not None and others.isdisjoint(tags):
+                    remote = text
+                else:
+                    remote = self._remote_json_for(tags)
         elif kind is _CONSUMER:
             kind_json = ',"kind":"CONSUMER"'
         else:
@@ -339,6 +355,24 @@ class ZipkinEncoder:
             self._remote_json.clear()
         self._remote_json[key] = text
         return text
+
+    def _block_remote(self, block: _span.TagBlock) -> tuple[str | None, frozenset[str]]:
+        """The remote endpoint a span sharing ``block`` has when the block holds every
+        endpoint tag of the span (the other endpoint keys: absent from the span's tags),
+        None when making it cut or counted something (then each span makes its own)."""
+        counted = self._truncated
+        scratch: dict[str, int] = {}
+        self._truncated = scratch
+        try:
+            text = self._remote_json_for(block.tags)
+        finally:
+            self._truncated = counted
+        entry = (None if scratch else text, _REMOTE_KEYS - block.keys)
+        remotes = self._block_remotes
+        if len(remotes) >= _CACHE_LIMIT:
+            remotes.clear()
+        remotes[block] = entry
+        return entry
 
     def _count(self, what: str) -> None:
         self._truncated[what] = self._truncated.get(what, 0) + 1
