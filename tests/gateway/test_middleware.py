@@ -89,6 +89,41 @@ async def test_server_and_client_span_attributes_follow_http_semconv(stack: Stac
     assert all("secret" not in str(v) for s in stack.gateway.spans for v in s.tags.values())
 
 
+async def test_the_spans_share_their_route_level_tags_and_requests_reuse_them(
+    stack: Stack,
+) -> None:
+    """What every request to a route with one method and Host records is one shared block
+    per span kind (the encoders write it as one cached fragment); the per-request values
+    are the span's own."""
+    for i in range(2):
+        await stack.get(f"/api/users/{i}", headers={"User-Agent": f"tests/{i}"})
+    first, second = stack.gateway.by_kind(SERVER)
+    assert first.shared is not None and first.shared is second.shared
+    assert first.shared.keys == {
+        "http.request.method",
+        "url.scheme",
+        "network.protocol.version",
+        "server.address",
+        "server.port",
+        "http.route",
+        "gatetrace.route",
+        "gatetrace.upstream.namespace",
+    }
+    assert list(first.tags.items())[: len(first.shared)] == list(first.shared.items)
+    assert (first.tags["url.path"], second.tags["url.path"]) == ("/api/users/0", "/api/users/1")
+    assert second.tags["user_agent.original"] == "tests/1"
+    clients = stack.gateway.by_kind(CLIENT)
+    assert clients[0].shared is not None and clients[0].shared is clients[1].shared
+    assert clients[0].shared.keys == {
+        "http.request.method",
+        "server.address",
+        "server.port",
+        "gatetrace.route",
+        "gatetrace.upstream.namespace",
+    }
+    assert "url.full" not in clients[0].shared.keys
+
+
 async def test_long_request_values_are_cut_to_the_span_limit(stack: Stack) -> None:
     limit = span.SpanLimits().max_tag_value_length
     host, agent = "h" * (limit + 100), "a" * (limit + 1)

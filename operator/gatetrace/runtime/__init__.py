@@ -27,6 +27,7 @@ from gatetrace.runtime.span import (
     SpanLimits,
     Status,
     StatusCode,
+    TagBlock,
     TagValue,
 )
 from gatetrace.runtime.spancontext import SpanContext, TraceState
@@ -48,6 +49,7 @@ __all__ = [
     "SpanProcessor",
     "Status",
     "StatusCode",
+    "TagBlock",
     "TagValue",
     "TraceState",
     "Tracer",
