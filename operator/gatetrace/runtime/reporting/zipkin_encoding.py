@@ -61,9 +61,8 @@ _DECIMAL_BITS = 2000
 """Ints up to this many bits (~600 digits) are written in decimal without a second look:
 under the lowest ``sys.set_int_max_str_digits`` (640). Longer ones: :func:`.text.int_text`."""
 # %-formatting: cheaper than an f-string with format specs (one call, no spec parsing)
-_SPAN = (
-    '{"traceId":"%032x","id":"%016x"%s%s,"name":%s,"timestamp":%d,"duration":%d'
-    ',"localEndpoint":%s%s%s%s'
+_HEAD = (
+    '{"traceId":"%032x","id":"%016x"%s%s,"name":%s,"timestamp":%d,"duration":%d,"localEndpoint":'
 )
 _PARENT = ',"parentId":"%016x"'
 _UNCACHED: Final[Any] = object()
@@ -148,32 +147,31 @@ class ZipkinEncoder:
         :func:`~gatetrace.runtime.reporting.export.encode_in_slices`)."""
         return ZipkinBatch(self)
 
-    def _encode_slow(self, spans: Sequence[_span.Span], parts: list[str], slow: list[int]) -> None:
-        """Fill ``parts[i]`` for the spans the fast path left out, via :meth:`span_dict`."""
-        dicts = [self.span_dict(spans[i]) for i in slow]
+    def _slow_text(self, span: _span.Span) -> str:
+        """The span's JSON via :meth:`span_dict` (the spans the fast path leaves out)."""
+        encoded = self.span_dict(span)
         try:
-            texts = [_ENCODE(encoded) for encoded in dicts]
+            return _ENCODE(encoded)
         except TypeError:  # a tag key json cannot write (tuple...): name it by str()
-            for encoded in dicts:
-                if "tags" in encoded:
-                    encoded["tags"] = {
-                        key if type(key) is str else self._text(key): value
-                        for key, value in encoded["tags"].items()
-                    }
-            texts = [_ENCODE(encoded) for encoded in dicts]
-        for i, text in zip(slow, texts, strict=True):
-            parts[i] = text
+            if "tags" in encoded:
+                encoded["tags"] = {
+                    key if type(key) is str else self._text(key): value
+                    for key, value in encoded["tags"].items()
+                }
+            return _ENCODE(encoded)
 
-    def _span_json(self, span: _span.Span) -> str | None:
-        """The JSON text :meth:`span_dict` would give, or None for the uncommon shapes
-        (logs, an error status, tag keys that are not ``str``, tag values to cut or of other
-        types) that take that path. It counts nothing before it may give up."""
+    def _add_span(self, span: _span.Span, parts: list[str]) -> bool:
+        """Append the pieces of the JSON text :meth:`span_dict` would give to ``parts``, or
+        return False for the uncommon shapes (logs, an error status, tag keys that are not
+        ``str``, tag values to cut or of other types) that take that path. It counts and
+        appends nothing before it may give up. Pieces, not one string per span: the body's
+        one join sizes and copies the text once."""
         if span.logs or span.status.code is not _UNSET:
-            return None
+            return False
         name = span.name
         limit = self.max_value_length
         if type(name) is not str or len(name) > limit:
-            return None
+            return False
         tags = span.tags
         resource = span.resource
         if resource is self._last_resource:
@@ -185,14 +183,14 @@ class ZipkinEncoder:
         shared, shared_keys = self._last_resource_tags
         if tags:
             if shared and not shared_keys.isdisjoint(tags):
-                return None  # a span tag overrides a resource attribute: the dict path
+                return False  # a span tag overrides a resource attribute: the dict path
             body = self._tags_json(tags, span.shared)
             if body is None:
-                return None
+                return False
             if shared:
                 body = f"{body},{shared}"
         else:
-            body = ',"tags":{' + shared if shared else ""
+            body = shared
         kind = span.kind
         remote = ""
         if kind is _SERVER:
@@ -221,11 +219,7 @@ class ZipkinEncoder:
         duration = 1 if end is None else max((end - start) // 1000, 1)
         parent = span.parent_id
         parent_json = _PARENT % (parent & _MASK_64) if parent else ""
-        if ctx.debug:
-            close = '},"debug":true}' if body else ',"debug":true}'
-        else:
-            close = "}}" if body else "}"
-        return _SPAN % (
+        head = _HEAD % (
             ctx.trace_id & _MASK_128,
             ctx.span_id & _MASK_64,
             parent_json,
@@ -233,11 +227,13 @@ class ZipkinEncoder:
             _QUOTE(name),
             start // 1000,
             duration,
-            local,
-            remote,
-            body,
-            close,
         )
+        if body:
+            close = '},"debug":true}' if ctx.debug else "}}"
+            parts += (head, local, remote, ',"tags":{', body, close)
+        else:
+            parts += (head, local, remote, ',"debug":true}' if ctx.debug else "}")
+        return True
 
     def _tags_json(self, tags: Mapping[str, object], shared: _span.TagBlock | None) -> str | None:
         """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
@@ -268,7 +264,7 @@ class ZipkinEncoder:
                 if field is None:
                     return None
             out.append(field)
-        return ',"tags":{' + ",".join(out)
+        return ",".join(out)
 
     def _block_json(self, block: _span.TagBlock) -> str | None:
         """The block's ``"key":"value"`` fields joined, or None when one of them takes the
@@ -543,27 +539,28 @@ class ZipkinBatch:
 
     def __init__(self, encoder: ZipkinEncoder) -> None:
         self.encoder = encoder
-        self.parts: list[str] = []
+        self.parts: list[str] = ["["]
+        """The body's pieces: ``[``, then each span's pieces followed by ``,``."""
         self.truncated: dict[str, int] = {}
 
     def add(self, spans: Sequence[_span.Span]) -> None:
         encoder = self.encoder
         encoder._truncated = self.truncated
-        fast = encoder._span_json
-        parts: list[str] = []
-        slow: list[int] = []
+        fast = encoder._add_span
+        parts = self.parts
+        append = parts.append
         for span in spans:
-            part = fast(span)
-            if part is None:
-                slow.append(len(parts))
-                part = ""
-            parts.append(part)
-        if slow:
-            encoder._encode_slow(spans, parts, slow)
-        self.parts.extend(parts)
+            if not fast(span, parts):
+                append(encoder._slow_text(span))
+            append(",")
 
     def finish(self) -> tuple[bytes, dict[str, int]]:
-        text = "[" + ",".join(self.parts) + "]"
+        parts = self.parts
+        if len(parts) > 1:
+            parts[-1] = "]"  # the last span's comma
+        else:
+            parts.append("]")
+        text = "".join(parts)
         try:
             body = text.encode()
         except UnicodeEncodeError:
