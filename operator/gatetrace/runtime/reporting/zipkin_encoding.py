@@ -236,8 +236,8 @@ class ZipkinEncoder:
         return True
 
     def _tags_json(self, tags: Mapping[str, object], shared: _span.TagBlock | None) -> str | None:
-        """``,"tags":{...`` (no closing brace) for tags of the common types, or None (see
-        :meth:`_span_json`). Each ``"key":"value"`` field comes from a cache keyed by key,
+        """The tags' ``"key":"value"`` fields, comma-separated, for tags of the common
+        types, or None (see :meth:`_add_span`). Each ``"key":"value"`` field comes from a cache keyed by key,
         value and value type (``True``, ``1`` and ``1.0`` stay apart), as the OTLP encoder
         caches its attribute fields: most tag values of a route repeat. The tags a span
         shares with others (``shared``, the block ``tags`` begins with) are one fragment,
