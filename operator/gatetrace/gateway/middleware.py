@@ -145,7 +145,7 @@ class TracingMiddleware:
             except Exception:  # tracing must never break a request: go on untraced
                 self._errors.inc(("start",))
                 return await handler(request)
-            if isinstance(trace, request_trace.UnrecordedTrace):  # the sampler dropped it: no spans
+            if type(trace) is request_trace.UnrecordedTrace:  # the sampler dropped it: no spans
                 request[proxy.OBSERVER] = trace
                 try:
                     response = await handler(request)
@@ -235,9 +235,10 @@ class TracingMiddleware:
         server = root
         if parent is None and baggage is not _NO_BAGGAGE and baggage:
             server.context = server.context._replace(baggage=baggage)
-        trace = request_trace.RequestTrace(
-            active, server, method, self._fields_for(active), self._header_name
-        )
+        fields = self._fields
+        if fields is None or fields.active is not active:
+            fields = self._fields_for(active)
+        trace = request_trace.RequestTrace(active, server, method, fields, self._header_name)
         trace.namespace = route.namespace if route is not None else None
         if server.pending:  # tags only if a priority upgrade keeps it (see _finish)
             trace.defer(request, route)
@@ -389,7 +390,7 @@ class TracingMiddleware:
         server = trace.server
         try:
             client = trace.client
-            if client is not None and not client.is_finished:
+            if client is not None and client.end_ns is None:
                 client.finish(trace.now_ns())
             if status:  # 0: no response (the client went away first)
                 server.set_tag("http.response.status_code", status)
@@ -417,5 +418,6 @@ class TracingMiddleware:
         except Exception:
             self._errors.inc(("finish",))
         finally:
-            server.finish(trace.now_ns())
+            # trace.now_ns(), inlined
+            server.finish(server.start_ns + time.perf_counter_ns() - trace.mono_start)
             trace.request = None  # request[OBSERVER] is this trace: no cycle left behind

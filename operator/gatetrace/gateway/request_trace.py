@@ -9,7 +9,7 @@ kept), injects the configured formats and records the upstream's answer.
 
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, final
 
 import multidict
 from aiohttp import web
@@ -81,6 +81,7 @@ class Fields:
         self.prefixes = tuple(sorted(set(prefixes)))
 
 
+@final
 class UnrecordedTrace:
     """The :class:`~gatetrace.gateway.proxy.UpstreamObserver` of a request whose trace
     the sampler dropped: no span objects at all, only the context to propagate (with
@@ -217,7 +218,9 @@ class RequestTrace:
             context = self.server.context._replace(span_id=self.client_id, remote=False)
             self.active.propagator.inject(retro.outgoing(self.active, context), headers, _SETTER)
             return
-        client = self.active.tracer.start_child(self.server, self.method, _CLIENT, self.now_ns())
+        server = self.server
+        now = server.start_ns + time.perf_counter_ns() - self.mono_start  # now_ns(), inlined
+        client = self.active.tracer.start_child(server, self.method, _CLIENT, now)
         self.client = client
         self.client_tags(client, route, url)
         self.active.propagator.inject(client.context, headers, _SETTER)
@@ -284,8 +287,8 @@ class RequestTrace:
 
     def on_done(self) -> None:
         client = self.client
-        if client is not None:
-            client.finish(self.now_ns())
+        if client is not None:  # now_ns(), inlined
+            client.finish(self.server.start_ns + time.perf_counter_ns() - self.mono_start)
         elif self.deferred and self.client_id:
             self.client_end_ns = self.now_ns()
 

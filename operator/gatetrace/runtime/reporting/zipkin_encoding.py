@@ -61,10 +61,11 @@ _DECIMAL_BITS = 2000
 """Ints up to this many bits (~600 digits) are written in decimal without a second look:
 under the lowest ``sys.set_int_max_str_digits`` (640). Longer ones: :func:`.text.int_text`."""
 # %-formatting: cheaper than an f-string with format specs (one call, no spec parsing)
-_HEAD = (
-    '{"traceId":"%032x","id":"%016x"%s%s,"name":%s,"timestamp":%d,"duration":%d,"localEndpoint":'
+_HEAD = '{"traceId":"%032x","id":"%016x"%s,"name":%s,"timestamp":%d,"duration":%d,"localEndpoint":'
+_CHILD_HEAD = (
+    '{"traceId":"%032x","id":"%016x","parentId":"%016x"%s,"name":%s,"timestamp":%d'
+    ',"duration":%d,"localEndpoint":'
 )
-_PARENT = ',"parentId":"%016x"'
 _UNCACHED: Final[Any] = object()
 _CACHED_VALUE_LENGTH = 256
 _MASK_128 = (1 << 128) - 1
@@ -218,16 +219,25 @@ class ZipkinEncoder:
         end = span.end_ns
         duration = 1 if end is None else max((end - start) // 1000, 1)
         parent = span.parent_id
-        parent_json = _PARENT % (parent & _MASK_64) if parent else ""
-        head = _HEAD % (
-            ctx.trace_id & _MASK_128,
-            ctx.span_id & _MASK_64,
-            parent_json,
-            kind_json,
-            _QUOTE(name),
-            start // 1000,
-            duration,
-        )
+        if parent:  # the parent id in the same format: one %-format a span
+            head = _CHILD_HEAD % (
+                ctx.trace_id & _MASK_128,
+                ctx.span_id & _MASK_64,
+                parent & _MASK_64,
+                kind_json,
+                _QUOTE(name),
+                start // 1000,
+                duration,
+            )
+        else:
+            head = _HEAD % (
+                ctx.trace_id & _MASK_128,
+                ctx.span_id & _MASK_64,
+                kind_json,
+                _QUOTE(name),
+                start // 1000,
+                duration,
+            )
         if body:
             close = '},"debug":true}' if ctx.debug else "}}"
             parts += (head, local, remote, ',"tags":{', body, close)
@@ -237,7 +247,7 @@ class ZipkinEncoder:
 
     def _tags_json(self, tags: Mapping[str, object], shared: _span.TagBlock | None) -> str | None:
         """The tags' ``"key":"value"`` fields, comma-separated, for tags of the common
-        types, or None (see :meth:`_add_span`). Each ``"key":"value"`` field comes from a cache keyed by key,
+        types, or None (see :meth:`_add_span`). Each field comes from a cache keyed by key,
         value and value type (``True``, ``1`` and ``1.0`` stay apart), as the OTLP encoder
         caches its attribute fields: most tag values of a route repeat. The tags a span
         shares with others (``shared``, the block ``tags`` begins with) are one fragment,
