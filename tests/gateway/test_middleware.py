@@ -100,6 +100,8 @@ async def test_the_spans_share_their_route_level_tags_and_requests_reuse_them(
     first, second = stack.gateway.by_kind(SERVER)
     assert first.shared is not None and first.shared is second.shared
     assert first.shared.keys == {
+        "gatetrace.sampler.type",  # the sampler's block, then the route's: one block
+        "gatetrace.sampler.param",
         "http.request.method",
         "url.scheme",
         "network.protocol.version",

@@ -100,7 +100,7 @@ class TagBlock:
     encoder writes them as one fragment it cached for the block instead of tag by tag.
     """
 
-    __slots__ = ("items", "keys", "longest", "tags")
+    __slots__ = ("_followed", "items", "keys", "longest", "size", "tags")
 
     def __init__(self, items: Sequence[tuple[str, TagValue]]) -> None:
         tags: dict[str, TagValue] = {}
@@ -117,15 +117,34 @@ class TagBlock:
         self.keys = frozenset(tags)
         self.longest = max((len(v) for v in tags.values() if type(v) is str), default=0)
         """The longest str value: a span whose value limit is lower does not share."""
+        self.size = len(self.items)
+        self._followed: dict[TagBlock, TagBlock | None] = {}
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.size
+
+    def followed_by(self, other: "TagBlock") -> "TagBlock | None":
+        """This block's tags, then ``other``'s, as one block (the same one each time), or
+        None when they have a key in common (the span sets them one by one then)."""
+        followed = self._followed
+        try:
+            return followed[other]
+        except KeyError:
+            pass
+        joined = (
+            None if not self.keys.isdisjoint(other.keys) else TagBlock(self.items + other.items)
+        )
+        if len(followed) >= _FOLLOWED_CACHED:
+            followed.clear()
+        followed[other] = joined
+        return joined
 
     def __repr__(self) -> str:
         return f"TagBlock({list(self.items)!r})"
 
 
 _BLOCK_VALUE_TYPES = frozenset({str, bool, int, float})
+_FOLLOWED_CACHED = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,24 +437,34 @@ class Span:
     def share(self, block: TagBlock) -> None:
         """Set the block's tags (as :meth:`set_tags` would) and, when they fit the limits
         and no tag of the span has one of their keys, share them: they go first in
-        :attr:`tags`, ahead of the ones the span had, and :attr:`shared` is the block."""
-        if not self.recording or self.end_ns is not None or not block.items:
+        :attr:`tags`, ahead of the ones the span had, and :attr:`shared` is the block. A
+        span whose only tags are a block it shares shares the two blocks as one
+        (:meth:`TagBlock.followed_by`)."""
+        if not self.recording or self.end_ns is not None:
             return
         mine = self.tags
         limits = self._limits
         if (
-            self.shared is not None
-            or block.longest > limits.max_tag_value_length
-            or len(mine) + len(block.items) > limits.max_tags
-            or (mine and not block.keys.isdisjoint(mine))
+            block.size
+            and block.longest <= limits.max_tag_value_length
+            and len(mine) + block.size <= limits.max_tags
         ):
-            self.adopt_tags(dict(block.tags))  # counted and cut as any other tags
-            return
-        tags = dict(block.tags)  # a C copy
-        if mine:
-            tags.update(mine)
-        self.tags = tags
-        self.shared = block
+            shared = self.shared
+            if shared is None:
+                if not mine or block.keys.isdisjoint(mine):
+                    tags = dict(block.tags)  # a C copy
+                    if mine:
+                        tags.update(mine)
+                    self.tags = tags
+                    self.shared = block
+                    return
+            elif len(mine) == shared.size:  # nothing but the first block yet
+                joined = shared.followed_by(block)
+                if joined is not None:
+                    self.tags = dict(joined.tags)
+                    self.shared = joined
+                    return
+        self.adopt_tags(dict(block.tags))  # counted and cut as any other tags
 
     def set_operation_name(self, name: str) -> None:
         if self.end_ns is None:

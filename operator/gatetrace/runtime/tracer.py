@@ -41,6 +41,7 @@ SAMPLER_TYPE: Final = "gatetrace.sampler.type"
 in our own namespace; the Jaeger reporters write it back as ``sampler.type``."""
 SAMPLER_PARAM: Final = "gatetrace.sampler.param"
 """The sampler's parameter (the rate, the traces/s, the decision): ``sampler.param``."""
+_SAMPLER_BLOCKS_CACHED: Final = 64
 
 
 class TracerMetrics:
@@ -100,7 +101,15 @@ _new_tuple = tuple.__new__
 class Tracer:
     """Creates spans for one :class:`~gatetrace.runtime.span.Resource`."""
 
-    __slots__ = ("_hook", "limits", "metrics", "processor", "resource", "sampler")
+    __slots__ = (
+        "_hook",
+        "_sampler_blocks",
+        "limits",
+        "metrics",
+        "processor",
+        "resource",
+        "sampler",
+    )
 
     def __init__(
         self,
@@ -117,6 +126,21 @@ class Tracer:
         self.limits = limits if limits is not None else _span.SpanLimits()
         self.metrics = tracer_metrics if tracer_metrics is not None else TracerMetrics()
         self._hook = self._export
+        self._sampler_blocks: dict[tuple[str, object, type], _span.TagBlock] = {}
+
+    def _sampler_block(self, sampler_type: str, param: object) -> _span.TagBlock | None:
+        """The block of a decision's ``gatetrace.sampler.*`` tags (cached, a few dozen at
+        most), or None for values a block does not take (then they are set one by one)."""
+        try:
+            block = _span.TagBlock([(SAMPLER_TYPE, sampler_type), (SAMPLER_PARAM, param)])  # type: ignore[list-item]
+            key = (sampler_type, param, type(param))
+            blocks = self._sampler_blocks
+            if len(blocks) >= _SAMPLER_BLOCKS_CACHED:
+                blocks.clear()
+            blocks[key] = block
+        except TypeError:
+            return None
+        return block
 
     def _export(self, span: _span.Span) -> None:
         """The finished-span hook: never lets a processor's exception reach the request."""
@@ -324,8 +348,20 @@ class Tracer:
             self.metrics.finish_counts,
         )
         if recording:
-            span.tags[SAMPLER_TYPE] = result.sampler_type
-            span.tags[SAMPLER_PARAM] = result.sampler_param
+            sampler_type = result.sampler_type
+            param = result.sampler_param
+            try:  # the sampler's tags: a block shared by every span of the same decision
+                block = self._sampler_blocks.get((sampler_type, param, type(param)))
+            except TypeError:  # an unhashable param (a sampler of someone else's)
+                block = None
+            if block is None:
+                block = self._sampler_block(sampler_type, param)
+            if block is not None:
+                span.tags = dict(block.tags)
+                span.shared = block
+            else:
+                span.tags[SAMPLER_TYPE] = sampler_type
+                span.tags[SAMPLER_PARAM] = param
             origin = parent or hint
             if origin is not None and origin.debug_id:
                 span.tags["jaeger-debug-id"] = origin.debug_id
