@@ -16,7 +16,7 @@ import enum
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import spancontext as _sc
@@ -145,6 +145,7 @@ class TagBlock:
 
 _BLOCK_VALUE_TYPES = frozenset({str, bool, int, float})
 _FOLLOWED_CACHED = 64
+_UNJOINED: Final[Any] = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,7 +460,9 @@ class Span:
                     self.shared = block
                     return
             elif len(mine) == shared.size:  # nothing but the first block yet
-                joined = shared.followed_by(block)
+                joined = shared._followed.get(block, _UNJOINED)
+                if joined is _UNJOINED:
+                    joined = shared.followed_by(block)
                 if joined is not None:
                     self.tags = dict(joined.tags)
                     self.shared = joined

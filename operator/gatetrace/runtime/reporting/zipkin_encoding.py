@@ -183,7 +183,8 @@ class ZipkinEncoder:
             self._last_resource = resource
         shared, shared_keys = self._last_resource_tags
         if tags:
-            if shared and not shared_keys.isdisjoint(tags):
+            # a keys view against a set walks the smaller (the set's isdisjoint walks the dict)
+            if shared and not tags.keys().isdisjoint(shared_keys):
                 return False  # a span tag overrides a resource attribute: the dict path
             body = self._tags_json(tags, span.shared)
             if body is None:
@@ -206,7 +207,7 @@ class ZipkinEncoder:
                 if entry is None:
                     entry = self._block_remote(block)
                 text, others = entry
-                if text is not None and others.isdisjoint(tags):
+                if text is not None and tags.keys().isdisjoint(others):
                     remote = text
                 else:
                     remote = self._remote_json_for(tags)
