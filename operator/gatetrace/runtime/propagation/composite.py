@@ -12,6 +12,7 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from gatetrace.runtime import baggage as _baggage_values
 from gatetrace.runtime import spancontext as _sc
 from gatetrace.runtime.propagation import b3 as _b3
 from gatetrace.runtime.propagation import b3multi as _b3multi
@@ -76,12 +77,20 @@ class CompositePropagator:
         return found
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
-        injectors = self.injectors if context.baggage else self._injectors_without_baggage
+        baggage = context.baggage
+        # the shared empty baggage by identity first: Baggage.__len__ is a Python call
+        if baggage is _NO_BAGGAGE or not baggage:
+            injectors = self._injectors_without_baggage
+        else:
+            injectors = self.injectors
         for propagator in injectors:
             try:
                 propagator.inject(context, carrier, setter)
             except Exception:  # as in extract: count, never raise into the request
                 self._failures.failed(propagator.name, "internal_error")
+
+
+_NO_BAGGAGE = _baggage_values.EMPTY_BAGGAGE
 
 
 def _names(kind: str, names: Sequence[str]) -> list[str]:

@@ -304,7 +304,10 @@ class OtlpEncoder:
         parts.append(_KIND_BY_VALUE[span.kind._value_])  # an Enum's own hash is Python code
         start = span.start_ns & 0xFFFFFFFFFFFFFFFF
         end = span.end_ns if span.end_ns is not None else span.start_ns
-        parts.append(_TIMES.pack(0x39, start, 0x41, max(end & 0xFFFFFFFFFFFFFFFF, start)))
+        end &= 0xFFFFFFFFFFFFFFFF
+        if end < start:  # no max(): it parses keywords, the compare does not
+            end = start
+        parts.append(_TIMES.pack(0x39, start, 0x41, end))
         if span.tags:
             self._span_attributes(span.tags, span.shared, parts)
         for log in span.logs:
