@@ -198,7 +198,7 @@ def test_joined_blocks_are_cached_and_bounded() -> None:
     assert first.followed_by(span.TagBlock([("tls", True)])) is None  # a key in common
     for other in others:
         first.followed_by(other)
-    assert len(first._followed) <= 64
+    assert len(first._followed) <= 512
 
 
 def test_a_sampler_param_a_block_does_not_take_is_set_one_by_one() -> None:
@@ -212,6 +212,26 @@ def test_a_sampler_param_a_block_does_not_take_is_set_one_by_one() -> None:
     s = t.start_span("op", parent=None)
     assert s.shared is None
     assert s.tags["gatetrace.sampler.param"] == [1]
+
+
+def test_a_zero_float_sampler_param_keeps_its_sign() -> None:
+    """``0.0 == -0.0``: a cached block of one must not stand for the other."""
+
+    class _Fixed(const.ConstSampler):
+        param = 0.0
+
+        def should_sample(
+            self, params: sampling_base.SamplingParams
+        ) -> sampling_base.SamplingResult:
+            return super().should_sample(params)._replace(sampler_param=self.param)
+
+    sampler = _Fixed(True)
+    t = tracer.Tracer(span.Resource("svc"), sampler=sampler)
+    recorded = []
+    for param in (0.0, -0.0, 0.0, float("nan"), 0.25, 0.25):
+        sampler.param = param
+        recorded.append(t.start_span("op", parent=None).tags["gatetrace.sampler.param"])
+    assert [repr(p) for p in recorded] == ["0.0", "-0.0", "0.0", "nan", "0.25", "0.25"]
 
 
 def test_a_restored_span_shares_nothing() -> None:

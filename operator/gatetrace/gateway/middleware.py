@@ -45,9 +45,7 @@ from gatetrace.runtime.sampling import base as _sampling
 __all__ = ["KNOWN_TRACE_HEADERS", "KNOWN_TRACE_PREFIXES", "TracingMiddleware"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_KNOWN_METHODS: Final = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
-)
+_KNOWN_METHODS: Final = routes.HTTP_METHODS
 _GETTER: Final = _propagation.MultiDictGetter()
 _SERVER: Final = _span.SpanKind.SERVER
 _ERROR: Final = _span.StatusCode.ERROR
@@ -217,7 +215,7 @@ class TracingMiddleware:
             )
             sampler = None
         else:
-            name = method + route.span_name_suffix
+            name = route.span_names[method]
             info = _new_tuple(
                 _sampling.RequestInfo, (request.method, raw_path, headers, route.name, trusted)
             )

@@ -26,7 +26,12 @@ from gatetrace.policy import messages as _messages
 from gatetrace.runtime import span as _span
 from gatetrace.runtime import url_redaction as _url_redaction
 
-__all__ = ["Route", "RouteTable"]
+__all__ = ["HTTP_METHODS", "Route", "RouteTable"]
+
+HTTP_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+"""The methods spans name as they are (OTel HTTP semconv); any other is ``_OTHER``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,9 +56,16 @@ class Route:
     longest_tag: int
     """The sum of the lengths of the strings spans record from this route (name, prefix,
     namespace, upstream host): the tracing middleware's bound on what may need cutting."""
+    span_names: dict[str, str] = field(default_factory=dict, compare=False)
+    """Method (each of :data:`HTTP_METHODS` and ``_OTHER``) -> the server span's name:
+    the same string for every request (no concatenation; encoders cache by it)."""
     client_blocks: dict[str, _span.TagBlock] = field(default_factory=dict, compare=False)
     """Method -> the tags every client span of this route shares (filled as methods come:
     at most one per known method and ``_OTHER``)."""
+
+    def __post_init__(self) -> None:
+        for method in (*HTTP_METHODS, "_OTHER"):
+            self.span_names[method] = method + self.span_name_suffix
 
     def client_block(self, method: str) -> _span.TagBlock:
         """The client span tags of a call to this route's upstream that do not depend on

@@ -144,7 +144,7 @@ class TagBlock:
 
 
 _BLOCK_VALUE_TYPES = frozenset({str, bool, int, float})
-_FOLLOWED_CACHED = 64
+_FOLLOWED_CACHED = 512  # above the gateway's 256 route blocks a sampler block is joined with
 _UNJOINED: Final[Any] = object()
 
 

@@ -133,13 +133,15 @@ class Tracer:
         most), or None for values a block does not take (then they are set one by one)."""
         try:
             block = _span.TagBlock([(SAMPLER_TYPE, sampler_type), (SAMPLER_PARAM, param)])  # type: ignore[list-item]
-            key = (sampler_type, param, type(param))
+        except TypeError:
+            return None
+        if type(sampler_type) is str and not (type(param) is float and not param):
+            # not a zero float (0.0 == -0.0: one would stand for the other), nor a str
+            # subclass (equal to its plain str)
             blocks = self._sampler_blocks
             if len(blocks) >= _SAMPLER_BLOCKS_CACHED:
                 blocks.clear()
-            blocks[key] = block
-        except TypeError:
-            return None
+            blocks[(sampler_type, param, type(param))] = block
         return block
 
     def _export(self, span: _span.Span) -> None:

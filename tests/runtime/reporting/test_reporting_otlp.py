@@ -219,6 +219,17 @@ def test_a_cut_key_is_counted_for_every_span_not_once_per_cached_key() -> None:
         assert [attributes(s.attributes) for s in out] == [{"a.long.k": 1}] * 3
 
 
+def test_span_names_come_from_a_cache_but_a_cut_name_is_counted_for_every_span() -> None:
+    spans = [finished_span(name, tags={}) for name in ("GET /a", "x" * 20, "GET /a", "x" * 20)]
+    encoder = otlp_encoding.OtlpEncoder(max_value_length=8)
+    encoder.encode(spans[:1])  # the resource's own cuts, once per encoder
+    for _ in range(2):
+        body, truncated = encoder.encode(spans)
+        assert truncated == {"value_length": 2}
+        out = decode(body).resource_spans[0].scope_spans[0].spans
+        assert [s.name for s in out] == ["GET /a", "x" * 8, "GET /a", "x" * 8]
+
+
 def test_equal_values_of_other_types_keep_their_own_cached_fields() -> None:
     """``True == 1 == 1.0``: the attribute cache keeps them apart by type."""
     encoder = otlp_encoding.OtlpEncoder()

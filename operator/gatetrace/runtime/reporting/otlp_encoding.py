@@ -77,6 +77,7 @@ class OtlpEncoder:
         "_attrs",
         "_blocks",
         "_keys",
+        "_names",
         "_resources",
         "_scope",
         "_truncated",
@@ -93,6 +94,8 @@ class OtlpEncoder:
         self.max_value_length = max_value_length
         self._truncated: dict[str, int] = {}
         self._keys: dict[str, bytes] = {}
+        self._names: dict[str, bytes] = {}
+        """Span name -> its Span.name field (names repeat), when nothing was cut or counted."""
         self._attrs: dict[tuple[str, object, type], bytes] = {}
         self._blocks: dict[_span.TagBlock, bytes] = {}
         """A shared tag block -> its attribute fields (b"": one of them is cut or counted,
@@ -287,6 +290,17 @@ class OtlpEncoder:
     def _trace_state(self, trace_state: Sequence[tuple[str, str]]) -> bytes:
         return self._utf8(",".join(f"{key}={value}" for key, value in trace_state))
 
+    def _name_field(self, name: str) -> bytes:
+        counted = self._truncated
+        before = sum(counted.values())
+        field = _len_field(b"\x2a", self._utf8(name))
+        if type(name) is str and len(name) <= 256 and sum(counted.values()) == before:
+            names = self._names
+            if len(names) >= _BLOCK_CACHE_LIMIT:
+                names.clear()
+            names[name] = field
+        return field
+
     def _span(self, span: _span.Span) -> bytes:
         ctx = span.context
         parts = [
@@ -300,7 +314,11 @@ class OtlpEncoder:
             parts.append(b"\x22\x08" + (parent_id & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big"))
         name = span.name
         if name:
-            parts.append(_len_field(b"\x2a", self._utf8(name)))
+            try:
+                field = self._names.get(name)
+            except TypeError:  # an unhashable name: encoded as before, never cached
+                field = None
+            parts.append(field if field is not None else self._name_field(name))
         parts.append(_KIND_BY_VALUE[span.kind._value_])  # an Enum's own hash is Python code
         start = span.start_ns & 0xFFFFFFFFFFFFFFFF
         end = span.end_ns if span.end_ns is not None else span.start_ns

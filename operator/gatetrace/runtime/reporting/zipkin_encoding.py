@@ -113,6 +113,7 @@ class ZipkinEncoder:
         "_last_resource_tags",
         "_local",
         "_local_json",
+        "_names",
         "_remote_json",
         "_truncated",
         "max_value_length",
@@ -125,6 +126,8 @@ class ZipkinEncoder:
         self._addresses: dict[str, tuple[str, str] | None] = {}
         self._local_json: dict[int, tuple[_span.Resource, str]] = {}
         self._remote_json: dict[tuple[tuple[object, ...], tuple[type, ...]], str] = {}
+        self._names: dict[str, str] = {}
+        """Span name -> its JSON string (names repeat: a route's, a method)."""
         self._fields: dict[tuple[str, object, type], str] = {}
         """(tag key, value, value type) -> ``"key":"value"`` (see :meth:`_tags_json`)."""
         self._blocks: dict[_span.TagBlock, str | None] = {}
@@ -170,9 +173,14 @@ class ZipkinEncoder:
         if span.logs or span.status.code is not _UNSET:
             return False
         name = span.name
-        limit = self.max_value_length
-        if type(name) is not str or len(name) > limit:
+        try:
+            quoted = self._names.get(name)
+        except TypeError:  # an unhashable name: the dict path names it
             return False
+        if quoted is None:
+            if type(name) is not str or len(name) > self.max_value_length:
+                return False
+            quoted = self._quoted_name(name)
         tags = span.tags
         resource = span.resource
         if resource is self._last_resource:
@@ -229,7 +237,7 @@ class ZipkinEncoder:
                 ctx.span_id & _MASK_64,
                 parent & _MASK_64,
                 kind_json,
-                _QUOTE(name),
+                quoted,
                 start // 1000,
                 duration,
             )
@@ -238,7 +246,7 @@ class ZipkinEncoder:
                 ctx.trace_id & _MASK_128,
                 ctx.span_id & _MASK_64,
                 kind_json,
-                _QUOTE(name),
+                quoted,
                 start // 1000,
                 duration,
             )
@@ -248,6 +256,16 @@ class ZipkinEncoder:
         else:
             parts += (head, local, remote, ',"debug":true}' if ctx.debug else "}")
         return True
+
+    def _quoted_name(self, name: str) -> str:
+        """``name`` as a JSON string, cached when short (spans are named by route)."""
+        quoted: str = _QUOTE(name)
+        if len(name) <= _CACHED_VALUE_LENGTH:
+            names = self._names
+            if len(names) >= _CACHE_LIMIT:
+                names.clear()
+            names[name] = quoted
+        return quoted
 
     def _tags_json(self, tags: Mapping[str, object], shared: _span.TagBlock | None) -> str | None:
         """The tags' ``"key":"value"`` fields, comma-separated, for tags of the common
