@@ -80,6 +80,17 @@ class TracerMetrics:
         self.finish_counts = _span.FinishCounts(self.finished)
         self.dropped_contexts = self.finish_counts.not_sampled
         self.exported = self.sampled.tally()
+        self.decision_tallies: dict[tuple[str, str, _sampling.Decision], metrics.Tally] = {}
+        """(sampler, reason, decision) -> its tally in :attr:`decisions` (a bare increment
+        per root decision; as many as the sampler's series)."""
+
+    def decision_tally(
+        self, sampler_type: str, reason: str, decision: _sampling.Decision
+    ) -> metrics.Tally:
+        """The tally of one (sampler, reason, decision) series of :attr:`decisions`."""
+        tally = self.decisions.tally((sampler_type, reason, _DECISION_NAMES[decision]))
+        self.decision_tallies[(sampler_type, reason, decision)] = tally
+        return tally
 
     def limit_hit(self, what: str, amount: int = 1) -> None:
         self.limits.inc((what,), amount)
@@ -304,7 +315,10 @@ class Tracer:
         except Exception:  # a sampler bug must not break the request: fall back to drop
             result = _sampling.SamplingResult(_sampling.Decision.DROP, "error", 0, "sampler_error")
         decision = result.decision
-        self.metrics.decisions.inc((result.sampler_type, result.reason, _DECISION_NAMES[decision]))
+        tally = self.metrics.decision_tallies.get((result.sampler_type, result.reason, decision))
+        if tally is None:
+            tally = self.metrics.decision_tally(result.sampler_type, result.reason, decision)
+        tally.n += 1
         sampled = decision is _sampling.Decision.SAMPLE
         recording = decision is not _sampling.Decision.DROP
         group = None
