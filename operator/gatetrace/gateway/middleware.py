@@ -283,8 +283,8 @@ class TracingMiddleware:
         scheme = request.scheme
         version = request.version
         # what every request to this route with this method and Host shares: one block,
-        # copied in C and written by the encoders as one cached fragment
-        # by the route's name: a Route's own hash is dataclass code over all of its fields
+        # copied in C and written by the encoders as one cached fragment (keyed by the
+        # route's name: a Route's own hash is dataclass code over all of its fields)
         name = route.name if route is not None else None
         block = self._blocks.get((name, method, host, scheme, version))
         if block is None:

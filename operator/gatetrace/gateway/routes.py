@@ -53,9 +53,6 @@ class Route:
     upstream_recorded: str
     """``upstream`` as spans record it (``url.full``): credentials in it redacted; the same
     object as ``upstream`` when it has none."""
-    longest_tag: int
-    """The sum of the lengths of the strings spans record from this route (name, prefix,
-    namespace, upstream host): the tracing middleware's bound on what may need cutting."""
     span_names: dict[str, str] = field(default_factory=dict, compare=False)
     """Method (each of :data:`HTTP_METHODS` and ``_OTHER``) -> the server span's name:
     the same string for every request (no concatenation; encoders cache by it)."""
@@ -109,10 +106,6 @@ class Route:
             upstream_port=url.port,
             upstream_scheme=url.scheme,
             upstream_recorded=_url_redaction.redact_userinfo(upstream),
-            longest_tag=len(route.name)
-            + len(route.prefix)
-            + len(route.namespace or "")
-            + len(url.host),
         )
 
     def upstream_url(self, raw_path: str, raw_query: str) -> str:

@@ -291,6 +291,7 @@ class OtlpEncoder:
         return self._utf8(",".join(f"{key}={value}" for key, value in trace_state))
 
     def _name_field(self, name: str) -> bytes:
+        """The Span.name field, cached unless its encoding cut or counted something."""
         counted = self._truncated
         before = sum(counted.values())
         field = _len_field(b"\x2a", self._utf8(name))
