@@ -20,7 +20,7 @@ __all__ = ["decode", "encode"]
 _KINDS: Final = {kind.value: kind for kind in _span.SpanKind}
 _REFERENCES: Final = {kind.value: kind for kind in _span.ReferenceType}
 _CODES: Final = {code.value: code for code in _span.StatusCode}
-_UNSET: Final = _span.Status()
+_UNSET: Final = _span.UNSET_STATUS  # the shared instance: encoders compare by identity
 
 Encoded = tuple[Any, ...]
 

@@ -22,6 +22,7 @@ from gatetrace.runtime import metrics as _metrics
 from gatetrace.runtime import spancontext as _sc
 
 __all__ = [
+    "UNSET_STATUS",
     "FinishCounts",
     "LogRecord",
     "PendingGroup",
@@ -217,8 +218,9 @@ class FinishCounts:
         self.discarded = counter.tally(("discarded",))
 
 
-_UNSET_STATUS = Status()
-"""Every span's status until :meth:`Span.set_status` (a tuple: one shared instance)."""
+UNSET_STATUS = Status()
+"""Every span's status until :meth:`Span.set_status` (a tuple: one shared instance, so an
+encoder tells an unset status by identity)."""
 
 
 class _NoCounts:
@@ -296,7 +298,7 @@ class Span:
         """A block whose tags :attr:`tags` begins with, unchanged (see :meth:`share`);
         cleared when one of them is set again."""
         self.logs: list[LogRecord] = []
-        self.status = _UNSET_STATUS
+        self.status = UNSET_STATUS
         self._limits = limits
         self._metrics = metrics
         self._end_hook = end_hook

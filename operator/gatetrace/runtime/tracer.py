@@ -105,6 +105,10 @@ class _AlwaysSample:
 
 
 _DECISION_NAMES = {d: d.name.lower() for d in _sampling.Decision}
+_SAMPLE: Final = _sampling.Decision.SAMPLE  # module globals: a class attribute read is not
+_DROP: Final = _sampling.Decision.DROP  # specialized in CPython 3.11, a global read is
+_RECORD_ONLY: Final = _sampling.Decision.RECORD_ONLY
+_SAMPLER_ERROR: Final = _sampling.SamplingResult(_DROP, "error", 0, "sampler_error")
 _NO_BAGGAGE: Final = _baggage.EMPTY_BAGGAGE
 _new_tuple = tuple.__new__
 
@@ -219,25 +223,17 @@ class Tracer:
         if start_ns is None:
             start_ns = time.time_ns()
         m = self.metrics
-        pctx = parent.context
+        # unpacked: a NamedTuple field read is a generic attribute lookup in CPython 3.11
+        # (a type lookup and a descriptor call each), one unpacking is a few instructions
+        trace_id, parent_id, sampled, debug, random, _, trace_state, baggage, _ = parent.context
         span = _span.Span(
             _new_tuple(
                 _sc.SpanContext,
-                (
-                    pctx.trace_id,
-                    span_id,
-                    pctx.sampled,
-                    pctx.debug,
-                    pctx.random,
-                    False,
-                    pctx.trace_state,
-                    pctx.baggage,
-                    "",
-                ),
+                (trace_id, span_id, sampled, debug, random, False, trace_state, baggage, ""),
             ),
             name,  # positional, in the constructor's order: no keyword matching per call
             kind,
-            pctx.span_id,
+            parent_id,
             self.resource,
             references,
             parent.sampled,
@@ -291,21 +287,28 @@ class Tracer:
         context_only: bool = False,
     ) -> _span.Span | _sc.SpanContext:
         hint: _sc.SpanContext | None = None
-        if parent is not None and parent.trace_id and parent.span_id:  # a valid parent
-            trace_id, parent_id = parent.trace_id, parent.span_id
-        else:
-            # A decision-only context (``b3: 0``, a ``jaeger-debug-id`` without a
-            # trace, baggage alone) has no ids to continue, but its flags still
-            # steer the sampler and its baggage still travels with the new trace.
-            if (
-                parent is not None
-                and not parent.trace_id
-                and not parent.span_id
-                and (parent.debug or parent.sampled is not None or parent.baggage)
-            ):
-                hint = parent
-            parent = None
+        # what the new context takes from its origin (none: a new trace's defaults)
+        debug, random, debug_id = False, True, ""
+        trace_state: _sc.TraceState = ()
+        baggage = _NO_BAGGAGE
+        if parent is None:
             trace_id, parent_id = ids.new_trace_id(), None
+        else:
+            # unpacked once (see start_child: a field read is a generic attribute lookup)
+            p_trace, p_span, p_sampled, p_debug, p_random, _, p_state, p_bag, p_debug_id = parent
+            if p_trace and p_span:  # a valid parent
+                trace_id, parent_id = p_trace, p_span
+                debug, random, trace_state, baggage = p_debug, p_random, p_state, p_bag
+                debug_id = p_debug_id
+            else:
+                # A decision-only context (``b3: 0``, a ``jaeger-debug-id`` without a
+                # trace, baggage alone) has no ids to continue, but its flags still
+                # steer the sampler and its baggage still travels with the new trace.
+                if not p_trace and not p_span and (p_debug or p_sampled is not None or p_bag):
+                    hint = parent
+                    debug, baggage, debug_id = p_debug, p_bag, p_debug_id
+                parent = None
+                trace_id, parent_id = ids.new_trace_id(), None
         chosen = sampler if sampler is not None else self.sampler
         params = _new_tuple(
             _sampling.SamplingParams, (trace_id, name, kind, parent or hint, request)
@@ -313,34 +316,19 @@ class Tracer:
         try:
             result = chosen.should_sample(params)
         except Exception:  # a sampler bug must not break the request: fall back to drop
-            result = _sampling.SamplingResult(_sampling.Decision.DROP, "error", 0, "sampler_error")
-        decision = result.decision
-        tally = self.metrics.decision_tallies.get((result.sampler_type, result.reason, decision))
+            result = _SAMPLER_ERROR
+        decision, sampler_type, sampler_param, reason, budget = result
+        tally = self.metrics.decision_tallies.get((sampler_type, reason, decision))
         if tally is None:
-            tally = self.metrics.decision_tally(result.sampler_type, result.reason, decision)
+            tally = self.metrics.decision_tally(sampler_type, reason, decision)
         tally.n += 1
-        sampled = decision is _sampling.Decision.SAMPLE
-        recording = decision is not _sampling.Decision.DROP
+        sampled = decision is _SAMPLE
+        recording = decision is not _DROP
         group = None
-        if decision is _sampling.Decision.RECORD_ONLY:
-            group = _span.PendingGroup(result.budget, self._hook)
+        if decision is _RECORD_ONLY:
+            group = _span.PendingGroup(budget, self._hook)
         # tuple.__new__ with every field: half the cost of the NamedTuple's __new__
-        if parent is not None:
-            fields = (
-                trace_id,
-                span_id,
-                sampled,
-                parent.debug,
-                parent.random,
-                False,
-                parent.trace_state,
-                parent.baggage,
-                "",
-            )
-        elif hint is not None:
-            fields = (trace_id, span_id, sampled, hint.debug, True, False, (), hint.baggage, "")
-        else:
-            fields = (trace_id, span_id, sampled, False, True, False, (), _NO_BAGGAGE, "")
+        fields = (trace_id, span_id, sampled, debug, random, False, trace_state, baggage, "")
         ctx = _new_tuple(_sc.SpanContext, fields)
         if context_only and not recording:
             return ctx
@@ -364,8 +352,7 @@ class Tracer:
             self.metrics.finish_counts,
         )
         if recording:
-            sampler_type = result.sampler_type
-            param = result.sampler_param
+            param = sampler_param
             try:  # the sampler's tags: a block shared by every span of the same decision
                 block = self._sampler_blocks.get((sampler_type, param, type(param)))
             except TypeError:  # an unhashable param (a sampler of someone else's)
@@ -378,9 +365,8 @@ class Tracer:
             else:
                 span.tags[SAMPLER_TYPE] = sampler_type
                 span.tags[SAMPLER_PARAM] = param
-            origin = parent or hint
-            if origin is not None and origin.debug_id:
-                span.tags["jaeger-debug-id"] = origin.debug_id
+            if debug_id:  # the parent's or the hint's
+                span.tags["jaeger-debug-id"] = debug_id
         return span
 
     def start_as_current(

@@ -30,7 +30,18 @@ _KEYS = (
     "network.peer.address",  # a remote endpoint tag a block does not hold
     "peer.service",
 )
-_VALUES: tuple[span.TagValue, ...] = ("x", "y" * 30, 7, True, 2.5, "\ud800", 1 << 64)
+_VALUES: tuple[span.TagValue, ...] = (
+    "x",
+    "y" * 30,
+    7,
+    True,
+    2.5,
+    "\ud800",
+    1 << 64,
+    ["not", "hashable"],  # type: ignore[assignment]
+)
+# the encoders' per-(block, name) templates are %-formats: names with "%" of their own
+_NAMES = ("GET", "GET /a%d", "100% %s %%", 'say "hi"', "a-name-longer-than-twelve")
 _RESOURCES = (RESOURCE, span.Resource("gw", (("service.version", "1"), ("ip", "10.0.0.1"))))
 
 
@@ -39,8 +50,13 @@ def _pair(rng: random.Random) -> tuple[span.Span, span.Span]:
     built from its final tags without a block."""
     kind = rng.choice(list(span.SpanKind))
     resource = rng.choice(_RESOURCES)
+    name = rng.choice(_NAMES)
+    parent_id = rng.choice((None, rng.getrandbits(64) or 1))
+    debug = rng.random() < 0.2
     before = {rng.choice(_KEYS): rng.choice(_VALUES) for _ in range(rng.randrange(3))}
-    shared = finished_span("GET", kind=kind, tags=before, resource=resource)
+    shared = finished_span(
+        name, kind=kind, tags=before, resource=resource, parent_id=parent_id, debug=debug
+    )
     end_ns = shared.end_ns
     shared.end_ns = None
     shared.share(rng.choice(_BLOCKS))
@@ -52,8 +68,10 @@ def _pair(rng: random.Random) -> tuple[span.Span, span.Span]:
     shared.end_ns = end_ns
     ctx = shared.context
     twin = finished_span(
-        "GET",
+        name,
         kind=kind,
+        parent_id=parent_id,
+        debug=debug,
         tags=dict(shared.tags),
         trace_id=ctx.trace_id,
         span_id=ctx.span_id,
@@ -88,6 +106,8 @@ def test_a_shared_block_encodes_as_the_same_span_without_it(limit: int, make: ob
         assert truncated == want_truncated  # every span counts its own cuts
     body, _ = encoder.encode([s for s, _ in pairs])  # every cache warm
     assert body == twin_encoder.encode([t for _, t in pairs])[0]
+    if isinstance(encoder, zipkin_encoding.ZipkinEncoder):  # its templates were used
+        assert sum(shape is not None for shape in encoder._shapes.values()) > 10
 
 
 def test_a_block_that_needs_cutting_is_counted_for_every_span() -> None:

@@ -69,11 +69,12 @@ class CompositePropagator:
                 found = propagator.extract(carrier, getter, found)
             except Exception:  # a format bug must not fail the request; count it instead
                 self._failures.failed(propagator.name, "internal_error")
-        context = found.context
-        baggage = found.baggage
+        if found is _base.EMPTY:  # nothing found (the common new trace): nothing to join
+            return found
+        context, baggage, format_name, sampled, debug = found
         if context is not None and baggage and context.baggage is not baggage:
             context = _base.context_with_baggage(context, baggage)
-            return _base.Extracted(context, baggage, found.format, found.sampled, found.debug)
+            return _base.Extracted(context, baggage, format_name, sampled, debug)
         return found
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:

@@ -76,7 +76,7 @@ class TraceContextPropagator:
     def extract(
         self, carrier: Any, getter: _base.Getter, found: _base.Extracted
     ) -> _base.Extracted:
-        previous = found.context
+        previous = None if found is _base.EMPTY else found.context  # EMPTY: the common case
         if previous is not None and previous.trace_id:
             return self._carry_state(carrier, getter, found, previous)  # an earlier format won
         values = getter.get(carrier, _TRACEPARENT)
@@ -177,16 +177,15 @@ class TraceContextPropagator:
         return _new_tuple(_SpanContext, head + _TAIL)  # concatenation: cheaper than unpacking
 
     def inject(self, context: _sc.SpanContext, carrier: Any, setter: _base.Setter) -> None:
-        trace_id = context.trace_id
-        span_id = context.span_id
+        # unpacked: one step, where each field read is a generic attribute lookup (3.11)
+        trace_id, span_id, sampled, _, random, _, members, _, _ = context
         if not (0 < trace_id < _TRACE_LIMIT and 0 < span_id < _SPAN_LIMIT):
             self._failures.failed(FORMAT, "inject_invalid_context")
             return
-        flags = _FLAGS[(1 if context.sampled else 0) | (2 if context.random else 0)]
+        flags = _FLAGS[(1 if sampled else 0) | (2 if random else 0)]
         # %-formatting measured ~20% faster than an f-string with format specs here
         value = "00-%032x-%016x-%s" % (trace_id, span_id, flags)  # noqa: UP031
         setter.set(carrier, _TRACEPARENT, value)
-        members = context.trace_state
         if members:
             formatted = self._formatted.get(members)
             if formatted is None:

@@ -71,7 +71,7 @@ _CACHED_VALUE_LENGTH = 256
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
 _ERROR = _span.StatusCode.ERROR
-_UNSET = _span.StatusCode.UNSET
+_UNSET_STATUS = _span.UNSET_STATUS  # by identity: a status read is a generic lookup (3.11)
 # compared by identity: an Enum's __hash__ is Python code, too slow for two lookups a span
 _SERVER = _span.SpanKind.SERVER
 _CLIENT = _span.SpanKind.CLIENT
@@ -85,6 +85,59 @@ _REMOTE_TAGS = (
     "network.peer.port",
 )
 _REMOTE_KEYS = frozenset(_REMOTE_TAGS)
+_KIND_JSON = {
+    _SERVER: ',"kind":"SERVER"',
+    _CLIENT: ',"kind":"CLIENT"',
+    _PRODUCER: ',"kind":"PRODUCER"',
+    _CONSUMER: ',"kind":"CONSUMER"',
+}
+
+
+class _Shape:
+    """What the JSON of the spans sharing one tag block and one name has alike (for their
+    kind and resource): the text around their ids, times and other tags, as %-formats."""
+
+    __slots__ = (
+        "body",
+        "child_head",
+        "debug_tail",
+        "guard",
+        "head",
+        "kind",
+        "resource",
+        "size",
+        "tail",
+    )
+
+    def __init__(
+        self,
+        kind: _span.SpanKind,
+        resource: _span.Resource,
+        head: str,
+        child_head: str,
+        body: str,
+        guard: frozenset[str],
+        size: int,
+        tail: str,
+        debug_tail: str,
+    ) -> None:
+        self.kind = kind
+        self.resource = resource
+        self.head = head
+        """Through the times, a %-format of (trace id, span id, timestamp, duration)."""
+        self.child_head = child_head
+        """The same with a parent id after the span id."""
+        self.body = body
+        """What follows the times: the endpoints and the block's tags."""
+        self.guard = guard
+        """Tag keys that send a span of this shape to the dict path: the resource's
+        (a span tag wins over one) and, for remote kinds, the endpoint tags not in
+        the block (the span's own remote endpoint)."""
+        self.size = size
+        """The block's tag count: the span's other tags follow it."""
+        self.tail = tail
+        """The resource attributes and the closing braces."""
+        self.debug_tail = debug_tail
 
 
 def _port(value: object) -> int | None:
@@ -115,6 +168,7 @@ class ZipkinEncoder:
         "_local_json",
         "_names",
         "_remote_json",
+        "_shapes",
         "_truncated",
         "max_value_length",
     )
@@ -129,12 +183,15 @@ class ZipkinEncoder:
         self._names: dict[str, str] = {}
         """Span name -> its JSON string (names repeat: a route's, a method)."""
         self._fields: dict[tuple[str, object, type], str] = {}
-        """(tag key, value, value type) -> ``"key":"value"`` (see :meth:`_tags_json`)."""
+        """(tag key, value, value type) -> ``,"key":"value"`` (see :meth:`_tags_json`)."""
         self._blocks: dict[_span.TagBlock, str | None] = {}
         """A shared tag block -> its fields joined (None: one takes the dict path)."""
         self._block_remotes: dict[_span.TagBlock, tuple[str | None, frozenset[str]]] = {}
         """A shared tag block -> the remote endpoint it makes and the endpoint tag keys
         it does not hold (see :meth:`_block_remote`)."""
+        self._shapes: dict[tuple[_span.TagBlock, str], _Shape | None] = {}
+        """(shared tag block, span name) -> what such spans' JSON has alike (None: such
+        spans take the general path; see :meth:`_add_shaped`)."""
         self._last_resource: _span.Resource | None = None
         self._last_local_json = ""
         self._last_resource_tags: tuple[str, frozenset[str]] = ("", frozenset())
@@ -170,8 +227,23 @@ class ZipkinEncoder:
         ``str``, tag values to cut or of other types) that take that path. It counts and
         appends nothing before it may give up. Pieces, not one string per span: the body's
         one join sizes and copies the text once."""
-        if span.logs or span.status.code is not _UNSET:
+        if span.logs or span.status is not _UNSET_STATUS:
             return False
+        resource = span.resource
+        if resource is not self._last_resource:
+            self._last_local_json = self._local_endpoint_json(resource)
+            self._last_resource_tags = self._resource_tags_json(resource)
+            self._last_resource = resource
+        block = span.shared
+        if block is not None:
+            try:
+                shape = self._shapes.get((block, span.name), _UNCACHED)
+            except TypeError:  # an unhashable name: the dict path names it
+                return False
+            if shape is _UNCACHED or (shape is not None and shape.resource is not resource):
+                shape = self._shape(span, block)
+            if shape is not None and shape.kind is span.kind:
+                return self._add_shaped(span, shape, parts)
         name = span.name
         try:
             quoted = self._names.get(name)
@@ -182,13 +254,7 @@ class ZipkinEncoder:
                 return False
             quoted = self._quoted_name(name)
         tags = span.tags
-        resource = span.resource
-        if resource is self._last_resource:
-            local = self._last_local_json
-        else:
-            local = self._last_local_json = self._local_endpoint_json(resource)
-            self._last_resource_tags = self._resource_tags_json(resource)
-            self._last_resource = resource
+        local = self._last_local_json
         shared, shared_keys = self._last_resource_tags
         if tags:
             # a keys view against a set walks the smaller (the set's isdisjoint walks the dict)
@@ -223,7 +289,8 @@ class ZipkinEncoder:
             kind_json = ',"kind":"CONSUMER"'
         else:
             kind_json = ""
-        ctx = span.context
+        # unpacked: each NamedTuple field read is a generic attribute lookup (CPython 3.11)
+        trace_id, span_id, _, debug, _, _, _, _, _ = span.context
         start = span.start_ns
         end = span.end_ns
         # at least 1 (no max(): a builtin that parses keywords costs more than the compare)
@@ -233,8 +300,8 @@ class ZipkinEncoder:
         parent = span.parent_id
         if parent:  # the parent id in the same format: one %-format a span
             head = _CHILD_HEAD % (
-                ctx.trace_id & _MASK_128,
-                ctx.span_id & _MASK_64,
+                trace_id & _MASK_128,
+                span_id & _MASK_64,
                 parent & _MASK_64,
                 kind_json,
                 quoted,
@@ -243,19 +310,115 @@ class ZipkinEncoder:
             )
         else:
             head = _HEAD % (
-                ctx.trace_id & _MASK_128,
-                ctx.span_id & _MASK_64,
+                trace_id & _MASK_128,
+                span_id & _MASK_64,
                 kind_json,
                 quoted,
                 start // 1000,
                 duration,
             )
         if body:
-            close = '},"debug":true}' if ctx.debug else "}}"
+            close = '},"debug":true}' if debug else "}}"
             parts += (head, local, remote, ',"tags":{', body, close)
         else:
-            parts += (head, local, remote, ',"debug":true}' if ctx.debug else "}")
+            parts += (head, local, remote, ',"debug":true}' if debug else "}")
         return True
+
+    def _add_shaped(self, span: _span.Span, shape: "_Shape", parts: list[str]) -> bool:
+        """:meth:`_add_span` for a span of a known shape: its head and tail are the
+        shape's, with its ids and times filled in, and only the tags after the block are
+        written one by one. Appends nothing when it gives up."""
+        tags = span.tags
+        guard = shape.guard
+        if guard and not tags.keys().isdisjoint(guard):
+            return False  # a resource attribute or an endpoint tag of the span's own: dict path
+        trace_id, span_id, _, debug, _, _, _, _, _ = span.context
+        start = span.start_ns
+        end = span.end_ns
+        duration = 1 if end is None else (end - start) // 1000
+        if duration < 1:
+            duration = 1
+        parent = span.parent_id
+        mark = len(parts)
+        if parent:
+            head = shape.child_head % (
+                trace_id & _MASK_128,
+                span_id & _MASK_64,
+                parent & _MASK_64,
+                start // 1000,
+                duration,
+            )
+        else:
+            head = shape.head % (trace_id & _MASK_128, span_id & _MASK_64, start // 1000, duration)
+        parts += (head, shape.body)
+        size = shape.size
+        if len(tags) > size:
+            fields = self._fields
+            for key, value in islice(tags.items(), size, None):
+                try:
+                    field = fields.get((key, value, type(value)))
+                except TypeError:  # an unhashable value (a list...): not a common shape
+                    del parts[mark:]
+                    return False
+                if field is None:
+                    field = self._field(key, value)
+                    if field is None:
+                        del parts[mark:]
+                        return False
+                parts.append(field)
+        parts.append(shape.debug_tail if debug else shape.tail)
+        return True
+
+    def _shape(self, span: _span.Span, block: _span.TagBlock) -> "_Shape | None":
+        """What the JSON of spans sharing ``block`` and named as ``span`` has alike, for the
+        span's kind and resource (the current one: :meth:`_add_span` switched to it), or
+        None when such spans take the general path (a name or block value to cut, a block
+        key that is also a resource attribute); cached."""
+        name = span.name
+        kind = span.kind
+        shape: _Shape | None = None
+        fragment = self._blocks.get(block, _UNCACHED)
+        if fragment is _UNCACHED:
+            fragment = self._block_json(block)
+        resource_json, resource_keys = self._last_resource_tags
+        guard = resource_keys
+        remote: str | None = ""
+        kind_json = _KIND_JSON.get(kind, "") if type(kind) is _span.SpanKind else None
+        if kind is _CLIENT or kind is _PRODUCER:
+            entry = self._block_remotes.get(block)
+            if entry is None:
+                entry = self._block_remote(block)
+            remote, others = entry
+            guard = guard | others
+        if (
+            type(name) is str
+            and len(name) <= self.max_value_length
+            and fragment is not None
+            and remote is not None
+            and kind_json is not None
+            and block.keys.isdisjoint(resource_keys)
+        ):
+            # the %-formats end with the times; the text after them is a piece of its own
+            # (a %-format walks its template character by character, a join copies)
+            named = f'{kind_json},"name":{_QUOTE(name)}'.replace("%", "%%")
+            times = f'{named},"timestamp":%d,"duration":%d'
+            tail = f",{resource_json}" if resource_json else ""
+            shape = _Shape(
+                kind,
+                span.resource,
+                '{"traceId":"%032x","id":"%016x"' + times,
+                '{"traceId":"%032x","id":"%016x","parentId":"%016x"' + times,
+                f',"localEndpoint":{self._last_local_json}{remote},"tags":{{{fragment}',
+                guard,
+                block.size,
+                tail + "}}",
+                tail + '},"debug":true}',
+            )
+        shapes = self._shapes
+        if len(shapes) >= _CACHE_LIMIT:
+            shapes.clear()
+        shapes[(block, name)] = shape
+        return shape
 
     def _quoted_name(self, name: str) -> str:
         """``name`` as a JSON string, cached when short (spans are named by route)."""
@@ -296,7 +459,8 @@ class ZipkinEncoder:
                 if field is None:
                     return None
             out.append(field)
-        return ",".join(out)
+        # the fields start with their comma: none before the block's fragment or the first
+        return "".join(out) if shared is not None else "".join(out)[1:]
 
     def _block_json(self, block: _span.TagBlock) -> str | None:
         """The block's ``"key":"value"`` fields joined, or None when one of them takes the
@@ -309,7 +473,7 @@ class ZipkinEncoder:
                 break
             out.append(field)
         else:
-            fragment = ",".join(out)
+            fragment = "".join(out)[1:]  # the first field's comma
         blocks = self._blocks
         if len(blocks) >= _CACHE_LIMIT:
             blocks.clear()
@@ -317,8 +481,9 @@ class ZipkinEncoder:
         return fragment
 
     def _field(self, key: object, value: object) -> str | None:
-        """``"key":"value"`` for a str key and a value of a common type that needs no cut
-        (cached unless a float or a long string), or None."""
+        """``,"key":"value"`` (with its comma: the fields follow a block or one another)
+        for a str key and a value of a common type that needs no cut (cached unless a
+        float or a long string), or None."""
         if type(key) is not str:
             return None
         kind = type(value)
@@ -332,7 +497,7 @@ class ZipkinEncoder:
             text = f'"{value}"'
         else:
             return None  # other types; an int too long for decimal text: the dict path
-        field = _QUOTE(key) + ":" + text
+        field = "," + _QUOTE(key) + ":" + text
         if kind is not float and (kind is not str or len(value) <= _CACHED_VALUE_LENGTH):  # type: ignore[arg-type]
             fields = self._fields
             if len(fields) >= _FIELD_CACHE_LIMIT:

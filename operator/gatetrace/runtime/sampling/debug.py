@@ -83,7 +83,7 @@ class DebugSampler:
         )
 
     def should_sample(self, params: _base.SamplingParams) -> _base.SamplingResult:
-        parent = params.parent
+        _, _, _, parent, _ = params  # unpacked: a field read is a generic attribute lookup
         if parent is not None and parent.debug:
             return self._debug(params)
         try:  # as _base.decide, inlined: this wraps every root decision

@@ -40,7 +40,7 @@ class ParentBasedSampler:
         self.remote_deferred = remote_deferred
 
     def should_sample(self, params: _base.SamplingParams) -> _base.SamplingResult:
-        parent = params.parent
+        _, _, _, parent, _ = params  # unpacked: a field read is a generic attribute lookup
         if parent is None:
             try:  # as _base.decide, inlined: new traces are the common case
                 return self.root.should_sample(params)
