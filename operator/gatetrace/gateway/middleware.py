@@ -238,7 +238,8 @@ class TracingMiddleware:
             fields = self._fields_for(active)
         trace = request_trace.RequestTrace(active, server, method, fields, self._header_name)
         trace.namespace = route.namespace if route is not None else None
-        if server.pending:  # tags only if a priority upgrade keeps it (see _finish)
+        # a sampled span is never pending: its slot read spares the property's call
+        if not server.sampled and server.pending:  # tags only if an upgrade keeps it (_finish)
             trace.defer(request, route)
         else:
             self._server_tags(active, request, server, route, method)
@@ -395,7 +396,7 @@ class TracingMiddleware:
                 if status >= 500 and not trace.upstream_failed:
                     server.set_status(_ERROR)
                     server.set_tag("error.type", str(status))
-            if server.pending:
+            if not server.sampled and server.pending:  # (see _start)
                 priority = active.priority_for(trace.namespace)
                 is_error = trace.upstream_failed or status >= 500
                 upgraded = False
