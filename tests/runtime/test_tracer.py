@@ -111,6 +111,23 @@ def test_an_invalid_remote_parent_starts_a_new_trace() -> None:
     assert sampler.asked[0].parent is None
 
 
+def test_a_half_valid_parent_is_neither_continued_nor_a_decision_hint() -> None:
+    """A trace id without a span id: a new trace, none of the parent's flags, state,
+    baggage or debug id (only a context with no ids at all is a decision hint)."""
+    sampler = _Recording()
+    t = tracer.Tracer(RESOURCE, sampler=sampler)
+    bag = baggage.Baggage.from_values({"tenant": "acme"})
+    parent = spancontext.SpanContext(
+        0xABC, 0, True, True, False, True, (("vendor", "v1"),), bag, debug_id="corr-1"
+    )
+    s = t.start_span("op", parent=parent)
+    assert sampler.asked[0].parent is None
+    assert s.trace_id not in (0, 0xABC) and s.parent_id is None
+    ctx = s.context
+    assert (ctx.debug, ctx.random, ctx.trace_state, len(ctx.baggage)) == (False, True, (), 0)
+    assert "jaeger-debug-id" not in s.tags
+
+
 def test_the_sampler_decides_and_a_per_call_sampler_overrides_it() -> None:
     t = tracer.Tracer(RESOURCE, sampler=const.ConstSampler(False))
     dropped = t.start_span("a", parent=None, tags={"k": "v"})
