@@ -130,14 +130,20 @@ class _Shape:
         self.body = body
         """What follows the times: the endpoints and the block's tags."""
         self.guard = guard
-        """Tag keys that send a span of this shape to the dict path: the resource's
-        (a span tag wins over one) and, for remote kinds, the endpoint tags not in
-        the block (the span's own remote endpoint)."""
+        """Tag keys that send a span of this shape to the general path (see :meth:`fits`)."""
         self.size = size
         """The block's tag count: the span's other tags follow it."""
         self.tail = tail
         """The resource attributes and the closing braces."""
         self.debug_tail = debug_tail
+
+    def fits(self, tags: Mapping[str, object]) -> bool:
+        """Whether a span with these tags is written as this shape: none of them is a
+        resource attribute or (remote kinds) an endpoint tag outside the block, which
+        the general path writes (a span tag wins over the attribute; the span's own
+        remote endpoint)."""
+        guard = self.guard
+        return not guard or tags.keys().isdisjoint(guard)
 
 
 def _port(value: object) -> int | None:
@@ -230,19 +236,23 @@ class ZipkinEncoder:
         if span.logs or span.status is not _UNSET_STATUS:
             return False
         resource = span.resource
-        if resource is not self._last_resource:
-            self._last_local_json = self._local_endpoint_json(resource)
-            self._last_resource_tags = self._resource_tags_json(resource)
-            self._last_resource = resource
         block = span.shared
+        shape: _Shape | None = _UNCACHED
         if block is not None:
             try:
                 shape = self._shapes.get((block, span.name), _UNCACHED)
             except TypeError:  # an unhashable name: the dict path names it
                 return False
-            if shape is _UNCACHED or (shape is not None and shape.resource is not resource):
-                shape = self._shape(span, block)
-            if shape is not None and shape.kind is span.kind:
+            # a shape is made only for a name that needs no cut
+            if (
+                shape is not _UNCACHED
+                and shape is not None
+                and shape.resource is resource
+                and shape.kind is span.kind
+                and shape.fits(span.tags)
+            ):
+                if resource is not self._last_resource:
+                    self._use_resource(resource)
                 return self._add_shaped(span, shape, parts)
         name = span.name
         try:
@@ -253,6 +263,16 @@ class ZipkinEncoder:
             if type(name) is not str or len(name) > self.max_value_length:
                 return False
             quoted = self._quoted_name(name)
+        # the resource's fields are made (and what they cut counted) when a span whose
+        # name needs no cut is the first of another resource
+        if resource is not self._last_resource:
+            self._use_resource(resource)
+        if block is not None and (
+            shape is _UNCACHED or (shape is not None and shape.resource is not resource)
+        ):
+            shape = self._shape(span, block)
+            if shape is not None and shape.kind is span.kind and shape.fits(span.tags):
+                return self._add_shaped(span, shape, parts)
         tags = span.tags
         local = self._last_local_json
         shared, shared_keys = self._last_resource_tags
@@ -324,14 +344,18 @@ class ZipkinEncoder:
             parts += (head, local, remote, ',"debug":true}' if debug else "}")
         return True
 
+    def _use_resource(self, resource: _span.Resource) -> None:
+        """Make ``resource`` the one whose endpoint and attribute fields are at hand."""
+        self._last_local_json = self._local_endpoint_json(resource)
+        self._last_resource_tags = self._resource_tags_json(resource)
+        self._last_resource = resource
+
     def _add_shaped(self, span: _span.Span, shape: "_Shape", parts: list[str]) -> bool:
         """:meth:`_add_span` for a span of a known shape: its head and tail are the
         shape's, with its ids and times filled in, and only the tags after the block are
-        written one by one. Appends nothing when it gives up."""
+        written one by one (the span :meth:`_Shape.fits`). Appends nothing when it gives up
+        (a tag value the general path gives up on too)."""
         tags = span.tags
-        guard = shape.guard
-        if guard and not tags.keys().isdisjoint(guard):
-            return False  # a resource attribute or an endpoint tag of the span's own: dict path
         trace_id, span_id, _, debug, _, _, _, _, _ = span.context
         start = span.start_ns
         end = span.end_ns
@@ -371,7 +395,7 @@ class ZipkinEncoder:
 
     def _shape(self, span: _span.Span, block: _span.TagBlock) -> "_Shape | None":
         """What the JSON of spans sharing ``block`` and named as ``span`` has alike, for the
-        span's kind and resource (the current one: :meth:`_add_span` switched to it), or
+        span's kind and resource (the current one: :meth:`_use_resource`), or
         None when such spans take the general path (a name or block value to cut, a block
         key that is also a resource attribute); cached."""
         name = span.name
