@@ -249,7 +249,7 @@ class ZipkinEncoder:
                 and shape is not None
                 and shape.resource is resource
                 and shape.kind is span.kind
-                and shape.fits(span.tags)
+                and (not shape.guard or span.tags.keys().isdisjoint(shape.guard))  # fits()
             ):
                 if resource is not self._last_resource:
                     self._use_resource(resource)
