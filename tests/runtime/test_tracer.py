@@ -1,5 +1,7 @@
 """Tracer: root decisions and their record, parents, processors that fail, metrics."""
 
+import types
+
 import pytest
 
 from gatetrace.runtime import baggage, context, metrics, span, spancontext, tracer
@@ -145,6 +147,20 @@ def test_a_sampler_that_raises_drops_the_trace_and_is_counted() -> None:
     s = t.start_span("op", parent=None)
     assert not s.sampled
     assert s.context.is_valid  # the trace still propagates
+    assert t.metrics.decisions.value(("error", "sampler_error", "drop")) == 1
+
+
+def test_a_sampler_result_that_is_no_sampling_result_drops_as_a_sampler_error() -> None:
+    class Duck:
+        def should_sample(self, params: base.SamplingParams) -> base.SamplingResult:
+            return types.SimpleNamespace(decision=base.Decision.SAMPLE)  # type: ignore[return-value]
+
+        def describe(self) -> str:
+            return "duck"
+
+    t = tracer.Tracer(RESOURCE, sampler=Duck())
+    s = t.start_span("op")
+    assert not s.recording
     assert t.metrics.decisions.value(("error", "sampler_error", "drop")) == 1
 
 

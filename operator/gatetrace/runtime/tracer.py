@@ -314,10 +314,10 @@ class Tracer:
             _sampling.SamplingParams, (trace_id, name, kind, parent or hint, request)
         )
         try:
-            result = chosen.should_sample(params)
-        except Exception:  # a sampler bug must not break the request: fall back to drop
-            result = _SAMPLER_ERROR
-        decision, sampler_type, sampler_param, reason, budget = result
+            decision, sampler_type, sampler_param, reason, budget = chosen.should_sample(params)
+        except Exception:  # a sampler bug (a result that is no SamplingResult too) must not
+            # break the request: fall back to drop
+            decision, sampler_type, sampler_param, reason, budget = _SAMPLER_ERROR
         tally = self.metrics.decision_tallies.get((sampler_type, reason, decision))
         if tally is None:
             tally = self.metrics.decision_tally(sampler_type, reason, decision)

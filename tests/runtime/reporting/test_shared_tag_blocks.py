@@ -167,3 +167,29 @@ def test_zipkin_counts_a_resource_cut_as_before_whichever_path_a_shared_span_tak
     spans = [_sharing("GET", block, {"peer.service": "svc"}) for _ in range(2)]
     _, truncated = encoder.encode(spans)
     assert truncated == {"value_length": 1}
+
+
+def test_zipkin_writes_a_shared_span_whose_tag_cannot_be_hashed_by_the_dict_path() -> None:
+    """A writable memoryview's hash raises ValueError (not TypeError): written with str()
+    and counted, as without a block, never an exception out of encode."""
+    block = span.TagBlock([("a", "v")])
+    encoder = zipkin_encoding.ZipkinEncoder()
+    encoder.encode([_sharing("GET", block, {})])  # the template is cached
+    value = memoryview(bytearray(b"x"))
+    body, truncated = encoder.encode([_sharing("GET", block, {"body": value})])  # type: ignore[dict-item]
+    assert b'"body":"<memory at' in body
+    assert truncated == {"value_type": 1}
+
+
+def test_zipkin_treats_an_explicitly_unset_status_as_unset() -> None:
+    """``set_status(UNSET)`` makes a new Status object: still the template path, so the
+    resource's cuts are counted once per encoder as for the shared unset status."""
+    block = span.TagBlock([("a", "v")])
+    encoder = zipkin_encoding.ZipkinEncoder(max_value_length=4)
+    spans = []
+    for _ in range(3):
+        s = _sharing("GET", block, {})
+        s.status = span.Status(span.StatusCode.UNSET)
+        spans.append(s)
+    _, truncated = encoder.encode(spans)
+    assert truncated == {"value_length": 1}

@@ -71,6 +71,7 @@ _CACHED_VALUE_LENGTH = 256
 _MASK_128 = (1 << 128) - 1
 _MASK_64 = 0xFFFFFFFFFFFFFFFF
 _ERROR = _span.StatusCode.ERROR
+_UNSET = _span.StatusCode.UNSET
 _UNSET_STATUS = _span.UNSET_STATUS  # by identity: a status read is a generic lookup (3.11)
 # compared by identity: an Enum's __hash__ is Python code, too slow for two lookups a span
 _SERVER = _span.SpanKind.SERVER
@@ -233,7 +234,8 @@ class ZipkinEncoder:
         ``str``, tag values to cut or of other types) that take that path. It counts and
         appends nothing before it may give up. Pieces, not one string per span: the body's
         one join sizes and copies the text once."""
-        if span.logs or span.status is not _UNSET_STATUS:
+        status = span.status  # the shared unset status by identity first (no field read)
+        if span.logs or (status is not _UNSET_STATUS and status.code is not _UNSET):
             return False
         resource = span.resource
         block = span.shared
@@ -381,7 +383,7 @@ class ZipkinEncoder:
             for key, value in islice(tags.items(), size, None):
                 try:
                     field = fields.get((key, value, type(value)))
-                except TypeError:  # an unhashable value (a list...): not a common shape
+                except Exception:  # an unhashable value (a list, a memoryview): the dict path
                     del parts[mark:]
                     return False
                 if field is None:
