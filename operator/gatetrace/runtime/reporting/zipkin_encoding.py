@@ -398,8 +398,9 @@ class ZipkinEncoder:
     def _shape(self, span: _span.Span, block: _span.TagBlock) -> "_Shape | None":
         """What the JSON of spans sharing ``block`` and named as ``span`` has alike, for the
         span's kind and resource (the current one: :meth:`_use_resource`), or
-        None when such spans take the general path (a name or block value to cut, a block
-        key that is also a resource attribute); cached."""
+        None when such spans take the general path (a block value to cut, a block key that
+        is also a resource attribute); cached. Called once the name is known to need no
+        cut (:meth:`_add_span` checked it)."""
         name = span.name
         kind = span.kind
         shape: _Shape | None = None
@@ -417,9 +418,7 @@ class ZipkinEncoder:
             remote, others = entry
             guard = guard | others
         if (
-            type(name) is str
-            and len(name) <= self.max_value_length
-            and fragment is not None
+            fragment is not None
             and remote is not None
             and kind_json is not None
             and block.keys.isdisjoint(resource_keys)
